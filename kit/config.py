@@ -1,0 +1,389 @@
+"""Competition config: frozen dataclasses with defaults in code, one TOML file per competition.
+
+`competitions/<slug>/config.toml` holds only what differs from the defaults below.
+`--set section.key=value` overrides are cast to the field's type. An unknown section or
+key is an error that names the file and lists the valid keys; nothing is silently ignored.
+
+    cfg = load_config("titanic", overrides=["train.epochs=5", "model.name=gbdt"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import ConfigError
+
+# Fields whose value must be one of a fixed set: (section, key) -> choices.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("competition", "task"): ("tabular", "image"),
+    ("train", "scheduler"): ("cosine", "plateau"),
+    ("train", "monitor"): ("metric", "loss"),
+    ("train", "min_delta_mode"): ("abs", "rel"),
+    ("train", "amp"): ("auto", "off", "bf16", "fp16"),
+    ("train", "device"): ("auto", "cpu", "cuda", "mps"),
+    ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group"),
+    ("submission", "kind"): ("label", "proba"),
+    ("ensemble", "fold_vote"): ("soft", "hard"),
+}
+
+
+@dataclass(frozen=True)
+class CompetitionConfig:
+    slug: str = ""
+    task: str = "tabular"
+    kaggle: bool = True  # false: not a Kaggle competition (no download / submit / kernel)
+    metric: str = "accuracy"  # a name in kit.metrics.METRICS
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "train.csv"
+    test: str = "test.csv"
+    sample_submission: str = "sample_submission.csv"
+    id: str = "id"
+    target: str = "target"
+    params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    name: str = "raw"  # shows in the run folder name
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)  # keyword arguments for the features.py hook
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "mlp"  # a name in kit.models (or timm:<name>, torchvision:<name>)
+    pretrained: bool = False
+    weights: str = ""  # local .pth / .safetensors file (Kaggle kernels have no internet)
+    params: dict = field(default_factory=dict)  # keyword arguments of the model builder
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    backbone_lr_mult: float = 1.0  # backbone LR = lr * this (pretrained models)
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    warmup_epochs: float = 1.0
+    min_lr: float = 1e-5  # cosine floor; 0 freezes the end of training (warned)
+    scheduler: str = "cosine"
+    plateau_patience: int = 2  # epochs without improvement before the LR is cut
+    plateau_factor: float = 0.5
+    patience: int = 6  # early stopping: epochs without improvement (wait >= patience stops)
+    min_delta: float = 0.0
+    min_delta_mode: str = "abs"
+    monitor: str = "metric"  # early stopping and best checkpoint follow the metric or the loss
+    amp: str = "auto"  # auto: bf16 on CUDA with support, fp16 + GradScaler on other CUDA, off on CPU
+    clip_grad: float = 0.0  # max gradient norm; 0 = off
+    accum_steps: int = 1
+    device: str = "auto"
+    num_workers: int = 0
+    device_data: bool = False  # keep the whole tensor dataset on the device (small data)
+    compile: bool = False
+    channels_last: bool = False
+    freeze_epochs: int = 0  # backbone frozen for the first N epochs (pretrained models)
+    max_time: float = 0.0  # seconds for the whole run; 0 = no limit
+    deterministic: bool = False
+    tta: bool = False
+    max_steps_per_epoch: int = 0  # 0 = the whole epoch (dry runs use a few)
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    n_splits: int = 5
+    seed: int = 42
+    strategy: str = "stratified"
+    group: str = ""  # column holding the group id (group / stratified_group)
+
+
+@dataclass(frozen=True)
+class SubmissionConfig:
+    id: str = ""  # id column in the submission (default: data.id)
+    target: str = ""  # prediction column (default: data.target)
+    kind: str = "label"  # label: argmax class; proba: probability of the positive class
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    wandb: bool = False
+    project: str = "kit"
+    entity: str = ""  # machine-specific: set WANDB_ENTITY or local.toml, not a committed config
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    fold_vote: str = "soft"
+
+
+@dataclass(frozen=True)
+class Config:
+    competition: CompetitionConfig = field(default_factory=CompetitionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    # Overrides applied by --dry-run: {"model.name": "small_cnn", "train.epochs": 1, ...}
+    dry_run: dict = field(default_factory=dict)
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+
+
+def _cast(value: Any, hint: Any, where: str) -> Any:
+    """Cast a TOML or --set value to a field's type; strings from --set are parsed."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return tuple(str(v) for v in value)
+    elif hint is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    type_name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where} = {value!r} is not a valid {type_name}; give a {type_name} value")
+
+
+def _parse_literal(text: str) -> Any:
+    """Parse a --set value for a free-form table (model.params.x=...) as a TOML literal."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(raw: dict, source: str) -> Config:
+    types_ = _section_types()
+    sections: dict[str, Any] = {}
+    for name, values in raw.items():
+        if name == "dry_run":
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [dry_run] must be a table of 'section.key' = value")
+            sections[name] = dict(values)
+            continue
+        if name not in types_:
+            raise ConfigError(
+                f"{source}: unknown section [{name}]; valid sections: "
+                f"{', '.join(sorted([*types_, 'dry_run']))}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {values!r}")
+        cls = types_[name]
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(
+                    f"{source}: unknown key '{name}.{key}'; valid keys in [{name}]: "
+                    f"{', '.join(hints)}"
+                )
+            kwargs[key] = _cast(value, hints[key], f"{source}: {name}.{key}")
+        sections[name] = cls(**kwargs)
+    cfg = Config(**sections)
+    _validate(cfg, source)
+    return cfg
+
+
+def _validate(cfg: Config, source: str) -> None:
+    for (section, key), choices in CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in choices:
+            raise ConfigError(
+                f"{source}: {section}.{key} = {value!r} is not one of {', '.join(choices)}"
+            )
+    checks = [
+        (cfg.cv.n_splits >= 2, "cv.n_splits must be at least 2"),
+        (cfg.train.epochs >= 1, "train.epochs must be at least 1"),
+        (cfg.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (cfg.train.accum_steps >= 1, "train.accum_steps must be at least 1"),
+        (cfg.optim.lr > 0, "optim.lr must be positive"),
+        (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),
+        (cfg.train.patience >= 1, "train.patience must be at least 1"),
+        (
+            cfg.cv.strategy not in ("group", "stratified_group") or bool(cfg.cv.group),
+            f"cv.strategy = {cfg.cv.strategy!r} needs cv.group (the column holding group ids)",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")
+
+
+def _to_raw(cfg: Config) -> dict:
+    raw = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        raw[f.name] = dict(value) if isinstance(value, dict) else dataclasses.asdict(value)
+    return raw
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict, source: str = "--set") -> Config:
+    """Apply 'section.key=value' overrides (a list of strings or a {key: value} dict)."""
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    raw = _to_raw(cfg)
+    types_ = _section_types()
+    for dotted, value in items:
+        parts = dotted.split(".")
+        section = parts[0]
+        if section not in types_ or len(parts) < 2:
+            raise ConfigError(
+                f"{source} {dotted}={value!r}: expected section.key with a section among "
+                f"{', '.join(sorted(types_))}"
+            )
+        key = parts[1]
+        hints = typing.get_type_hints(types_[section])
+        if key not in hints:
+            raise ConfigError(
+                f"{source} {dotted}: unknown key '{key}' in [{section}]; valid keys: "
+                f"{', '.join(hints)}"
+            )
+        if len(parts) > 2:
+            if hints[key] is not dict and typing.get_origin(hints[key]) is not dict:
+                raise ConfigError(f"{source} {dotted}: {section}.{key} is not a table")
+            table = dict(raw[section][key])
+            table[".".join(parts[2:])] = _parse_literal(value) if isinstance(value, str) else value
+            raw[section][key] = table
+        else:
+            raw[section][key] = value
+    return _build(raw, source)
+
+
+def _split(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=5")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the line it names") from None
+
+
+def load_config(
+    path: str | Path, *, overrides: list[str] | None = None, dry_run: bool = False
+) -> Config:
+    """Load a competition's config.toml, then its [dry_run] section (if asked), then --set."""
+    path = Path(path)
+    cfg = _build(read_toml(path), str(path))
+    if not cfg.competition.slug:
+        cfg = cfg.replace(competition=dataclasses.replace(cfg.competition, slug=path.parent.name))
+    if dry_run and cfg.dry_run:
+        cfg = apply_overrides(cfg, cfg.dry_run, source=f"{path} [dry_run]")
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg
+
+
+def load_resolved(path: str | Path) -> Config:
+    """Load a config.toml that a run saved (all keys present)."""
+    path = Path(path)
+    return _build(read_toml(path), str(path))
+
+
+def to_toml(cfg: Config) -> str:
+    """The resolved config as TOML: every section, every key."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict]] = []
+    for section, values in _to_raw(cfg).items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                tables.append((f"{section}.{key}", value))
+            else:
+                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append("")
+        for name, table in tables:
+            lines.append(f"[{name}]")
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append("")
+        tables = []
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def field_names(section: str) -> list[str]:
+    """Valid keys of a section, for error messages and templates."""
+    return list(typing.get_type_hints(_section_types()[section]))
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "apply_overrides",
+    "field_names",
+    "load_config",
+    "load_resolved",
+    "to_toml",
+]

@@ -1,0 +1,117 @@
+"""Submissions: built from test probabilities, checked against the sample, written atomically.
+
+A submission that does not match the competition's sample submission (columns, order,
+ids, row count, dtypes, missing values) is a SubmissionError, never a file.
+
+    write_submission(frame, sample_path="data/titanic/gender_submission.csv",
+                     dest="runs/titanic/.../submission.csv")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import SubmissionError
+from kit.io import write_csv
+
+
+def read_sample(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise SubmissionError(
+            f"sample submission not found: {path}; it comes with the competition data "
+            "(set data.sample_submission in the competition's config.toml)"
+        )
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"cannot read sample submission {path}: {exc}") from None
+
+
+def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: str = "") -> None:
+    """Raise SubmissionError naming the first mismatch between `frame` and `sample`."""
+    where = f"{source}: " if source else ""
+    if list(frame.columns) != list(sample.columns):
+        raise SubmissionError(
+            f"{where}columns {list(frame.columns)} differ from the sample's "
+            f"{list(sample.columns)} (names and order must match)"
+        )
+    if len(frame) != len(sample):
+        raise SubmissionError(f"{where}{len(frame)} rows, the sample has {len(sample)}")
+    id_col = sample.columns[0]
+    dup = frame[id_col][frame[id_col].duplicated()]
+    if len(dup):
+        raise SubmissionError(f"{where}duplicate ids in {id_col!r}: {dup.head(5).tolist()}")
+    ids, expected = set(frame[id_col].astype(str)), set(sample[id_col].astype(str))
+    if ids != expected:
+        missing, extra = sorted(expected - ids)[:5], sorted(ids - expected)[:5]
+        raise SubmissionError(
+            f"{where}ids in {id_col!r} differ from the sample: missing {missing}, "
+            f"unexpected {extra}"
+        )
+    for col in sample.columns:
+        if frame[col].isna().any():
+            raise SubmissionError(f"{where}column {col!r} has missing values")
+        want, got = sample[col].dtype, frame[col].dtype
+        if _kind(want) != _kind(got):
+            raise SubmissionError(
+                f"{where}column {col!r} has dtype {got}, the sample has {want}"
+            )
+
+
+def _kind(dtype) -> str:
+    # int and float differ for Kaggle's scorer on label columns; object/str are one kind.
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    return "str"
+
+
+def build_submission(
+    ids: np.ndarray,
+    proba: np.ndarray,
+    classes: list,
+    sample: pd.DataFrame,
+    *,
+    kind: str = "label",
+) -> pd.DataFrame:
+    """The submission frame in the sample's row order: argmax labels or positive-class proba."""
+    id_col, target_col = sample.columns[0], sample.columns[-1]
+    if kind == "label":
+        values = np.asarray(classes, dtype=object)[proba.argmax(1)]
+    else:
+        values = proba[:, -1]
+    frame = pd.DataFrame({id_col: ids, target_col: values})
+    frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
+    if pd.api.types.is_integer_dtype(sample[id_col].dtype):
+        frame[id_col] = frame[id_col].astype(sample[id_col].dtype)
+    order = pd.Index(frame[id_col].astype(str)).get_indexer(sample[id_col].astype(str))
+    if (order < 0).any():
+        missing = sample[id_col][order < 0].head(5).tolist()
+        raise SubmissionError(f"no prediction for sample ids {missing}")
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path) -> Path:
+    """Validate `frame` against the sample submission, then write it atomically to `dest`."""
+    validate_submission(frame, read_sample(sample_path), source=str(dest))
+    return write_csv(dest, frame)
+
+
+def validate_file(path: str | Path, sample_path: str | Path) -> pd.DataFrame:
+    """Check a submission CSV on disk (before `kaggle competitions submit`)."""
+    path = Path(path)
+    if not path.exists():
+        raise SubmissionError(f"submission file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{path}: not a readable CSV ({exc})") from None
+    validate_submission(frame, read_sample(sample_path), source=str(path))
+    return frame
