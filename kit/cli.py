@@ -1,0 +1,160 @@
+"""Command-line entry points shared by scripts/ (and the Kaggle kernel script).
+
+    python scripts/train.py --comp titanic [--data DIR] [--runs DIR] [--submissions DIR]
+        [--summary-json FILE] [--set k=v ...] [--folds K] [--demo] [--dry-run] [--seed N]
+        [--device auto|cpu|cuda|mps] [--resume RUN_DIR] [--max-time SECONDS] [--deterministic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from kit.archive import safe_extract
+from kit.config import Config, load_config, load_resolved, to_toml
+from kit.errors import DataError, KitError
+from kit.hooks import load_hook
+from kit.io import write_json, write_text
+from kit.paths import ROOT, competition_dir, data_root, runs_root, submissions_root
+
+
+def run_script(main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
+    """Run a script's main; a KitError is one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished folds and last.pt are kept; continue with --resume RUN_DIR",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Cross-validated training -> OOF scores -> submission")
+    p.add_argument("--comp", help="competition folder name (= Kaggle slug), e.g. titanic")
+    p.add_argument("--data", type=Path, help="data folder (default: data/<comp>)")
+    p.add_argument("--runs", type=Path, help="runs root (default: runs/)")
+    p.add_argument("--submissions", type=Path, help="submissions root (default: submissions/)")
+    p.add_argument("--summary-json", type=Path, help="write a JSON summary of the run here")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--folds", type=int, help="train only the first K folds (a quick run)")
+    p.add_argument("--demo", action="store_true", help="write synthetic demo data first, train on it")
+    p.add_argument("--dry-run", action="store_true",
+                   help="smallest model, few steps, every stage for real (config [dry_run])")
+    p.add_argument("--seed", type=int, help="seed for folds, weights and batch order (cv.seed)")
+    p.add_argument("--device", help="auto, cpu, cuda or mps (train.device)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--max-time", type=float, metavar="SECONDS",
+                   help="stop cleanly before this many seconds and submit the finished folds")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (track.wandb)")
+    return p
+
+
+def _overrides(args) -> list[str]:
+    extra = list(args.overrides)
+    for flag, key in ((args.seed, "cv.seed"), (args.device, "train.device"),
+                      (args.max_time, "train.max_time")):
+        if flag is not None:
+            extra.append(f"{key}={flag}")
+    if args.deterministic:
+        extra.append("train.deterministic=true")
+    if args.wandb:
+        extra.append("track.wandb=true")
+    return extra
+
+
+def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
+    """The competition's data folder: unzip a Kaggle download, or explain how to get one."""
+    slug = cfg.competition.slug
+    if demo:
+        data_dir = data or data_root() / f"{slug}-demo"  # never overwrite real data
+        make_demo = load_hook(competition_dir(slug), "demo", "make_demo")
+        if make_demo is None:
+            raise DataError(f"competition {slug!r} has no demo.py; train on real data instead")
+        make_demo(data_dir)
+        print(f"DEMO DATA: synthetic {slug} files written to {data_dir} (not the real competition)")
+        return data_dir
+    data_dir = data or data_root() / slug
+    if not (data_dir / cfg.data.train).exists():
+        archive = data_dir / f"{slug}.zip"
+        if archive.exists():
+            print(f"extracting {archive}")
+            safe_extract(archive, data_dir)
+    if not (data_dir / cfg.data.train).exists():
+        fix = (f"kaggle competitions download -c {slug} -p {data_dir}" if cfg.competition.kaggle
+               else f"copy the competition files into {data_dir}")
+        raise DataError(f"no {cfg.data.train} in {data_dir}; get the data with `{fix}` "
+                        f"(or try the pipeline on synthetic data with --demo)")
+    return data_dir
+
+
+def _run_dir(cfg: Config, runs: Path | None, label: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    model = cfg.model.name.replace(":", "-").replace("/", "-")
+    name = f"{stamp}_{model}_{cfg.features.name}" + (f"_{label}" if label else "")
+    return (runs or runs_root()) / cfg.competition.slug / name
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def train_main(argv: list[str] | None = None) -> dict:
+    import torch
+
+    from kit.devices import pick_device
+    from kit.pipeline import RunOptions, run_cv
+    from kit.seed import seed_everything, set_deterministic
+
+    args = train_parser().parse_args(argv)
+    if args.resume:
+        run_dir = args.resume
+        if not (run_dir / "config.toml").exists():
+            raise KitError(f"--resume {run_dir}: not a run folder (no config.toml); give a "
+                           "folder under runs/<comp>/")
+        cfg = load_resolved(run_dir / "config.toml")
+        label = "dryrun" if run_dir.name.endswith("_dryrun") else ""
+    else:
+        if not args.comp:
+            raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
+        cfg = load_config(competition_dir(args.comp) / "config.toml",
+                          overrides=_overrides(args), dry_run=args.dry_run)
+        label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
+        run_dir = _run_dir(cfg, args.runs, label)
+    data_dir = resolve_data_dir(cfg, args.data, args.demo)
+    set_deterministic(cfg.train.deterministic)
+    seed_everything(cfg.cv.seed)
+    device = pick_device(cfg.train.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.toml", to_toml(cfg))
+    write_json(run_dir / "run.json", {
+        "argv": sys.argv if argv is None else argv, "git_commit": git_commit(),
+        "seed": cfg.cv.seed, "device": str(device), "python": platform.python_version(),
+        "torch": torch.__version__, "demo": args.demo, "started": time.strftime("%F %T")})
+    print(f"run: {run_dir}  device: {device}  model: {cfg.model.name}")
+    opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
+                      submissions_dir=args.submissions or submissions_root(), device=device,
+                      folds=1 if args.dry_run and not args.folds else args.folds,
+                      resume=bool(args.resume), max_time=cfg.train.max_time or None, label=label)
+    summary = run_cv(cfg, opts)
+    summary["demo"] = bool(args.demo)
+    if args.demo:
+        print("(trained on DEMO DATA: the scores say the pipeline works, nothing about Kaggle)")
+    if args.summary_json:
+        write_json(args.summary_json, summary)
+    return summary

@@ -1,0 +1,52 @@
+"""Device choice, mixed precision and host-to-device copies."""
+
+from __future__ import annotations
+
+import torch
+
+from kit.errors import ConfigError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda -> mps -> cpu for "auto"; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None))
+                 and torch.backends.mps.is_available()}
+    if name not in available:
+        raise ConfigError(f"unknown device {name!r}; valid: auto, cpu, cuda, mps")
+    if not available[name]:
+        raise ConfigError(f"device {name!r} is not available on this machine; use --device auto "
+                          "or --device cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for train.amp, or None for full precision.
+
+    auto: bf16 where the GPU supports it (no loss scaling needed), else fp16 with a
+    GradScaler; off on CPU and MPS, where autocast rarely speeds small models up.
+    """
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "auto":
+            return None
+        raise ConfigError(f"train.amp = {amp!r} needs a CUDA device, this run is on "
+                          f"{device.type}; use train.amp = 'auto' or 'off'")
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.amp = 'bf16' is not supported by this GPU; use 'fp16' or 'auto'")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Copy a batch; non_blocking overlaps the copy with compute when memory is pinned."""
+    non_blocking = device.type == "cuda"
+    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}

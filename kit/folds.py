@@ -1,0 +1,60 @@
+"""Fold assignment: one seeded column, persisted as folds.csv, checked for leaks.
+
+Settings come from [cv]; the split itself is scikit-learn's. Groups (one person's seven
+photos, one family's tickets) never straddle train and valid: `check_folds` asserts it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+from kit.config import CVConfig
+from kit.errors import DataError
+
+
+def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None) -> np.ndarray:
+    """Return the fold index (0..n_splits-1) of every row.
+
+    >>> make_folds(np.array([0, 1] * 10), CVConfig(n_splits=5, seed=0))
+    """
+    n = len(y)
+    if cv.n_splits > n:
+        raise DataError(f"cv.n_splits = {cv.n_splits} but the training data has {n} rows")
+    if cv.strategy in ("stratified", "stratified_group"):
+        counts = np.bincount(y)
+        counts = counts[counts > 0]
+        if counts.min() < cv.n_splits:
+            raise DataError(
+                f"cv.strategy = {cv.strategy!r}: the rarest class has {counts.min()} rows, fewer "
+                f"than cv.n_splits = {cv.n_splits}; lower cv.n_splits or use strategy 'kfold'"
+            )
+    if cv.strategy in ("group", "stratified_group") and groups is None:
+        raise DataError(f"cv.strategy = {cv.strategy!r} needs cv.group ({cv.group!r}) in the data")
+    splitter = {
+        "stratified": lambda: StratifiedKFold(cv.n_splits, shuffle=True, random_state=cv.seed),
+        "kfold": lambda: KFold(cv.n_splits, shuffle=True, random_state=cv.seed),
+        "group": lambda: GroupKFold(cv.n_splits, shuffle=True, random_state=cv.seed),
+        "stratified_group": lambda: StratifiedGroupKFold(
+            cv.n_splits, shuffle=True, random_state=cv.seed
+        ),
+    }[cv.strategy]()
+    folds = np.full(n, -1, dtype=np.int64)
+    for k, (_, valid) in enumerate(splitter.split(np.zeros(n), y, groups)):
+        folds[valid] = k
+    check_folds(folds, cv.n_splits, groups)
+    return folds
+
+
+def check_folds(folds: np.ndarray, n_splits: int, groups: np.ndarray | None = None) -> None:
+    """Every row in exactly one fold, every fold non-empty, no group in two folds."""
+    if (folds < 0).any() or (folds >= n_splits).any():
+        raise DataError(f"fold column has values outside 0..{n_splits - 1}")
+    sizes = np.bincount(folds, minlength=n_splits)
+    if (sizes == 0).any():
+        raise DataError(f"empty folds: {np.flatnonzero(sizes == 0).tolist()}")
+    if groups is not None:
+        per_group = {}
+        for g, f in zip(groups, folds):
+            if per_group.setdefault(g, f) != f:
+                raise DataError(f"group {g!r} appears in folds {per_group[g]} and {f}: leak")

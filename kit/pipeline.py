@@ -1,0 +1,164 @@
+"""run_cv: folds -> per-fold fit -> OOF + test predictions -> scores -> checked submission.
+
+The same loop serves every competition; what differs lives in the task adapter
+(kit/tasks/<task>.py) and the competition's hooks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kit.config import Config
+from kit.errors import DataError
+from kit.folds import check_folds, make_folds
+from kit.io import write_csv, write_json, write_parquet
+from kit.metrics import get_metric
+from kit.paths import competition_dir
+from kit.submission import build_submission, read_sample, write_submission
+from kit.tasks import FoldContext, Prepared, get_task
+from kit.trainer import Trainer
+
+
+@dataclass
+class RunOptions:
+    data_dir: Path
+    run_dir: Path
+    submissions_dir: Path
+    device: object  # torch.device
+    folds: int | None = None  # train only the first K folds
+    resume: bool = False
+    max_time: float | None = None  # seconds for the whole run
+    label: str = ""  # "dryrun" / "demo": marks the submission file name
+
+
+def proba_columns(classes: list) -> list[str]:
+    return [f"p_{c}" for c in classes]
+
+
+def _fold_frames(prep: Prepared, fold: int, valid_idx, valid_proba, classes) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": prep.ids[valid_idx], "fold": fold,
+                          "target": np.asarray(classes, dtype=object)[prep.y[valid_idx]]})
+    frame[proba_columns(classes)] = valid_proba
+    frame["_row"] = valid_idx
+    return frame
+
+
+def _folds(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
+    path = run_dir / "folds.csv"
+    if path.exists():  # a resumed run keeps its folds
+        saved = pd.read_csv(path)
+        folds = saved["fold"].to_numpy()
+        if len(folds) != len(prep.y) or (saved["id"].astype(str).to_numpy()
+                                         != pd.Series(prep.ids).astype(str).to_numpy()).any():
+            raise DataError(f"{path} does not match the training data; start a new run")
+        check_folds(folds, cfg.cv.n_splits, prep.groups)
+        return folds
+    folds = make_folds(prep.y, cfg.cv, prep.groups)
+    write_csv(path, pd.DataFrame({"id": prep.ids, "fold": folds}))
+    return folds
+
+
+def run_cv(cfg: Config, opts: RunOptions) -> dict:
+    """Train every fold (or the first `opts.folds`), write predictions, scores, submission."""
+    started = time.monotonic()
+    deadline = started + opts.max_time if opts.max_time else None
+    metric = get_metric(cfg.competition.metric)
+    task = get_task(cfg.competition.task)
+    comp_dir = competition_dir(cfg.competition.slug)
+    prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
+    folds = _folds(prep, cfg, opts.run_dir)
+    n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
+
+    def make_trainer(cfg_, fold_dir, device, *, num_classes, desc=""):
+        return Trainer(cfg_, fold_dir, device, metric, num_classes, deadline=deadline, desc=desc)
+
+    oof_parts, test_probas, fold_scores, infos = [], [], [], []
+    for k in range(n_folds):
+        fold_dir = opts.run_dir / f"fold{k}"
+        done = _load_done_fold(fold_dir, prep.classes)
+        if done is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"time budget reached before fold {k}; keeping {k} finished folds")
+                break
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            ctx = FoldContext(cfg, k, train_idx, valid_idx, fold_dir, opts.device,
+                              lambda c, d, dev, **kw: make_trainer(c, d, dev, desc=f"fold {k}", **kw),
+                              extras={"resume": opts.resume})
+            out = task.fit_fold(prep, ctx)
+            done = _save_fold(fold_dir, _fold_frames(prep, k, valid_idx, out.valid_proba,
+                                                     prep.classes), out.test_proba, out.info)
+        oof_k, test_k, info = done
+        score = metric(prep.y[oof_k["_row"].to_numpy()], oof_k[proba_columns(prep.classes)].to_numpy())
+        print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
+        oof_parts.append(oof_k)
+        test_probas.append(test_k)
+        fold_scores.append(score)
+        infos.append(info)
+    if not oof_parts:
+        raise DataError("no fold finished (time budget too small?); nothing to submit")
+    return _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started)
+
+
+def _save_fold(fold_dir: Path, oof: pd.DataFrame, test_proba: np.ndarray, info: dict):
+    write_parquet(fold_dir / "oof.parquet", oof)
+    write_parquet(fold_dir / "test_pred.parquet",
+                  pd.DataFrame(test_proba, columns=[f"c{i}" for i in range(test_proba.shape[1])]))
+    write_json(fold_dir / "done.json", info)  # written last: marks the fold finished
+    return oof, test_proba, info
+
+
+def _load_done_fold(fold_dir: Path, classes: list):
+    if not (fold_dir / "done.json").exists():
+        return None
+    import json
+
+    info = json.loads((fold_dir / "done.json").read_text())
+    oof = pd.read_parquet(fold_dir / "oof.parquet")
+    test = pd.read_parquet(fold_dir / "test_pred.parquet").to_numpy()
+    return oof, test, info
+
+
+def fold_mean(test_probas: list[np.ndarray], vote: str = "soft") -> np.ndarray:
+    if vote == "hard":
+        from kit.ensemble import fold_vote_hard
+
+        return fold_vote_hard(test_probas)
+    return np.mean(test_probas, axis=0)
+
+
+def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started):
+    classes, cols = prep.classes, proba_columns(prep.classes)
+    oof = pd.concat(oof_parts, ignore_index=True).sort_values("_row")
+    oof_score = metric(prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy())
+    write_parquet(opts.run_dir / "oof.parquet", oof.drop(columns="_row"))
+    test = fold_mean(test_probas, cfg.ensemble.fold_vote)
+    test_frame = pd.DataFrame({"id": prep.test_ids})
+    test_frame[cols] = test
+    write_parquet(opts.run_dir / "test_pred.parquet", test_frame)
+    scores = {"metric": metric.name, "mode": metric.mode, "mean": float(np.mean(fold_scores)),
+              "std": float(np.std(fold_scores)), "folds": [float(s) for s in fold_scores],
+              "oof": float(oof_score), "classes": [str(c) for c in classes],
+              "n_folds_trained": len(fold_scores), "n_splits": cfg.cv.n_splits, "fold_info": infos}
+    write_json(opts.run_dir / "scores.json", scores)
+    sample_path = opts.data_dir / cfg.data.sample_submission
+    frame = build_submission(prep.test_ids, test, classes, read_sample(sample_path),
+                             kind=cfg.submission.kind)
+    submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")
+    name = opts.run_dir.name + (f"_{opts.label}" if opts.label else "") + ".csv"
+    copy = write_submission(frame, sample_path,
+                            opts.submissions_dir / cfg.competition.slug / name)
+    seconds = time.monotonic() - started
+    print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
+          f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")
+    print(f"submission: {copy}")
+    return {"run_dir": str(opts.run_dir), "submission": str(copy),
+            "run_submission": str(submission),
+            "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
+                   "folds": scores["folds"], "oof": scores["oof"]},
+            "seconds": seconds}

@@ -1,0 +1,54 @@
+"""Task adapters: what differs between a tabular and an image competition.
+
+The CV pipeline (kit/pipeline.py) is the same for every competition; it calls three
+functions of the task module named by `competition.task`:
+
+    prepare(cfg, comp_dir, data_dir, cache_dir) -> Prepared
+    fit_fold(prep, ctx: FoldContext) -> FoldOutput
+    predict_fold(prep, cfg, fold_dir, device) -> test probabilities
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+
+from kit.config import Config
+
+
+@dataclass
+class Prepared:
+    ids: np.ndarray  # train row ids (oof.parquet `id`)
+    y: np.ndarray  # int64 class index per train row
+    classes: list  # index -> original label
+    groups: np.ndarray | None  # group per train row (folds never split one), or None
+    test_ids: np.ndarray  # ids for the submission's id column
+    state: Any = None  # task-private
+
+
+@dataclass
+class FoldContext:
+    cfg: Config
+    fold: int
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    fold_dir: Path
+    device: Any  # torch.device
+    make_trainer: Callable[..., Any]  # (cfg, fold_dir, device, metric, num_classes) -> Trainer
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class FoldOutput:
+    valid_proba: np.ndarray  # (len(valid_idx), C)
+    test_proba: np.ndarray  # (n_test, C)
+    info: dict = field(default_factory=dict)  # best epoch, stop reason, seconds
+
+
+def get_task(name: str) -> ModuleType:
+    return importlib.import_module(f"kit.tasks.{name}")

@@ -1,0 +1,202 @@
+"""The tabular task: CSV -> features hook -> parquet cache -> per-fold preprocessing -> model.
+
+Torch models (`mlp`) read their rows through TabularStream (record batches, one vectorized
+transform per chunk, pre-batched tensors) so the same code scales from Titanic to tens of
+millions of rows; scikit-learn models (`gbdt`) get the transformed arrays directly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from kit.config import Config
+from kit.data.csv import read_csv
+from kit.data.stream import TabularStream, stream_loader
+from kit.data.tabular import (CategoricalPreprocessor, NumericPreprocessor, load_preprocessors,
+                              save_preprocessors)
+from kit.errors import DataError
+from kit.hooks import call_with_params, load_hook
+from kit.io import write_parquet
+from kit.metrics import get_metric
+from kit.models import build_model, get_entry
+from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.trainer import Trainer, load_checkpoint
+
+ROW = "_row"  # row position in the cached parquet; streams filter folds on it
+
+
+class TabularTransform:
+    """Fitted preprocessors applied to one chunk (a DataFrame) at a time; picklable."""
+
+    def __init__(self, num: NumericPreprocessor, cat: CategoricalPreprocessor, target: str | None):
+        self.num, self.cat, self.target = num, cat, target
+
+    def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        out = {"x_num": self.num.transform(frame), "x_cat": self.cat.transform(frame),
+               "index": frame[ROW].to_numpy(np.int64)}
+        if self.target:
+            out["y"] = frame[self.target].to_numpy(np.int64)
+        return out
+
+
+def _read(cfg: Config, data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = cfg.data
+    train = read_csv(data_dir / d.train, required=[d.id, d.target], what="train")
+    test = read_csv(data_dir / d.test, required=[d.id], what="test")
+    dup = test[d.id][test[d.id].duplicated()]
+    if len(dup):
+        raise DataError(f"{data_dir / d.test}: duplicate ids in {d.id!r}: {dup.head(5).tolist()}")
+    if train[d.target].isna().any():
+        rows = np.flatnonzero(train[d.target].isna())[:5].tolist()
+        raise DataError(f"{data_dir / d.train}: target {d.target!r} is missing in rows {rows}")
+    return train, test
+
+
+def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
+    d, f = cfg.data, cfg.features
+    train, test = _read(cfg, data_dir)
+    hook = load_hook(comp_dir, "features", "build")
+    if hook is not None:
+        train, test = call_with_params(hook, f.params, "features.params", train, test)
+    classes = sorted(train[d.target].unique().tolist())
+    if len(classes) < 2:
+        raise DataError(f"{data_dir / d.train}: target {d.target!r} has one value {classes}; "
+                        "nothing to learn")
+    _check_binary(cfg, classes, data_dir)
+    columns = [*f.numeric, *f.categorical]
+    for name, frame in (("train", train), ("test", test)):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{name} data has no feature column(s) {missing} after features.py; "
+                            "fix features.numeric / features.categorical in config.toml")
+    y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
+    keep = [d.id, *columns]
+    train_t = train[keep].assign(**{ROW: np.arange(len(train)), "_y": y})
+    test_t = test[keep].assign(**{ROW: np.arange(len(test))})
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    write_parquet(cache_dir / "train.parquet", train_t)
+    write_parquet(cache_dir / "test.parquet", test_t)
+    groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
+    return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
+                    test_ids=test[d.id].to_numpy(),
+                    state={"train": train_t, "test": test_t, "cache": cache_dir})
+
+
+def _check_binary(cfg: Config, classes: list, data_dir: Path) -> None:
+    """A 0/1 sample submission means a 0/1 target: anything else is a data error."""
+    if cfg.submission.kind == "proba" or len(classes) <= 2:
+        return
+    if set(map(str, classes)) - {"0", "1"} and {"0", "1"} & set(map(str, classes)):
+        raise DataError(f"{data_dir / cfg.data.train}: target {cfg.data.target!r} has values "
+                        f"{classes[:10]} where 0/1 was expected; fix the target column")
+
+
+def _fit_preprocessors(prep: Prepared, cfg: Config, rows: np.ndarray):
+    train = prep.state["train"].iloc[rows]
+    num = NumericPreprocessor().fit(train, list(cfg.features.numeric))
+    cat = CategoricalPreprocessor(min_count=2).fit(train, list(cfg.features.categorical))
+    return num, cat
+
+
+def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
+            seed=0):
+    columns = [ROW, *cfg.features.numeric, *cfg.features.categorical]
+    if part == "train":
+        columns.append("_y")
+    flt = pc.field(ROW).isin(np.sort(rows)) if rows is not None else None
+    stream = TabularStream(prep.state["cache"] / f"{part}.parquet", columns=columns,
+                           transform=transform, batch_size=cfg.train.batch_size,
+                           shuffle=shuffle, seed=seed, filter=flt,
+                           drop_last=shuffle and len(rows) > cfg.train.batch_size)
+    return stream_loader(stream, num_workers=cfg.train.num_workers if shuffle else 0)
+
+
+def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
+    cfg, entry = ctx.cfg, get_entry(ctx.cfg.model.name, "tabular")
+    started = time.monotonic()
+    num, cat = _fit_preprocessors(prep, cfg, ctx.train_idx)
+    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat)
+    model = _build(cfg, entry, num, cat, len(prep.classes))
+    if entry.kind == "sklearn":
+        valid_proba, test_proba, info = _fit_sklearn(model, prep, ctx, num, cat)
+    else:
+        transform = TabularTransform(num, cat, "_y")
+        trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, num_classes=len(prep.classes))
+        result = trainer.fit(model, _stream(prep, cfg, transform, "train", ctx.train_idx,
+                                            shuffle=True, seed=cfg.cv.seed + ctx.fold),
+                             _stream(prep, cfg, transform, "train", ctx.valid_idx), prep.y,
+                             resume=ctx.extras.get("resume", False))
+        if result.best_path is None:
+            raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
+        _load_best(model, result.best_path)
+        valid_proba = _predict(trainer, model, _stream(prep, cfg, transform, "train",
+                                                       ctx.valid_idx), ctx.valid_idx)
+        test_proba = _predict(trainer, model, _stream(prep, cfg, TabularTransform(num, cat, None),
+                                                      "test"), np.arange(len(prep.test_ids)))
+        info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
+    info["seconds"] = time.monotonic() - started
+    return FoldOutput(valid_proba, test_proba, info)
+
+
+def _build(cfg: Config, entry, num, cat, num_classes: int):
+    params = dict(cfg.model.params)
+    if entry.kind == "sklearn":
+        params.setdefault("seed", cfg.cv.seed)
+    return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
+                       cardinalities=cat.cardinalities, num_classes=num_classes, **params)
+
+
+def _arrays(prep: Prepared, part: str, rows, num, cat) -> np.ndarray:
+    frame = prep.state[part] if rows is None else prep.state[part].iloc[rows]
+    return np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
+
+
+def _fit_sklearn(model, prep: Prepared, ctx: FoldContext, num, cat):
+    import joblib
+
+    model.fit(_arrays(prep, "train", ctx.train_idx, num, cat), prep.y[ctx.train_idx])
+    from kit.io import atomic_path
+
+    with atomic_path(ctx.fold_dir / "model.joblib") as tmp:
+        joblib.dump(model, tmp)
+    valid = model.predict_proba(_arrays(prep, "train", ctx.valid_idx, num, cat))
+    test = model.predict_proba(_arrays(prep, "test", None, num, cat))
+    return valid.astype(np.float64), test.astype(np.float64), {"model_file": "model.joblib"}
+
+
+def _load_best(model, path: Path) -> None:
+    model.load_state_dict(load_checkpoint(path)["model"])
+
+
+def _predict(trainer, model, loader, rows: np.ndarray) -> np.ndarray:
+    """Probabilities in the order of `rows` (the stream yields them in file order)."""
+    proba, index = trainer.predict(model, loader)
+    order = pd.Index(index).get_indexer(rows)
+    if (order < 0).any():
+        raise DataError(f"prediction stream missed {(order < 0).sum()} rows")
+    return proba[order]
+
+
+def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
+    """Test probabilities from a finished fold's saved preprocessors and best model."""
+    num, cat = load_preprocessors(fold_dir / "preprocessors.json")
+    entry = get_entry(cfg.model.name, "tabular")
+    if entry.kind == "sklearn":
+        import joblib
+
+        model = joblib.load(fold_dir / "model.joblib")
+        return model.predict_proba(_arrays(prep, "test", None, num, cat)).astype(np.float64)
+    model = _build(cfg, entry, num, cat, len(prep.classes))
+    best = sorted(fold_dir.glob("best_*.pt"))
+    if not best:
+        raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
+    _load_best(model, best[-1])
+    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
+    model.to(device)
+    loader = _stream(prep, cfg, TabularTransform(num, cat, None), "test")
+    return _predict(trainer, model, loader, np.arange(len(prep.test_ids)))

@@ -1,0 +1,312 @@
+"""The trainer: fit / train_one_epoch / evaluate / predict for any torch model.
+
+One fold at a time: AdamW, the warmup-cosine LR applied every optimizer step (or
+ReduceLROnPlateau per epoch), mixed precision, gradient clipping and accumulation, early
+stopping on the validation metric (or loss), the best checkpoint named with its epoch and
+score, and `last.pt` (model, optimizer, scaler, scheduler, early stopping, RNG) written
+atomically every epoch so `--resume` continues where a run was cut.
+
+    trainer = Trainer(cfg, fold_dir, device, metric, num_classes=2)
+    result = trainer.fit(model, train_loader, valid_loader)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kit.config import Config
+from kit.devices import autocast_dtype, to_device
+from kit.early_stopping import EarlyStopping
+from kit.errors import CheckpointError
+from kit.io import save_torch
+from kit.metrics import Metric
+from kit.schedule import lr_at, warn_if_frozen
+from kit.track import History
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    best_path: Path | None
+    stop_reason: str
+    history: list[dict] = field(default_factory=list)
+
+
+def loss_and_proba(num_classes: int, label_smoothing: float = 0.0):
+    """Binary: one logit + BCE-with-logits; multi-class: softmax + cross-entropy."""
+    if num_classes == 2:
+        bce = nn.BCEWithLogitsLoss()
+
+        def loss_fn(logits, y):
+            target = y.float()
+            if label_smoothing:
+                target = target * (1 - label_smoothing) + 0.5 * label_smoothing
+            return bce(logits.squeeze(1), target)
+
+        def proba_fn(logits):
+            p = torch.sigmoid(logits.float().squeeze(1))
+            return torch.stack([1 - p, p], dim=1)
+
+        return loss_fn, proba_fn
+    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    return (lambda logits, y: ce(logits, y.long())), (lambda logits: logits.float().softmax(1))
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k not in ("y", "index")}
+
+
+class Trainer:
+    def __init__(self, cfg: Config, fold_dir: Path, device: torch.device, metric: Metric,
+                 num_classes: int, *, deadline: float | None = None, tracker=None,
+                 desc: str = ""):
+        self.cfg, self.t = cfg, cfg.train
+        self.fold_dir, self.device, self.metric = Path(fold_dir), device, metric
+        self.num_classes = num_classes
+        self.deadline = deadline  # time.monotonic() value the fold must finish by
+        self.tracker, self.desc = tracker, desc
+        self.loss_fn, self.proba_fn = loss_and_proba(num_classes, cfg.optim.label_smoothing)
+        self.amp_dtype = autocast_dtype(self.t.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        warn_if_frozen(self.t.min_lr)
+        if self.t.scheduler == "plateau" and self.t.plateau_patience >= self.t.patience:
+            warnings.warn(
+                f"train.plateau_patience = {self.t.plateau_patience} >= train.patience = "
+                f"{self.t.patience}: early stopping fires before the reduced LR gets a chance; "
+                "make train.patience larger", stacklevel=2)
+
+    # --- optimizer and schedule -----------------------------------------------------------
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        from kit import models
+
+        o = self.cfg.optim
+        if hasattr(models, "param_groups"):  # head vs backbone LR (pretrained image models)
+            groups = models.param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
+                                         weight_decay=o.weight_decay)
+        else:
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        for group in groups:  # set_lr scales every group by its multiplier
+            group["lr_mult"] = group.get("lr", o.lr) / o.lr
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+
+    def set_lr(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> float:
+        warmup = round(self.t.warmup_epochs * steps_per_epoch)
+        if self.t.scheduler == "plateau" and self.step >= warmup:
+            return opt.param_groups[0]["lr"] / opt.param_groups[0].get("lr_mult", 1.0)
+        lr = lr_at(self.step, lr=self.cfg.optim.lr, total_steps=self.t.epochs * steps_per_epoch,
+                   warmup_steps=warmup, min_lr=self.t.min_lr)
+        for group in opt.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        return lr
+
+    # --- one epoch ------------------------------------------------------------------------
+    def train_one_epoch(self, model, loader, opt, epoch: int) -> dict:
+        model.train()
+        steps = self._steps_per_epoch(loader)
+        total_loss, seen, start = 0.0, 0, time.perf_counter()
+        bar = tqdm(loader, total=self._batches(loader), leave=False, dynamic_ncols=True,
+                   desc=f"{self.desc} epoch {epoch}", disable=None)
+        lr = self.set_lr(opt, steps)
+        for i, batch in enumerate(bar):
+            if self.t.max_steps_per_epoch and i >= self.t.max_steps_per_epoch * self.t.accum_steps:
+                break
+            batch = to_device(batch, self.device)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                enabled=self.amp_dtype is not None):
+                loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
+            self.scaler.scale(loss / self.t.accum_steps).backward()
+            if (i + 1) % self.t.accum_steps == 0:
+                self._optimizer_step(model, opt)
+                lr = self.set_lr(opt, steps)
+            n = len(batch["y"])
+            total_loss += loss.detach().float().item() * n  # one sync per batch, for the bar
+            seen += n
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
+        if seen and (i + 1) % self.t.accum_steps:  # flush a partial accumulation
+            self._optimizer_step(model, opt)
+        seconds = time.perf_counter() - start
+        return {"train_loss": total_loss / max(seen, 1), "lr": lr,
+                "samples_per_s": seen / max(seconds, 1e-9)}
+
+    def _optimizer_step(self, model, opt) -> None:
+        if self.t.clip_grad > 0:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), self.t.clip_grad)
+        self.scaler.step(opt)
+        self.scaler.update()
+        opt.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def _batches(self, loader) -> int | None:
+        try:
+            n = len(loader)
+        except TypeError:
+            return None
+        cap = self.t.max_steps_per_epoch * self.t.accum_steps
+        return min(n, cap) if cap else n
+
+    def _steps_per_epoch(self, loader) -> int:
+        return max(1, math.ceil((self._batches(loader) or 1) / self.t.accum_steps))
+
+    # --- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model, loader, *, with_loss: bool = False):
+        """Probabilities (N, C) and row positions (N,) for every batch of `loader`."""
+        model.eval()
+        probas, index, total_loss, seen = [], [], 0.0, 0
+        for batch in loader:
+            batch = to_device(batch, self.device)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                enabled=self.amp_dtype is not None):
+                logits = model(**model_inputs(batch))
+            if with_loss:
+                total_loss += self.loss_fn(logits.float(), batch["y"]).item() * len(logits)
+                seen += len(logits)
+            probas.append(self.proba_fn(logits).cpu())
+            index.append(batch["index"].cpu())
+        proba = torch.cat(probas).double().numpy()
+        idx = torch.cat(index).numpy()
+        return (proba, idx, total_loss / max(seen, 1)) if with_loss else (proba, idx)
+
+    def evaluate(self, model, loader, labels: np.ndarray) -> dict:
+        """Validation loss and metric; `labels` are class indices by row position."""
+        proba, idx, loss = self.predict(model, loader, with_loss=True)
+        return {"val_loss": loss, "val_metric": self.metric(labels[idx], proba)}
+
+    # --- the fold -------------------------------------------------------------------------
+    def fit(self, model, train_loader, valid_loader, valid_labels: np.ndarray, *,
+            resume: bool = False, on_epoch_start=None) -> FitResult:
+        model.to(self.device)
+        opt = self.make_optimizer(model)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max" if self._monitor_mode() == "max" else "min",
+            factor=self.t.plateau_factor, patience=self.t.plateau_patience)
+        stopper = EarlyStopping(patience=self.t.patience, mode=self._monitor_mode(),
+                                min_delta=self.t.min_delta, min_delta_mode=self.t.min_delta_mode)
+        history = History(self.fold_dir / "history.csv")
+        best_path, start_epoch = None, 0
+        if resume and (self.fold_dir / "last.pt").exists():
+            start_epoch, best_path = self._load_last(model, opt, plateau, stopper, history)
+        epoch_seconds, reason = 0.0, ""
+        for epoch in range(start_epoch, self.t.epochs):
+            if self._out_of_time(epoch_seconds):
+                reason = "time budget (--max-time) reached"
+                break
+            started = time.monotonic()
+            if on_epoch_start:
+                on_epoch_start(model, epoch)
+            row = {"epoch": epoch, **self.train_one_epoch(model, train_loader, opt, epoch)}
+            row.update(self.evaluate(model, valid_loader, valid_labels))
+            monitored = row["val_metric"] if self.t.monitor == "metric" else row["val_loss"]
+            if self.t.scheduler == "plateau":
+                plateau.step(monitored)
+            if stopper.step(monitored, epoch):
+                best_path = self._save_best(model, epoch, row["val_metric"], best_path)
+            row["seconds"] = time.monotonic() - started
+            epoch_seconds = max(epoch_seconds, row["seconds"])
+            history.append(row)
+            self._report(row, stopper)
+            self._save_last(model, opt, plateau, stopper, history, epoch, best_path)
+            if stopper.stopped:
+                reason = stopper.reason
+                break
+        else:
+            reason = reason or f"finished {self.t.epochs} epochs"
+        return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,
+                         best_path, reason, history.rows)
+
+    def _monitor_mode(self) -> str:
+        return self.metric.mode if self.t.monitor == "metric" else "min"
+
+    def _out_of_time(self, epoch_seconds: float) -> bool:
+        return self.deadline is not None and time.monotonic() + epoch_seconds > self.deadline
+
+    def _report(self, row: dict, stopper: EarlyStopping) -> None:
+        mark = " *" if stopper.best_epoch == row["epoch"] else ""
+        tqdm.write(f"{self.desc} epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  "
+                   f"val_loss {row['val_loss']:.4f}  {self.metric.name} {row['val_metric']:.4f}  "
+                   f"lr {row['lr']:.2e}  {row['seconds']:.1f}s{mark}")
+        if self.tracker:
+            self.tracker.log_epoch(row)
+
+    def _save_best(self, model, epoch: int, score: float, previous: Path | None) -> Path:
+        path = self.fold_dir / f"best_e{epoch:03d}_{self.metric.name}{score:.4f}.pt"
+        save_torch(path, {"model": model.state_dict(), "meta": self._meta(epoch, score)})
+        if previous is not None and previous != path:
+            previous.unlink(missing_ok=True)
+        return path
+
+    def _meta(self, epoch: int, score: float) -> dict:
+        return {"epoch": epoch, "score": score, "metric": self.metric.name,
+                "model": self.cfg.model.name, "num_classes": self.num_classes}
+
+    def _save_last(self, model, opt, plateau, stopper, history, epoch, best_path) -> None:
+        save_torch(self.fold_dir / "last.pt", {
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scaler": self.scaler.state_dict(), "plateau": plateau.state_dict(),
+            "early_stopping": stopper.state_dict(), "epoch": epoch, "step": self.step,
+            "best_path": best_path.name if best_path else "", "history": history.rows,
+            "meta": self._meta(epoch, math.nan), "rng": rng_state(),
+        })
+
+    def _load_last(self, model, opt, plateau, stopper, history):
+        state = load_checkpoint(self.fold_dir / "last.pt", self.cfg.model.name)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"{self.fold_dir / 'last.pt'} does not fit model {self.cfg.model.name!r}: "
+                f"{str(exc).splitlines()[0]}; resume with the config the run was started with"
+            ) from None
+        opt.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        plateau.load_state_dict(state["plateau"])
+        stopper.load_state_dict(state["early_stopping"])
+        self.step = state["step"]
+        history.rows = list(state["history"])
+        set_rng_state(state["rng"])
+        best = self.fold_dir / state["best_path"] if state["best_path"] else None
+        tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
+        return state["epoch"] + 1, best
+
+
+def load_checkpoint(path: Path, model_name: str | None = None) -> dict:
+    """torch.load(weights_only=True): tensors and plain data only, never pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except Exception as exc:  # a truncated or foreign file: say which, never unpickle code
+        raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from None
+    saved = state.get("meta", {}).get("model")
+    if model_name is not None and saved is not None and saved != model_name:
+        raise CheckpointError(
+            f"{path} holds a {saved!r} model, the config asks for {model_name!r}; "
+            f"use --set model.name={saved} or start a new run")
+    return state
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
+            "numpy": np_state[1].tolist(), "numpy_pos": int(np_state[2]),
+            "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32),
+                         state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
