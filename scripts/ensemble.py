@@ -1,0 +1,73 @@
+"""Combine the prediction files of runs of one competition into a new run and a submission.
+
+    python scripts/ensemble.py --comp titanic runs/titanic/A_mlp_raw runs/titanic/B_gbdt_raw \
+        --method weighted                      # weights fitted on OOF, cross-validated score
+    python scripts/ensemble.py --comp digit-recognizer RUN_A RUN_B RUN_C --method hard
+    python scripts/ensemble.py --comp titanic RUN_A RUN_B --method weighted --weights 0.3,0.7
+
+Methods, the hard-vote tie rule and the weight fitting are documented in kit/ensemble.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kit import ensemble
+from kit.ensemble_report import format_matrix, format_table
+from kit.errors import KitError
+from kit.io import write_json
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comp", required=True, help="competition slug, e.g. titanic")
+    parser.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR",
+        help="run folders (paths, or folder names under <runs>/<slug>/)",
+    )
+    parser.add_argument("--method", choices=ensemble.METHODS, default="soft")
+    parser.add_argument(
+        "--weights", help="weighted: one weight per run, e.g. 0.3,0.7 (default: fitted on OOF)"
+    )
+    parser.add_argument("--runs", type=Path, help="runs root (default: kit.paths.runs_root())")
+    parser.add_argument("--submissions", type=Path, help="submissions root")
+    parser.add_argument(
+        "--data", type=Path, help="folder holding the sample submission (default: data/<slug>)"
+    )
+    parser.add_argument("--summary-json", type=Path, help="write the summary here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = ensemble.ensemble_runs(
+            args.comp, args.run_dirs, method=args.method, weights=args.weights,
+            runs_root=args.runs, submissions_root=args.submissions, data_dir=args.data,
+        )
+    except KitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    names = [Path(m["run_dir"]).name for m in summary["members"]]
+    print()
+    print(format_table(summary))
+    print(f"\nweights ({summary['weights_source']}): "
+          + ", ".join(f"{w:.3f}" for w in summary["weights"]))
+    print("\ncorrelation of OOF probabilities:")
+    print(format_matrix(names, summary["correlation"]))
+    print(f"\nrun folder  {summary['run_dir']}")
+    print(f"submission  {summary['submission']}")
+    print(f"heatmap     {summary['heatmap']}")
+    print(f"OOF {summary['metric']} = {summary['oof_score']:.5f}"
+          + (" (cross-validated weights)" if summary["oof_score_cv"] is not None else ""))
+    if args.summary_json:
+        write_json(args.summary_json, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
