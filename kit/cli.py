@@ -116,6 +116,7 @@ def git_commit() -> str:
 
 def train_main(argv: list[str] | None = None) -> dict:
     import torch
+    from threadpoolctl import threadpool_limits
 
     from kit.devices import pick_device
     from kit.pipeline import RunOptions, run_cv
@@ -140,6 +141,9 @@ def train_main(argv: list[str] | None = None) -> dict:
     set_deterministic(cfg.train.deterministic)
     seed_everything(cfg.cv.seed)
     device = pick_device(cfg.train.device)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+        threadpool_limits(cfg.train.num_threads)  # scikit-learn's OpenMP / BLAS pools
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.toml", to_toml(cfg))
     write_json(run_dir / "run.json", {

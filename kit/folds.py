@@ -57,4 +57,4 @@ def check_folds(folds: np.ndarray, n_splits: int, groups: np.ndarray | None = No
         per_group = {}
         for g, f in zip(groups, folds):
             if per_group.setdefault(g, f) != f:
-                raise DataError(f"group {g!r} appears in folds {per_group[g]} and {f}: leak")
+                raise DataError(f"group {getattr(g, 'item', lambda: g)()!r} appears in folds {per_group[g]} and {f}: leak")

@@ -88,7 +88,13 @@ def build_submission(
     else:
         values = proba[:, -1]
     frame = pd.DataFrame({id_col: ids, target_col: values})
-    frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
+    try:
+        frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
+    except (ValueError, TypeError):
+        raise SubmissionError(
+            f"predicted labels {list(classes)[:5]} cannot be written as the sample's "
+            f"{sample[target_col].dtype} column {target_col!r}; check data.target and "
+            "submission.kind") from None
     if pd.api.types.is_integer_dtype(sample[id_col].dtype):
         frame[id_col] = frame[id_col].astype(sample[id_col].dtype)
     order = pd.Index(frame[id_col].astype(str)).get_indexer(sample[id_col].astype(str))

@@ -29,7 +29,7 @@ def _passengers(n: int, start_id: int, rng: np.random.Generator) -> pd.DataFrame
     title = np.where(sex == "male", np.where(child, "Master", "Mr"),
                      np.where((age < 25) & (sibsp == 0), "Miss", "Mrs"))
     names = [f"{rng.choice(SURNAMES)}, {t}. {rng.choice(FIRST[s])}" for t, s in zip(title, sex)]
-    fare = np.round(rng.lognormal(np.log([0, 60, 15, 9])[pclass], 0.6), 4)
+    fare = np.round(rng.lognormal(np.log([1, 60, 15, 9])[pclass], 0.6), 4)
     cabin = np.where((pclass == 1) & (rng.random(n) < 0.8),
                      [f"{rng.choice(list('ABCDE'))}{rng.integers(1, 130)}" for _ in range(n)], None)
     frame = pd.DataFrame({

@@ -54,7 +54,7 @@ class NumericPreprocessor:
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.columns:
             return np.zeros((len(frame), 0))
-        x = frame[self.columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        x = frame[self.columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
         x[~np.isfinite(x)] = np.nan  # +-inf are as unusable as NaN
         return x
 

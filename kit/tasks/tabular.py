@@ -19,9 +19,9 @@ from kit.data.csv import read_csv
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (CategoricalPreprocessor, NumericPreprocessor, load_preprocessors,
                               save_preprocessors)
-from kit.errors import DataError
+from kit.errors import CheckpointError, DataError
 from kit.hooks import call_with_params, load_hook
-from kit.io import write_parquet
+from kit.io import atomic_path, write_parquet
 from kit.metrics import get_metric
 from kit.models import build_model, get_entry
 from kit.tasks import FoldContext, FoldOutput, Prepared
@@ -62,7 +62,13 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     train, test = _read(cfg, data_dir)
     hook = load_hook(comp_dir, "features", "build")
     if hook is not None:
+        target_dtype = train[d.target].dtype
         train, test = call_with_params(hook, f.params, "features.params", train, test)
+        if d.target not in train.columns:
+            raise DataError(f"{comp_dir / 'features.py'}: build() dropped the target column "
+                            f"{d.target!r} from train; keep it")
+        if train[d.target].notna().all():  # a concat with test turns int labels into floats
+            train[d.target] = train[d.target].astype(target_dtype)
     classes = sorted(train[d.target].unique().tolist())
     if len(classes) < 2:
         raise DataError(f"{data_dir / d.train}: target {d.target!r} has one value {classes}; "
@@ -144,7 +150,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 
 def _build(cfg: Config, entry, num, cat, num_classes: int):
-    params = dict(cfg.model.params)
+    params = cfg.model.params_for(entry.name)
     if entry.kind == "sklearn":
         params.setdefault("seed", cfg.cv.seed)
     return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
@@ -156,17 +162,33 @@ def _arrays(prep: Prepared, part: str, rows, num, cat) -> np.ndarray:
     return np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
 
 
+# skops loads only the types listed here (no pickle: a run folder from a Kaggle dataset
+# may come from anyone). These are what HistGradientBoostingClassifier holds besides
+# numpy arrays and builtins.
+SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
+                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
 def _fit_sklearn(model, prep: Prepared, ctx: FoldContext, num, cat):
-    import joblib
+    import skops.io as sio
 
     model.fit(_arrays(prep, "train", ctx.train_idx, num, cat), prep.y[ctx.train_idx])
-    from kit.io import atomic_path
-
-    with atomic_path(ctx.fold_dir / "model.joblib") as tmp:
-        joblib.dump(model, tmp)
+    with atomic_path(ctx.fold_dir / "model.skops") as tmp:
+        sio.dump(model, tmp)
     valid = model.predict_proba(_arrays(prep, "train", ctx.valid_idx, num, cat))
     test = model.predict_proba(_arrays(prep, "test", None, num, cat))
-    return valid.astype(np.float64), test.astype(np.float64), {"model_file": "model.joblib"}
+    return valid.astype(np.float64), test.astype(np.float64), {"model_file": "model.skops"}
+
+
+def _load_sklearn(path: Path):
+    import skops.io as sio
+
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing; was this fold trained with a sklearn model?")
+    untrusted = set(sio.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED)
+    if untrusted:
+        raise CheckpointError(f"{path} holds types the kit does not load: {sorted(untrusted)}")
+    return sio.load(path, trusted=SKOPS_TRUSTED)
 
 
 def _load_best(model, path: Path) -> None:
@@ -187,9 +209,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     num, cat = load_preprocessors(fold_dir / "preprocessors.json")
     entry = get_entry(cfg.model.name, "tabular")
     if entry.kind == "sklearn":
-        import joblib
-
-        model = joblib.load(fold_dir / "model.joblib")
+        model = _load_sklearn(fold_dir / "model.skops")
         return model.predict_proba(_arrays(prep, "test", None, num, cat)).astype(np.float64)
     model = _build(cfg, entry, num, cat, len(prep.classes))
     best = sorted(fold_dir.glob("best_*.pt"))

@@ -1,0 +1,78 @@
+import pytest
+
+from kit.config import Config, apply_overrides, load_config, load_resolved, to_toml
+from kit.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "comp" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_slug_from_folder(tmp_path):
+    cfg = load_config(write(tmp_path, "[train]\nepochs = 3\n"))
+    assert cfg.train.epochs == 3 and cfg.train.batch_size == Config().train.batch_size
+    assert cfg.competition.slug == "comp"
+
+
+def test_unknown_section_names_file_and_lists_sections(tmp_path):
+    path = write(tmp_path, "[trian]\nepochs = 3\n")
+    with pytest.raises(ConfigError, match=r"config\.toml.*unknown section \[trian\].*train"):
+        load_config(path)
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    path = write(tmp_path, "[train]\nepoch = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epoch'.*epochs"):
+        load_config(path)
+
+
+def test_wrong_type_and_bad_choice(tmp_path):
+    with pytest.raises(ConfigError, match="train.epochs = 'many'"):
+        load_config(write(tmp_path, '[train]\nepochs = "many"\n'))
+    with pytest.raises(ConfigError, match="cv.strategy = 'random' is not one of stratified"):
+        apply_overrides(Config(), ["cv.strategy=random"])
+
+
+def test_set_overrides_cast_to_field_types():
+    cfg = apply_overrides(Config(), ["train.epochs=7", "optim.lr=0.01", "train.tta=true",
+                                     "features.numeric=a,b", "model.params.gbdt.max_iter=9"])
+    assert (cfg.train.epochs, cfg.optim.lr, cfg.train.tta) == (7, 0.01, True)
+    assert cfg.features.numeric == ("a", "b")
+    assert cfg.model.params_for("gbdt") == {"max_iter": 9}
+
+
+def test_set_errors_are_clear():
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        apply_overrides(Config(), ["train.epochs"])
+    with pytest.raises(ConfigError, match="is not a valid int"):
+        apply_overrides(Config(), ["train.epochs=1.5"])
+    with pytest.raises(ConfigError, match="unknown key 'lrr'"):
+        apply_overrides(Config(), ["optim.lrr=1"])
+
+
+def test_params_for_merges_shared_and_model_table():
+    cfg = apply_overrides(Config(), ["model.params.dropout=0.1", "model.params.mlp.hidden=[8]"])
+    assert cfg.model.params_for("mlp") == {"dropout": 0.1, "hidden": [8]}
+    assert cfg.model.params_for("gbdt") == {"dropout": 0.1}
+
+
+def test_dry_run_section_applies_only_when_asked(tmp_path):
+    path = write(tmp_path, '[train]\nepochs = 30\n[dry_run]\n"train.epochs" = 1\n')
+    assert load_config(path).train.epochs == 30
+    assert load_config(path, dry_run=True).train.epochs == 1
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = apply_overrides(Config(), ["train.epochs=4", "model.params.mlp.hidden=[16, 8]",
+                                     "features.categorical=Sex"])
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(cfg))
+    assert load_resolved(path) == cfg
+
+
+def test_group_strategy_needs_group_column():
+    with pytest.raises(ConfigError, match="needs cv.group"):
+        apply_overrides(Config(), ["cv.strategy=group"])

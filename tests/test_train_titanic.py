@@ -1,0 +1,71 @@
+"""End-to-end: scripts/train.py on the Titanic demo data, into temporary folders."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from kit.submission import validate_file
+
+
+def train(tmp_path, data, *extra):
+    summary = tmp_path / "summary.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "titanic",
+           "--data", str(data), "--runs", str(tmp_path / "runs"),
+           "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+
+
+@pytest.mark.parametrize("model", ["mlp", "gbdt"])
+def test_demo_run_writes_every_artifact(tmp_path, model):
+    proc, summary = train(tmp_path, tmp_path / "data", "--demo", "--folds", "2",
+                          "--set", f"model.name={model}", "--set", "train.epochs=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DEMO DATA" in proc.stdout
+    run = ROOT / summary["run_dir"] if not summary["run_dir"].startswith("/") else None
+    from pathlib import Path
+
+    run = Path(summary["run_dir"])
+    for name in ["config.toml", "run.json", "folds.csv", "oof.parquet", "test_pred.parquet",
+                 "scores.json", "submission.csv", "fold0/preprocessors.json",
+                 "fold1/done.json"]:
+        assert (run / name).exists(), name
+    if model == "mlp":
+        assert list((run / "fold0").glob("best_e*_accuracy0.*.pt"))
+        assert (run / "fold0" / "last.pt").exists()
+        assert len(pd.read_csv(run / "fold0" / "history.csv")) >= 1
+    oof = pd.read_parquet(run / "oof.parquet")
+    assert list(oof.columns) == ["id", "fold", "target", "p_0", "p_1"]
+    assert set(oof["fold"]) == {0, 1}
+    scores = json.loads((run / "scores.json").read_text())
+    assert len(scores["folds"]) == 2 and scores["mean"] > 0.6  # demo signal is learnable
+    validate_file(summary["submission"], tmp_path / "data" / "gender_submission.csv")
+    assert summary["cv"]["metric"] == "accuracy" and summary["submission"].endswith("_demo.csv")
+
+
+def test_same_seed_gives_identical_oof(tmp_path, titanic_demo):
+    args = ("--folds", "1", "--set", "train.epochs=2", "--seed", "7")
+    a = train(tmp_path / "a", titanic_demo, *args)[1]
+    b = train(tmp_path / "b", titanic_demo, *args)[1]
+    from pathlib import Path
+
+    oof_a = pd.read_parquet(Path(a["run_dir"]) / "oof.parquet")
+    oof_b = pd.read_parquet(Path(b["run_dir"]) / "oof.parquet")
+    pd.testing.assert_frame_equal(oof_a, oof_b)
+
+
+def test_missing_data_explains_the_download_and_writes_nothing(tmp_path):
+    proc, _ = train(tmp_path, tmp_path / "nothing")
+    assert proc.returncode == 2
+    assert "kaggle competitions download -c titanic" in proc.stderr and "--demo" in proc.stderr
+    assert not (tmp_path / "subs").exists()
+
+
+def test_config_typo_is_one_line_error(tmp_path, titanic_demo):
+    proc, _ = train(tmp_path, titanic_demo, "--set", "train.epoch=3")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    assert "unknown key 'epoch'" in proc.stderr and "Traceback" not in proc.stderr
