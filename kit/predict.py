@@ -1,0 +1,159 @@
+"""Re-create a finished run's submission from its fold checkpoints: no training.
+
+    python scripts/predict.py --run runs/titanic/20240101-120000_mlp_eng
+    python scripts/predict.py --run RUN_DIR --data /kaggle/input/titanic --summary-json s.json
+
+Each finished fold (`fold<k>/done.json`) predicts the test set with its saved
+preprocessors and best checkpoint (`best_*.pt`, or `model.skops` for scikit-learn
+models) through the task's `predict_fold`; the fold mean is the run's test prediction.
+The run's own files are never touched: the output goes to `--out` (default
+`RUN_DIR/predict/`, or `/kaggle/working/predict/` inside a kernel, where run folders come
+from read-only datasets), and inside a kernel also to `/kaggle/working/submission.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kit.config import Config, load_resolved
+from kit.errors import CheckpointError
+from kit.io import atomic_path, write_json, write_parquet
+from kit.paths import competition_dir, in_kaggle, kaggle_root
+
+_FOLD = re.compile(r"fold(\d+)")
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="A finished run's submission from its checkpoints")
+    p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR",
+                   help="run folder written by scripts/train.py (runs/<comp>/<run>)")
+    p.add_argument("--data", type=Path, help="competition data folder (default: data/<comp>)")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/predict)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--summary-json", type=Path, help="write what was produced here")
+    return p
+
+
+def finished_folds(run: Path) -> list[Path]:
+    """fold<k>/ folders holding done.json, in fold order; a folder that is no run is an error."""
+    if not (run / "config.toml").is_file():
+        inside = sorted(p.parent.name for p in run.glob("*/config.toml"))[-3:]
+        hint = (f"; the newest runs in it: {', '.join(inside)}" if inside else
+                ", e.g. runs/titanic/<YYYYmmdd-HHMMSS>_<model>_<features>")
+        what = "not a run folder (no config.toml)" if run.is_dir() else "no such folder"
+        raise CheckpointError(f"--run {run}: {what}; give a folder that scripts/train.py "
+                              f"wrote{hint}")
+    folds = [p for p in run.iterdir() if _FOLD.fullmatch(p.name) and (p / "done.json").is_file()]
+    if not folds:
+        raise CheckpointError(
+            f"--run {run}: no finished fold (no fold<k>/done.json); finish training with "
+            f"`python scripts/train.py --resume {run}`")
+    return sorted(folds, key=lambda p: int(_FOLD.fullmatch(p.name).group(1)))
+
+
+def _data_dir(cfg: Config, run: Path, data: Path | None) -> Path:
+    from kit.cli import resolve_data_dir
+
+    info = _read_json(run / "run.json")
+    if data is None and info.get("data_dir") and Path(info["data_dir"]).is_dir():
+        data = Path(info["data_dir"])  # where the run trained, when it recorded that
+    # A demo run's data is re-made (seeded: the same files) unless --data names a folder.
+    return resolve_data_dir(cfg, data, bool(info.get("demo")) and data is None)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _check_classes(run: Path, classes: list) -> None:
+    trained = _read_json(run / "scores.json").get("classes")
+    if trained is not None and trained != [str(c) for c in classes]:
+        raise CheckpointError(
+            f"{run / 'scores.json'}: the run was trained on classes {trained}, the data has "
+            f"{[str(c) for c in classes]}; pass the run's competition data with --data")
+
+
+def default_out(run: Path) -> Path:
+    if in_kaggle():
+        return kaggle_root() / "working" / "predict"
+    return run / "predict"
+
+
+def compare_with_run(run: Path, frame: pd.DataFrame) -> float | None:
+    """Largest |difference| from the run's own test_pred.parquet (None: not comparable)."""
+    path = run / "test_pred.parquet"
+    if not path.is_file():
+        return None
+    saved = pd.read_parquet(path)
+    if list(saved.columns) != list(frame.columns) or len(saved) != len(frame) or not (
+            saved["id"].astype(str).to_numpy() == frame["id"].astype(str).to_numpy()).all():
+        return None  # another test set (a code competition's hidden one): nothing to compare
+    cols = list(frame.columns[1:])
+    return float(np.abs(saved[cols].to_numpy(float) - frame[cols].to_numpy(float)).max())
+
+
+def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
+                device: str = "auto") -> dict:
+    """Predict the test set with every finished fold of `run`; write a checked submission."""
+    folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
+    import torch
+
+    from kit.devices import pick_device
+    from kit.pipeline import fold_mean, proba_columns
+    from kit.seed import seed_everything
+    from kit.submission import build_submission, read_sample, write_submission
+    from kit.tasks import get_task
+
+    cfg = load_resolved(run / "config.toml")
+    slug = cfg.competition.slug
+    data_dir = _data_dir(cfg, run, data)
+    out = out or default_out(run)
+    seed_everything(cfg.cv.seed)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    dev = pick_device(device)
+    task = get_task(cfg.competition.task)
+    print(f"predict: {run}  folds: {', '.join(p.name for p in folds)}  device: {dev}")
+    with tempfile.TemporaryDirectory(prefix="kit-predict-") as cache:  # the run stays as it was
+        prep = task.prepare(cfg, competition_dir(slug), data_dir, Path(cache))
+        _check_classes(run, prep.classes)
+        probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
+    test = fold_mean(probas, cfg.ensemble.fold_vote)
+    frame = pd.DataFrame({"id": prep.test_ids})
+    frame[proba_columns(prep.classes)] = test
+    write_parquet(out / "test_pred.parquet", frame)
+    sample_path = data_dir / cfg.data.sample_submission
+    submission = build_submission(prep.test_ids, test, prep.classes, read_sample(sample_path),
+                                  kind=cfg.submission.kind)
+    written = write_submission(submission, sample_path, out / "submission.csv")
+    summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
+               "test_pred": str(out / "test_pred.parquet"), "submission": str(written),
+               "max_abs_diff_vs_run": compare_with_run(run, frame)}
+    if in_kaggle():  # where Kaggle looks for a kernel's submission
+        final = kaggle_root() / "working" / "submission.csv"
+        with atomic_path(final) as tmp:
+            shutil.copyfile(written, tmp)
+        summary["kaggle_submission"] = str(final)
+    return summary
+
+
+def predict_main(argv: list[str] | None = None) -> dict:
+    args = predict_parser().parse_args(argv)
+    summary = predict_run(args.run, data=args.data, out=args.out, device=args.device)
+    diff = summary["max_abs_diff_vs_run"]
+    if diff is not None:
+        print(f"largest difference from the run's test_pred.parquet: {diff:.2e}")
+    print(f"submission: {summary['submission']}")
+    if "kaggle_submission" in summary:
+        print(f"kaggle submission: {summary['kaggle_submission']}")
+    if args.summary_json:
+        write_json(args.summary_json, summary)
+    return summary
