@@ -1,0 +1,263 @@
+"""Kaggle kernel folders: one self-contained script plus a validated kernel-metadata.json.
+
+Kernels run without internet and without the repository, so the script carries the `kit`
+package, `competitions/<slug>/` and the entry script as a base64 xz tar, unpacked at
+start (templates/kernel_script.py.tmpl). Inference kernels also get a dataset folder
+holding the run (config, fold checkpoints, preprocessors) to attach as a source.
+
+    build = build_kernel("titanic", user="me", gpu=True)  # build/kernels/titanic/
+    push_kernel(build["kernel_dir"])                       # kit.kaggle
+
+Nothing credential-like is packed (local.toml, dot folders, token files) and the result
+is scanned for the token values of this machine before anyone can push it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import lzma
+import os
+import pprint
+import re
+import shutil
+import subprocess
+import tarfile
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+from kit.config import load_config
+from kit.errors import KaggleError
+from kit.io import write_json, write_text
+from kit.kaggle import check_no_secrets, find_secrets, kaggle_config, secret_values
+from kit.paths import ROOT, competition_dir
+
+CODE_FILE = "kernel.py"
+TEMPLATE = ROOT / "templates" / "kernel_script.py.tmpl"
+SCRIPTS = ROOT / "scripts"  # where the entry scripts come from (tests point it at stubs)
+ENTRY = {"train": "train.py", "predict": "predict.py"}
+LICENSE = "CC0-1.0"
+_SECRET_NAMES = {
+    "local.toml", "kaggle.json", "access_token", "access_token.txt", "credentials.json",
+    "client_secrets.json", "secrets.toml", "netrc",
+}
+# Run files an inference kernel does not need: predictions, plots, logs; the parquet
+# cache of the training data (cache/) and earlier predict outputs (predict/).
+_RUN_SKIP = re.compile(
+    r"(oof|test_pred)\..*|history\.csv|folds\.csv|submission\.csv|.*\.(png|jpe?g|svg|log)",
+    re.IGNORECASE,
+)
+_RUN_SKIP_DIRS = {"cache", "predict"}
+
+
+def slugify(text: str) -> str:
+    """The slug Kaggle derives from a title (python-slugify's rules for ASCII titles)."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def resolve_user(user: str | None) -> str:
+    """The Kaggle user owning the kernel: --user, else KAGGLE_USERNAME."""
+    user = user or os.environ.get("KAGGLE_USERNAME", "")
+    if not user:
+        raise KaggleError(
+            "no Kaggle user name: kernel and dataset ids are '<user>/<slug>'. Pass --user NAME "
+            "or `export KAGGLE_USERNAME=NAME` (NAME is the last part of your profile URL, "
+            "https://www.kaggle.com/NAME)"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", user):
+        raise KaggleError(f"Kaggle user name {user!r} is not valid: letters, digits, '-', '_' only")
+    return user
+
+
+def _check_source(ref: str, what: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][\w-]*/[a-z0-9][a-z0-9-]*", ref):
+        raise KaggleError(
+            f"{what} {ref!r} must read OWNER/SLUG (e.g. me/timm-weights): the owner's user name "
+            "and the dataset's slug from its URL, without a version or 'datasets/' prefix"
+        )
+
+
+def validate_kernel_metadata(meta: dict, folder: Path) -> None:
+    """Check kernel-metadata.json the way `kaggle kernels push` does, and a bit stricter."""
+    where = folder / "kernel-metadata.json"
+    ident, title = meta.get("id", ""), meta.get("title", "")
+    if not re.fullmatch(r"[^/\s]+/[^/\s]+", str(ident)):
+        raise KaggleError(f"{where}: id {ident!r} must read '<user>/<kernel-slug>'")
+    if not isinstance(title, str) or len(title) < 5:
+        raise KaggleError(f"{where}: title {title!r} must have at least 5 characters")
+    if slugify(title) != ident.split("/")[1]:
+        raise KaggleError(
+            f"{where}: title {title!r} gives slug {slugify(title)!r}, not the id's "
+            f"{ident.split('/')[1]!r}; Kaggle would create a differently named kernel"
+        )
+    fixed = {"language": "python", "kernel_type": "script"}
+    for key, want in fixed.items():
+        if meta.get(key) != want:
+            raise KaggleError(f"{where}: {key} = {meta.get(key)!r}, the kit writes {want!r}")
+    for key in ("is_private", "enable_gpu", "enable_internet"):
+        # enable_internet defaults to true in the client: it must be written explicitly.
+        if not isinstance(meta.get(key), bool):
+            raise KaggleError(f"{where}: {key} must be written as true or false")
+    sources = meta.get("competition_sources")
+    if not sources or not all(isinstance(s, str) and s for s in sources):
+        raise KaggleError(f"{where}: competition_sources must list the competition slug")
+    for ref in meta.get("dataset_sources", []):
+        _check_source(ref, f"{where}: dataset source")
+    code = folder / str(meta.get("code_file", ""))
+    if not meta.get("code_file") or not code.is_file():
+        raise KaggleError(f"{where}: code_file {meta.get('code_file')!r} is not a file in {folder}")
+
+
+def validate_dataset_metadata(meta: dict, folder: Path) -> None:
+    """Check dataset-metadata.json the way `kaggle datasets create` does."""
+    where = folder / "dataset-metadata.json"
+    _check_source(str(meta.get("id", "")), f"{where}: id")
+    slug, title = meta["id"].split("/")[1], meta.get("title", "")
+    if not 6 <= len(slug) <= 50:
+        raise KaggleError(f"{where}: dataset slug {slug!r} must have 6 to 50 characters")
+    if not isinstance(title, str) or not 6 <= len(title) <= 50:
+        raise KaggleError(f"{where}: title {title!r} must have 6 to 50 characters")
+    if meta.get("licenses") != [{"name": LICENSE}]:
+        raise KaggleError(f"{where}: licenses must be [{{'name': '{LICENSE}'}}]")
+
+
+def _excluded(rel: PurePosixPath) -> bool:
+    """Files never packed: caches, dot files (.kaggle, .env, .git) and credential files."""
+    if any(p.startswith(".") or p in ("__pycache__", "wandb", "plots") for p in rel.parts):
+        return True
+    name = rel.name.lower()
+    if name in _SECRET_NAMES or name.endswith((".pyc", ".env")) or name.startswith("env."):
+        return True
+    return name.endswith(".json") and bool(re.search(r"token|secret|credential|kaggle", name))
+
+
+def _tree(folder: Path, arcroot: str) -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = PurePosixPath(path.relative_to(folder).as_posix())
+        if path.is_file() and not path.is_symlink() and not _excluded(rel):
+            found.append((f"{arcroot}/{rel}", path))
+    return found
+
+
+def _members(slug: str, mode: str) -> list[tuple[str, Path]]:
+    """(name in the archive, file) for the kit, the competition folder and the entry."""
+    entry = SCRIPTS / ENTRY[mode]
+    if not entry.is_file():
+        raise KaggleError(f"{entry} is missing: the {mode} kernel runs it; restore it from git")
+    members = _tree(ROOT / "kit", "kit") + _tree(competition_dir(slug), f"competitions/{slug}")
+    return members + [(f"scripts/{ENTRY[mode]}", entry)]
+
+
+def _pack(members: list[tuple[str, Path]]) -> str:
+    """A reproducible xz tar of `members`, base64 in 76-character lines."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
+        for name, path in members:
+            data = path.read_bytes()
+            info = tarfile.TarInfo(name)  # no owner, mtime 0: same sources, same script
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return base64.encodebytes(buffer.getvalue()).decode("ascii")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=False,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _fresh(folder: Path, marker: str) -> Path:
+    """Empty `folder` for a rebuild; refuse to clear a folder the kit did not build."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / marker).exists():
+        raise KaggleError(f"refusing to clear {folder}: it has files but no {marker}; pass an "
+                          "empty or new --out folder")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def build_run_dataset(slug: str, run: str | Path, user: str, dest_root: Path) -> dict:
+    """Copy what inference needs from a run folder into a Kaggle dataset folder."""
+    run = Path(run)
+    if not (run / "config.toml").is_file():
+        raise KaggleError(f"--run {run} is not a run folder (no config.toml); pass a folder "
+                          f"under runs/{slug}/")
+    ds_slug = slugify(f"{slug}-{run.name}")[:50].strip("-")
+    meta = {"title": f"kit {slug} {run.name}"[:50].strip(), "id": f"{user}/{ds_slug}",
+            "licenses": [{"name": LICENSE}]}
+    validate_dataset_metadata(meta, dest_root / ds_slug)
+    folder = _fresh(dest_root / ds_slug, "dataset-metadata.json")
+    for _, path in _tree(run, "."):
+        rel = path.relative_to(run)
+        best = list(path.parent.glob("best*.pt"))
+        if rel.parts[0] in _RUN_SKIP_DIRS or _RUN_SKIP.fullmatch(path.name) or (
+                path.name == "last.pt" and best):
+            continue  # last.pt only matters for resuming; the best checkpoint predicts
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, folder / rel)
+    write_json(folder / "dataset-metadata.json", meta)
+    return {"dataset_dir": str(folder), "dataset_id": meta["id"], "dataset_slug": ds_slug}
+
+
+def build_kernel(
+    slug: str, *, mode: str = "train", user: str | None = None, gpu: bool = False,
+    run: str | Path | None = None, weights_dataset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (), folds: int | None = None,
+    out: str | Path | None = None,
+    dataset_out: str | Path | None = None, title: str | None = None,
+) -> dict:
+    """Build the kernel folder (and the run dataset for --mode predict); returns a summary."""
+    if mode not in ENTRY:
+        raise KaggleError(f"--mode {mode!r} is not one of {', '.join(ENTRY)}")
+    if (mode == "predict") != (run is not None):
+        raise KaggleError("--mode predict needs --run RUN_DIR, and --run needs --mode predict")
+    if mode == "predict" and (overrides or folds):
+        raise KaggleError("--set and --folds change training; a predict kernel uses the run's "
+                          "saved config and every fold it finished")
+    if folds is not None and folds < 1:
+        raise KaggleError(f"--folds {folds}: train at least 1 fold (or leave it out for all)")
+    kaggle_config(slug)
+    load_config(competition_dir(slug) / "config.toml", overrides=list(overrides))  # fail here
+    user = resolve_user(user)
+    title = title or f"kit {slug} {mode}"
+    folder = _fresh(Path(out) if out else ROOT / "build" / "kernels" / slug, "kernel-metadata.json")
+    summary: dict = {"competition": slug, "mode": mode, "kernel_dir": str(folder)}
+    sources = [weights_dataset] if weights_dataset else []
+    for ref in sources:
+        _check_source(ref, "--weights-dataset")
+    if mode == "predict":
+        dest_root = Path(dataset_out) if dataset_out else ROOT / "build" / "datasets"
+        summary.update(build_run_dataset(slug, run, user, dest_root))
+        sources.append(summary["dataset_id"])
+    members = _members(slug, mode)
+    secrets = secret_values()
+    leaked = find_secrets(((str(p), p.read_bytes()) for _, p in members), secrets)
+    if leaked:
+        raise KaggleError(f"credential values found in {', '.join(leaked)}; remove them before "
+                          "building a kernel (everything there is uploaded to Kaggle)")
+    spec = {"slug": slug, "mode": mode, "title": title, "commit": _commit(),
+            "args": [a for o in overrides for a in ("--set", o)]
+            + (["--folds", str(folds)] if folds else []),
+            "dataset": summary.get("dataset_slug", "")}
+    script = TEMPLATE.read_text(encoding="utf-8")
+    script = script.replace("__KIT_TITLE__", title).replace("__KIT_SPEC__", pprint.pformat(spec))
+    script = script.replace("__KIT_PAYLOAD__", "\n" + _pack(members))
+    write_text(folder / CODE_FILE, script)
+    meta = {
+        "id": f"{user}/{slugify(title)}", "title": title, "code_file": CODE_FILE,
+        "language": "python", "kernel_type": "script", "is_private": True,
+        "enable_gpu": gpu, "enable_internet": False,  # the client's default is true
+        "dataset_sources": sources, "competition_sources": [slug],
+        "kernel_sources": [], "model_sources": [],
+    }
+    validate_kernel_metadata(meta, folder)
+    write_json(folder / "kernel-metadata.json", meta)
+    for built in [folder] + ([Path(summary["dataset_dir"])] if mode == "predict" else []):
+        check_no_secrets(built, secrets)
+    return {**summary, "kernel_id": meta["id"], "script": str(folder / CODE_FILE),
+            "metadata": meta, "files": [name for name, _ in members]}

@@ -1,0 +1,40 @@
+"""Check a submission CSV against the sample submission, then submit it with the kaggle CLI.
+
+    python scripts/submit.py --comp titanic --file submissions/titanic/<run>.csv -m "mlp 5-fold"
+    python scripts/submit.py ... --dry-run   # validate and print the command only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing
+
+from kit.cli import run_script
+from kit.io import write_json
+from kit.kaggle import submit
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comp", required=True, help="competition slug (folder in competitions/)")
+    parser.add_argument("--file", required=True, help="submission CSV to upload")
+    parser.add_argument("-m", "--message", required=True, help="submission description")
+    parser.add_argument("--data", help="folder with the sample submission (default: data/<comp>)")
+    parser.add_argument("--dry-run", action="store_true", help="validate, print the command only")
+    parser.add_argument("--summary-json", help="write what was done to this JSON file")
+    args = parser.parse_args(argv)
+    summary = submit(args.comp, args.file, args.message, data=args.data, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"{args.file} is valid; would run: {summary['command']}")
+    else:
+        print(f"submitted {args.file} to {args.comp}")
+    if args.summary_json:
+        write_json(args.summary_json, summary)
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main))
