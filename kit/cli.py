@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,8 +26,18 @@ from kit.io import write_json, write_text
 from kit.paths import ROOT, competition_dir, data_root, runs_root, submissions_root
 
 
+def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
+    raise KeyboardInterrupt
+
+
 def run_script(main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
-    """Run a script's main; a KitError is one line on stderr and exit status 2."""
+    """Run a script's main; a KitError is one line on stderr and exit status 2.
+
+    Ctrl-C and SIGTERM stop cleanly with status 130: every file is written atomically, so
+    finished folds and the last completed epoch's `last.pt` are intact for --resume.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         main(argv)
     except KitError as exc:
@@ -118,6 +131,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     import torch
     from threadpoolctl import threadpool_limits
 
+    from kit import distributed as dist
     from kit.devices import pick_device
     from kit.pipeline import RunOptions, run_cv
     from kit.seed import seed_everything, set_deterministic
@@ -129,7 +143,11 @@ def train_main(argv: list[str] | None = None) -> dict:
             raise KitError(f"--resume {run_dir}: not a run folder (no config.toml); give a "
                            "folder under runs/<comp>/")
         cfg = load_resolved(run_dir / "config.toml")
-        label = "dryrun" if run_dir.name.endswith("_dryrun") else ""
+        label = next((x for x in ("dryrun", "demo") if run_dir.name.endswith(f"_{x}")), "")
+        started_with = json.loads((run_dir / "run.json").read_text()) \
+            if (run_dir / "run.json").exists() else {}
+        if args.folds is None:  # the interrupted run's --folds
+            args.folds = started_with.get("folds")
     else:
         if not args.comp:
             raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
@@ -137,25 +155,45 @@ def train_main(argv: list[str] | None = None) -> dict:
                           overrides=_overrides(args), dry_run=args.dry_run)
         label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
         run_dir = _run_dir(cfg, args.runs, label)
-    data_dir = resolve_data_dir(cfg, args.data, args.demo)
-    set_deterministic(cfg.train.deterministic)
+    set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
+    place = dist.init(cfg.train.device)
+    run_dir = Path(dist.broadcast(str(run_dir)))  # ranks started a second apart agree
+    if place.main:
+        data_dir = resolve_data_dir(cfg, args.data, args.demo)
+    dist.barrier()  # demo data written / archive extracted once, by rank 0
+    if not place.main:
+        data_dir = resolve_data_dir(cfg, args.data, False) if not args.demo else \
+            (args.data or data_root() / f"{cfg.competition.slug}-demo")
     seed_everything(cfg.cv.seed)
     device = pick_device(cfg.train.device)
+    if device.type == "cuda" and place.world_size > 1:
+        device = torch.device("cuda", place.local_rank)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
         threadpool_limits(cfg.train.num_threads)  # scikit-learn's OpenMP / BLAS pools
+    folds = 1 if args.dry_run and not args.folds else args.folds
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.toml", to_toml(cfg))
-    write_json(run_dir / "run.json", {
-        "argv": sys.argv if argv is None else argv, "git_commit": git_commit(),
-        "seed": cfg.cv.seed, "device": str(device), "python": platform.python_version(),
-        "torch": torch.__version__, "demo": args.demo, "started": time.strftime("%F %T")})
-    print(f"run: {run_dir}  device: {device}  model: {cfg.model.name}")
+    if place.main:
+        write_text(run_dir / "config.toml", to_toml(cfg))
+        write_json(run_dir / "run.json", {
+            "argv": sys.argv if argv is None else argv, "git_commit": git_commit(),
+            "seed": cfg.cv.seed, "device": str(device), "world_size": place.world_size,
+            "deterministic": cfg.train.deterministic, "python": platform.python_version(),
+            "torch": torch.__version__, "demo": args.demo, "folds": folds,
+            "started": time.strftime("%F %T")})
+        ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
+        print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
+              + ("  deterministic: on" if cfg.train.deterministic else ""))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
-                      folds=1 if args.dry_run and not args.folds else args.folds,
+                      folds=folds,
                       resume=bool(args.resume), max_time=cfg.train.max_time or None, label=label)
-    summary = run_cv(cfg, opts)
+    try:
+        summary = run_cv(cfg, opts)
+    finally:
+        dist.cleanup()
+    if not place.main:
+        return summary
     summary["demo"] = bool(args.demo)
     if args.demo:
         print("(trained on DEMO DATA: the scores say the pipeline works, nothing about Kaggle)")

@@ -46,7 +46,21 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    """Copy a batch; non_blocking overlaps the copy with compute when memory is pinned."""
-    non_blocking = device.type == "cuda"
-    return {k: v.to(device, non_blocking=non_blocking) for k, v in batch.items()}
+def to_device(batch: dict, device: torch.device, *, channels_last: bool = False) -> dict:
+    """Copy a batch to `device`.
+
+    On CUDA, CPU tensors are pinned first so the copy is asynchronous (`non_blocking`)
+    and overlaps compute: pre-batched loaders (`batch_size=None`) are never pinned by the
+    DataLoader itself. Tensors already on the device (device-resident data) pass through.
+    """
+    cuda = device.type == "cuda"
+    out = {}
+    for key, value in batch.items():
+        if value.device != device:
+            if cuda and value.device.type == "cpu" and not value.is_pinned():
+                value = value.pin_memory()
+            value = value.to(device, non_blocking=cuda)
+        if channels_last and value.ndim == 4 and value.is_floating_point():
+            value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out

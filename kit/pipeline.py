@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit import distributed as dist
 from kit.config import Config
 from kit.errors import DataError
 from kit.folds import check_folds, make_folds
@@ -21,6 +22,7 @@ from kit.metrics import get_metric
 from kit.paths import competition_dir
 from kit.submission import build_submission, read_sample, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
+from kit.track import make_tracker
 from kit.trainer import Trainer
 
 
@@ -58,8 +60,9 @@ def _folds(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
             raise DataError(f"{path} does not match the training data; start a new run")
         check_folds(folds, cfg.cv.n_splits, prep.groups)
         return folds
-    folds = make_folds(prep.y, cfg.cv, prep.groups)
-    write_csv(path, pd.DataFrame({"id": prep.ids, "fold": folds}))
+    folds = make_folds(prep.y, cfg.cv, prep.groups)  # seeded: the same on every DDP rank
+    if dist.is_main():
+        write_csv(path, pd.DataFrame({"id": prep.ids, "fold": folds}))
     return folds
 
 
@@ -70,12 +73,15 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     metric = get_metric(cfg.competition.metric)
     task = get_task(cfg.competition.task)
     comp_dir = competition_dir(cfg.competition.slug)
+    main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
     folds = _folds(prep, cfg, opts.run_dir)
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
+    tracker = make_tracker(cfg, opts.run_dir, main=main)
 
     def make_trainer(cfg_, fold_dir, device, *, num_classes, desc=""):
-        return Trainer(cfg_, fold_dir, device, metric, num_classes, deadline=deadline, desc=desc)
+        return Trainer(cfg_, fold_dir, device, metric, num_classes, deadline=deadline,
+                       desc=desc, tracker=tracker)
 
     oof_parts, test_probas, fold_scores, infos = [], [], [], []
     for k in range(n_folds):
@@ -90,19 +96,40 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
             ctx = FoldContext(cfg, k, train_idx, valid_idx, fold_dir, opts.device,
                               lambda c, d, dev, **kw: make_trainer(c, d, dev, desc=f"fold {k}", **kw),
                               extras={"resume": opts.resume})
+            tracker.start_fold(k)
             out = task.fit_fold(prep, ctx)
-            done = _save_fold(fold_dir, _fold_frames(prep, k, valid_idx, out.valid_proba,
-                                                     prep.classes), out.test_proba, out.info)
+            frame = _fold_frames(prep, k, valid_idx, out.valid_proba, prep.classes)
+            done = _save_fold(fold_dir, frame, out.test_proba, out.info) if main \
+                else (frame, out.test_proba, out.info)
+            dist.barrier()  # rank 0 has written done.json before any rank moves on
         oof_k, test_k, info = done
-        score = metric(prep.y[oof_k["_row"].to_numpy()], oof_k[proba_columns(prep.classes)].to_numpy())
-        print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
+        labels_k = prep.y[oof_k["_row"].to_numpy()]
+        proba_k = oof_k[proba_columns(prep.classes)].to_numpy()
+        score = metric(labels_k, proba_k)
+        if main:
+            _fold_plot(fold_dir, labels_k, proba_k, prep.classes, f"fold {k}")
+            print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
+        tracker.finish_fold({"fold": k, "score": score})
         oof_parts.append(oof_k)
         test_probas.append(test_k)
         fold_scores.append(score)
         infos.append(info)
     if not oof_parts:
         raise DataError("no fold finished (time budget too small?); nothing to submit")
-    return _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started)
+    if not main:  # rank 0 writes the run's files; the others are done
+        return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
+    summary = _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
+                      started)
+    tracker.finish_cv(summary["cv"])
+    return summary
+
+
+def _fold_plot(fold_dir: Path, labels, proba, classes, what: str) -> None:
+    from kit.plots import confusion
+
+    if len(classes) <= 50:
+        confusion(labels, proba.argmax(1), classes, fold_dir / "confusion.png",
+                  title=f"{what}: OOF confusion")
 
 
 def _save_fold(fold_dir: Path, oof: pd.DataFrame, test_proba: np.ndarray, info: dict):
@@ -146,11 +173,14 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
               "oof": float(oof_score), "classes": [str(c) for c in classes],
               "n_folds_trained": len(fold_scores), "n_splits": cfg.cv.n_splits, "fold_info": infos}
     write_json(opts.run_dir / "scores.json", scores)
+    _fold_plot(opts.run_dir, prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy(), classes,
+               f"all folds ({metric.name} {oof_score:.4f})")
     sample_path = opts.data_dir / cfg.data.sample_submission
     frame = build_submission(prep.test_ids, test, classes, read_sample(sample_path),
                              kind=cfg.submission.kind)
     submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")
-    name = opts.run_dir.name + (f"_{opts.label}" if opts.label else "") + ".csv"
+    marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
+    name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
     copy = write_submission(frame, sample_path,
                             opts.submissions_dir / cfg.competition.slug / name)
     seconds = time.monotonic() - started

@@ -12,6 +12,7 @@ atomically every epoch so `--resume` continues where a run was cut.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from kit import distributed as dist
 from kit.config import Config
 from kit.devices import autocast_dtype, to_device
 from kit.early_stopping import EarlyStopping
@@ -31,7 +33,7 @@ from kit.errors import CheckpointError
 from kit.io import save_torch
 from kit.metrics import Metric
 from kit.schedule import lr_at, warn_if_frozen
-from kit.track import History
+from kit.track import History, NullTracker
 
 
 @dataclass
@@ -75,7 +77,8 @@ class Trainer:
         self.fold_dir, self.device, self.metric = Path(fold_dir), device, metric
         self.num_classes = num_classes
         self.deadline = deadline  # time.monotonic() value the fold must finish by
-        self.tracker, self.desc = tracker, desc
+        self.tracker, self.desc = tracker or NullTracker(), desc
+        self.main = dist.is_main()  # only rank 0 prints and writes files
         self.loss_fn, self.proba_fn = loss_and_proba(num_classes, cfg.optim.label_smoothing)
         self.amp_dtype = autocast_dtype(self.t.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -115,30 +118,46 @@ class Trainer:
     def train_one_epoch(self, model, loader, opt, epoch: int) -> dict:
         model.train()
         steps = self._steps_per_epoch(loader)
-        total_loss, seen, start = 0.0, 0, time.perf_counter()
+        accum, cap = self.t.accum_steps, self.t.max_steps_per_epoch * self.t.accum_steps
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        seen, shown, start = 0, time.perf_counter(), time.perf_counter()
         bar = tqdm(loader, total=self._batches(loader), leave=False, dynamic_ncols=True,
-                   desc=f"{self.desc} epoch {epoch}", disable=None)
-        lr = self.set_lr(opt, steps)
+                   desc=f"{self.desc} epoch {epoch}", disable=None if self.main else True)
+        lr, i = self.set_lr(opt, steps), -1
         for i, batch in enumerate(bar):
-            if self.t.max_steps_per_epoch and i >= self.t.max_steps_per_epoch * self.t.accum_steps:
+            if cap and i >= cap:
                 break
-            batch = to_device(batch, self.device)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                enabled=self.amp_dtype is not None):
-                loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
-            self.scaler.scale(loss / self.t.accum_steps).backward()
-            if (i + 1) % self.t.accum_steps == 0:
+            batch = to_device(batch, self.device, channels_last=self.t.channels_last)
+            last_micro = (i + 1) % accum == 0
+            # DDP: all-reduce gradients only on the micro-step that steps the optimizer
+            sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
+                else model.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                    enabled=self.amp_dtype is not None):
+                    loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
+                self.scaler.scale(loss / accum).backward()
+            if last_micro:
                 self._optimizer_step(model, opt)
                 lr = self.set_lr(opt, steps)
             n = len(batch["y"])
-            total_loss += loss.detach().float().item() * n  # one sync per batch, for the bar
+            total_loss += loss.detach() * n  # stays on the device: no sync per batch
             seen += n
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{lr:.2e}")
-        if seen and (i + 1) % self.t.accum_steps:  # flush a partial accumulation
+            now = time.perf_counter()
+            if now - shown > 0.5 or (self.tracker.every_steps and last_micro
+                                     and self.step % self.tracker.every_steps == 0):
+                running = total_loss.item() / seen  # one sync, at most twice a second
+                bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}",
+                                rate=f"{seen / (now - start):.0f}/s", refresh=False)
+                if self.tracker.every_steps and self.main:
+                    self.tracker.log_step(self.step, {"loss": running, "lr": lr})
+                shown = now
+        if seen and (i + 1) % accum:  # flush a partial accumulation
             self._optimizer_step(model, opt)
+        bar.close()
         seconds = time.perf_counter() - start
-        return {"train_loss": total_loss / max(seen, 1), "lr": lr,
-                "samples_per_s": seen / max(seconds, 1e-9)}
+        train_loss = dist.mean_across_ranks(total_loss.item() / max(seen, 1), self.device)
+        return {"train_loss": train_loss, "lr": lr, "samples_per_s": seen / max(seconds, 1e-9)}
 
     def _optimizer_step(self, model, opt) -> None:
         if self.t.clip_grad > 0:
@@ -165,20 +184,26 @@ class Trainer:
     def predict(self, model, loader, *, with_loss: bool = False):
         """Probabilities (N, C) and row positions (N,) for every batch of `loader`."""
         model.eval()
-        probas, index, total_loss, seen = [], [], 0.0, 0
+        probas, index, losses, seen = [], [], [], 0
         for batch in loader:
-            batch = to_device(batch, self.device)
+            batch = to_device(batch, self.device, channels_last=self.t.channels_last)
             with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                 enabled=self.amp_dtype is not None):
                 logits = model(**model_inputs(batch))
             if with_loss:
-                total_loss += self.loss_fn(logits.float(), batch["y"]).item() * len(logits)
+                losses.append(self.loss_fn(logits.float(), batch["y"]).detach() * len(logits))
                 seen += len(logits)
-            probas.append(self.proba_fn(logits).cpu())
-            index.append(batch["index"].cpu())
-        proba = torch.cat(probas).double().numpy()
-        idx = torch.cat(index).numpy()
-        return (proba, idx, total_loss / max(seen, 1)) if with_loss else (proba, idx)
+            probas.append(self.proba_fn(logits))
+            index.append(batch["index"])
+        if not probas:
+            raise CheckpointError(f"{self.desc}: the prediction loader yielded no batches")
+        proba = torch.cat(probas).double().cpu().numpy()
+        idx = torch.cat(index).cpu().numpy()
+        proba, idx = dist.gather_rows(proba, idx)  # every rank: all rows, each once
+        if not with_loss:
+            return proba, idx
+        loss = dist.mean_across_ranks(float(torch.stack(losses).sum()) / max(seen, 1), self.device)
+        return proba, idx, loss
 
     def evaluate(self, model, loader, labels: np.ndarray) -> dict:
         """Validation loss and metric; `labels` are class indices by row position."""
@@ -188,27 +213,34 @@ class Trainer:
     # --- the fold -------------------------------------------------------------------------
     def fit(self, model, train_loader, valid_loader, valid_labels: np.ndarray, *,
             resume: bool = False, on_epoch_start=None) -> FitResult:
+        """Train with early stopping; `model` (unwrapped) ends with the last epoch's weights."""
         model.to(self.device)
+        if self.t.channels_last:
+            model.to(memory_format=torch.channels_last)
         opt = self.make_optimizer(model)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="max" if self._monitor_mode() == "max" else "min",
             factor=self.t.plateau_factor, patience=self.t.plateau_patience)
         stopper = EarlyStopping(patience=self.t.patience, mode=self._monitor_mode(),
                                 min_delta=self.t.min_delta, min_delta_mode=self.t.min_delta_mode)
-        history = History(self.fold_dir / "history.csv")
+        history = History(self.fold_dir / "history.csv", write=self.main)
         best_path, start_epoch = None, 0
         if resume and (self.fold_dir / "last.pt").exists():
             start_epoch, best_path = self._load_last(model, opt, plateau, stopper, history)
+        net = dist.wrap(model, self.device)  # DDP under torchrun, else the model itself
+        if self.t.compile:
+            net = torch.compile(net)
         epoch_seconds, reason = 0.0, ""
         for epoch in range(start_epoch, self.t.epochs):
             if self._out_of_time(epoch_seconds):
                 reason = "time budget (--max-time) reached"
                 break
             started = time.monotonic()
+            set_epoch(train_loader, epoch)
             if on_epoch_start:
                 on_epoch_start(model, epoch)
-            row = {"epoch": epoch, **self.train_one_epoch(model, train_loader, opt, epoch)}
-            row.update(self.evaluate(model, valid_loader, valid_labels))
+            row = {"epoch": epoch, **self.train_one_epoch(net, train_loader, opt, epoch)}
+            row.update(self.evaluate(net, valid_loader, valid_labels))
             monitored = row["val_metric"] if self.t.monitor == "metric" else row["val_loss"]
             if self.t.scheduler == "plateau":
                 plateau.step(monitored)
@@ -224,6 +256,16 @@ class Trainer:
                 break
         else:
             reason = reason or f"finished {self.t.epochs} epochs"
+        if not dist.replicas_agree(model):
+            raise CheckpointError("DDP ranks ended the fold with different weights; a rank "
+                                  "trained on other data or skipped a step (report this)")
+        if self.main and history.rows:
+            from kit.plots import learning_curves
+
+            learning_curves(history.rows, self.fold_dir / "curves.png", metric=self.metric.name,
+                            mode=self.metric.mode)
+        if self.main:
+            tqdm.write(f"{self.desc} stopped: {reason}; best epoch {stopper.best_epoch}")
         return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,
                          best_path, reason, history.rows)
 
@@ -234,6 +276,8 @@ class Trainer:
         return self.deadline is not None and time.monotonic() + epoch_seconds > self.deadline
 
     def _report(self, row: dict, stopper: EarlyStopping) -> None:
+        if not self.main:
+            return
         mark = " *" if stopper.best_epoch == row["epoch"] else ""
         tqdm.write(f"{self.desc} epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  "
                    f"val_loss {row['val_loss']:.4f}  {self.metric.name} {row['val_metric']:.4f}  "
@@ -243,6 +287,8 @@ class Trainer:
 
     def _save_best(self, model, epoch: int, score: float, previous: Path | None) -> Path:
         path = self.fold_dir / f"best_e{epoch:03d}_{self.metric.name}{score:.4f}.pt"
+        if not self.main:
+            return path
         save_torch(path, {"model": model.state_dict(), "meta": self._meta(epoch, score)})
         if previous is not None and previous != path:
             previous.unlink(missing_ok=True)
@@ -253,6 +299,8 @@ class Trainer:
                 "model": self.cfg.model.name, "num_classes": self.num_classes}
 
     def _save_last(self, model, opt, plateau, stopper, history, epoch, best_path) -> None:
+        if not self.main:
+            return
         save_torch(self.fold_dir / "last.pt", {
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scaler": self.scaler.state_dict(), "plateau": plateau.state_dict(),
@@ -278,7 +326,8 @@ class Trainer:
         history.rows = list(state["history"])
         set_rng_state(state["rng"])
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
-        tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
+        if self.main:
+            tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
         return state["epoch"] + 1, best
 
 
@@ -302,7 +351,8 @@ def rng_state() -> dict:
     np_state = np.random.get_state()
     return {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
             "numpy": np_state[1].tolist(), "numpy_pos": int(np_state[2]),
-            "torch": torch.get_rng_state()}
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
 
 
 def set_rng_state(state: dict) -> None:
@@ -310,3 +360,13 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32),
                          state["numpy_pos"], 0, 0.0))
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def set_epoch(loader, epoch: int) -> None:
+    """Give the epoch to whatever orders the batches: a stream, a sampler, device batches."""
+    for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
+        if obj is not None and hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+            return

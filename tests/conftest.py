@@ -1,5 +1,8 @@
 """Shared fixtures: small real files in tmp folders, never the network."""
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,3 +21,19 @@ def titanic_demo(tmp_path):
     data = tmp_path / "data"
     make_demo(data, seed=0)
     return data
+
+
+def train_cmd(tmp_path, data, *extra) -> list[str]:
+    return [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "titanic",
+            "--data", str(data), "--runs", str(tmp_path / "runs"),
+            "--submissions", str(tmp_path / "subs"), *extra]
+
+
+def run_train(tmp_path, data, *extra, env=None, timeout=300):
+    """scripts/train.py in a subprocess; returns (process, summary dict or None)."""
+    summary = tmp_path / "summary.json"
+    summary.unlink(missing_ok=True)
+    proc = subprocess.run([*train_cmd(tmp_path, data, *extra), "--summary-json", str(summary)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    return proc, (json.loads(summary.read_text()) if summary.exists() else None)

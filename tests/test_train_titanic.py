@@ -1,23 +1,16 @@
 """End-to-end: scripts/train.py on the Titanic demo data, into temporary folders."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
+from conftest import ROOT, run_train
 
-from conftest import ROOT
 from kit.submission import validate_file
 
 
 def train(tmp_path, data, *extra):
-    summary = tmp_path / "summary.json"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "titanic",
-           "--data", str(data), "--runs", str(tmp_path / "runs"),
-           "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+    return run_train(tmp_path, data, *extra)
 
 
 @pytest.mark.parametrize("model", ["mlp", "gbdt"])
