@@ -215,6 +215,11 @@ def translate_error(
             f"`{command}`: Kaggle refused it (403/404): the id's owner must be your Kaggle "
             f"user name (--user or KAGGLE_USERNAME) and the sources must exist{said}"
         )
+    if re.search(r"already (in use|exists)", output) and command.startswith("kaggle datasets create"):
+        return KaggleError(
+            f"`{command}`: the run dataset exists on Kaggle already; push a new version of it "
+            f"with `python scripts/kernel.py ... --push --new-version`{said}"
+        )
     if _NETWORK.search(output):
         return KaggleError(
             f"`{command}`: cannot reach kaggle.com; check the network connection and any "

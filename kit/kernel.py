@@ -162,13 +162,21 @@ def _pack(members: list[tuple[str, Path]]) -> str:
     return base64.encodebytes(buffer.getvalue()).decode("ascii")
 
 
-def _commit() -> str:
+def _git(*args: str) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=False,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=ROOT, check=False, capture_output=True,
+                             text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _commit(packed: list[str]) -> str:
+    """HEAD's short hash, '+dirty' when a packed path differs from it (the kernel log says so)."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if not head:
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return head + ("+dirty" if _git("status", "--porcelain", "--", *packed) else "")
 
 
 def _fresh(folder: Path, marker: str) -> Path:
@@ -240,7 +248,8 @@ def build_kernel(
     if leaked:
         raise KaggleError(f"credential values found in {', '.join(leaked)}; remove them before "
                           "building a kernel (everything there is uploaded to Kaggle)")
-    spec = {"slug": slug, "mode": mode, "title": title, "commit": _commit(),
+    packed = ["kit", str(competition_dir(slug)), f"scripts/{ENTRY[mode]}"]
+    spec = {"slug": slug, "mode": mode, "title": title, "commit": _commit(packed),
             "args": [a for o in overrides for a in ("--set", o)]
             + (["--folds", str(folds)] if folds else []),
             "dataset": summary.get("dataset_slug", "")}

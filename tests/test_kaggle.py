@@ -522,6 +522,9 @@ def test_push_commands_and_push_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KAGGLE_MODE", "pusherror")  # exit status 0, error on stdout
     with pytest.raises(KaggleError, match="Notebook not found"):
         push_kernel(tmp_path)
+    monkeypatch.setenv("FAKE_KAGGLE_MODE", "exists")
+    with pytest.raises(KaggleError, match="--new-version"):
+        push_dataset(tmp_path)
 
 
 # --- the kernel script runs ----------------------------------------------------------------
