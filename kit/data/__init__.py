@@ -1,0 +1,1 @@
+"""Data loading: tabular preprocessing and streaming, image datasets, demo data."""

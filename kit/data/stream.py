@@ -1,0 +1,577 @@
+"""TabularStream: parquet -> record batches -> one vectorized transform per chunk -> batches.
+
+Big tabular competitions ship tens of millions of rows in hundreds of columns, split into
+parquet files by date. The stream reads only `columns` (and rows passing `filter`), joins
+record batches into chunks of `chunk_rows` rows, calls `transform` once per chunk and yields
+`dict[str, torch.Tensor]` batches that are zero-copy views of the chunk's arrays. Memory is
+a few chunks, whatever the dataset size.
+
+    stream = TabularStream("data/train_parquet", columns=cols, transform=fitted, batch_size=512,
+                           shuffle=True, filter=pc.field("fold") != k)
+    loader = stream_loader(stream, num_workers=2)
+    for epoch in range(epochs):
+        stream.set_epoch(epoch)             # before iter(loader), as with DistributedSampler
+        for batch in loader: ...
+
+Sharding. The unit of work is one parquet row group, or an equal row slice of one when
+there are fewer row groups than shards. Shards are DDP ranks x DataLoader workers (shard =
+rank * workers + worker). Each epoch the units are permuted with (seed, epoch) and dealt in
+that order, each to the shard holding the fewest rows so far, so every row belongs to
+exactly one shard and shards differ by at most one unit. With shuffle=False and one shard
+the order is the file order (sorted paths, or the list as given).
+
+DDP ranks must take the same number of steps, or an all-reduce waits forever.
+ddp_even="pad": ranks short of the longest rank's batch count add full batches of rows
+repeated from their own shards (cycling through the first rows they read), spread evenly
+over their workers. ddp_even="drop": longer ranks stop at the shortest rank's count (the
+fullest workers stop first); the dropped rows differ every epoch. With one rank neither
+applies: every row exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import math
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from kit.errors import ConfigError, DataError
+from kit.io import atomic_path
+from kit.seed import worker_init_fn
+
+Transform = Callable[[pd.DataFrame], "dict[str, np.ndarray]"]
+Unit = tuple[int, int, int, int]  # (file index, row group, first row, end row) in that group
+DDP_EVEN = ("pad", "drop")
+SUFFIXES = (".parquet", ".parq", ".pq")
+ROW_GROUP_ROWS = 65536  # row groups written by as_parquet: the unit of sharding and shuffling
+_LOCAL = pafs.LocalFileSystem()
+# pre_buffer=False + a buffered stream: read a row group page by page instead of holding all
+# its column chunks, so memory follows chunk_rows even for 1M-row row groups.
+_FORMAT = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+    pre_buffer=False, use_buffered_stream=True, buffer_size=1 << 20))
+
+
+class TabularStream(IterableDataset):
+    """Streams parquet rows as pre-batched tensors, sharded over DDP ranks and workers.
+
+    `transform` gets each chunk as a pandas DataFrame of `columns` and returns a dict of
+    numpy arrays with one row per input row (e.g. {"x_num": .., "x_cat": .., "y": ..}); it
+    must be picklable (a module-level function or a fitted object) to reach spawned workers.
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path], *, columns: Sequence[str],
+                 transform: Transform, batch_size: int, chunk_rows: int | None = None,
+                 shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 filter: pc.Expression | None = None, rank: int | None = None,
+                 world_size: int | None = None, ddp_even: str = "pad") -> None:
+        super().__init__()
+        _check_options(columns, transform, batch_size, chunk_rows, ddp_even)
+        self.columns, self.transform = list(columns), transform
+        self.batch_size = int(batch_size)
+        self.chunk_rows = (_default_chunk_rows(len(self.columns)) if chunk_rows is None
+                           else int(chunk_rows))
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.filter, self.ddp_even = filter, ddp_even
+        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        # Only paths, row counts, the schema and partition expressions are kept: files are
+        # opened by the shard that reads them, never here (an Arrow handle opened before a
+        # fork breaks in the child, apache/arrow#1946).
+        self._files, self._group_rows, self._partitions, self._schema = _inspect(
+            *_discover(source), self.columns)
+        _check_filter(filter, self._schema)
+        self._num_workers = 0  # DataLoader workers per rank; stream_loader sets it
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by live workers
+        self._cache: dict[tuple, list] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch's order; reaches persistent workers through shared memory."""
+        self._epoch.fill_(int(epoch))
+
+    def __len__(self) -> int:
+        """Batches this rank yields in the current epoch (with a filter: counts it once)."""
+        units, shards, quotas = self._plan(int(self._epoch))
+        workers = max(1, self._num_workers)
+        mine = range(self.rank * workers, (self.rank + 1) * workers)
+        if quotas is not None:
+            return sum(quotas[s][0] for s in mine)
+        rows = self._unit_rows(units)
+        return sum(_n_batches(sum(rows[u] for u in shards[s]), self.batch_size, self.drop_last)
+                   for s in mine)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch, workers, info = int(self._epoch), max(1, self._num_workers), get_worker_info()
+        if info is None:  # main process: this rank's worker shards one after another
+            ids = range(workers)
+        elif info.num_workers == workers:
+            ids = [info.id]
+        else:
+            raise ConfigError(
+                f"TabularStream was prepared for {self._num_workers} DataLoader workers but "
+                f"runs in {info.num_workers}: len() and the DDP batch counts would be wrong. "
+                f"Build the loader with stream_loader(stream, num_workers={info.num_workers}).")
+        for worker in ids:
+            yield from self._iter_shard(epoch, self.rank * workers + worker)
+
+    # -- planning: which units each shard reads, and how many batches it yields ----------
+
+    def _units(self) -> list[Unit]:
+        n_shards = self.world_size * max(1, self._num_workers)
+        key = ("units", n_shards)
+        if key not in self._cache:
+            self._cache[key] = _make_units(self._group_rows, n_shards)
+        return self._cache[key]
+
+    def _unit_rows(self, units: list[Unit]) -> list[int]:
+        """Rows each unit yields after `filter`; reads only the filter's columns, once."""
+        if self.filter is None:
+            return [end - start for _, _, start, end in units]
+        key = ("rows", len(units))  # units differ only when their number does
+        if key not in self._cache:
+            masks: dict[tuple[int, int], pa.ChunkedArray] = {}
+            for f, g, _, _ in units:
+                if (f, g) not in masks:
+                    with _reading(self._files[f]):
+                        masks[f, g] = self._fragment(f, g).to_table(
+                            schema=self._schema, columns={"keep": self.filter},
+                            use_threads=False)["keep"]
+            self._cache[key] = [
+                int(pc.sum(pc.fill_null(masks[f, g].slice(a, b - a), False)).as_py() or 0)
+                for f, g, a, b in units]
+        return self._cache[key]
+
+    def _plan(self, epoch: int) -> tuple[list[Unit], list[list[int]], list | None]:
+        """The units, each shard's unit indices, and (batches, padding) per shard under DDP."""
+        units, workers = self._units(), max(1, self._num_workers)
+        order = (np.random.default_rng([self.seed, epoch]).permutation(len(units))
+                 if self.shuffle else range(len(units)))
+        shards = _deal([b - a for _, _, a, b in units], order, self.world_size * workers)
+        if self.world_size == 1:
+            return units, shards, None
+        rows = self._unit_rows(units)
+        shard_rows = [sum(rows[u] for u in shard) for shard in shards]
+        quotas = _quotas(shard_rows, workers, self.batch_size, self.drop_last, self.ddp_even)
+        return units, shards, quotas
+
+    # -- reading: units -> record batches -> chunks -> arrays -> batches ------------------
+
+    def _iter_shard(self, epoch: int, shard: int) -> Iterator[dict[str, torch.Tensor]]:
+        units, shards, quotas = self._plan(epoch)
+        rng = np.random.default_rng([self.seed, epoch, shard])
+        chunks = _ahead(self._read([units[u] for u in shards[shard]]))
+        batches = self._batches(self._arrays(chunks, rng))
+        if quotas is None:
+            yield from batches
+            return
+        quota, pad = quotas[shard]
+        want, kept, have = min(pad * self.batch_size, self.chunk_rows), [], 0  # rows to repeat
+        for batch in itertools.islice(batches, quota - pad):
+            if have < want:  # cloned: a view would pin its whole chunk for the epoch
+                kept.append({k: v[:want - have].clone() for k, v in batch.items()})
+                have += len(next(iter(kept[-1].values())))
+            yield batch
+        batches.close()  # drop mode: stop reading what this rank gives up
+        if pad:
+            pool = ({k: torch.cat([part[k] for part in kept]) for k in kept[0]}
+                    if kept else self._borrowed_rows(units, want))
+            yield from _repeat(pool, pad, self.batch_size)
+
+    def _borrowed_rows(self, units: list[Unit], want: int) -> dict[str, torch.Tensor]:
+        """Padding rows for a shard that `filter` left empty: the first rows of the data."""
+        arrays = next(self._arrays(self._read(units), None))
+        return {k: torch.from_numpy(a[:want]) for k, a in arrays.items()}
+
+    def _fragment(self, f: int, group: int) -> ds.ParquetFileFragment:
+        return _FORMAT.make_fragment(self._files[f], filesystem=_LOCAL, row_groups=[group],
+                                     partition_expression=self._partitions[f])
+
+    def _read(self, units: list[Unit]) -> Iterator[pa.Table]:
+        """Chunks of exactly chunk_rows rows (the last may be short) read from `units`."""
+        held: list[pa.RecordBatch] = []
+        n = 0
+        for batch in itertools.chain.from_iterable(self._read_unit(u) for u in units):
+            while batch.num_rows:
+                take = min(batch.num_rows, self.chunk_rows - n)
+                held.append(batch.slice(0, take))
+                batch, n = batch.slice(take), n + take
+                if n == self.chunk_rows:
+                    yield pa.Table.from_batches(held)
+                    held, n = [], 0
+        if n:
+            yield pa.Table.from_batches(held)
+
+    def _read_unit(self, unit: Unit) -> Iterator[pa.RecordBatch]:
+        f, group, start, end = unit
+        schema = self._schema
+        with _reading(self._files[f]):
+            fragment = self._fragment(f, group)
+            if (start, end) == (0, self._group_rows[f][group]):
+                # batch_readahead=1: one record batch decoded ahead, not 16 (memory)
+                yield from fragment.to_batches(
+                    schema=schema, columns=self.columns, filter=self.filter,
+                    batch_size=self.chunk_rows, batch_readahead=1, fragment_readahead=1)
+                return
+            # A slice of a row group (more shards than row groups: small data). Row
+            # positions must be kept, so read the group whole and apply the filter after.
+            wanted = {c: pc.field(c) for c in self.columns}
+            if self.filter is not None:
+                wanted["__keep"] = self.filter
+            table = fragment.to_table(schema=schema, columns=wanted, use_threads=False)
+            table = table.slice(start, end - start)
+            if self.filter is not None:
+                table = table.filter(pc.fill_null(table["__keep"], False))
+            out = pa.schema([schema.field(c) for c in self.columns])
+            yield from pa.Table.from_arrays([table[c] for c in self.columns],
+                                            schema=out).to_batches()
+
+    def _arrays(self, tables: Iterator[pa.Table], rng: np.random.Generator | None
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """One transform call per chunk; rows permuted in the final arrays when shuffling."""
+        for table in tables:
+            rows = table.num_rows
+            # split_blocks: one numpy array per column (zero-copy where Arrow allows) instead
+            # of a consolidated 2-D copy; self_destruct frees each column once converted.
+            frame = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
+            arrays = _checked(self.transform(frame), rows, self.transform)
+            if self.shuffle and rng is not None:
+                perm = rng.permutation(rows)
+                # np.take on the final (narrow, numeric) arrays, never DataFrame.sample
+                arrays = {k: np.take(a, perm, axis=0) for k, a in arrays.items()}
+            yield arrays
+
+    def _batches(self, chunks: Iterator[dict[str, np.ndarray]]
+                 ) -> Iterator[dict[str, torch.Tensor]]:
+        """Slice chunks into batch_size views; a chunk's tail joins the next chunk's head."""
+        size, carry = self.batch_size, None
+        for arrays in chunks:
+            n, start = len(next(iter(arrays.values()))), 0
+            if carry is not None:
+                start = min(size - len(next(iter(carry.values()))), n)
+                carry = {k: np.concatenate([carry[k], a[:start]]) for k, a in arrays.items()}
+                if len(next(iter(carry.values()))) < size:
+                    continue
+                yield {k: torch.from_numpy(a) for k, a in carry.items()}
+                carry = None
+            for lo in range(start, n - size + 1, size):
+                yield {k: torch.from_numpy(a[lo:lo + size]) for k, a in arrays.items()}
+            tail = start + (n - start) // size * size
+            if tail < n:  # copied, so the finished chunk can be freed
+                carry = {k: a[tail:].copy() for k, a in arrays.items()}
+        if carry is not None and not self.drop_last:
+            yield {k: torch.from_numpy(a) for k, a in carry.items()}
+
+
+def stream_loader(stream: TabularStream, *, num_workers: int = 0, **kw: Any) -> DataLoader:
+    """DataLoader over a pre-batched TabularStream (batch_size=None), sharded per worker.
+
+    Workers start with "spawn", not Linux's default "fork": a forked child inherits Arrow's
+    thread pools and open files in whatever state the parent had them, and Arrow readers
+    then fail or deadlock (apache/arrow#1946, Lightning-AI/litData#823). Spawn costs a few
+    seconds of imports per worker, paid once because workers are persistent. Records
+    num_workers on `stream`, so len(stream) == len(loader). Keyword args go to DataLoader.
+
+    >>> loader = stream_loader(stream, num_workers=2)
+    """
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"num_workers={num_workers!r}: use an integer >= 0")
+    if kw.get("batch_size") is not None:
+        raise ConfigError(f"batch_size={kw['batch_size']!r} for a TabularStream loader: the "
+                          "stream is already batched; set batch_size on the TabularStream")
+    stream._num_workers = num_workers
+    if stream.world_size > 1:  # the batch counts need per-unit row counts: once, here
+        stream._unit_rows(stream._units())
+    opts: dict[str, Any] = {"batch_size": None, "num_workers": num_workers}
+    if num_workers:
+        opts.update(persistent_workers=True, multiprocessing_context="spawn",
+                    worker_init_fn=worker_init_fn)
+    return DataLoader(stream, **(opts | kw))
+
+
+def as_parquet(csv_path: str | Path, cache_dir: str | Path, *,
+               columns: Sequence[str] | None = None,
+               column_types: dict[str, pa.DataType] | None = None) -> Path:
+    """Convert a CSV once to parquet (streamed, bounded memory); reused while newer than it.
+
+    >>> TabularStream(as_parquet("data/titanic/train.csv", "cache"), columns=..., ...)
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"CSV file not found: {csv_path}; download the competition data first")
+    tag = "" if columns is None else "." + hashlib.sha1("\0".join(columns).encode()).hexdigest()[:8]
+    dest = Path(cache_dir) / f"{csv_path.name}{tag}.parquet"
+    if dest.is_file() and dest.stat().st_mtime > csv_path.stat().st_mtime:
+        return dest
+    convert = pacsv.ConvertOptions(column_types=column_types or {})
+    if columns is not None:
+        convert.include_columns = list(columns)
+    try:
+        with atomic_path(dest) as tmp:
+            # 16 MiB blocks: column types are inferred from the first block
+            reader = pacsv.open_csv(csv_path, convert_options=convert,
+                                    read_options=pacsv.ReadOptions(block_size=16 << 20))
+            with pq.ParquetWriter(tmp, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_table(pa.Table.from_batches([batch]), ROW_GROUP_ROWS)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(
+            f"cannot convert {csv_path} to parquet: {err}. If a column changes type part-way "
+            "through the file (integers, then '1.5' or text), pass column_types="
+            "{'<column>': pa.float64()} (or pa.string()) to as_parquet.") from None
+    return dest
+
+
+# -- helpers: options, discovery, footers ---------------------------------------------------
+
+def _default_chunk_rows(n_columns: int) -> int:
+    """About 4M values per chunk (16 MiB of float32): 65,536 rows of 64 columns, 16,777 of
+    250. Throughput is flat from here up, while memory grows with every in-flight chunk."""
+    return max(4096, min(65536, (1 << 22) // n_columns))
+
+
+def _check_options(columns, transform, batch_size, chunk_rows, ddp_even) -> None:
+    if isinstance(columns, str) or not columns or len(set(columns)) != len(columns):
+        raise ConfigError(f"columns={columns!r}: give a non-empty list of distinct names")
+    if not callable(transform):
+        raise ConfigError(f"transform={transform!r} is not callable; pass a function "
+                          "pandas.DataFrame -> dict[str, numpy.ndarray]")
+    for name, value in (("batch_size", batch_size), ("chunk_rows", 1 if chunk_rows is None else chunk_rows)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}={value!r}: use an integer >= 1")
+    if ddp_even not in DDP_EVEN:
+        raise ConfigError(f"ddp_even={ddp_even!r}: choose one of {list(DDP_EVEN)}")
+
+
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    live = torch.distributed.is_available() and torch.distributed.is_initialized()
+    world = world_size if world_size is not None else (
+        torch.distributed.get_world_size() if live else 1)
+    rank = rank if rank is not None else (torch.distributed.get_rank() if live else 0)
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"rank={rank}, world_size={world}: need 0 <= rank < world_size")
+    return rank, world
+
+
+def _check_filter(expr: pc.Expression | None, schema: pa.Schema) -> None:
+    if expr is None:
+        return
+    try:
+        schema.empty_table().filter(expr)
+    except (pa.ArrowException, TypeError) as err:
+        raise ConfigError(f"filter {expr} does not apply to the data ({err}); columns "
+                          f"available: {schema.names}") from None
+
+
+def _discover(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str | None]:
+    """Parquet files in read order, and the hive-partition root when `source` is a folder."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        root, files = os.path.abspath(source), []
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
+            found = sorted(n for n in names if n.endswith(SUFFIXES) and n[0] not in "._")
+            files += [os.path.join(folder, n) for n in found]
+            if not found and not subfolders and folder != root:
+                warnings.warn(f"empty partition {folder}: no parquet files in it; skipped",
+                              stacklevel=4)
+        if not files:
+            raise DataError(f"no parquet files ({', '.join(SUFFIXES)}) under {root}; for a "
+                            "CSV, convert it first with kit.data.stream.as_parquet")
+        return files, root
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing or not paths:
+        raise DataError(f"parquet source {missing or paths} not found; pass a folder, a "
+                        "parquet file or a list of parquet files")
+    return [os.path.abspath(p) for p in paths], None
+
+
+def _inspect(files: list[str], root: str | None, columns: list[str]
+             ) -> tuple[list[str], list[list[int]], list, pa.Schema]:
+    """Read every footer once: skip empty files, check columns exist with one dtype each."""
+    kept, group_rows, schemas = [], [], []
+    for path in files:
+        md = _footer(path)
+        if md is None or md.num_rows == 0:
+            warnings.warn(f"empty parquet file {path} (0 rows); skipped", stacklevel=4)
+            continue
+        kept.append(path)
+        group_rows.append([md.row_group(g).num_rows for g in range(md.num_row_groups)])
+        schemas.append(md.schema.to_arrow_schema())
+    if not kept:
+        raise DataError(f"every parquet file in {root or files} is empty; nothing to stream")
+    dataset = ds.dataset(kept, format="parquet", partitioning="hive" if root else None,
+                         partition_base_dir=root)
+    partitions = {f.path: f.partition_expression for f in dataset.get_fragments()}
+    first: dict[str, tuple[pa.DataType, str]] = {}
+    for path, schema in zip(kept, schemas):
+        keys = ds.get_partition_keys(partitions[path]) if path in partitions else {}
+        for col in (c for c in columns if c not in keys):
+            if schema.get_field_index(col) < 0:
+                raise DataError(f"column {col!r} is missing from {path} (it has "
+                                f"{schema.names[:12]}...); drop {col!r} from columns or "
+                                "rewrite that file with it")
+            dtype = schema.field(col).type
+            seen, where = first.setdefault(col, (dtype, path))
+            if dtype != seen:
+                raise DataError(f"column {col!r} is {seen} in {where} but {dtype} in {path}; "
+                                f"rewrite the files with one dtype (e.g. df[{col!r}]."
+                                "astype('float32') before to_parquet)")
+    return kept, group_rows, [partitions.get(p) for p in kept], dataset.schema
+
+
+def _footer(path: str) -> pq.FileMetaData | None:
+    if os.path.getsize(path) == 0:
+        return None
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path} is not a readable parquet file ({err}); download or "
+                        "regenerate it, or delete it to leave it out") from None
+
+
+class _reading:
+    """Turn Arrow read failures into a DataError naming the file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, tb) -> None:
+        if kind is not None and issubclass(kind, (pa.ArrowException, OSError)):
+            raise DataError(f"{self.path} could not be read ({err}); the file is corrupt or "
+                            "changed after the stream was built: regenerate it") from None
+
+
+# -- helpers: units, dealing, batch counts ----------------------------------------------------
+
+def _make_units(group_rows: list[list[int]], n_shards: int) -> list[Unit]:
+    """Row groups, each cut into equal slices when there are fewer groups than shards."""
+    groups = [(f, g, n) for f, sizes in enumerate(group_rows) for g, n in enumerate(sizes) if n]
+    pieces = max(1, math.ceil(n_shards / len(groups)))
+    return [(f, g, n * i // k, n * (i + 1) // k)
+            for f, g, n in groups for k in [min(pieces, n)] for i in range(k)]
+
+
+def _deal(sizes: list[int], order: Sequence[int], n_shards: int) -> list[list[int]]:
+    """Give each unit, in `order`, to the shard with the fewest rows (ties: lowest index)."""
+    heap, shards = [(0, s) for s in range(n_shards)], [[] for _ in range(n_shards)]
+    for u in order:
+        load, s = heapq.heappop(heap)
+        shards[s].append(int(u))
+        heapq.heappush(heap, (load + sizes[u], s))
+    return shards
+
+
+def _n_batches(rows: int, batch_size: int, drop_last: bool) -> int:
+    return rows // batch_size if drop_last else -(-rows // batch_size)
+
+
+def _quotas(shard_rows: list[int], workers: int, batch_size: int, drop_last: bool,
+            ddp_even: str) -> list[tuple[int, int]]:
+    """(batches, of which padding) per shard, so that every rank yields the same count."""
+    counts = [_n_batches(r, batch_size, drop_last) for r in shard_rows]
+    ranks = [counts[i:i + workers] for i in range(0, len(counts), workers)]
+    target = (max if ddp_even == "pad" else min)(sum(r) for r in ranks)
+    out = []
+    for rank in ranks:
+        gap = target - sum(rank)
+        if gap >= 0:  # pad, spread evenly over the rank's workers
+            pads = [gap // workers + (w < gap % workers) for w in range(workers)]
+            out += [(c + p, p) for c, p in zip(rank, pads)]
+            continue
+        left = list(rank)
+        for _ in range(-gap):  # drop, from the fullest worker first
+            left[max(range(workers), key=left.__getitem__)] -= 1
+        out += [(c, 0) for c in left]
+    return out
+
+
+def _ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Read the next chunk in a background thread while the caller transforms this one.
+
+    Arrow decoding and numpy both release the GIL, so an epoch takes about max(read,
+    transform) instead of their sum; at most one chunk waits in the slot.
+    """
+    slot: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def fill() -> None:
+        try:
+            if all(offer((chunk, None)) for chunk in chunks):
+                offer((None, None))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consuming thread
+            offer((None, err))
+        finally:
+            chunks.close()
+
+    reader = threading.Thread(target=fill, name="TabularStream-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            chunk, err = slot.get()
+            if err is not None:
+                raise err
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        stop.set()  # the consumer stopped early or failed: let the reader finish
+        reader.join()
+
+
+def _repeat(pool: dict[str, torch.Tensor], n: int, size: int
+            ) -> Iterator[dict[str, torch.Tensor]]:
+    """n full batches cycling through the rows of `pool`."""
+    rows = len(next(iter(pool.values())))
+    for i in range(n):
+        index = torch.arange(i * size, (i + 1) * size) % rows
+        yield {k: v[index] for k, v in pool.items()}
+
+
+def _checked(out: Any, rows: int, transform: Transform) -> dict[str, np.ndarray]:
+    """The transform's arrays, checked: one row per input row, numeric, writable."""
+    name = getattr(transform, "__qualname__", type(transform).__name__)
+    if not isinstance(out, dict) or not out:
+        raise DataError(f"transform {name} returned {type(out).__name__}; it must return a "
+                        "non-empty dict[str, numpy.ndarray]")
+    arrays = {}
+    for key, value in out.items():
+        a = np.asarray(value)
+        if a.ndim == 0 or len(a) != rows:
+            raise DataError(f"transform {name} returned {key!r} with shape {a.shape} for a "
+                            f"chunk of {rows} rows; return one row per input row (drop rows "
+                            "with TabularStream(filter=...), not in the transform)")
+        if a.dtype.kind not in "biufc":
+            raise DataError(f"transform {name} returned {key!r} as {a.dtype}; tensors need "
+                            "numbers: encode strings as integer codes first")
+        # read-only arrays (Arrow buffers, pandas copy-on-write) must not back a tensor
+        arrays[key] = a if a.flags.writeable else a.copy()
+    return arrays
