@@ -180,6 +180,7 @@ def train_main(argv: list[str] | None = None) -> dict:
             "seed": cfg.cv.seed, "device": str(device), "world_size": place.world_size,
             "deterministic": cfg.train.deterministic, "python": platform.python_version(),
             "torch": torch.__version__, "demo": args.demo, "folds": folds,
+            "data_dir": str(data_dir),
             "started": time.strftime("%F %T")})
         ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"

@@ -65,6 +65,10 @@ def loss_and_proba(num_classes: int, label_smoothing: float = 0.0):
     return (lambda logits, y: ce(logits, y.long())), (lambda logits: logits.float().softmax(1))
 
 
+# Progress bars: None shows them on a terminal only (tqdm's default), True always.
+PROGRESS: bool | None = None
+
+
 def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k not in ("y", "index")}
 
@@ -122,7 +126,8 @@ class Trainer:
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         seen, shown, start = 0, time.perf_counter(), time.perf_counter()
         bar = tqdm(loader, total=self._batches(loader), leave=False, dynamic_ncols=True,
-                   desc=f"{self.desc} epoch {epoch}", disable=None if self.main else True)
+                   desc=f"{self.desc} epoch {epoch}", disable=(not PROGRESS) if PROGRESS is not None and self.main
+                   else (None if self.main else True))
         lr, i = self.set_lr(opt, steps), -1
         for i, batch in enumerate(bar):
             if cap and i >= cap:
@@ -136,7 +141,7 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                     enabled=self.amp_dtype is not None):
                     loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
-                self.scaler.scale(loss / accum).backward()
+                self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             if last_micro:
                 self._optimizer_step(model, opt)
                 lr = self.set_lr(opt, steps)

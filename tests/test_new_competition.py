@@ -1,0 +1,94 @@
+"""A competition created from templates/ trains with only its config edited; dry runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_train
+from kit.submission import validate_file
+
+
+def script(name, *args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def make_tabular_dataset(folder: Path, seed: int = 0) -> None:
+    """A churn-like table: numeric + categorical columns with signal, string labels."""
+    rng = np.random.default_rng(seed)
+
+    def table(n, start):
+        tenure = rng.integers(0, 72, n).astype(float)
+        tenure[rng.random(n) < 0.1] = np.nan
+        plan = rng.choice(["basic", "plus", "pro"], n)
+        spend = rng.gamma(2, 30, n)
+        return pd.DataFrame({"customer": np.arange(start, start + n), "tenure": tenure,
+                             "spend": spend.round(2), "plan": plan,
+                             "region": rng.choice(["n", "s", "e", "w"], n)})
+
+    train, test = table(600, 1), table(200, 10_001)
+    logit = -0.04 * train["tenure"].fillna(30) + 0.02 * train["spend"] + \
+        train["plan"].map({"basic": 1.0, "plus": 0.0, "pro": -1.0})
+    train["churn"] = np.where(rng.random(600) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    folder.mkdir(parents=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"customer": test["customer"], "churn": "no"}).to_csv(
+        folder / "sample_submission.csv", index=False)
+
+
+@pytest.fixture
+def comps(tmp_path):
+    """A competitions root holding only what the test creates."""
+    root = tmp_path / "competitions"
+    root.mkdir()
+    return {"KIT_COMPETITIONS_ROOT": str(root)}
+
+
+@pytest.mark.parametrize("model", ["gbdt", "mlp"])
+def test_template_competition_trains_with_only_its_config_edited(tmp_path, comps, model):
+    proc = script("new_competition.py", "churn-demo", "--task", "tabular", env=comps)
+    assert proc.returncode == 0, proc.stderr
+    config = Path(comps["KIT_COMPETITIONS_ROOT"]) / "churn-demo" / "config.toml"
+    text = config.read_text()
+    for old, new in [('id = "id"', 'id = "customer"'), ('target = "target"', 'target = "churn"'),
+                     ("numeric = []", 'numeric = ["tenure", "spend"]'),
+                     ("categorical = []", 'categorical = ["plan", "region"]')]:
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    data = tmp_path / "data"
+    make_tabular_dataset(data)
+    # run_train passes --comp titanic first; the later --comp wins in argparse
+    proc, summary = run_train(tmp_path, data, "--comp", "churn-demo",
+                              "--set", f"model.name={model}", "--set", "train.epochs=5",
+                              env=comps)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert summary["cv"]["mean"] > 0.6
+    frame = validate_file(summary["submission"], data / "sample_submission.csv")
+    assert set(frame["churn"]) <= {"yes", "no"}
+
+
+def test_new_competition_refuses_to_overwrite_and_bad_task(comps):
+    assert script("new_competition.py", "abc", env=comps).returncode == 0
+    again = script("new_competition.py", "abc", env=comps)
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    bad = script("new_competition.py", "xyz", "--task", "audio", env=comps)
+    assert bad.returncode == 2 and "valid tasks are tabular, image" in bad.stderr
+
+
+def test_titanic_dry_run_writes_a_marked_valid_submission(tmp_path):
+    proc, summary = run_train(tmp_path, tmp_path / "data", "--demo", "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = Path(summary["run_dir"])
+    assert run.name.endswith("_dryrun") and Path(summary["submission"]).stem.endswith("_dryrun")
+    assert [p.name for p in run.glob("fold*") if p.is_dir()] == ["fold0"]  # one fold
+    assert len(pd.read_csv(run / "fold0" / "history.csv")) == 2  # two epochs
+    assert list((run / "fold0").glob("best_e*.pt")) and (run / "fold0" / "curves.png").exists()
+    validate_file(summary["submission"], tmp_path / "data" / "gender_submission.csv")
