@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from kit.errors import DataError
@@ -46,6 +47,10 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[Path]:
             target = (dest / info.filename).resolve()
             if root not in target.parents and target != root:
                 raise DataError(f"{archive}: refusing member {info.filename!r}: leaves {dest}")
-            zf.extract(info, dest)
+            try:
+                zf.extract(info, dest)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                raise DataError(f"{archive}: member {info.filename!r} is damaged ({exc}); "
+                                "delete the archive and download again") from None
             written.append(target)
     return written

@@ -146,8 +146,10 @@ def train_main(argv: list[str] | None = None) -> dict:
         label = next((x for x in ("dryrun", "demo") if run_dir.name.endswith(f"_{x}")), "")
         started_with = json.loads((run_dir / "run.json").read_text()) \
             if (run_dir / "run.json").exists() else {}
-        if args.folds is None:  # the interrupted run's --folds
+        if args.folds is None:  # the interrupted run's --folds and data
             args.folds = started_with.get("folds")
+        if args.data is None and started_with.get("data_dir"):
+            args.data = Path(started_with["data_dir"])
     else:
         if not args.comp:
             raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")

@@ -48,6 +48,7 @@ class DataConfig:
     sample_submission: str = "sample_submission.csv"
     id: str = "id"
     target: str = "target"
+    classes: tuple[str, ...] = ()  # expected target values; others are an error (empty: any)
     params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
 
 
@@ -332,6 +333,8 @@ def read_toml(path: Path) -> dict:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the line it names") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def load_config(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +28,23 @@ def read_csv(path: Path, *, required: list[str] = (), what: str = "") -> pd.Data
                         "download it again") from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    _check_last_line(path, len(frame.columns))
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path} has no column(s) {missing} (columns: {list(frame.columns)[:20]}); "
                         "fix data.id / data.target / features in the competition's config.toml")
     return frame
+
+
+def _check_last_line(path: Path, n_columns: int) -> None:
+    """A download cut mid-line ends without a newline on a short row; pandas pads it with NaN."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 65536))
+        tail = fh.read()
+    if tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    fields = next(csv.reader(io.StringIO(last)), [])
+    if len(fields) < n_columns:
+        raise DataError(f"{path}: the last line has {len(fields)} of {n_columns} fields and no "
+                        "line end: the file is cut (an interrupted download?); download it again")

@@ -73,7 +73,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     if len(classes) < 2:
         raise DataError(f"{data_dir / d.train}: target {d.target!r} has one value {classes}; "
                         "nothing to learn")
-    _check_binary(cfg, classes, data_dir)
+    _check_classes(cfg, classes, data_dir)
     columns = [*f.numeric, *f.categorical]
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
@@ -93,13 +93,14 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                     state={"train": train_t, "test": test_t, "cache": cache_dir})
 
 
-def _check_binary(cfg: Config, classes: list, data_dir: Path) -> None:
-    """A 0/1 sample submission means a 0/1 target: anything else is a data error."""
-    if cfg.submission.kind == "proba" or len(classes) <= 2:
-        return
-    if set(map(str, classes)) - {"0", "1"} and {"0", "1"} & set(map(str, classes)):
+def _check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
+    """With data.classes set (Titanic: [0, 1]), any other target value is a data error."""
+    expected = set(cfg.data.classes)
+    unexpected = [c for c in classes if str(c) not in expected]
+    if expected and unexpected:
         raise DataError(f"{data_dir / cfg.data.train}: target {cfg.data.target!r} has values "
-                        f"{classes[:10]} where 0/1 was expected; fix the target column")
+                        f"{sorted(classes, key=str)[:10]}, expected only {list(cfg.data.classes)} "
+                        f"(data.classes); fix the target column or data.classes")
 
 
 def _fit_preprocessors(prep: Prepared, cfg: Config, rows: np.ndarray):

@@ -1,0 +1,223 @@
+"""The bad-input matrix: one row per case (README "Reliability" lists the same rows).
+
+Each failing row asserts the error class, that the one-line message names the file /
+column / value and the fix, the script's exit status (2), and that submissions/ and the
+existing run folders are byte-for-byte unchanged. Accepted rows train and submit.
+"""
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from kit.cli import run_script, train_main
+from kit.errors import CheckpointError, ConfigError, DataError, KitError, SubmissionError
+
+FAST = ["--set", "model.name=gbdt", "--set", "model.params.gbdt.max_iter=20", "--folds", "1"]
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Demo data, plus a submissions folder and a run folder that must survive every row."""
+    from kit.hooks import load_hook
+
+    data = tmp_path / "data"
+    load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")(data, seed=0)
+    (tmp_path / "subs" / "titanic").mkdir(parents=True)
+    (tmp_path / "subs" / "titanic" / "earlier_run.csv").write_text("PassengerId,Survived\n1,0\n")
+    old_run = tmp_path / "runs" / "titanic" / "20260101-000000_mlp_eng"
+    (old_run / "fold0").mkdir(parents=True)
+    (old_run / "scores.json").write_text('{"mean": 0.83}')
+    (old_run / "fold0" / "last.pt").write_bytes(b"earlier checkpoint")
+    return tmp_path
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for folder in ("subs", "runs/titanic/20260101-000000_mlp_eng")
+            for p in sorted((root / folder).rglob("*")) if p.is_file()}
+
+
+def argv(world: Path, *extra) -> list[str]:
+    return ["--comp", "titanic", "--data", str(world / "data"), "--runs", str(world / "runs"),
+            "--submissions", str(world / "subs"), *FAST, *extra]
+
+
+def fails(world, capsys, args, error, *fragments):
+    """Run train.py's main in-process: the error class, then the script's exit status."""
+    before = snapshot(world)
+    with pytest.raises(error) as info:
+        train_main(args)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert run_script(train_main, args) == 2
+    assert capsys.readouterr().err.strip().startswith("error: ")
+    assert snapshot(world) == before
+    return message
+
+
+def edit(path: Path, fn) -> None:
+    frame = pd.read_csv(path)
+    fn(frame).to_csv(path, index=False)
+
+
+def drop(col):
+    return lambda f: f.drop(columns=col)
+
+
+# --- data files --------------------------------------------------------------------------
+
+def test_missing_data_folder(world, capsys):
+    args = argv(world)
+    args[args.index("--data") + 1] = str(world / "nowhere")
+    fails(world, capsys, args, DataError, "no train.csv in", "nowhere",
+          "kaggle competitions download -c titanic -p", "--demo")
+
+
+def test_zip_with_path_traversal_member(world, capsys):
+    folder = world / "zipped"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "titanic.zip", "w") as zf:
+        zf.writestr("train.csv", "PassengerId,Survived\n1,0\n")
+        zf.writestr("../escaped.txt", "outside the data folder")
+    args = argv(world)
+    args[args.index("--data") + 1] = str(folder)
+    fails(world, capsys, args, DataError, "titanic.zip", "../escaped.txt")
+    assert not (world / "escaped.txt").exists()
+    assert not (folder / "train.csv").exists()  # refused before anything was extracted
+
+
+@pytest.mark.parametrize("file, column", [("train.csv", "PassengerId"), ("train.csv", "Survived"),
+                                          ("test.csv", "PassengerId")])
+def test_csv_missing_the_id_or_target_column(world, capsys, file, column):
+    edit(world / "data" / file, drop(column))
+    fails(world, capsys, argv(world), DataError, file, repr([column]), "config.toml")
+
+
+def test_target_with_unexpected_values(world, capsys):
+    edit(world / "data" / "train.csv", lambda f: f.assign(Survived=f["Survived"].replace(1, 2)))
+    fails(world, capsys, argv(world), DataError, "train.csv", "'Survived'", "[0, 2]",
+          "expected only ['0', '1']", "fix the target column")
+
+
+def test_duplicate_ids_in_test(world, capsys):
+    edit(world / "data" / "test.csv", lambda f: f.assign(
+        PassengerId=f["PassengerId"].where(f.index != 5, f["PassengerId"][4])))
+    fails(world, capsys, argv(world), DataError, "test.csv", "duplicate ids", "896")
+
+
+@pytest.mark.parametrize("content, fragment", [(b"", "is empty (0 bytes)"),
+                                               (b"PassengerId,Pclass\n", "header but no rows")])
+def test_empty_test_file(world, capsys, content, fragment):
+    (world / "data" / "test.csv").write_bytes(content)
+    fails(world, capsys, argv(world), DataError, "test.csv", fragment)
+
+
+def test_truncated_csv_last_line_cut(world, capsys):
+    path = world / "data" / "train.csv"
+    text = path.read_bytes()
+    path.write_bytes(text[: text.rstrip(b"\n").rfind(b",") - 3])  # cut mid-line, no newline
+    fails(world, capsys, argv(world), DataError, "train.csv", "last line has",
+          "download it again")
+
+
+def test_unknown_config_key(world, capsys):
+    message = fails(world, capsys, argv(world, "--set", "train.epohcs=3"), ConfigError,
+                    "epohcs", "train")
+    assert "epochs" in message  # the valid keys are listed
+
+
+def test_wrong_value_type_in_set(world, capsys):
+    fails(world, capsys, argv(world, "--set", "train.epochs=many"), ConfigError,
+          "train.epochs", "'many'", "int")
+
+
+def test_unknown_model_name(world, capsys):
+    fails(world, capsys, argv(world, "--set", "model.name=xgboost"), ConfigError,
+          "'xgboost'", "gbdt", "mlp")
+
+
+def test_checkpoint_from_a_different_model_on_resume(world, capsys):
+    run = world / "runs" / "titanic" / "interrupted"
+    args = argv(world, "--set", "model.name=mlp", "--set", "train.epochs=2")
+    args[args.index("--runs") + 1] = str(world / "first")
+    summary = train_main(args)
+    first = Path(summary["run_dir"])
+    first.rename(run)
+    (run / "fold0" / "done.json").unlink()  # fold 0 looks unfinished: resume loads last.pt
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("hidden = [64, 32]", "hidden = [16]"))
+    fails(world, capsys, ["--resume", str(run)], CheckpointError, "last.pt", "does not fit",
+          "resume with the config the run was started with")
+
+
+# --- accepted rows: the run trains and submits -------------------------------------------
+
+def accepted(world, capsys, args=None) -> pd.DataFrame:
+    before = snapshot(world)
+    summary = train_main(args or argv(world))
+    after = snapshot(world)
+    new = set(after) - set(before)
+    assert {k: after[k] for k in before} == before and len(new) == 1, new
+    return pd.read_csv(summary["submission"])
+
+
+def test_extra_unexpected_columns_are_accepted(world, capsys):
+    for file in ("train.csv", "test.csv"):
+        edit(world / "data" / file, lambda f: f.assign(Unexpected=np.arange(len(f))))
+    assert len(accepted(world, capsys)) == 418
+
+
+def test_nan_and_inf_in_numeric_features(world, capsys):
+    def poison(f):
+        f["Fare"] = f["Fare"].astype(float)
+        f.loc[0:9, "Fare"] = [np.nan, np.inf, -np.inf] * 3 + [np.nan]
+        f.loc[10:19, "Age"] = np.nan
+        return f
+
+    edit(world / "data" / "train.csv", poison)
+    edit(world / "data" / "test.csv", poison)
+    for model in ("gbdt", "mlp"):
+        sub = accepted(world, capsys, argv(world, "--set", f"model.name={model}",
+                                           "--set", "train.epochs=2"))
+        assert sub["Survived"].isin([0, 1]).all()
+
+
+def test_categorical_value_never_seen_in_training(world, capsys):
+    edit(world / "data" / "test.csv", lambda f: f.assign(Embarked="Atlantis", Sex="unknown"))
+    assert len(accepted(world, capsys)) == 418
+
+
+def test_non_utf8_bytes_in_a_text_column(world, capsys):
+    path = world / "data" / "train.csv"
+    path.write_bytes(path.read_bytes().replace(b"Mr.", "Mr.".encode() + b"\xff\xfe", 3))
+    assert len(accepted(world, capsys)) == 418
+
+
+# --- submissions --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda f: f.assign(PassengerId=f["PassengerId"] + 1), "ids in 'PassengerId' differ"),
+    (lambda f: f[["Survived", "PassengerId"]], "names and order must match"),
+    (lambda f: f.iloc[:-1], "417 rows, the sample has 418"),
+])
+def test_submission_with_wrong_ids_column_order_or_row_count(world, mutate, fragment):
+    from kit.submission import validate_file
+
+    sample = world / "data" / "gender_submission.csv"
+    bad = world / "bad.csv"
+    mutate(pd.read_csv(sample)).to_csv(bad, index=False)
+    with pytest.raises(SubmissionError, match=fragment) as info:
+        validate_file(bad, sample)
+    assert str(bad) in str(info.value)
+
+
+def test_every_error_is_a_kit_error():
+    for cls in (ConfigError, DataError, CheckpointError, SubmissionError):
+        assert issubclass(cls, KitError)

@@ -1,0 +1,93 @@
+"""Security: no code from user files runs, archives stay in their folder, no credentials leak."""
+
+import os
+import pickle
+import re
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_train
+from kit.archive import safe_extract
+from kit.errors import CheckpointError, DataError
+
+
+class Payload:
+    """Unpickling this runs os.system: what a hostile checkpoint would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
+    from kit.trainer import load_checkpoint
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "best_e001_accuracy0.9000.pt"
+    path.write_bytes(pickle.dumps({"model": Payload(marker)}))
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_no_eval_exec_or_unpickling_in_the_kit():
+    offenders = []
+    for path in [*ROOT.glob("kit/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("competitions/*/*.py")]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if re.search(r"(?<![.\w])(eval|exec)\(|pickle\.loads?\(|\bjoblib\.load\(", code):
+                offenders.append(f"{path}:{n}: {line.strip()}")
+            if "torch.load(" in code and "weights_only=True" not in code:
+                offenders.append(f"{path}:{n}: {line.strip()}")
+    assert not offenders, offenders
+
+
+def zip_with(tmp_path, name, *, link=False):
+    archive = tmp_path / "comp.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("train.csv", "id,target\n1,0\n")
+        info = zipfile.ZipInfo(name)
+        if link:
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd" if link else "x")
+    return archive
+
+
+@pytest.mark.parametrize("name, link, reason", [
+    ("../../escape.txt", False, "leaves the folder"),
+    ("/tmp/absolute.txt", False, "absolute path"),
+    ("C:\\\\windows.txt", False, "absolute path"),
+    ("innocent.csv", True, "symbolic link"),
+])
+def test_unsafe_archive_members_are_refused_before_anything_is_written(tmp_path, name, link,
+                                                                       reason):
+    dest = tmp_path / "data"
+    with pytest.raises(DataError, match=reason):
+        safe_extract(zip_with(tmp_path, name, link=link), dest)
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_damaged_archive_is_a_data_error(tmp_path):
+    archive = zip_with(tmp_path, "more.csv")
+    data = bytearray(archive.read_bytes())
+    data[40:60] = b"\x00" * 20  # inside the first member's compressed bytes
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="comp.zip"):
+        safe_extract(archive, tmp_path / "data")
+
+
+def test_run_folders_hold_no_credentials(tmp_path, titanic_demo):
+    secrets = {"KAGGLE_KEY": "kaggle-secret-0123456789abcdef",
+               "KAGGLE_API_TOKEN": "KGAT_token_fedcba9876543210",
+               "WANDB_API_KEY": "wandb-secret-00112233445566778899"}
+    proc, summary = run_train(tmp_path, titanic_demo, "--set", "model.name=gbdt", "--folds", "1",
+                              env=secrets)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    leaked = [str(p) for p in Path(summary["run_dir"]).rglob("*") if p.is_file()
+              and any(s.encode() in p.read_bytes() for s in secrets.values())]
+    assert not leaked and not any(s in proc.stdout + proc.stderr for s in secrets.values())
