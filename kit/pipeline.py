@@ -6,6 +6,7 @@ The same loop serves every competition; what differs lives in the task adapter
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
             fold_dir.mkdir(parents=True, exist_ok=True)
             train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
             ctx = FoldContext(cfg, k, train_idx, valid_idx, fold_dir, opts.device,
-                              lambda c, d, dev, **kw: make_trainer(c, d, dev, desc=f"fold {k}", **kw),
+                              functools.partial(make_trainer, desc=f"fold {k}"),
                               extras={"resume": opts.resume})
             tracker.start_fold(k)
             out = task.fit_fold(prep, ctx)
@@ -122,6 +123,15 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                       started)
     tracker.finish_cv(summary["cv"])
     return summary
+
+
+def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None:
+    """submission.id / submission.target, when set, must be the sample's first / last column."""
+    for key, want, got in (("id", cfg.submission.id, sample.columns[0]),
+                           ("target", cfg.submission.target, sample.columns[-1])):
+        if want and want != got:
+            raise DataError(f"{path}: column {got!r} where submission.{key} = {want!r}; fix "
+                            f"submission.{key} in config.toml or data.sample_submission")
 
 
 def _fold_plot(fold_dir: Path, labels, proba, classes, what: str) -> None:
@@ -176,7 +186,9 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
     _fold_plot(opts.run_dir, prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy(), classes,
                f"all folds ({metric.name} {oof_score:.4f})")
     sample_path = opts.data_dir / cfg.data.sample_submission
-    frame = build_submission(prep.test_ids, test, classes, read_sample(sample_path),
+    sample = read_sample(sample_path)
+    _check_sample_columns(cfg, sample, sample_path)
+    frame = build_submission(prep.test_ids, test, classes, sample,
                              kind=cfg.submission.kind)
     submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")
     marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
