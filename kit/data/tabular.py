@@ -54,15 +54,22 @@ class NumericPreprocessor:
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.columns:
             return np.zeros((len(frame), 0))
-        x = frame[self.columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
+        x = np.empty((len(frame), len(self.columns)), dtype=np.float64)
+        for j, col in enumerate(self.columns):  # one vectorized copy per column
+            values = frame[col]
+            if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+                values = pd.to_numeric(values, errors="coerce")
+            x[:, j] = values.to_numpy(np.float64, na_value=np.nan)
         x[~np.isfinite(x)] = np.nan  # +-inf are as unusable as NaN
         return x
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         _columns(frame, self.columns, "NumericPreprocessor.transform")
         x = self._raw(frame)
-        x = np.where(np.isnan(x), self.median, x)
-        return ((x - self.mean) / self.std).astype(np.float32)
+        np.copyto(x, np.broadcast_to(self.median, x.shape), where=np.isnan(x))
+        x -= self.mean
+        x /= self.std
+        return x.astype(np.float32)
 
     def state_dict(self) -> dict:
         return {"columns": self.columns, "median": self.median.tolist(),
@@ -107,10 +114,12 @@ class CategoricalPreprocessor:
         _columns(frame, self.columns, "CategoricalPreprocessor.transform")
         out = np.empty((len(frame), len(self.columns)), dtype=np.int64)
         for j, col in enumerate(self.columns):
-            series = _as_str(frame[col])
-            codes = series.map(self.vocab[col])  # hash lookups in C, not a Python loop
-            out[:, j] = codes.fillna(UNSEEN).to_numpy(np.int64)
-            out[series.isna().to_numpy(), j] = MISSING
+            # factorize in C, then look up only the distinct values; code -1 (missing)
+            # indexes the MISSING appended at the end of the lookup table
+            codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
+            known = _as_str(pd.Series(uniques, dtype=object)).map(self.vocab[col])
+            table = np.append(known.fillna(UNSEEN).to_numpy(np.int64), MISSING)
+            out[:, j] = table[codes]
         return out
 
     def state_dict(self) -> dict:
