@@ -1,0 +1,226 @@
+"""The image task: layout.py hook -> arrays or files -> batches -> CNN / timm / torchvision.
+
+The competition's `layout.py` defines `load(data, data_dir, cache_dir, **params) -> ImageData`
+(kit/data/images.py): ids, class indices, groups, and either uint8 pixels (digit-recognizer)
+or image paths (mask). Everything else is generic and set in `data.params`:
+
+    size = [h, w]        resize for image files (pixels keep their own size)
+    channels, mean, std  input channels and normalization (0..1 units)
+    augment = {...}      hflip / affine / rotate / scale / translate / brightness_contrast / extra
+    tta = ["shift"]      test-time views on top of identity (train.tta switches TTA on)
+    tta_shift = 2        pixels per shift view
+    predecode = false    decode image files once to uint8 and batch them like pixels
+    max_bad_fraction     unreadable train images above this fraction are an error
+
+Pixels (and predecoded files) go through DeviceBatches with a batch-wise GPU affine; files
+through a DataLoader of ImageFileDataset with albumentations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kit.config import Config
+import pandas as pd
+
+from kit.data.images import (DeviceBatches, ImageData, ImageFileDataset, RandomAffine, TTAModel,
+                             augment_settings, build_transforms, cache_root, check_images,
+                             decode_all, match_channels, reduce_factor, tta_transforms)
+from kit.errors import ConfigError, DataError
+from kit.hooks import call_with_params, load_hook
+from kit.metrics import get_metric
+from kit.models import build_image_model, set_backbone_trainable
+from kit.seed import worker_init_fn
+from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.trainer import Trainer, load_checkpoint
+from kit.weights import cached_weights, missing_weights_error
+
+# data.params keys read here (defaults); every other key goes to the layout.py hook.
+IMAGE_PARAMS = {"size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225], "augment": {}, "tta": ["hflip"], "tta_shift": 2,
+                "predecode": False, "max_bad_fraction": 0.01}
+SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
+
+
+def image_params(cfg: Config) -> tuple[dict, dict]:
+    """(image settings with defaults, the remaining hook params)."""
+    params = dict(cfg.data.params)
+    own = {k: params.pop(k, v) for k, v in IMAGE_PARAMS.items()}
+    c = own["channels"]
+    if c not in (1, 3):
+        raise ConfigError(f"data.params.channels = {c!r}; valid: 1 (gray), 3 (RGB)")
+    for key in ("mean", "std"):
+        if len(own[key]) not in (1, c):
+            raise ConfigError(f"data.params.{key} = {own[key]} has {len(own[key])} values for "
+                              f"{c} channels; give 1 or {c} values")
+    if len(own["size"]) != 2:
+        raise ConfigError(f"data.params.size = {own['size']}; give [height, width] in pixels")
+    augment_settings(own["augment"])  # an unknown key fails here, before any training
+    tta_transforms(own["tta"])
+    return own, params
+
+
+def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
+    own, hook_params = image_params(cfg)
+    load = load_hook(comp_dir, "layout", "load", required=True)
+    cache = cache_root(data_dir, cache_dir)
+    data: ImageData = call_with_params(load, hook_params, "data.params", cfg.data, data_dir, cache)
+    train, test = data.train, data.test
+    if train.labels is None or len(train) == 0:
+        raise DataError(f"{comp_dir / 'layout.py'}: load() returned no labelled train images")
+    if train.paths is not None:  # skip unreadable train images; blanks stand in for test ones
+        ok = check_images(train.paths, max_bad_fraction=own["max_bad_fraction"], what="train")
+        train = _subset(train, ok)
+        check_images(test.paths, max_bad_fraction=own["max_bad_fraction"], what="test")
+    state = {"train": train, "test": test, "own": own, "reduce": 1,
+             "demo": (Path(data_dir) / "DEMO_README.txt").exists()}
+    if train.paths is not None and len(train):
+        state["reduce"] = reduce_factor(train.paths[0], own["size"])
+        if own["predecode"]:
+            for part, split in (("x_train", train), ("x_test", test)):
+                key = hashlib.sha1("|".join(map(str, split.paths)).encode()).hexdigest()[:10]
+                state[part] = decode_all(split.paths, own["size"], channels=own["channels"],
+                                         cache_dir=cache, key=key)
+    else:  # gray pixels for an RGB backbone (or the reverse): convert once, vectorized
+        state["x_train"] = match_channels(train.pixels, own["channels"], "train pixels")
+        state["x_test"] = match_channels(test.pixels, own["channels"], "test pixels")
+    return Prepared(ids=np.asarray(train.ids), y=np.asarray(train.labels, dtype=np.int64),
+                    classes=list(data.classes), groups=train.groups,
+                    test_ids=np.asarray(test.ids), state=state)
+
+
+def _subset(split, ok: np.ndarray):
+    from dataclasses import replace
+
+    if ok.all():
+        return split
+    pick = lambda a: None if a is None else np.asarray(a)[ok]  # noqa: E731
+    return replace(split, ids=pick(split.ids), labels=pick(split.labels),
+                   groups=pick(split.groups), paths=pick(split.paths), pixels=pick(split.pixels))
+
+
+def build(cfg: Config, prep: Prepared) -> torch.nn.Module:
+    m = cfg.model
+    if m.pretrained and not m.weights and prep.state.get("demo") and cached_weights(m.name) is None:
+        warnings.warn(f"demo data and no weights file for {m.name}: training from scratch "
+                      f"(real runs need {missing_weights_error(m.name)})", stacklevel=2)
+        m = _no_download(cfg)
+    model = build_image_model(m.name, len(prep.classes), in_chans=prep.state["own"]["channels"],
+                              pretrained=m.pretrained, weights=m.weights,
+                              params=m.params_for(m.name))
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _augment(own: dict) -> RandomAffine | None:
+    """The GPU version of the augment settings (colour jitter and `extra` are file-only)."""
+    a = augment_settings(own["augment"])
+    if not a["affine"] and not a["hflip"]:
+        return None
+    return RandomAffine(degrees=a["rotate"], scale=a["scale"], translate=a["translate"],
+                        hflip=a["hflip"], p=a["affine"])
+
+
+def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, device, *,
+           train: bool = False, seed: int = 0):
+    """Batches of the train rows `rows` (part "train") or of the whole test set."""
+    own, st, t = prep.state["own"], prep.state, cfg.train
+    split = st[part]
+    rows = np.arange(len(split)) if rows is None else rows
+    labels = prep.y[rows] if part == "train" else None
+    x = st.get(f"x_{part}")
+    if x is not None:  # pixels / predecoded images: slices of one uint8 tensor
+        where = device if t.device_data else "cpu"
+        return DeviceBatches(x[rows], labels, t.batch_size, train, seed, where,
+                             _augment(own) if train else None, mean=own["mean"], std=own["std"],
+                             index=rows, drop_last=train)
+    tf = build_transforms(own["size"], train=train, mean=own["mean"], std=own["std"],
+                          augment=own["augment"], seed=seed)
+    ds = ImageFileDataset(split.paths[rows], labels, tf, channels=own["channels"], index=rows,
+                          reduce=st["reduce"], on_error="blank" if part == "test" else "skip")
+    workers = t.num_workers
+    return torch.utils.data.DataLoader(
+        ds, batch_size=t.batch_size, shuffle=train, drop_last=train and len(ds) > t.batch_size,
+        num_workers=workers, pin_memory=torch.device(device).type == "cuda",
+        persistent_workers=workers > 0, worker_init_fn=worker_init_fn,
+        generator=torch.Generator().manual_seed(seed))
+
+
+def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config, own: dict) -> np.ndarray:
+    """Probabilities in `rows` order, averaged over the TTA views when train.tta is on."""
+    if cfg.train.tta:
+        model = TTAModel(model, tta_transforms(own["tta"], own["tta_shift"]))
+    proba, index = trainer.predict(model, batches)
+    order = pd.Index(index).get_indexer(rows)
+    if (order < 0).any():
+        raise DataError(f"prediction missed {(order < 0).sum()} rows; a loader dropped rows")
+    return proba[order]
+
+
+def sample_batch(batches, own: dict) -> dict:
+    """The first augmented batch as the model sees it, de-normalized to [0, 1] on the CPU:
+    {"x": N x C x H x W float, "y": class indices} (at most SAMPLE_IMAGES images)."""
+    batch = next(iter(batches))
+    x = batch["x"][:SAMPLE_IMAGES].detach().float().cpu()
+    mean = torch.tensor(own["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(own["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return {"x": (x * std + mean).clamp(0, 1), "y": batch["y"][:SAMPLE_IMAGES].cpu()}
+
+
+def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
+    cfg, own, started = ctx.cfg, prep.state["own"], time.monotonic()
+    seed = cfg.cv.seed * 1000 + ctx.fold
+    torch.manual_seed(seed)  # same fold, same initial weights
+    model = build(cfg, prep)
+    train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, train=True, seed=seed)
+    valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device)
+    if ctx.fold == 0:  # for the run's sample grid (kit/plots.py draws it from ctx.extras)
+        ctx.extras["sample_batch"] = sample_batch(train_b, own)
+
+    def on_epoch_start(model, epoch: int) -> None:
+        if hasattr(train_b, "set_epoch"):
+            train_b.set_epoch(epoch)
+        if cfg.train.freeze_epochs:
+            set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
+
+    trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, num_classes=len(prep.classes))
+    result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.extras.get("resume", False),
+                         on_epoch_start=on_epoch_start)
+    if result.best_path is None:
+        raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
+    model.load_state_dict(load_checkpoint(result.best_path)["model"])
+    valid = _predict(trainer, model, valid_b, ctx.valid_idx, cfg, own)
+    test_rows = np.arange(len(prep.test_ids))
+    test = _predict(trainer, model, loader(prep, cfg, "test", None, ctx.device), test_rows, cfg, own)
+    info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
+            "best_score": result.best_score, "tta": bool(cfg.train.tta),
+            "seconds": time.monotonic() - started}
+    return FoldOutput(valid.astype(np.float64), test.astype(np.float64), info)
+
+
+def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
+    """Test probabilities from a finished fold's best checkpoint (TTA as configured)."""
+    best = sorted(Path(fold_dir).glob("best_*.pt"))
+    if not best:
+        raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
+    model = build(cfg.replace(model=_no_download(cfg)), prep)
+    model.load_state_dict(load_checkpoint(best[-1], cfg.model.name)["model"])
+    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
+    model.to(device)
+    rows = np.arange(len(prep.test_ids))
+    return _predict(trainer, model, loader(prep, cfg, "test", None, device), rows, cfg,
+                    prep.state["own"]).astype(np.float64)
+
+
+def _no_download(cfg: Config):
+    """The checkpoint holds every weight: build without pretrained weights."""
+    from dataclasses import replace
+
+    return replace(cfg.model, pretrained=False, weights="")

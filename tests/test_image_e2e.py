@@ -1,0 +1,85 @@
+"""End-to-end: scripts/train.py --demo --dry-run for each image competition, in tmp folders.
+
+Every stage runs for real (demo data in the Kaggle layout, folds, training, TTA prediction,
+checked submission), with the config's [dry_run] model and a few steps.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT
+from kit.submission import validate_file
+
+
+def train(tmp_path, comp, *extra):
+    summary = tmp_path / "summary.json"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", comp, "--demo",
+           "--dry-run", "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
+           "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc, json.loads(summary.read_text())
+
+
+def check_run(run: Path, n_classes: int):
+    for name in ["config.toml", "run.json", "folds.csv", "oof.parquet", "test_pred.parquet",
+                 "scores.json", "submission.csv", "fold0/done.json", "fold0/last.pt",
+                 "fold0/history.csv"]:
+        assert (run / name).exists(), name
+    best = list((run / "fold0").glob("best_e000_*.pt"))
+    assert len(best) == 1
+    state = torch.load(best[0], map_location="cpu", weights_only=True)  # tensors only
+    assert state["meta"]["num_classes"] == n_classes
+    oof = pd.read_parquet(run / "oof.parquet")
+    assert list(oof.columns) == ["id", "fold", "target", *[f"p_{c}" for c in range(n_classes)]]
+    np.testing.assert_allclose(oof.filter(like="p_").sum(axis=1), 1, atol=1e-5)
+    info = json.loads((run / "fold0" / "done.json").read_text())
+    assert info["tta"] is True  # both configs predict with TTA
+    return oof
+
+
+def test_digit_recognizer_demo_dry_run(tmp_path):
+    proc, summary = train(tmp_path, "digit-recognizer")
+    assert "DEMO DATA" in proc.stdout and "small_cnn" in proc.stdout
+    run = Path(summary["run_dir"])
+    oof = check_run(run, 10)
+    assert len(oof) == pytest.approx(1397 / 5, abs=2)  # one of 5 stratified folds
+    frame = validate_file(summary["submission"], tmp_path / "data" / "sample_submission.csv")
+    assert list(frame.columns) == ["ImageId", "Label"] and frame["ImageId"].iloc[0] == 1
+    assert frame["Label"].between(0, 9).all()
+    # the saved fold predicts the test set again, TTA included, to the same numbers
+    from kit.config import load_resolved
+    from kit.tasks import image
+
+    cfg = load_resolved(run / "config.toml")
+    prep = image.prepare(cfg, ROOT / "competitions" / "digit-recognizer", tmp_path / "data",
+                         tmp_path / "cache")
+    again = image.predict_fold(prep, cfg, run / "fold0", torch.device("cpu"))
+    saved = pd.read_parquet(run / "fold0" / "test_pred.parquet").to_numpy()
+    np.testing.assert_allclose(again, saved, atol=1e-5)
+
+
+def test_mask_demo_dry_run_with_three_heads_and_a_frozen_first_epoch(tmp_path):
+    proc, summary = train(tmp_path, "mask", "--set", "model.params.heads=\"multi\"",
+                          "--set", "model.params.head_sizes=[3, 2, 3]",
+                          "--set", "train.epochs=2", "--set", "train.freeze_epochs=1")
+    run = Path(summary["run_dir"])
+    oof = check_run(run, 18)
+    assert len(pd.read_csv(run / "fold0" / "history.csv")) == 2
+    folds = pd.read_csv(run / "folds.csv")
+    person = folds["id"].str.split("/").str[0]
+    assert (folds.groupby(person)["fold"].nunique() == 1).all()  # no person in two folds
+    assert set(oof["id"].str.split("/").str[0]).isdisjoint(
+        set(person[folds["fold"] != 0]))
+    frame = validate_file(summary["submission"], tmp_path / "data" / "eval" / "info.csv")
+    assert list(frame.columns) == ["ImageID", "ans"] and frame["ans"].between(0, 17).all()
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["metric"] == "f1_macro"
