@@ -13,7 +13,13 @@ or image paths (mask). Everything else is generic and set in `data.params`:
     max_bad_fraction     unreadable train images above this fraction are an error
 
 Pixels (and predecoded files) go through DeviceBatches with a batch-wise GPU affine; files
-through a DataLoader of ImageFileDataset with albumentations.
+through a DataLoader of ImageFileDataset with albumentations. Fold 0 leaves its first
+augmented batch, de-normalized to [0, 1], in `ctx.extras["sample_batch"]` for the run's
+sample grid. Fine-tuning: `train.freeze_epochs` trains only the head (and norm layers)
+for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
+(kit.vision_models.param_groups).
+
+    python scripts/train.py --comp mask --demo --dry-run
 """
 
 from __future__ import annotations
