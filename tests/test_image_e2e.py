@@ -98,3 +98,20 @@ def test_digit_recognizer_demo_learns(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     cv = json.loads(summary.read_text())["cv"]
     assert cv["mean"] > 0.9, cv  # sklearn's 8x8 digits: ~0.97 after 6 epochs
+
+
+def test_sample_batch_is_the_augmented_batch_de_normalized():
+    from kit.data.pixels import DeviceBatches, RandomAffine
+    from kit.tasks.image import sample_batch
+
+    x = np.random.default_rng(0).integers(0, 256, (70, 1, 28, 28), dtype=np.uint8)
+    own = {"mean": [0.1307], "std": [0.3081]}
+    plain = DeviceBatches(x, np.arange(70) % 10, 128, False, 0, "cpu", mean=own["mean"],
+                          std=own["std"])
+    batch = sample_batch(plain, own)
+    assert batch["x"].shape == (64, 1, 28, 28) and batch["y"].shape == (64,)
+    torch.testing.assert_close(batch["x"], torch.as_tensor(x[:64]).float() / 255)
+    augmented = DeviceBatches(x, np.arange(70) % 10, 128, False, 0, "cpu", RandomAffine(),
+                              mean=own["mean"], std=own["std"])
+    shown = sample_batch(augmented, own)["x"]
+    assert 0 <= shown.min() and shown.max() <= 1 and not torch.allclose(shown, batch["x"])

@@ -179,3 +179,18 @@ def test_weights_of_another_architecture_are_refused(tmp_path, no_network):
     path = save_weights(build_image_model("small_cnn", 10), tmp_path / "small.safetensors")
     with pytest.raises(ConfigError, match=r"does not fit model 'timm:resnet18': only \d of 122 tensors"):
         load_pretrained(build_image_model("timm:resnet18", 10), "timm:resnet18", str(path), 10)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("timm:resnet181", "unknown timm model 'resnet181'"),
+    ("small_cnn", "give timm:<arch> or torchvision:<arch>"),
+])
+def test_fetch_weights_refuses_bad_names_before_any_download(name, message):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_weights.py"), name],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1000:]
