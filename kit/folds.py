@@ -7,6 +7,7 @@ photos, one family's tickets) never straddle train and valid: `check_folds` asse
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from kit.config import CVConfig
@@ -54,7 +55,9 @@ def check_folds(folds: np.ndarray, n_splits: int, groups: np.ndarray | None = No
     if (sizes == 0).any():
         raise DataError(f"empty folds: {np.flatnonzero(sizes == 0).tolist()}")
     if groups is not None:
-        per_group = {}
-        for g, f in zip(groups, folds):
-            if per_group.setdefault(g, f) != f:
-                raise DataError(f"group {getattr(g, 'item', lambda: g)()!r} appears in folds {per_group[g]} and {f}: leak")
+        spread = pd.Series(folds).groupby(pd.Series(groups)).agg(["min", "max"])
+        leaked = spread[spread["min"] != spread["max"]]
+        if len(leaked):
+            g, row = leaked.index[0], leaked.iloc[0]
+            raise DataError(f"group {getattr(g, 'item', lambda: g)()!r} appears in folds "
+                            f"{row['min']} and {row['max']}: leak")

@@ -99,6 +99,11 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                               extras={"resume": opts.resume})
             tracker.start_fold(k)
             out = task.fit_fold(prep, ctx)
+            if main and "sample_batch" in ctx.extras:  # image tasks: the first augmented batch
+                from kit.plots import sample_grid
+
+                batch = ctx.extras["sample_batch"]
+                sample_grid(batch["x"], fold_dir / "sample_grid.png", labels=batch["y"].tolist())
             frame = _fold_frames(prep, k, valid_idx, out.valid_proba, prep.classes)
             done = _save_fold(fold_dir, frame, out.test_proba, out.info) if main \
                 else (frame, out.test_proba, out.info)

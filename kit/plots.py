@@ -88,14 +88,16 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence, path
 def sample_grid(x, path: str | Path, *, mean: Sequence[float] = (0.0,),
                 std: Sequence[float] = (1.0,), labels: Sequence | None = None,
                 nrow: int = 8, limit: int = 64) -> Path:
-    """The first images of a (normalized) batch as one grid, de-normalized for viewing."""
+    """The first images of a batch as one grid: uint8 pixels, or floats normalized with
+    `mean`/`std` (the defaults 0 and 1 take floats already in [0, 1] as they are)."""
     import torch
     from torchvision.utils import make_grid
 
-    x = torch.as_tensor(x[:limit]).detach().float().cpu()
-    if x.dtype == torch.uint8 or x.max() > 2.0:  # raw pixels
-        x = x / 255.0
+    x = torch.as_tensor(x[:limit]).detach().cpu()
+    if x.dtype == torch.uint8:  # raw pixels
+        x = x.float() / 255.0
     else:
+        x = x.float()
         c = x.shape[1]
         m = torch.tensor(list(mean) * c)[:c].view(1, c, 1, 1)
         s = torch.tensor(list(std) * c)[:c].view(1, c, 1, 1)
