@@ -278,12 +278,17 @@ def test_bad_options_say_the_fix(many, tmp_path):
 
 def test_abandoned_epoch_stops_its_reader_thread(many):
     import threading
+    import time
 
-    def readers():
-        return [t for t in threading.enumerate() if t.name == "TabularStream-read"]
+    def readers():  # other tests' abandoned iterators may still be winding down
+        return {t for t in threading.enumerate() if t.name == "TabularStream-read"} - before
 
+    before = {t for t in threading.enumerate() if t.name == "TabularStream-read"}
     it = iter(stream(many, chunk_rows=4))
     next(it)
     assert readers()  # reading ahead in the background...
     it.close()
+    deadline = time.monotonic() + 5
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert not readers()  # ...and stopped with the epoch: no thread left to hang on
