@@ -24,7 +24,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 lint: $(STAMP)
-	$(BIN)/ruff check kit scripts tests
+	$(BIN)/ruff check kit scripts tests templates competitions
 
 clean:
 	rm -rf $(VENV) build runs

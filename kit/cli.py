@@ -15,8 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from kit.archive import safe_extract
 from kit.config import Config, load_config, load_resolved, to_toml

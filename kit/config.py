@@ -10,11 +10,12 @@ key is an error that names the file and lists the valid keys; nothing is silentl
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from kit.errors import ConfigError
 
@@ -157,7 +158,7 @@ class Config:
     # Overrides applied by --dry-run: {"model.name": "small_cnn", "train.epochs": 1, ...}
     dry_run: dict = field(default_factory=dict)
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
 
@@ -198,9 +199,8 @@ def _cast(value: Any, hint: Any, where: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, (list, tuple)):
             return tuple(str(v) for v in value)
-    elif hint is dict or origin is dict:
-        if isinstance(value, dict):
-            return dict(value)
+    elif (hint is dict or origin is dict) and isinstance(value, dict):
+        return dict(value)
     type_name = getattr(hint, "__name__", str(hint))
     raise ConfigError(f"{where} = {value!r} is not a valid {type_name}; give a {type_name} value")
 

@@ -172,7 +172,7 @@ def run_cli(args: list[str], *, context: str, slug: str = "", echo: bool = True)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     except OSError as exc:
-        raise KaggleError(f"cannot run {cmd[0]}: {exc}; reinstall it with `pip install kaggle`")
+        raise KaggleError(f"cannot run {cmd[0]}: {exc}; reinstall it with `pip install kaggle`") from None
     with proc:
         output = _relay(proc, secrets, echo)
         status = proc.wait()

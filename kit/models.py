@@ -14,8 +14,9 @@ imported at the end of this file so the registry is complete on `import kit.mode
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -10,8 +10,9 @@ KIT_KAGGLE_ROOT moves that root so tests can stand up a fake `/kaggle` tree.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from kit.errors import ConfigError
 

@@ -113,7 +113,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
         proba_k = oof_k[proba_columns(prep.classes)].to_numpy()
         score = metric(labels_k, proba_k)
         if main:
-            _fold_plot(fold_dir, labels_k, proba_k, prep.classes, f"fold {k}")
+            _fold_plot(fold_dir, labels_k, proba_k, prep.classes, f"fold {k}", metric)
             print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
         tracker.finish_fold({"fold": k, "score": score})
         oof_parts.append(oof_k)
@@ -139,9 +139,13 @@ def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None
                             f"submission.{key} in config.toml or data.sample_submission")
 
 
-def _fold_plot(fold_dir: Path, labels, proba, classes, what: str) -> None:
-    from kit.plots import confusion
+def _fold_plot(fold_dir: Path, labels, proba, classes, what: str, metric=None) -> None:
+    from kit.plots import confusion, learning_curves
 
+    history = fold_dir / "history.csv"
+    if metric is not None and history.exists() and not (fold_dir / "curves.png").exists():
+        learning_curves(pd.read_csv(history).to_dict("records"), fold_dir / "curves.png",
+                        metric=metric.name, mode=metric.mode)
     if len(classes) <= 50:
         confusion(labels, proba.argmax(1), classes, fold_dir / "confusion.png",
                   title=f"{what}: OOF confusion")

@@ -9,8 +9,8 @@ matplotlib runs headless (Agg); every file is written atomically.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -126,8 +126,7 @@ class Trainer:
         total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         seen, shown, start = 0, time.perf_counter(), time.perf_counter()
         bar = tqdm(loader, total=self._batches(loader), leave=False, dynamic_ncols=True,
-                   desc=f"{self.desc} epoch {epoch}", disable=(not PROGRESS) if PROGRESS is not None and self.main
-                   else (None if self.main else True))
+                   desc=f"{self.desc} epoch {epoch}", disable=self._bar_disabled())
         lr, i = self.set_lr(opt, steps), -1
         for i, batch in enumerate(bar):
             if cap and i >= cap:
@@ -163,6 +162,11 @@ class Trainer:
         seconds = time.perf_counter() - start
         train_loss = dist.mean_across_ranks(total_loss.item() / max(seen, 1), self.device)
         return {"train_loss": train_loss, "lr": lr, "samples_per_s": seen / max(seconds, 1e-9)}
+
+    def _bar_disabled(self) -> bool | None:
+        if not self.main:
+            return True
+        return None if PROGRESS is None else not PROGRESS  # None: only on a terminal
 
     def _optimizer_step(self, model, opt) -> None:
         if self.t.clip_grad > 0:
@@ -264,11 +268,6 @@ class Trainer:
         if not dist.replicas_agree(model):
             raise CheckpointError("DDP ranks ended the fold with different weights; a rank "
                                   "trained on other data or skipped a step (report this)")
-        if self.main and history.rows:
-            from kit.plots import learning_curves
-
-            learning_curves(history.rows, self.fold_dir / "curves.png", metric=self.metric.name,
-                            mode=self.metric.mode)
         if self.main:
             tqdm.write(f"{self.desc} stopped: {reason}; best epoch {stopper.best_epoch}")
         return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,

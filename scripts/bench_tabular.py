@@ -241,7 +241,7 @@ def bench_encode(folder: Path, rows: int) -> dict:
     start = time.perf_counter()
     for c in cat:
         enc = encoders[c]
-        values[c].apply(lambda v: enc.transform([v])[0] if v in enc.classes_ else UNSEEN)
+        values[c].apply(lambda v, enc=enc: enc.transform([v])[0] if v in enc.classes_ else UNSEEN)
     per_value = time.perf_counter() - start
     kit = CategoricalPreprocessor().fit(frame, cat)
     start = time.perf_counter()

@@ -1,14 +1,22 @@
 """Image-file loading: decode, gray/RGB, varying sizes, corrupt files, per-worker augmentation, TTA."""
 
-import warnings
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from kit.data.images import (ImageFileDataset, build_transforms, check_images, decode_all,
-                             read_image, reduce_factor, tta_predict, tta_transforms, TTAModel)
+from kit.data.images import (
+    ImageFileDataset,
+    TTAModel,
+    build_transforms,
+    check_images,
+    decode_all,
+    read_image,
+    reduce_factor,
+    tta_predict,
+    tta_transforms,
+)
 from kit.errors import ConfigError, DataError
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 from kit.config import CVConfig, DataConfig, load_config
 from kit.errors import ConfigError, DataError
 from kit.folds import make_folds
@@ -81,7 +81,8 @@ def test_missing_person_folder_and_bad_gender(tmp_path):
         assert len(load(tmp_path).train) == 21
     people.loc[0, "gender"] = "Male?"
     people.to_csv(tmp_path / "train" / "train.csv", index=False)
-    with pytest.warns(UserWarning), pytest.raises(DataError, match=r"train.csv: person 000001 has gender 'Male\?'; valid: male, female"):
+    message = r"train.csv: person 000001 has gender 'Male\?'; valid: male, female"
+    with pytest.warns(UserWarning), pytest.raises(DataError, match=message):
         load(tmp_path)
 
 

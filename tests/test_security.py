@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_train
+
 from kit.archive import safe_extract
 from kit.errors import CheckpointError, DataError
 

@@ -1,8 +1,14 @@
 import numpy as np
 import pandas as pd
 
-from kit.data.tabular import (MISSING, UNSEEN, CategoricalPreprocessor, NumericPreprocessor,
-                              load_preprocessors, save_preprocessors)
+from kit.data.tabular import (
+    MISSING,
+    UNSEEN,
+    CategoricalPreprocessor,
+    NumericPreprocessor,
+    load_preprocessors,
+    save_preprocessors,
+)
 
 
 def frame():

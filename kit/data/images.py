@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kit.data.pixels import (DeviceBatches, RandomAffine, cache_root, match_channels,  # noqa: F401
-                             read_pixel_csv)
+from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv  # noqa: F401
 from kit.errors import ConfigError, DataError
 from kit.io import atomic_path
 
@@ -184,8 +183,8 @@ class ImageFileDataset(torch.utils.data.Dataset):
                     raise
                 if self.paths[j] not in self.bad:
                     self.bad.add(self.paths[j])
-                    warnings.warn(f"{exc}; {'skipped' if self.on_error == 'skip' else 'predicted as a blank image'}",
-                                  stacklevel=3)
+                    fate = "skipped" if self.on_error == "skip" else "predicted as a blank image"
+                    warnings.warn(f"{exc}; {fate}", stacklevel=3)
                 if self.on_error == "blank":
                     return i, np.zeros((32, 32, self.channels), np.uint8)  # Resize fixes the size
         raise DataError(f"none of the {len(self)} images decodes (first: {self.paths[0]})")

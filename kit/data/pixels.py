@@ -16,8 +16,8 @@ import csv
 import hashlib
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,9 +64,8 @@ def _cache_paths(path: Path, cache_dir: Path, label, shape) -> tuple[Path, Path]
 
 
 def _save_npy(dest: Path, array: np.ndarray) -> None:
-    with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
 
 
 def _parse(path: Path, n_pixels: int, label: str | None) -> pd.DataFrame:

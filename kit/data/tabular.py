@@ -38,7 +38,7 @@ class NumericPreprocessor:
         self.mean: np.ndarray = np.zeros(0)
         self.std: np.ndarray = np.ones(0)
 
-    def fit(self, frame: pd.DataFrame, columns: list[str]) -> "NumericPreprocessor":
+    def fit(self, frame: pd.DataFrame, columns: list[str]) -> NumericPreprocessor:
         _columns(frame, columns, "NumericPreprocessor.fit")
         self.columns = list(columns)
         x = self._raw(frame)
@@ -76,7 +76,7 @@ class NumericPreprocessor:
                 "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_state(cls, state: dict) -> "NumericPreprocessor":
+    def from_state(cls, state: dict) -> NumericPreprocessor:
         obj = cls()
         obj.columns = list(state["columns"])
         obj.median, obj.mean, obj.std = (np.asarray(state[k], dtype=np.float64)
@@ -96,7 +96,7 @@ class CategoricalPreprocessor:
         self.columns: list[str] = []
         self.vocab: dict[str, dict[str, int]] = {}
 
-    def fit(self, frame: pd.DataFrame, columns: list[str]) -> "CategoricalPreprocessor":
+    def fit(self, frame: pd.DataFrame, columns: list[str]) -> CategoricalPreprocessor:
         _columns(frame, columns, "CategoricalPreprocessor.fit")
         self.columns = list(columns)
         for col in self.columns:
@@ -126,7 +126,7 @@ class CategoricalPreprocessor:
         return {"min_count": self.min_count, "columns": self.columns, "vocab": self.vocab}
 
     @classmethod
-    def from_state(cls, state: dict) -> "CategoricalPreprocessor":
+    def from_state(cls, state: dict) -> CategoricalPreprocessor:
         obj = cls(state["min_count"])
         obj.columns, obj.vocab = list(state["columns"]), dict(state["vocab"])
         return obj

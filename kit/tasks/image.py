@@ -30,14 +30,25 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kit.config import Config
-import pandas as pd
-
-from kit.data.images import (DeviceBatches, ImageData, ImageFileDataset, RandomAffine, TTAModel,
-                             augment_settings, build_transforms, cache_root, check_images,
-                             decode_all, match_channels, reduce_factor, tta_transforms)
+from kit.data.images import (
+    DeviceBatches,
+    ImageData,
+    ImageFileDataset,
+    RandomAffine,
+    TTAModel,
+    augment_settings,
+    build_transforms,
+    cache_root,
+    check_images,
+    decode_all,
+    match_channels,
+    reduce_factor,
+    tta_transforms,
+)
 from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.metrics import get_metric

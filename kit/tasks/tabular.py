@@ -17,8 +17,12 @@ import pyarrow.compute as pc
 from kit.config import Config
 from kit.data.csv import read_csv
 from kit.data.stream import TabularStream, stream_loader
-from kit.data.tabular import (CategoricalPreprocessor, NumericPreprocessor, load_preprocessors,
-                              save_preprocessors)
+from kit.data.tabular import (
+    CategoricalPreprocessor,
+    NumericPreprocessor,
+    load_preprocessors,
+    save_preprocessors,
+)
 from kit.errors import CheckpointError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import atomic_path, write_parquet
