@@ -12,34 +12,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 from kit.cli import run_script, train_main
 from kit.errors import CheckpointError, ConfigError, DataError, KitError, SubmissionError
 
+OLD_RUN = "20260101-000000_mlp_eng"
 FAST = ["--set", "model.name=gbdt", "--set", "model.params.gbdt.max_iter=20", "--folds", "1"]
 
 
-@pytest.fixture
-def world(tmp_path):
+def make_world(tmp_path: Path, comp: str) -> Path:
     """Demo data, plus a submissions folder and a run folder that must survive every row."""
     from kit.hooks import load_hook
 
-    data = tmp_path / "data"
-    load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")(data, seed=0)
-    (tmp_path / "subs" / "titanic").mkdir(parents=True)
-    (tmp_path / "subs" / "titanic" / "earlier_run.csv").write_text("PassengerId,Survived\n1,0\n")
-    old_run = tmp_path / "runs" / "titanic" / "20260101-000000_mlp_eng"
+    load_hook(ROOT / "competitions" / comp, "demo", "make_demo")(tmp_path / "data", seed=0)
+    (tmp_path / "subs" / comp).mkdir(parents=True)
+    (tmp_path / "subs" / comp / "earlier_run.csv").write_text("id,label\n1,0\n")
+    old_run = tmp_path / "runs" / comp / OLD_RUN
     (old_run / "fold0").mkdir(parents=True)
     (old_run / "scores.json").write_text('{"mean": 0.83}')
     (old_run / "fold0" / "last.pt").write_bytes(b"earlier checkpoint")
     return tmp_path
 
 
+@pytest.fixture
+def world(tmp_path):
+    return make_world(tmp_path, "titanic")
+
+
 def snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for folder in ("subs", "runs/titanic/20260101-000000_mlp_eng")
-            for p in sorted((root / folder).rglob("*")) if p.is_file()}
+            for folder in (root / "subs", *root.glob(f"runs/*/{OLD_RUN}"))
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def argv(world: Path, *extra) -> list[str]:
@@ -196,8 +200,63 @@ def test_categorical_value_never_seen_in_training(world, capsys):
 
 def test_non_utf8_bytes_in_a_text_column(world, capsys):
     path = world / "data" / "train.csv"
-    path.write_bytes(path.read_bytes().replace(b"Mr.", "Mr.".encode() + b"\xff\xfe", 3))
+    path.write_bytes(path.read_bytes().replace(b"Mr.", b"Mr." + b"\xff\xfe", 3))
     assert len(accepted(world, capsys)) == 418
+
+
+# --- images --------------------------------------------------------------------------------
+
+def image_argv(world: Path, comp: str, *extra) -> list[str]:
+    return ["--comp", comp, "--data", str(world / "data"), "--runs", str(world / "runs"),
+            "--submissions", str(world / "subs"), "--dry-run", *extra]
+
+
+def spoil_photos(world: Path, n: int) -> list[Path]:
+    """The first n train photos: every other one overwritten with text, the rest emptied."""
+    photos = sorted((world / "data" / "train" / "images").rglob("*.*"))[:n]
+    for i, photo in enumerate(photos):
+        photo.write_bytes(b"" if i % 2 else b"this is not a JPEG")
+    return photos
+
+
+def test_corrupt_and_zero_byte_images_past_the_limit(tmp_path, capsys):
+    world = make_world(tmp_path, "mask")  # 48 people x 7 photos
+    bad = spoil_photos(world, 5)  # 1.5 % > max_bad_fraction 0.01
+    fails(world, capsys, image_argv(world, "mask"), DataError, "5 of 336 train images",
+          str(bad[0]), "max_bad_fraction = 0.01", "re-download or repair")
+
+
+def test_a_few_corrupt_and_zero_byte_images_are_skipped_with_a_warning(tmp_path, capsys):
+    world = make_world(tmp_path, "mask")
+    spoil_photos(world, 2)  # 0.6 %: under the limit
+    with pytest.warns(UserWarning, match=r"2 of 336 train images are empty or not images"):
+        sub = accepted(world, capsys, image_argv(world, "mask"))
+    assert sub["ans"].between(0, 17).all()
+
+
+def test_pixel_row_of_the_wrong_length(tmp_path, capsys):
+    world = make_world(tmp_path, "digit-recognizer")
+    path = world / "data" / "train.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0]  # data row 3 lost its last pixel
+    path.write_text("\n".join(lines) + "\n")
+    fails(world, capsys, image_argv(world, "digit-recognizer"), DataError, "train.csv",
+          "line 4 has 784 fields")
+
+
+def test_pretrained_weights_requested_offline_with_no_file(tmp_path, capsys, monkeypatch):
+    import huggingface_hub.constants
+
+    world = make_world(tmp_path, "mask")
+    (world / "data" / "DEMO_README.txt").unlink()  # real data: demo runs train from scratch
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # empty caches: nothing to find
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = image_argv(world, "mask", "--set", "model.name=timm:resnet18", "--set",
+                      "model.pretrained=true", "--set", "model.weights=", "--set", "model.params={}")
+    fails(world, capsys, args, ConfigError, "'timm:resnet18'",
+          "python scripts/fetch_weights.py timm:resnet18", "set model.weights",
+          "model.pretrained = false")
 
 
 # --- submissions --------------------------------------------------------------------------
