@@ -255,6 +255,7 @@ class Trainer:
                 plateau.step(monitored)
             if stopper.step(monitored, epoch):
                 best_path = self._save_best(model, epoch, row["val_metric"], best_path)
+            row["step"] = self.step  # optimizer steps so far (this rank's share under DDP)
             row["seconds"] = time.monotonic() - started
             epoch_seconds = max(epoch_seconds, row["seconds"])
             history.append(row)

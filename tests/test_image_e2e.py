@@ -5,6 +5,7 @@ checked submission), with the config's [dry_run] model and a few steps.
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,9 @@ from conftest import ROOT
 from kit.submission import validate_file
 
 
-def train(tmp_path, comp, *extra):
+def train(tmp_path, comp, *extra, launcher=()):
     summary = tmp_path / "summary.json"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", comp, "--demo",
+    cmd = [sys.executable, *launcher, str(ROOT / "scripts" / "train.py"), "--comp", comp, "--demo",
            "--dry-run", "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
            "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
@@ -83,6 +84,22 @@ def test_mask_demo_dry_run_with_three_heads_and_a_frozen_first_epoch(tmp_path):
     assert list(frame.columns) == ["ImageID", "ans"] and frame["ans"].between(0, 17).all()
     scores = json.loads((run / "scores.json").read_text())
     assert scores["metric"] == "f1_macro"
+
+
+def test_two_ranks_shard_the_image_files_with_a_distributed_sampler(tmp_path):
+    """torchrun with 2 gloo ranks: each rank loads its share of the photos; the gathered
+    OOF holds every validation photo once (the sampler's padding dropped)."""
+    proc, summary = train(tmp_path, "mask", "--set", "train.max_steps_per_epoch=0",
+                          launcher=("-m", "torch.distributed.run", "--standalone",
+                                    "--nproc_per_node=2"))
+    assert "x 2 ranks (DDP)" in proc.stdout
+    run = Path(summary["run_dir"])
+    oof, folds = pd.read_parquet(run / "oof.parquet"), pd.read_csv(run / "folds.csv")
+    assert sorted(oof["id"]) == sorted(folds.loc[folds["fold"] == 0, "id"])
+    per_rank = math.ceil((folds["fold"] != 0).sum() / 2)  # 268 train photos over 2 ranks
+    steps = pd.read_csv(run / "fold0" / "history.csv")["step"].iloc[0]
+    assert steps == per_rank // 32  # batch 32, last partial batch dropped: 4, not 8
+    validate_file(summary["submission"], tmp_path / "data" / "eval" / "info.csv")
 
 
 @pytest.mark.slow

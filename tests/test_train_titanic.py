@@ -1,10 +1,11 @@
 """End-to-end: scripts/train.py on the Titanic demo data, into temporary folders."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_train
+from conftest import run_train
 
 from kit.submission import validate_file
 
@@ -19,9 +20,6 @@ def test_demo_run_writes_every_artifact(tmp_path, model):
                           "--set", f"model.name={model}", "--set", "train.epochs=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "DEMO DATA" in proc.stdout
-    run = ROOT / summary["run_dir"] if not summary["run_dir"].startswith("/") else None
-    from pathlib import Path
-
     run = Path(summary["run_dir"])
     for name in ["config.toml", "run.json", "folds.csv", "oof.parquet", "test_pred.parquet",
                  "scores.json", "submission.csv", "fold0/preprocessors.json",
@@ -44,11 +42,26 @@ def test_same_seed_gives_identical_oof(tmp_path, titanic_demo):
     args = ("--folds", "1", "--set", "train.epochs=2", "--seed", "7")
     a = train(tmp_path / "a", titanic_demo, *args)[1]
     b = train(tmp_path / "b", titanic_demo, *args)[1]
-    from pathlib import Path
-
     oof_a = pd.read_parquet(Path(a["run_dir"]) / "oof.parquet")
     oof_b = pd.read_parquet(Path(b["run_dir"]) / "oof.parquet")
     pd.testing.assert_frame_equal(oof_a, oof_b)
+
+
+def test_device_data_run_trains_and_predict_reproduces_it(tmp_path, titanic_demo):
+    """train.device_data: the table transformed once, batches sliced from tensors."""
+    from kit.cli import train_main
+    from kit.predict import predict_main
+
+    summary = train_main(["--comp", "titanic", "--data", str(titanic_demo), "--folds", "2",
+                          "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
+                          "--set", "train.device_data=true", "--set", "train.epochs=3"])
+    run = Path(summary["run_dir"])
+    oof = pd.read_parquet(run / "oof.parquet")
+    assert oof["id"].is_unique and set(oof["fold"]) == {0, 1}
+    assert summary["cv"]["mean"] > 0.6
+    validate_file(summary["submission"], titanic_demo / "gender_submission.csv")
+    again = predict_main(["--run", str(run), "--data", str(titanic_demo)])
+    assert again["max_abs_diff_vs_run"] < 1e-6
 
 
 def test_missing_data_explains_the_download_and_writes_nothing(tmp_path):

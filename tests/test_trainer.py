@@ -122,9 +122,11 @@ def test_full_disk_during_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
-def test_torchrun_two_ranks_gloo(tmp_path, demo):
+@pytest.mark.parametrize("device_data", ["false", "true"])  # stream shards / TensorBatches shards
+def test_torchrun_two_ranks_gloo(tmp_path, demo, device_data):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           *train_cmd(tmp_path, demo, "--folds", "2", "--set", "train.epochs=2")[1:]]
+           *train_cmd(tmp_path, demo, "--folds", "2", "--set", "train.epochs=2",
+                      "--set", f"train.device_data={device_data}")[1:]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

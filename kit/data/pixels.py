@@ -16,7 +16,7 @@ import csv
 import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from kit.data.batches import TensorBatches
 from kit.errors import DataError
 from kit.io import atomic_path
 
@@ -179,54 +180,30 @@ class RandomAffine:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-class DeviceBatches:
-    """Shuffled batches sliced from uint8 tensors held on `device`.
+class DeviceBatches(TensorBatches):
+    """Shuffled batches of uint8 images held on `device`, normalized (and augmented) there.
 
     Yields {"x": float32 normalized, "y": int64 (when labels are given), "index": int64}.
-    `index` defaults to 0..N-1 (pass global row ids to map predictions back). The order
-    depends only on (seed, epoch): set_epoch(e) before iterating reproduces it on resume;
-    without set_epoch each new iteration advances the epoch."""
+    `index` defaults to 0..N-1 (pass global row ids to map predictions back). Order, epochs
+    and DDP sharding as TensorBatches (kit/data/batches.py)."""
 
     def __init__(self, x_uint8, y, batch_size: int, shuffle: bool, seed: int, device,
                  augment: Callable | None = None, *, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.5,), index=None, drop_last: bool = False):
-        self.device = torch.device(device)
-        self.x = torch.as_tensor(np.ascontiguousarray(x_uint8)).to(self.device)
-        self.y = None if y is None else torch.as_tensor(np.asarray(y), dtype=torch.int64).to(self.device)
-        n = len(self.x)
-        self.index = torch.arange(n) if index is None else torch.as_tensor(np.asarray(index))
-        self.index = self.index.to(self.device, torch.int64)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.augment, self.drop_last = augment, drop_last and n > batch_size
+        labels = None if y is None else np.asarray(y, dtype=np.int64)
+        super().__init__({"x": x_uint8, "y": labels, "index": index}, batch_size,
+                         shuffle=shuffle, seed=seed, device=device, drop_last=drop_last)
+        self.augment = augment
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
-        self.epoch, self._explicit = 0, False
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch, self._explicit = epoch, True
-
-    def __len__(self) -> int:
-        n = len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        if not self._explicit:
-            self.epoch += 1
-        self._explicit = False
-        n = len(self.x)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.x[idx].float().div_(255)
-            if self.augment is not None:
-                x = self.augment(x, gen)
-            batch = {"x": (x - self.mean) / self.std, "index": self.index[idx]}
-            if self.y is not None:
-                batch["y"] = self.y[idx]
-            yield batch
+    def finish(self, batch: dict, generator: torch.Generator) -> dict:
+        x = batch["x"].float().div_(255)
+        if self.augment is not None:
+            x = self.augment(x, generator)
+        batch["x"] = (x - self.mean) / self.std
+        return batch
 
 
 def cache_root(data_dir: Path, fallback: Path) -> Path:

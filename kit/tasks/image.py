@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kit import distributed as dist
 from kit.config import Config
 from kit.data.images import (
     DeviceBatches,
@@ -162,10 +163,11 @@ def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, devi
                           augment=own["augment"], seed=seed)
     ds = ImageFileDataset(split.paths[rows], labels, tf, channels=own["channels"], index=rows,
                           reduce=st["reduce"], on_error="blank" if part == "test" else "skip")
-    workers = t.num_workers
+    workers, drop_last = t.num_workers, train and len(ds) > t.batch_size
+    shard = dist.sampler(ds, shuffle=train, seed=seed, drop_last=drop_last)  # None: one process
     return torch.utils.data.DataLoader(
-        ds, batch_size=t.batch_size, shuffle=train, drop_last=train and len(ds) > t.batch_size,
-        num_workers=workers, pin_memory=torch.device(device).type == "cuda",
+        ds, batch_size=t.batch_size, shuffle=train and shard is None, sampler=shard,
+        drop_last=drop_last, num_workers=workers, pin_memory=torch.device(device).type == "cuda",
         persistent_workers=workers > 0, worker_init_fn=worker_init_fn,
         generator=torch.Generator().manual_seed(seed))
 

@@ -2,7 +2,9 @@
 
 Torch models (`mlp`) read their rows through TabularStream (record batches, one vectorized
 transform per chunk, pre-batched tensors) so the same code scales from Titanic to tens of
-millions of rows; scikit-learn models (`gbdt`) get the transformed arrays directly.
+millions of rows; with `train.device_data` a small table is transformed once and its
+batches sliced from tensors on the device instead (TensorBatches). scikit-learn models
+(`gbdt`) get the transformed arrays directly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from kit.config import Config
+from kit.data.batches import TensorBatches
 from kit.data.csv import read_csv
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (
@@ -114,6 +117,17 @@ def _fit_preprocessors(prep: Prepared, cfg: Config, rows: np.ndarray):
     return num, cat
 
 
+def _batches(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
+             seed=0, device="cpu"):
+    """The rows' batches: streamed from the parquet cache, or with `train.device_data`
+    transformed once and sliced from tensors on the device (small tables like Titanic)."""
+    if not cfg.train.device_data:
+        return _stream(prep, cfg, transform, part, rows, shuffle=shuffle, seed=seed)
+    frame = prep.state[part] if rows is None else prep.state[part].iloc[rows]
+    return TensorBatches(transform(frame), cfg.train.batch_size, shuffle=shuffle, seed=seed,
+                         device=device, drop_last=shuffle)
+
+
 def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
             seed=0):
     columns = [ROW, *cfg.features.numeric, *cfg.features.categorical]
@@ -138,17 +152,18 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     else:
         transform = TabularTransform(num, cat, "_y")
         trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, num_classes=len(prep.classes))
-        result = trainer.fit(model, _stream(prep, cfg, transform, "train", ctx.train_idx,
-                                            shuffle=True, seed=cfg.cv.seed + ctx.fold),
-                             _stream(prep, cfg, transform, "train", ctx.valid_idx), prep.y,
-                             resume=ctx.extras.get("resume", False))
+        valid = _batches(prep, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
+        result = trainer.fit(model, _batches(prep, cfg, transform, "train", ctx.train_idx,
+                                             shuffle=True, seed=cfg.cv.seed + ctx.fold,
+                                             device=ctx.device),
+                             valid, prep.y, resume=ctx.extras.get("resume", False))
         if result.best_path is None:
             raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
         _load_best(model, result.best_path)
-        valid_proba = _predict(trainer, model, _stream(prep, cfg, transform, "train",
-                                                       ctx.valid_idx), ctx.valid_idx)
-        test_proba = _predict(trainer, model, _stream(prep, cfg, TabularTransform(num, cat, None),
-                                                      "test"), np.arange(len(prep.test_ids)))
+        valid_proba = _predict(trainer, model, valid, ctx.valid_idx)
+        test_proba = _predict(trainer, model, _batches(prep, cfg, TabularTransform(num, cat, None),
+                                                       "test", device=ctx.device),
+                              np.arange(len(prep.test_ids)))
         info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
     info["seconds"] = time.monotonic() - started
     return FoldOutput(valid_proba, test_proba, info)
@@ -223,5 +238,5 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     _load_best(model, best[-1])
     trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
     model.to(device)
-    loader = _stream(prep, cfg, TabularTransform(num, cat, None), "test")
+    loader = _batches(prep, cfg, TabularTransform(num, cat, None), "test", device=device)
     return _predict(trainer, model, loader, np.arange(len(prep.test_ids)))
