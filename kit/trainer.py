@@ -137,15 +137,14 @@ class Trainer:
             sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
                 else model.no_sync()
             with sync:
-                with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                    enabled=self.amp_dtype is not None):
+                with self._autocast():
                     loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             if last_micro:
                 self._optimizer_step(model, opt)
                 lr = self.set_lr(opt, steps)
             n = len(batch["y"])
-            total_loss += loss.detach() * n  # stays on the device: no sync per batch
+            total_loss.add_(loss.detach(), alpha=n)  # stays on the device: no sync per batch
             seen += n
             now = time.perf_counter()
             if now - shown > 0.5 or (self.tracker.every_steps and last_micro
@@ -162,6 +161,11 @@ class Trainer:
         seconds = time.perf_counter() - start
         train_loss = dist.mean_across_ranks(total_loss.item() / max(seen, 1), self.device)
         return {"train_loss": train_loss, "lr": lr, "samples_per_s": seen / max(seconds, 1e-9)}
+
+    def _autocast(self):
+        if self.amp_dtype is None:  # a disabled autocast still costs a context per step
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _bar_disabled(self) -> bool | None:
         if not self.main:
@@ -196,8 +200,7 @@ class Trainer:
         probas, index, losses, seen = [], [], [], 0
         for batch in loader:
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                enabled=self.amp_dtype is not None):
+            with self._autocast():
                 logits = model(**model_inputs(batch))
             if with_loss:
                 losses.append(self.loss_fn(logits.float(), batch["y"]).detach() * len(logits))

@@ -279,18 +279,21 @@ def _set_module(model: nn.Module, dotted: str, new: nn.Module) -> None:
 
 def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float = 1.0,
                  weight_decay: float = 0.0) -> list[dict]:
-    """Optimizer groups: head vs backbone LR, and no weight decay on biases and norm weights
-    (1-D tensors), the timm / nanoGPT convention. Each group keeps `lr_mult` so a scheduler
-    that sets the LR per step can scale it: group["lr"] = lr_at(step) * group["lr_mult"]."""
-    _, head = find_head(model)
-    head_ids = {id(p) for p in head.parameters()}
+    """Optimizer groups: head vs backbone LR (when backbone_lr_mult != 1), and no weight
+    decay on biases and norm weights (1-D tensors), the timm / nanoGPT convention. Each
+    group keeps `lr_mult` so a scheduler that sets the LR per step can scale it:
+    group["lr"] = lr_at(step) * group["lr_mult"]."""
+    head_ids = set()
+    if backbone_lr_mult != 1.0:  # one LR for all: two groups, half the optimizer's calls
+        _, head = find_head(model)
+        head_ids = {id(p) for p in head.parameters()}
     buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for p in model.parameters():
-        part = "head" if id(p) in head_ids else "backbone"
+        part = "all" if backbone_lr_mult == 1.0 else "head" if id(p) in head_ids else "backbone"
         buckets.setdefault((part, p.ndim > 1), []).append(p)
     groups = []
     for (part, decay), params in sorted(buckets.items()):
-        mult = 1.0 if part == "head" else backbone_lr_mult
+        mult = backbone_lr_mult if part == "backbone" else 1.0
         groups.append({"params": params, "lr": lr * mult, "lr_mult": mult,
                        "weight_decay": weight_decay if decay else 0.0,
                        "name": f"{part}_{'decay' if decay else 'no_decay'}"})

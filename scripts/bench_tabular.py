@@ -8,11 +8,11 @@ rows per date) and measures rows/s of:
   naive        the per-row loader of the seed story: one-row DataFrame slice via iloc,
                StandardScaler / LabelEncoder called per row, one tensor per sample, default
                collate; timed on --naive-rows rows with the frame already in memory
-  kit          TabularStream, shuffle=True, num_workers=0, a vectorized transform
-               (median-impute + standardize in numpy, categories via factorize + dict)
+  kit          TabularStream, shuffle=True, num_workers=0, transforming each chunk with
+               kit.data.tabular's fitted NumericPreprocessor (median-impute + standardize
+               in numpy) and CategoricalPreprocessor (factorize + a lookup of the distinct
+               values), as `train` does
   kit_workers  the same through stream_loader(num_workers=2), warm epochs only
-  kit_tabular_preprocessors  kit, but transforming with kit.data.tabular's fitted
-               NumericPreprocessor + CategoricalPreprocessor (what `train` uses today)
   limit        pyarrow reading the same columns into numpy, no transform; categoricals
                read as dictionary codes, the cheapest form, so the floor is a generous one
 Each loader's figure is its fastest of --repeats passes. Also measured: categorical
@@ -44,12 +44,11 @@ from torch.utils.data import DataLoader, IterableDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit.data.stream import TabularStream, stream_loader  # noqa: E402
-from kit.data.tabular import CategoricalPreprocessor, NumericPreprocessor  # noqa: E402
+from kit.data.tabular import UNSEEN, CategoricalPreprocessor, NumericPreprocessor  # noqa: E402
 from kit.io import write_json  # noqa: E402
 
 ROWS_PER_DATE = 50_000
 BATCH_SIZE = 1024
-MISSING, UNSEEN = 0, 1  # categorical codes, as in kit.data.tabular
 
 
 def log(msg: str) -> None:
@@ -98,40 +97,7 @@ def sample_frame(folder: Path, rows: int) -> pd.DataFrame:
     return next(pq.ParquetFile(first).iter_batches(batch_size=rows)).to_pandas()
 
 
-# -- the fitted transform TabularStream calls once per chunk --------------------------------
-
-class FittedTransform:
-    """Median-impute + standardize numerics (numpy); categoricals -> codes via dict lookups.
-
-    Categories are looked up once per distinct value in the chunk (factorize, then map the
-    uniques with the dict) instead of once per row: 65,536 rows x 15 columns hold a few
-    hundred distinct values, and pandas' per-row map over Arrow strings costs ~8 ms/column.
-    """
-
-    def __init__(self, frame: pd.DataFrame, num: list[str], cat: list[str]) -> None:
-        self.num, self.cat = num, cat
-        x = frame[num].to_numpy(np.float32)
-        self.median = np.nan_to_num(np.nanmedian(x, axis=0))
-        x = np.where(np.isnan(x), self.median, x)
-        self.mean, std = x.mean(axis=0), x.std(axis=0)
-        self.inv_std = np.where(std > 1e-12, 1 / std, 1.0).astype(np.float32)
-        self.vocab = {c: {v: i for i, v in enumerate(sorted(frame[c].dropna().unique()), 2)}
-                      for c in cat}
-
-    def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        x = frame[self.num].to_numpy(np.float32, copy=True)  # ours to change in place
-        np.copyto(x, self.median, where=np.isnan(x))
-        x -= self.mean
-        x *= self.inv_std
-        codes = np.empty((len(frame), len(self.cat)), np.int64)
-        for j, col in enumerate(self.cat):
-            index, uniques = pd.factorize(frame[col])
-            vocab = self.vocab[col]  # a Python loop over the distinct values, not the rows
-            lut = np.array([vocab.get(u, UNSEEN) for u in uniques] + [MISSING], np.int64)
-            codes[:, j] = lut[index]  # factorize codes a missing value -1: the last entry
-        return {"x_num": x, "x_cat": codes, "y": frame["target"].to_numpy(np.float32),
-                "index": frame["id"].to_numpy(np.int64)}
-
+# -- the fitted transform TabularStream calls once per chunk: the kit's own ------------------
 
 class KitTransform:
     """kit.data.tabular's fitted preprocessors, as kit.tasks.tabular applies them."""
@@ -271,7 +237,7 @@ def max_rss_mb() -> float:
 
 def rss_child(folder: Path) -> None:
     num, cat = columns_of(folder)
-    stream = kit_stream(folder, FittedTransform(sample_frame(folder, 5000), num, cat))
+    stream = kit_stream(folder, KitTransform(sample_frame(folder, 5000), num, cat))
     before = max_rss_mb()  # imports + fitting: the same at every size
     for _ in stream:
         pass
@@ -307,12 +273,9 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"naive per-row loader on {args.naive_rows} rows")
     naive = bench_naive(folder, args.naive_rows)
     log("kit, num_workers=0")
-    kit = bench_kit(folder, FittedTransform(sample, num, cat), args.rows, 0, args.repeats)
+    kit = bench_kit(folder, KitTransform(sample, num, cat), args.rows, 0, args.repeats)
     log("kit, num_workers=2 (spawn, persistent)")
-    kit_workers = bench_kit(folder, FittedTransform(sample, num, cat), args.rows, 2,
-                            args.repeats)
-    log("kit with kit.data.tabular preprocessors, num_workers=0")
-    kit_prep = bench_kit(folder, KitTransform(sample, num, cat), args.rows, 0, args.repeats)
+    kit_workers = bench_kit(folder, KitTransform(sample, num, cat), args.rows, 2, args.repeats)
     log("pyarrow limit")
     limit = bench_limit(folder, args.repeats)
     log(f"categorical encoding on {args.encode_rows} rows")
@@ -323,12 +286,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     summary = {
         "rows_per_s": {"naive": naive, "kit": kit["rows_per_s"],
-                       "kit_workers": kit_workers["rows_per_s"],
-                       "kit_tabular_preprocessors": kit_prep["rows_per_s"], "limit": limit},
+                       "kit_workers": kit_workers["rows_per_s"], "limit": limit},
         "speedup_vs_naive": round(kit["rows_per_s"] / naive, 1),
         "fraction_of_limit": round(kit["rows_per_s"] / limit, 3),
         "fraction_of_limit_workers": round(kit_workers["rows_per_s"] / limit, 3),
-        "fraction_of_limit_tabular_preprocessors": round(kit_prep["rows_per_s"] / limit, 3),
         "encode_speedup": encode["speedup"], "encode_values_per_s": encode,
         "peak_rss_mb": {k: v["peak"] for k, v in rss.items()},
         "rss_before_epoch_mb": {k: v["before_epoch"] for k, v in rss.items()},

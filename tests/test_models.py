@@ -132,6 +132,9 @@ def test_param_groups_split_head_backbone_and_decay():
     assert groups["backbone_decay"]["lr"] == pytest.approx(1e-4)
     assert groups["backbone_no_decay"]["weight_decay"] == 0.0  # BN weights, biases
     assert groups["head_decay"]["params"] == [model.fc.weight]
+    same_lr = {g["name"]: g for g in param_groups(model, lr=1e-3, weight_decay=0.05)}
+    assert set(same_lr) == {"all_decay", "all_no_decay"}
+    assert sum(len(g["params"]) for g in same_lr.values()) == len(list(model.parameters()))
     n = sum(len(g["params"]) for g in groups.values())
     assert n == len(list(model.parameters()))
 
