@@ -184,9 +184,10 @@ class TabularStream(IterableDataset):
     def _iter_shard(self, epoch: int, shard: int) -> Iterator[dict[str, torch.Tensor]]:
         units, shards, quotas = self._plan(epoch)
         rng = np.random.default_rng([self.seed, epoch, shard])
-        # two stages in background threads (read; transform) so the caller's thread only
+        # two stages in background threads (read + to pandas; transform) so the caller's thread only
         # slices batches: an epoch takes about the slowest stage, not their sum
-        chunks = _ahead(self._arrays(_ahead(self._read([units[u] for u in shards[shard]])), rng))
+        chunks = _ahead(self._arrays(_ahead(_frames(self._read([units[u] for u in shards[shard]]))),
+                                     rng))
         batches = self._batches(chunks)
         if quotas is None:
             yield from batches
@@ -206,7 +207,7 @@ class TabularStream(IterableDataset):
 
     def _borrowed_rows(self, units: list[Unit], want: int) -> dict[str, torch.Tensor]:
         """Padding rows for a shard that `filter` left empty: the first rows of the data."""
-        arrays = next(self._arrays(self._read(units), None))
+        arrays = next(self._arrays(_frames(self._read(units)), None))
         return {k: torch.from_numpy(a[:want]) for k, a in arrays.items()}
 
     def _fragment(self, f: int, group: int) -> ds.ParquetFileFragment:
@@ -252,16 +253,13 @@ class TabularStream(IterableDataset):
             yield from pa.Table.from_arrays([table[c] for c in self.columns],
                                             schema=out).to_batches()
 
-    def _arrays(self, tables: Iterator[pa.Table], rng: np.random.Generator | None
+    def _arrays(self, frames: Iterator[pd.DataFrame], rng: np.random.Generator | None
                 ) -> Iterator[dict[str, np.ndarray]]:
         """One transform call per chunk; rows permuted in the final arrays when shuffling."""
-        for table in tables:
-            rows = table.num_rows
-            # split_blocks: one numpy array per column (zero-copy where Arrow allows) instead
-            # of a consolidated 2-D copy; self_destruct frees each column once converted.
-            frame = table.to_pandas(split_blocks=True, self_destruct=True)
-            del table
+        for frame in frames:
+            rows = len(frame)
             arrays = _checked(self.transform(frame), rows, self.transform)
+            del frame
             if self.shuffle and rng is not None:
                 perm = rng.permutation(rows)
                 # np.take on the final (narrow, numeric) arrays, never DataFrame.sample
@@ -514,6 +512,15 @@ def _quotas(shard_rows: list[int], workers: int, batch_size: int, drop_last: boo
             left[max(range(workers), key=left.__getitem__)] -= 1
         out += [(c, 0) for c in left]
     return out
+
+
+def _frames(tables: Iterator[pa.Table]) -> Iterator[pd.DataFrame]:
+    """Chunks as DataFrames. split_blocks: one numpy array per column (zero-copy where Arrow
+    allows) instead of a consolidated 2-D copy; self_destruct frees each column once
+    converted. Done in the read thread: it balances the two stages."""
+    for table in tables:
+        yield table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
 
 
 def _ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -42,6 +42,7 @@ class NumericPreprocessor:
         _columns(frame, columns, "NumericPreprocessor.fit")
         self.columns = list(columns)
         x = self._raw(frame)
+        x[~np.isfinite(x)] = np.nan  # +-inf are as unusable as NaN
         with np.errstate(all="ignore"):
             median = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(columns))
         self.median = np.nan_to_num(median, nan=0.0)  # an all-NaN column imputes 0
@@ -51,25 +52,35 @@ class NumericPreprocessor:
         self.std = np.where(std > 1e-12, std, 1.0)  # constant column -> all zeros, not NaN
         return self
 
-    def _raw(self, frame: pd.DataFrame) -> np.ndarray:
+    def _raw(self, frame: pd.DataFrame, dtype=np.float64) -> np.ndarray:
+        """The columns as one N x C array of `dtype` (NaN for missing; +-inf kept)."""
         if not self.columns:
-            return np.zeros((len(frame), 0))
+            return np.zeros((len(frame), 0), dtype)
+        sub = frame[self.columns]
+        plain = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+                    for t in sub.dtypes)
+        if plain:  # the common case: one block copy, no per-column Python
+            x = sub.to_numpy(dtype, na_value=np.nan)
+            return x if x.flags.writeable else x.copy()  # one column of `dtype`: a view
         x = np.empty((len(frame), len(self.columns)), dtype=np.float64)
-        for j, col in enumerate(self.columns):  # one vectorized copy per column
-            values = frame[col]
+        for j, col in enumerate(self.columns):  # strings, booleans: coerced column by column
+            values = sub[col]
             if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
                 values = pd.to_numeric(values, errors="coerce")
             x[:, j] = values.to_numpy(np.float64, na_value=np.nan)
-        x[~np.isfinite(x)] = np.nan  # +-inf are as unusable as NaN
         return x
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         _columns(frame, self.columns, "NumericPreprocessor.transform")
-        x = self._raw(frame)
-        np.copyto(x, np.broadcast_to(self.median, x.shape), where=np.isnan(x))
-        x -= self.mean
-        x /= self.std
-        return x.astype(np.float32)
+        # float32 data is scaled in float32 (half the memory traffic, no precision to
+        # lose); anything wider in float64 until scaled, so a timestamp keeps its digits
+        narrow = all(t in (np.float32, np.float16) for t in frame[self.columns].dtypes)
+        work = np.float32 if narrow else np.float64
+        x = self._raw(frame, work)
+        np.copyto(x, np.broadcast_to(self.median.astype(work), x.shape), where=~np.isfinite(x))
+        x -= self.mean.astype(work)
+        x *= (1.0 / self.std).astype(work)
+        return np.ascontiguousarray(x, dtype=np.float32)  # rows contiguous: batches are row slices
 
     def state_dict(self) -> dict:
         return {"columns": self.columns, "median": self.median.tolist(),
@@ -117,9 +128,14 @@ class CategoricalPreprocessor:
             # factorize in C, then look up only the distinct values; code -1 (missing)
             # indexes the MISSING appended at the end of the lookup table
             codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
-            known = _as_str(pd.Series(uniques, dtype=object)).map(self.vocab[col])
-            table = np.append(known.fillna(UNSEEN).to_numpy(np.int64), MISSING)
-            out[:, j] = table[codes]
+            vocab, values = self.vocab[col], list(uniques)
+            if all(type(v) is str for v in values):  # strings: plain dict lookups
+                known = np.fromiter((vocab.get(v, UNSEEN) for v in values), np.int64,
+                                    len(values))
+            else:  # numbers, mixed: compared as strings, as fit saw them
+                known = _as_str(pd.Series(values, dtype=object)).map(vocab)
+                known = known.fillna(UNSEEN).to_numpy(np.int64)
+            out[:, j] = np.append(known, MISSING)[codes]
         return out
 
     def state_dict(self) -> dict:
