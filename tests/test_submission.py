@@ -27,6 +27,7 @@ def test_build_orders_rows_like_the_sample_and_casts_labels(sample):
     (lambda f: f.assign(PassengerId=[892, 893, 999]), r"missing \['894'\], unexpected \['999'\]"),
     (lambda f: f.assign(Survived=[0.0, 1.0, 0.5]), "dtype float64, the sample has int64"),
     (lambda f: f.assign(Survived=[0, None, 1]), "missing values"),
+    (lambda f: f.assign(PassengerId=[892, None, 894]), r"missing ids \(rows \[1\]\)"),  # fuzz-found
 ])
 def test_each_mismatch_is_rejected(sample, mutate, message):
     with pytest.raises(SubmissionError, match=message):
