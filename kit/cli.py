@@ -96,6 +96,9 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
             raise DataError(f"competition {slug!r} has no demo.py; train on real data instead")
         make_demo(data_dir)
         print(f"DEMO DATA: synthetic {slug} files written to {data_dir} (not the real competition)")
+        if cfg.demo:
+            recipe = ", ".join(f"{k}={v}" for k, v in cfg.demo.items())
+            print(f"demo recipe from config.toml [demo] (a CPU-sized run): {recipe}")
         return data_dir
     data_dir = data or data_root() / slug
     if not (data_dir / cfg.data.train).exists():
@@ -154,7 +157,8 @@ def train_main(argv: list[str] | None = None) -> dict:
         if not args.comp:
             raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
         cfg = load_config(competition_dir(args.comp) / "config.toml",
-                          overrides=_overrides(args), dry_run=args.dry_run)
+                          overrides=_overrides(args), dry_run=args.dry_run,
+                          demo=args.demo)
         label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
         run_dir = _run_dir(cfg, args.runs, label)
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)

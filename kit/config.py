@@ -157,6 +157,9 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     # Overrides applied by --dry-run: {"model.name": "small_cnn", "train.epochs": 1, ...}
     dry_run: dict = field(default_factory=dict)
+    # Overrides applied by --demo: a recipe for the small demo data on a CPU (a GPU-sized
+    # default config would take many minutes on it), applied before [dry_run] and --set
+    demo: dict = field(default_factory=dict)
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
@@ -206,19 +209,22 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
+OVERRIDE_SECTIONS = ("dry_run", "demo")  # tables of "section.key" = value, applied on request
+
+
 def _build(raw: dict, source: str) -> Config:
     types_ = _section_types()
     sections: dict[str, Any] = {}
     for name, values in raw.items():
-        if name == "dry_run":
+        if name in OVERRIDE_SECTIONS:
             if not isinstance(values, dict):
-                raise ConfigError(f"{source}: [dry_run] must be a table of 'section.key' = value")
+                raise ConfigError(f"{source}: [{name}] must be a table of 'section.key' = value")
             sections[name] = dict(values)
             continue
         if name not in types_:
             raise ConfigError(
                 f"{source}: unknown section [{name}]; valid sections: "
-                f"{', '.join(sorted([*types_, 'dry_run']))}"
+                f"{', '.join(sorted([*types_, *OVERRIDE_SECTIONS]))}"
             )
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{name}] must be a table, got {values!r}")
@@ -331,13 +337,17 @@ def read_toml(path: Path) -> dict:
 
 
 def load_config(
-    path: str | Path, *, overrides: list[str] | None = None, dry_run: bool = False
+    path: str | Path, *, overrides: list[str] | None = None, dry_run: bool = False,
+    demo: bool = False
 ) -> Config:
-    """Load a competition's config.toml, then its [dry_run] section (if asked), then --set."""
+    """Load a competition's config.toml, then its [demo] and [dry_run] sections (if asked),
+    then --set."""
     path = Path(path)
     cfg = _build(read_toml(path), str(path))
     if not cfg.competition.slug:
         cfg = cfg.replace(competition=dataclasses.replace(cfg.competition, slug=path.parent.name))
+    if demo and cfg.demo:
+        cfg = apply_overrides(cfg, cfg.demo, source=f"{path} [demo]")
     if dry_run and cfg.dry_run:
         cfg = apply_overrides(cfg, cfg.dry_run, source=f"{path} [dry_run]")
     if overrides:

@@ -6,7 +6,7 @@ from kit.errors import ConfigError
 
 def write(tmp_path, text):
     path = tmp_path / "comp" / "config.toml"
-    path.parent.mkdir()
+    path.parent.mkdir(exist_ok=True)
     path.write_text(text)
     return path
 
@@ -63,6 +63,20 @@ def test_dry_run_section_applies_only_when_asked(tmp_path):
     path = write(tmp_path, '[train]\nepochs = 30\n[dry_run]\n"train.epochs" = 1\n')
     assert load_config(path).train.epochs == 30
     assert load_config(path, dry_run=True).train.epochs == 1
+
+
+def test_demo_section_applies_before_dry_run_and_set(tmp_path):
+    path = write(tmp_path, '[train]\nepochs = 30\nbatch_size = 64\n'
+                           '[demo]\n"train.epochs" = 6\n"train.batch_size" = 16\n'
+                           '[dry_run]\n"train.epochs" = 1\n')
+    assert load_config(path).train.epochs == 30
+    demo = load_config(path, demo=True)
+    assert (demo.train.epochs, demo.train.batch_size) == (6, 16)
+    both = load_config(path, demo=True, dry_run=True, overrides=["train.batch_size=8"])
+    assert (both.train.epochs, both.train.batch_size) == (1, 8)
+    bad = write(tmp_path, '[demo]\n"train.epohcs" = 6\n')
+    with pytest.raises(ConfigError, match="epohcs"):
+        load_config(bad, demo=True)
 
 
 def test_resolved_config_round_trips(tmp_path):
