@@ -74,22 +74,17 @@ def test_a_short_row_is_an_error_naming_the_line(tmp_path):
         read_pixel_csv(tmp_path / "train.csv", label="label", shape=SHAPE)
 
 
-def test_label_outside_the_classes_names_row_and_classes(tmp_path):
+@pytest.mark.parametrize("row, column, value, message", [
+    (2, "label", 11, r"row 2 \(line 4\) has label 11, not one of the classes"),
+    (1, "pixel10", 300, r"row 1 \(line 3\) pixel 10 = 300"),
+])
+def test_a_bad_value_names_its_row_line_and_value(tmp_path, row, column, value, message):
     write_pixels(tmp_path / "train.csv", n=4)
     frame = pd.read_csv(tmp_path / "train.csv")
-    frame.loc[2, "label"] = 11
+    frame.loc[row, column] = value
     frame.to_csv(tmp_path / "train.csv", index=False)
-    with pytest.raises(DataError, match=r"row 2 \(line 4\) has label 11, not one of the classes"):
+    with pytest.raises(DataError, match=message):
         read_pixel_csv(tmp_path / "train.csv", label="label", shape=SHAPE, classes=range(10))
-
-
-def test_pixel_out_of_range_is_an_error(tmp_path):
-    write_pixels(tmp_path / "train.csv", n=4)
-    frame = pd.read_csv(tmp_path / "train.csv")
-    frame.loc[1, "pixel10"] = 300
-    frame.to_csv(tmp_path / "train.csv", index=False)
-    with pytest.raises(DataError, match=r"row 1 \(line 3\) pixel 10 = 300"):
-        read_pixel_csv(tmp_path / "train.csv", label="label", shape=SHAPE)
 
 
 def test_missing_label_column_and_missing_file(tmp_path):
