@@ -127,22 +127,25 @@ class Trainer:
         seen, shown, start = 0, time.perf_counter(), time.perf_counter()
         bar = tqdm(loader, total=self._batches(loader), leave=False, dynamic_ncols=True,
                    desc=f"{self.desc} epoch {epoch}", disable=self._bar_disabled())
-        lr, i = self.set_lr(opt, steps), -1
+        lr, pending = self.set_lr(opt, steps), 0
+        n_batches = self._batches(loader)  # None: a loader without len()
+        # DDP: all-reduce gradients only on the micro-step that steps the optimizer; that
+        # needs the epoch's last batch known, or a final partial step would be unsynced
+        skip_sync = accum > 1 and n_batches is not None and hasattr(model, "no_sync")
         for i, batch in enumerate(bar):
             if cap and i >= cap:
                 break
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
-            last_micro = (i + 1) % accum == 0
-            # DDP: all-reduce gradients only on the micro-step that steps the optimizer
-            sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") \
-                else model.no_sync()
+            last_micro = (i + 1) % accum == 0 or i + 1 == n_batches
+            sync = model.no_sync() if skip_sync and not last_micro else contextlib.nullcontext()
             with sync:
                 with self._autocast():
                     loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
+            pending += 1
             if last_micro:
                 self._optimizer_step(model, opt)
-                lr = self.set_lr(opt, steps)
+                lr, pending = self.set_lr(opt, steps), 0
             n = len(batch["y"])
             total_loss.add_(loss.detach(), alpha=n)  # stays on the device: no sync per batch
             seen += n
@@ -155,7 +158,7 @@ class Trainer:
                 if self.tracker.every_steps and self.main:
                     self.tracker.log_step(self.step, {"loss": running, "lr": lr})
                 shown = now
-        if seen and (i + 1) % accum:  # flush a partial accumulation
+        if pending:  # a partial accumulation left by a loader without len()
             self._optimizer_step(model, opt)
         bar.close()
         seconds = time.perf_counter() - start

@@ -228,3 +228,29 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot load checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("cap, steps", [(0, 4), (2, 2)])  # 10 batches, accum 3
+def test_gradient_accumulation_steps_once_per_group_and_on_the_last_batch(tmp_path, cap, steps):
+    from kit.config import Config, TrainConfig
+    from kit.metrics import get_metric
+    from kit.trainer import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    batches = [{"x": torch.randn(8, 4, generator=g), "y": torch.randint(0, 3, (8,), generator=g),
+                "index": torch.arange(b * 8, b * 8 + 8)} for b in range(10)]
+    cfg = Config(train=TrainConfig(epochs=2, accum_steps=3, max_steps_per_epoch=cap, amp="off",
+                                   patience=5))
+    trainer = Trainer(cfg, tmp_path, torch.device("cpu"), get_metric("accuracy"), num_classes=3)
+    trainer.fit(Net(), batches, batches[:2], torch.cat([b["y"] for b in batches[:2]]).numpy())
+    # ceil(10 / 3) = 4 steps, the last on a group of one; with a cap of 2 steps, exactly 2
+    assert pd.read_csv(tmp_path / "history.csv")["step"].tolist() == [steps, 2 * steps]
