@@ -71,13 +71,13 @@ def test_config_loader_raw_bytes_and_overrides(tmp_path, raw, override):
     path.write_bytes(raw)
     try:
         load_config(path)
-    except ConfigError:
-        pass
+    except ConfigError as exc:
+        assert str(path) in str(exc)  # the error names the file
     path.write_text("[train]\nepochs = 3\n")
     try:
         load_config(path, overrides=[override])
-    except ConfigError:
-        pass
+    except ConfigError as exc:
+        assert "--set" in str(exc) or override.strip() in str(exc), (override, str(exc))
 
 
 cells = st.one_of(st.text(max_size=6), st.integers(-10, 10).map(str), st.just(""),
