@@ -98,13 +98,22 @@ def test_undecodable_file_in_a_dataset_is_skipped_or_blanked(tmp_path, files):
     torch.testing.assert_close(x, torch.full((3, 16, 16), -2.0))  # black, normalized
     with pytest.raises(DataError, match="cut.jpg"):
         ImageFileDataset([truncated], [0], tf)[0]
+    missing = tmp_path / "gone.jpg"  # deleted after listing: blank / skip, like a corrupt one
+    with pytest.warns(UserWarning, match="blank"):
+        assert ImageFileDataset([missing], None, tf, on_error="blank")[0]["x"].shape == (3, 16, 16)
+    with pytest.raises(DataError, match="gone.jpg.*restore the file"):
+        ImageFileDataset([missing], [0], tf)[0]
 
 
 def test_decode_all_resizes_to_uint8_and_caches(tmp_path, files):
-    out = decode_all(files, (12, 10), channels=3, cache_dir=tmp_path / "c", key="k")
+    out = decode_all(files, (12, 10), channels=3, cache_dir=tmp_path / "c")
     assert out.shape == (4, 3, 12, 10) and out.dtype == np.uint8
-    assert len(list((tmp_path / "c").glob("decoded-k-*.npy"))) == 1
-    np.testing.assert_array_equal(decode_all(files, (12, 10), cache_dir=tmp_path / "c", key="k"), out)
+    assert len(list((tmp_path / "c").glob("decoded-*.npy"))) == 1
+    np.testing.assert_array_equal(decode_all(files, (12, 10), cache_dir=tmp_path / "c"), out)
+    write(files[0], 40, 30, seed=1)  # the same path, another picture: decoded again
+    again = decode_all(files, (12, 10), channels=3, cache_dir=tmp_path / "c")
+    assert len(list((tmp_path / "c").glob("decoded-*.npy"))) == 2
+    assert not np.array_equal(again[0], out[0]) and np.array_equal(again[1:], out[1:])
 
 
 def test_unknown_augment_key_lists_the_valid_ones():

@@ -11,6 +11,7 @@ error past `max_bad_fraction`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv  # noqa: F401
+from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv, save_npy  # noqa: F401
 from kit.errors import ConfigError, DataError
-from kit.io import atomic_path
 
 # OpenCV's own thread pool does not survive fork(): a DataLoader worker forked after the
 # parent resized an image in parallel can hang forever in its first cv2 call. Parallelism
@@ -69,12 +69,16 @@ def check_images(paths: Sequence, *, max_bad_fraction: float = 0.01, what: str =
 
 def read_image(path: str | Path, channels: int = 3, reduce: int = 1) -> np.ndarray:
     """H x W x C uint8 RGB (or H x W x 1 gray). np.fromfile + imdecode reads any path
-    (cv2.imread fails on non-ASCII paths on Windows); `reduce` 2/4/8 decodes a JPEG at
+    (cv2.imread fails on non-ASCII paths on Windows); `reduce` 2 or 4 decodes a JPEG at
     1/reduce scale in the DCT domain, much faster when the target is small."""
     flags = {(3, 1): cv2.IMREAD_COLOR, (1, 1): cv2.IMREAD_GRAYSCALE,
              (3, 2): cv2.IMREAD_REDUCED_COLOR_2, (1, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
              (3, 4): cv2.IMREAD_REDUCED_COLOR_4, (1, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4}
-    data = np.fromfile(str(path), dtype=np.uint8) if os.path.getsize(path) else np.empty(0, np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:  # missing or unreadable: the caller's skip / blank policy applies
+        raise DataError(f"cannot read image {path} ({exc.strerror or exc}); restore the file "
+                        "or re-download the data") from None
     img = cv2.imdecode(data, flags[(channels, reduce)]) if data.size else None
     if img is None:
         raise DataError(f"cannot decode image {path}; it is corrupt or not an image "
@@ -201,11 +205,18 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
 
 def decode_all(paths: Sequence, size: Sequence[int], *, channels: int = 3, threads: int = 0,
-               cache_dir: Path | None = None, key: str = "") -> np.ndarray:
+               cache_dir: Path | None = None) -> np.ndarray:
     """All images decoded once and resized to `size` (h, w): uint8 N x C x H x W, cached as
-    .npy when cache_dir is given; a blank image stands in for an unreadable one (test)."""
+    .npy when cache_dir is given (keyed by the paths and each file's size and mtime, so an
+    edited image is decoded again); a blank image stands in for an unreadable one (test)."""
     h, w = int(size[0]), int(size[1])
-    dest = Path(cache_dir) / f"decoded-{key}-{len(paths)}-{h}x{w}x{channels}.npy" if cache_dir else None
+    dest = None
+    if cache_dir:
+        stamp = hashlib.sha1()
+        for path in paths:
+            stat = os.stat(path) if os.path.exists(path) else None
+            stamp.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+        dest = Path(cache_dir) / f"decoded-{stamp.hexdigest()[:12]}-{len(paths)}-{h}x{w}x{channels}.npy"
     if dest is not None and dest.exists():
         return np.load(dest)
     reduce = reduce_factor(paths[0], (h, w)) if len(paths) else 1
@@ -222,8 +233,7 @@ def decode_all(paths: Sequence, size: Sequence[int], *, channels: int = 3, threa
     with ThreadPoolExecutor(threads or min(8, os.cpu_count() or 1)) as pool:
         out = np.stack(list(pool.map(one, paths))) if len(paths) else np.zeros((0, channels, h, w), np.uint8)
     if dest is not None:
-        with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, out)
+        save_npy(dest, out)
     return out
 
 

@@ -49,10 +49,10 @@ def read_pixel_csv(path: Path, *, label: str | None, shape: Sequence[int] = (1, 
     _check_values(values, path)
     x = values.astype(np.uint8).reshape(len(values), *shape)
     y = None if raw_y is None else _encode(raw_y, classes, path)
-    if cached:
-        _save_npy(cached[0], x)
+    if cached:  # labels first: the pixels file marks a complete cache
         if raw_y is not None:
-            _save_npy(cached[1], raw_y)
+            save_npy(cached[1], raw_y)
+        save_npy(cached[0], x)
     return x, y
 
 
@@ -64,7 +64,7 @@ def _cache_paths(path: Path, cache_dir: Path, label, shape) -> tuple[Path, Path]
     return stem.with_suffix(".x.npy"), stem.with_suffix(".y.npy")
 
 
-def _save_npy(dest: Path, array: np.ndarray) -> None:
+def save_npy(dest: Path, array: np.ndarray) -> None:
     with atomic_path(dest) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
 

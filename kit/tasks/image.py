@@ -24,7 +24,6 @@ for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from pathlib import Path
@@ -102,9 +101,8 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         state["reduce"] = reduce_factor(train.paths[0], own["size"])
         if own["predecode"]:
             for part, split in (("x_train", train), ("x_test", test)):
-                key = hashlib.sha1("|".join(map(str, split.paths)).encode()).hexdigest()[:10]
                 state[part] = decode_all(split.paths, own["size"], channels=own["channels"],
-                                         cache_dir=cache, key=key)
+                                         cache_dir=cache)
     else:  # gray pixels for an RGB backbone (or the reverse): convert once, vectorized
         state["x_train"] = match_channels(train.pixels, own["channels"], "train pixels")
         state["x_test"] = match_channels(test.pixels, own["channels"], "test pixels")
