@@ -2,7 +2,7 @@
 
     learning_curves(history_rows, "fold0/curves.png", metric="accuracy")
     confusion(labels, proba.argmax(1), classes, "fold0/confusion.png")
-    sample_grid(batch["x"], "fold0/sample_grid.png", mean=..., std=...)
+    sample_grid(batch["x"], "fold0/sample_grid.png", labels=batch["y"].tolist())
 
 matplotlib runs headless (Agg); every file is written atomically.
 """
@@ -85,23 +85,15 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence, path
     return _save(fig, path)
 
 
-def sample_grid(x, path: str | Path, *, mean: Sequence[float] = (0.0,),
-                std: Sequence[float] = (1.0,), labels: Sequence | None = None,
-                nrow: int = 8, limit: int = 64) -> Path:
-    """The first images of a batch as one grid: uint8 pixels, or floats normalized with
-    `mean`/`std` (the defaults 0 and 1 take floats already in [0, 1] as they are)."""
+def sample_grid(x, path: str | Path, *, labels: Sequence | None = None, nrow: int = 8,
+                limit: int = 64) -> Path:
+    """The first images of a batch as one grid: uint8 pixels, or floats in [0, 1] (the
+    image task de-normalizes its sample batch before it gets here)."""
     import torch
     from torchvision.utils import make_grid
 
     x = torch.as_tensor(x[:limit]).detach().cpu()
-    if x.dtype == torch.uint8:  # raw pixels
-        x = x.float() / 255.0
-    else:
-        x = x.float()
-        c = x.shape[1]
-        m = torch.tensor(list(mean) * c)[:c].view(1, c, 1, 1)
-        s = torch.tensor(list(std) * c)[:c].view(1, c, 1, 1)
-        x = x * s + m
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(nrow * 1.1, (len(x) // nrow + 1) * 1.1))

@@ -42,15 +42,16 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
     if len(frame) != len(sample):
         raise SubmissionError(f"{where}{len(frame)} rows, the sample has {len(sample)}")
     id_col = sample.columns[0]
-    if frame[id_col].isna().any():  # before the id sets: a missing id is not an id string
-        rows = frame.index[frame[id_col].isna()][:5].tolist()
+    missing_id = frame[id_col].isna()
+    if missing_id.any():  # before the id sets: a missing id is not an id string
+        rows = frame.index[missing_id][:5].tolist()
         raise SubmissionError(f"{where}column {id_col!r} has missing ids (rows {rows})")
     dup = frame[id_col][frame[id_col].duplicated()]
     if len(dup):
         raise SubmissionError(f"{where}duplicate ids in {id_col!r}: {dup.head(5).tolist()}")
     ids, expected = set(frame[id_col].astype(str)), set(sample[id_col].astype(str))
     if ids != expected:
-        missing, extra = sorted(expected - ids, key=str)[:5], sorted(ids - expected, key=str)[:5]
+        missing, extra = sorted(expected - ids)[:5], sorted(ids - expected)[:5]
         raise SubmissionError(
             f"{where}ids in {id_col!r} differ from the sample: missing {missing}, "
             f"unexpected {extra}"

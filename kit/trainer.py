@@ -99,13 +99,10 @@ class Trainer:
         from kit import models
 
         o = self.cfg.optim
-        if hasattr(models, "param_groups"):  # head vs backbone LR (pretrained image models)
-            groups = models.param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
-                                         weight_decay=o.weight_decay)
-        else:
-            groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-        for group in groups:  # set_lr scales every group by its multiplier
-            group["lr_mult"] = group.get("lr", o.lr) / o.lr
+        # head vs backbone LR, no decay on biases and norms; each group carries the
+        # lr_mult that set_lr scales it by
+        groups = models.param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
+                                     weight_decay=o.weight_decay)
         return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
 
     def set_lr(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> float:

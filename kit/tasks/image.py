@@ -201,9 +201,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     if ctx.fold == 0:  # for the run's sample grid (kit/plots.py draws it from ctx.extras)
         ctx.extras["sample_batch"] = sample_batch(train_b, own)
 
-    def on_epoch_start(model, epoch: int) -> None:
-        if hasattr(train_b, "set_epoch"):
-            train_b.set_epoch(epoch)
+    def on_epoch_start(model, epoch: int) -> None:  # the trainer sets the loader's epoch
         if cfg.train.freeze_epochs:
             set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
 
