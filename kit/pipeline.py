@@ -76,6 +76,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     comp_dir = competition_dir(cfg.competition.slug)
     main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
+    sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
+    _check_sample_columns(cfg, read_sample(sample_path), sample_path)
     folds = _folds(prep, cfg, opts.run_dir)
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
@@ -196,7 +198,6 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
                f"all folds ({metric.name} {oof_score:.4f})")
     sample_path = opts.data_dir / cfg.data.sample_submission
     sample = read_sample(sample_path)
-    _check_sample_columns(cfg, sample, sample_path)
     frame = build_submission(prep.test_ids, test, classes, sample,
                              kind=cfg.submission.kind)
     submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")

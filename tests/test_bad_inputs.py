@@ -142,6 +142,13 @@ def test_wrong_value_type_in_set(world, capsys):
           "train.epochs", "'many'", "int")
 
 
+def test_submission_columns_that_do_not_match_the_sample_fail_before_training(world, capsys):
+    fails(world, capsys, argv(world, "--set", "submission.id=Passenger"), DataError,
+          "gender_submission.csv", "'PassengerId' where submission.id = 'Passenger'")
+    trained = [f.parent.name for f in (world / "runs" / "titanic").glob("*/fold0")]
+    assert trained == [OLD_RUN]  # the failed run stopped before its first fold
+
+
 def test_unknown_model_name(world, capsys):
     fails(world, capsys, argv(world, "--set", "model.name=xgboost"), ConfigError,
           "'xgboost'", "gbdt", "mlp")
