@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -29,7 +30,7 @@ from kit import distributed as dist
 from kit.config import Config
 from kit.devices import autocast_dtype, to_device
 from kit.early_stopping import EarlyStopping
-from kit.errors import CheckpointError
+from kit.errors import CheckpointError, DataError
 from kit.io import save_torch
 from kit.metrics import Metric
 from kit.schedule import lr_at, warn_if_frozen
@@ -216,6 +217,16 @@ class Trainer:
             return proba, idx
         loss = dist.mean_across_ranks(float(torch.stack(losses).sum()) / max(seen, 1), self.device)
         return proba, idx, loss
+
+    def predict_rows(self, model, loader, rows: np.ndarray) -> np.ndarray:
+        """Probabilities in the order of `rows`: loaders yield rows in their own order (a
+        shuffled file order, ranks' shares); a row the loader never yielded is an error."""
+        proba, index = self.predict(model, loader)
+        order = pd.Index(index).get_indexer(rows)
+        if (order < 0).any():
+            raise DataError(f"{self.desc or 'prediction'}: the loader missed "
+                            f"{(order < 0).sum()} of {len(rows)} rows")
+        return proba[order]
 
     def evaluate(self, model, loader, labels: np.ndarray) -> dict:
         """Validation loss and metric; `labels` are class indices by row position."""

@@ -29,7 +29,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from kit import distributed as dist
@@ -174,11 +173,7 @@ def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config, own: dict) 
     """Probabilities in `rows` order, averaged over the TTA views when train.tta is on."""
     if cfg.train.tta:
         model = TTAModel(model, tta_transforms(own["tta"], own["tta_shift"]))
-    proba, index = trainer.predict(model, batches)
-    order = pd.Index(index).get_indexer(rows)
-    if (order < 0).any():
-        raise DataError(f"prediction missed {(order < 0).sum()} rows; a loader dropped rows")
-    return proba[order]
+    return trainer.predict_rows(model, batches, rows)
 
 
 def sample_batch(batches, own: dict) -> dict:

@@ -160,10 +160,9 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
         if result.best_path is None:
             raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
         _load_best(model, result.best_path)
-        valid_proba = _predict(trainer, model, valid, ctx.valid_idx)
-        test_proba = _predict(trainer, model, _batches(prep, cfg, TabularTransform(num, cat, None),
-                                                       "test", device=ctx.device),
-                              np.arange(len(prep.test_ids)))
+        valid_proba = trainer.predict_rows(model, valid, ctx.valid_idx)
+        test = _batches(prep, cfg, TabularTransform(num, cat, None), "test", device=ctx.device)
+        test_proba = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
         info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
     info["seconds"] = time.monotonic() - started
     return FoldOutput(valid_proba, test_proba, info)
@@ -215,15 +214,6 @@ def _load_best(model, path: Path) -> None:
     model.load_state_dict(load_checkpoint(path)["model"])
 
 
-def _predict(trainer, model, loader, rows: np.ndarray) -> np.ndarray:
-    """Probabilities in the order of `rows` (the stream yields them in file order)."""
-    proba, index = trainer.predict(model, loader)
-    order = pd.Index(index).get_indexer(rows)
-    if (order < 0).any():
-        raise DataError(f"prediction stream missed {(order < 0).sum()} rows")
-    return proba[order]
-
-
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
     """Test probabilities from a finished fold's saved preprocessors and best model."""
     num, cat = load_preprocessors(fold_dir / "preprocessors.json")
@@ -239,4 +229,4 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
     model.to(device)
     loader = _batches(prep, cfg, TabularTransform(num, cat, None), "test", device=device)
-    return _predict(trainer, model, loader, np.arange(len(prep.test_ids)))
+    return trainer.predict_rows(model, loader, np.arange(len(prep.test_ids)))
