@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from kit import distributed as dist
 from kit.config import Config
-from kit.devices import autocast_dtype, to_device
+from kit.devices import autocast_dtype, fused_adamw_ok, to_device
 from kit.early_stopping import EarlyStopping
 from kit.errors import CheckpointError, DataError
 from kit.io import save_torch
@@ -104,7 +104,8 @@ class Trainer:
         # lr_mult that set_lr scales it by
         groups = models.param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
                                      weight_decay=o.weight_decay)
-        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay,
+                                 fused=fused_adamw_ok(model))
 
     def set_lr(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> float:
         warmup = round(self.t.warmup_epochs * steps_per_epoch)
