@@ -183,6 +183,33 @@ def test_hive_partition_column_can_be_read(many):
     assert rows[0] == 0 and rows[SIZES[0]] == 1 and rows[sum(SIZES) - 1] == len(SIZES) - 1
 
 
+def test_string_columns_arrive_as_categoricals_and_encode_like_pandas(tmp_path):
+    """Strings are read as Arrow dictionaries (one per row group, so chunks join
+    different dictionaries): the transform sees a Categorical with the file's values
+    and nulls, and the kit's encoder gives the codes it gives the pandas frame."""
+    from kit.data.tabular import CategoricalPreprocessor
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(57)
+    words = np.array(["a", "b", "c", None, "dd"], dtype=object)[rng.integers(0, 5, 57)]
+    path = write(tmp_path / "s.parquet", table(ids, s=pa.array(words, pa.string())), 10)
+    full = pq.read_table(path).to_pandas()
+    encoder = CategoricalPreprocessor().fit(full.iloc[:30], ["s"])
+    seen = []
+
+    def transform(frame):
+        seen.append(frame["s"].dtype)
+        return {"id": frame["id"].to_numpy(), "code": encoder.transform(frame)[:, 0],
+                "null": frame["s"].isna().to_numpy()}
+
+    got = {int(i): (int(c), bool(n)) for b in stream(path, columns=["id", "s"], chunk_rows=25,
+                                                      transform=transform)
+           for i, c, n in zip(b["id"], b["code"], b["null"])}
+    assert all(isinstance(t, pd.CategoricalDtype) for t in seen)
+    expected = encoder.transform(full)[:, 0]
+    assert got == {i: (int(expected[i]), words[i] is None) for i in ids}
+
+
 def corrupt_column(path: Path, column: str) -> None:
     """Overwrite the data pages of `column` (footer intact): only reading it can fail."""
     meta = pq.read_metadata(path)

@@ -35,6 +35,18 @@ def test_categorical_codes_missing_unseen_known():
     assert cat.cardinalities == [3 + 2, 2 + 2]
 
 
+def test_categorical_dtype_input_codes_like_strings():
+    """TabularStream hands string columns over as pandas Categorical: same codes, also
+    for categories no row uses, missing values and values unseen in training."""
+    cat = CategoricalPreprocessor().fit(frame(), ["c"])
+    values = ["y", None, "never", "x", "y"]
+    as_category = pd.Categorical(values, categories=["unused", "y", "never", "x"])
+    expected = cat.transform(pd.DataFrame({"c": values}))
+    assert cat.transform(pd.DataFrame({"c": as_category})).tolist() == expected.tolist()
+    assert expected[:, 0].tolist() == [cat.vocab["c"]["y"], MISSING, UNSEEN,
+                                       cat.vocab["c"]["x"], cat.vocab["c"]["y"]]
+
+
 def test_min_count_codes_rare_values_as_unseen():
     cat = CategoricalPreprocessor(min_count=2).fit(frame(), ["c"])
     assert cat.transform(pd.DataFrame({"c": ["z", "x"]}))[:, 0].tolist() == [UNSEEN,

@@ -52,13 +52,15 @@ class NumericPreprocessor:
         self.std = np.where(std > 1e-12, std, 1.0)  # constant column -> all zeros, not NaN
         return self
 
-    def _raw(self, frame: pd.DataFrame, dtype=np.float64) -> np.ndarray:
+    def _raw(self, frame: pd.DataFrame, dtype=np.float64, dtypes: list | None = None
+             ) -> np.ndarray:
         """The columns as one N x C array of `dtype` (NaN for missing; +-inf kept)."""
         if not self.columns:
             return np.zeros((len(frame), 0), dtype)
         sub = frame[self.columns]
-        plain = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
-                    for t in sub.dtypes)
+        dtypes = list(sub.dtypes) if dtypes is None else dtypes
+        # numpy ints and floats; booleans, strings and pandas' nullable types go one by one
+        plain = all(isinstance(t, np.dtype) and t.kind in "iuf" for t in dtypes)
         if plain:  # the common case: one block copy, no per-column Python
             x = sub.to_numpy(dtype, na_value=np.nan)
             return x if x.flags.writeable else x.copy()  # one column of `dtype`: a view
@@ -71,16 +73,22 @@ class NumericPreprocessor:
         return x
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """float32 (N, C). Column-major when the frame stores columns apart (Arrow data,
+        most DataFrames): no transposing copy here; TabularStream's row shuffle (np.take)
+        writes rows contiguous in the same pass."""
         _columns(frame, self.columns, "NumericPreprocessor.transform")
         # float32 data is scaled in float32 (half the memory traffic, no precision to
         # lose); anything wider in float64 until scaled, so a timestamp keeps its digits
-        narrow = all(t in (np.float32, np.float16) for t in frame[self.columns].dtypes)
+        dtypes = list(frame.dtypes[self.columns])
+        narrow = all(t in (np.float32, np.float16) for t in dtypes)
         work = np.float32 if narrow else np.float64
-        x = self._raw(frame, work)
-        np.copyto(x, np.broadcast_to(self.median.astype(work), x.shape), where=~np.isfinite(x))
+        x = self._raw(frame, work, dtypes)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            np.copyto(x, np.broadcast_to(self.median.astype(work), x.shape), where=bad)
         x -= self.mean.astype(work)
         x *= (1.0 / self.std).astype(work)
-        return np.ascontiguousarray(x, dtype=np.float32)  # rows contiguous: batches are row slices
+        return x.astype(np.float32, copy=False)
 
     def state_dict(self) -> dict:
         return {"columns": self.columns, "median": self.median.tolist(),
@@ -125,9 +133,14 @@ class CategoricalPreprocessor:
         _columns(frame, self.columns, "CategoricalPreprocessor.transform")
         out = np.empty((len(frame), len(self.columns)), dtype=np.int64)
         for j, col in enumerate(self.columns):
-            # factorize in C, then look up only the distinct values; code -1 (missing)
-            # indexes the MISSING appended at the end of the lookup table
-            codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
+            # codes in C (a Categorical, e.g. from TabularStream, has them already), then
+            # look up only the distinct values; code -1 (missing) indexes the MISSING
+            # appended at the end of the lookup table
+            values = frame[col]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+            else:
+                codes, uniques = pd.factorize(values, use_na_sentinel=True)
             vocab, values = self.vocab[col], list(uniques)
             if all(type(v) is str for v in values):  # strings: plain dict lookups
                 known = np.fromiter((vocab.get(v, UNSEEN) for v in values), np.int64,
