@@ -1,10 +1,10 @@
 """The trainer: fit / train_one_epoch / evaluate / predict for any torch model.
 
-One fold at a time: AdamW, the warmup-cosine LR applied every optimizer step (or
-ReduceLROnPlateau per epoch), mixed precision, gradient clipping and accumulation, early
-stopping on the validation metric (or loss), the best checkpoint named with its epoch and
-score, and `last.pt` (model, optimizer, scaler, scheduler, early stopping, RNG) written
-atomically every epoch so `--resume` continues where a run was cut.
+One fold at a time: AdamW (the fused kernel on CPU and CUDA), the warmup-cosine LR applied
+every optimizer step (or ReduceLROnPlateau per epoch), mixed precision, gradient clipping
+and accumulation, early stopping on the validation metric (or loss), the best checkpoint
+named with its epoch and score, and `last.pt` (model, optimizer, scaler, scheduler, early
+stopping, RNG) written atomically every epoch so `--resume` continues where a run was cut.
 
     trainer = Trainer(cfg, fold_dir, device, metric, num_classes=2)
     result = trainer.fit(model, train_loader, valid_loader)
