@@ -338,6 +338,11 @@ class Trainer:
                 f"{self.fold_dir / 'last.pt'} does not fit model {self.cfg.model.name!r}: "
                 f"{str(exc).splitlines()[0]}; resume with the config the run was started with"
             ) from None
+        # the saved groups carry their `fused` flag; this run's choice wins (a checkpoint
+        # from another device or kit version)
+        fused = opt.param_groups[0].get("fused")
+        for group in state["optimizer"]["param_groups"]:
+            group["fused"] = fused
         opt.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         plateau.load_state_dict(state["plateau"])
