@@ -183,31 +183,79 @@ def test_hive_partition_column_can_be_read(many):
     assert rows[0] == 0 and rows[SIZES[0]] == 1 and rows[sum(SIZES) - 1] == len(SIZES) - 1
 
 
-def test_string_columns_arrive_as_categoricals_and_encode_like_pandas(tmp_path):
-    """Strings are read as Arrow dictionaries (one per row group, so chunks join
-    different dictionaries): the transform sees a Categorical with the file's values
-    and nulls, and the kit's encoder gives the codes it gives the pandas frame."""
+@pytest.fixture
+def strings(tmp_path) -> Path:
+    """600 rows in row groups of 200: `s` with 4 values and nulls (string), `t` with 3
+    (large_string, as pandas 3 writes), `u` unique per row (an id-like string)."""
+    rng = np.random.default_rng(0)
+    ids = np.arange(600)
+    words = np.array(["a", "b", "c", None, "dd"], dtype=object)[rng.integers(0, 5, 600)]
+    extra = dict(s=pa.array(words, pa.string()),
+                 t=pa.array([f"t{i % 3}" for i in ids], pa.large_string()),
+                 u=pa.array([f"user-{i:06d}" for i in rng.permutation(600)], pa.string()))
+    return write(tmp_path / "s.parquet", table(ids, **extra), 200)
+
+
+def test_low_cardinality_strings_arrive_as_categoricals_and_encode_like_pandas(strings):
+    """Strings with small dictionaries are read as Arrow dictionaries (one per row group,
+    so chunks join different dictionaries): the transform sees Categoricals with the
+    file's values and nulls, and the kit's encoder gives the codes it gives the pandas
+    frame. The id-like column stays plain strings."""
     from kit.data.tabular import CategoricalPreprocessor
 
-    rng = np.random.default_rng(0)
-    ids = np.arange(57)
-    words = np.array(["a", "b", "c", None, "dd"], dtype=object)[rng.integers(0, 5, 57)]
-    path = write(tmp_path / "s.parquet", table(ids, s=pa.array(words, pa.string())), 10)
-    full = pq.read_table(path).to_pandas()
-    encoder = CategoricalPreprocessor().fit(full.iloc[:30], ["s"])
+    full = pq.read_table(strings).to_pandas()
+    encoder = CategoricalPreprocessor().fit(full.iloc[:300], ["s", "t", "u"])
     seen = []
 
     def transform(frame):
-        seen.append(frame["s"].dtype)
-        return {"id": frame["id"].to_numpy(), "code": encoder.transform(frame)[:, 0],
+        seen.append({c: isinstance(frame[c].dtype, pd.CategoricalDtype) for c in "stu"})
+        return {"id": frame["id"].to_numpy(), "codes": encoder.transform(frame),
                 "null": frame["s"].isna().to_numpy()}
 
-    got = {int(i): (int(c), bool(n)) for b in stream(path, columns=["id", "s"], chunk_rows=25,
-                                                      transform=transform)
-           for i, c, n in zip(b["id"], b["code"], b["null"])}
-    assert all(isinstance(t, pd.CategoricalDtype) for t in seen)
-    expected = encoder.transform(full)[:, 0]
-    assert got == {i: (int(expected[i]), words[i] is None) for i in ids}
+    got = {int(i): (c.tolist(), bool(n))
+           for b in stream(strings, columns=["id", "s", "t", "u"], chunk_rows=250,
+                           transform=transform)
+           for i, c, n in zip(b["id"], b["codes"], b["null"])}
+    assert seen and all(kinds == {"s": True, "t": True, "u": False} for kinds in seen)
+    expected = encoder.transform(full)
+    assert got == {i: (expected[i].tolist(), bool(pd.isna(full["s"][i]))) for i in range(600)}
+
+
+@pytest.mark.parametrize("how", ["categorical_strings=False", "string-function filter"])
+def test_strings_stay_plain_when_asked_or_when_the_filter_needs_them(strings, how):
+    kinds = set()
+
+    def transform(frame):
+        kinds.add(type(frame["s"].dtype).__name__)
+        return {"id": frame["id"].to_numpy()}
+
+    opts = ({"categorical_strings": False} if how.startswith("categorical")
+            else {"filter": pc.starts_with(pc.field("s"), "d")})
+    ids = [int(i) for b in stream(strings, columns=["id", "s"], transform=transform, **opts)
+           for i in b["id"]]
+    assert kinds == {"StringDtype"}
+    full = pq.read_table(strings).to_pandas()
+    assert sorted(ids) == (list(range(600)) if "filter" not in opts
+                           else full.index[full["s"] == "dd"].tolist())
+
+
+def test_a_failing_transform_stops_every_reading_thread(many):
+    import threading
+    import time
+
+    def readers():
+        return {t for t in threading.enumerate() if t.name == "TabularStream-read"} - before
+
+    def boom(frame):
+        raise ValueError("feature bug")
+
+    before = {t for t in threading.enumerate() if t.name == "TabularStream-read"}
+    with pytest.raises(ValueError, match="feature bug") as caught:
+        next(iter(stream(many, chunk_rows=4, transform=boom)))
+    deadline = time.monotonic() + 5  # the traceback (held by `caught`) keeps the generators
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert caught.value and not readers()
 
 
 def corrupt_column(path: Path, column: str) -> None:

@@ -30,9 +30,13 @@ over their workers. ddp_even="drop": longer ranks stop at the shortest rank's co
 fullest workers stop first); the dropped rows differ every epoch. With one rank neither
 applies: every row exactly once.
 
-String columns reach `transform` as pandas Categorical (read as Arrow dictionaries, the
-way parquet stores them: no Python string per value); `.str`, comparisons and
-`kit.data.tabular`'s preprocessors work on them as on strings.
+String columns with few distinct values (judged from the footers: a dictionary page of at
+most half the column chunk) reach `transform` as pandas Categorical: read as Arrow
+dictionaries, the way parquet stores them, no Python string per value. Comparisons,
+`.str`, `isin`, `to_numpy()` and `kit.data.tabular`'s preprocessors work on them as on
+strings; writing a new value (`fillna("none")`, `s + "_x"`) needs `.astype(str)` first,
+or `categorical_strings=False` for plain strings. A filter using string functions
+(`starts_with`, `utf8_length`) keeps the columns plain.
 
 Bad input fails at construction, naming the file: a configured column missing from a file,
 a column whose dtype differs between files, a file that is not parquet. Empty partition
@@ -94,7 +98,8 @@ class TabularStream(IterableDataset):
                  transform: Transform, batch_size: int, chunk_rows: int | None = None,
                  shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                  filter: pc.Expression | None = None, rank: int | None = None,
-                 world_size: int | None = None, ddp_even: str = "pad") -> None:
+                 world_size: int | None = None, ddp_even: str = "pad",
+                 categorical_strings: bool = True) -> None:
         super().__init__()
         _check_options(columns, transform, batch_size, chunk_rows, ddp_even)
         self.columns, self.transform = list(columns), transform
@@ -107,16 +112,21 @@ class TabularStream(IterableDataset):
         # Only paths, row counts, the schema and partition expressions are kept: files are
         # opened by the shard that reads them, never here (an Arrow handle opened before a
         # fork breaks in the child, apache/arrow#1946).
-        self._files, self._group_rows, self._partitions, schema = _inspect(
+        self._files, self._group_rows, self._partitions, schema, small = _inspect(
             *_discover(source), self.columns)
-        # string columns are read as Arrow dictionaries: parquet stores them dictionary-
-        # encoded, so this skips building a string per value (half the read time of a
-        # 250-column table with 15 string columns) and pandas gets a Categorical
-        self._schema, strings = _dictionary_schema(schema, self.columns, self._partitions)
+        # low-cardinality string columns are read as Arrow dictionaries, the way parquet
+        # stores them: no string built per value (half the read time of a 250-column table
+        # with 15 such columns), and pandas gets a Categorical
+        _check_filter(filter, schema)
+        self._schema, strings = _dictionary_schema(
+            schema, [c for c in self.columns if c in small] if categorical_strings else [])
+        try:
+            _check_filter(filter, self._schema)
+        except ConfigError:  # string kernels (starts_with, utf8_length) need plain strings
+            self._schema, strings = schema, []
         self._format = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=strings),
             default_fragment_scan_options=_SCAN)
-        _check_filter(filter, self._schema)
         self._num_workers = 0  # DataLoader workers per rank; stream_loader sets it
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by live workers
         self._cache: dict[tuple, list] = {}
@@ -199,23 +209,32 @@ class TabularStream(IterableDataset):
         # shuffle), one chunk in each slot, so the caller's thread only slices batches: an
         # epoch takes about the slowest stage, not their sum
         tables = _ahead(self._read([units[u] for u in shards[shard]]))
-        chunks = _ahead(self._arrays(_ahead(_frames(tables)), rng))
-        batches = self._batches(chunks)
-        if quotas is None:
-            yield from batches
-            return
-        quota, pad = quotas[shard]
-        want, kept, have = min(pad * self.batch_size, self.chunk_rows), [], 0  # rows to repeat
-        for batch in itertools.islice(batches, quota - pad):
-            if have < want:  # cloned: a view would pin its whole chunk for the epoch
-                kept.append({k: v[:want - have].clone() for k, v in batch.items()})
-                have += len(next(iter(kept[-1].values())))
-            yield batch
-        batches.close()  # drop mode: stop reading what this rank gives up
-        if pad:
-            pool = ({k: torch.cat([part[k] for part in kept]) for k in kept[0]}
-                    if kept else self._borrowed_rows(units, want))
-            yield from _repeat(pool, pad, self.batch_size)
+        frames = _ahead(_frames(tables))
+        chunks = _ahead(self._arrays(frames, rng))
+
+        def stop() -> None:  # each stage joins its thread; also when a transform raised,
+            for stage in (chunks, frames, tables):  # whose traceback would keep them alive
+                stage.close()
+
+        try:
+            batches = self._batches(chunks)
+            if quotas is None:
+                yield from batches
+                return
+            quota, pad = quotas[shard]
+            want, kept, have = min(pad * self.batch_size, self.chunk_rows), [], 0  # to repeat
+            for batch in itertools.islice(batches, quota - pad):
+                if have < want:  # cloned: a view would pin its whole chunk for the epoch
+                    kept.append({k: v[:want - have].clone() for k, v in batch.items()})
+                    have += len(next(iter(kept[-1].values())))
+                yield batch
+            stop()  # drop mode: stop reading what this rank gives up
+            if pad:
+                pool = ({k: torch.cat([part[k] for part in kept]) for k in kept[0]}
+                        if kept else self._borrowed_rows(units, want))
+                yield from _repeat(pool, pad, self.batch_size)
+        finally:
+            stop()
 
     def _borrowed_rows(self, units: list[Unit], want: int) -> dict[str, torch.Tensor]:
         """Padding rows for a shard that `filter` left empty: the first rows of the data."""
@@ -428,9 +447,10 @@ def _discover(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str
 
 
 def _inspect(files: list[str], root: str | None, columns: list[str]
-             ) -> tuple[list[str], list[list[int]], list, pa.Schema]:
-    """Read every footer once: skip empty files, check columns exist with one dtype each."""
-    kept, group_rows, schemas = [], [], []
+             ) -> tuple[list[str], list[list[int]], list, pa.Schema, set[str]]:
+    """Read every footer once: skip empty files, check columns exist with one dtype each.
+    Also the string columns with small dictionaries in every file (_small_dictionaries)."""
+    kept, group_rows, schemas, small = [], [], [], set(columns)
     for path in files:
         md = _footer(path)
         if md is None or md.num_rows == 0:
@@ -439,6 +459,7 @@ def _inspect(files: list[str], root: str | None, columns: list[str]
         kept.append(path)
         group_rows.append([md.row_group(g).num_rows for g in range(md.num_row_groups)])
         schemas.append(md.schema.to_arrow_schema())
+        small &= _small_dictionaries(md, columns)
     if not kept:
         raise DataError(f"every parquet file in {root or files} is empty; nothing to stream")
     dataset = ds.dataset(kept, format="parquet", partitioning="hive" if root else None,
@@ -458,19 +479,36 @@ def _inspect(files: list[str], root: str | None, columns: list[str]
                 raise DataError(f"column {col!r} is {seen} in {where} but {dtype} in {path}; "
                                 f"rewrite the files with one dtype (e.g. df[{col!r}]."
                                 "astype('float32') before to_parquet)")
-    return kept, group_rows, [partitions.get(p) for p in kept], dataset.schema
+    return kept, group_rows, [partitions.get(p) for p in kept], dataset.schema, small
 
 
-def _dictionary_schema(schema: pa.Schema, columns: list[str], partitions: list
-                       ) -> tuple[pa.Schema, list[str]]:
-    """`schema` with the string columns read from the files (not hive partition keys)
-    typed as dictionaries, and those columns' names."""
-    keys = {k for e in partitions if e is not None for k in ds.get_partition_keys(e)}
-    strings = [c for c in columns if c not in keys and pa.types.is_string(schema.field(c).type)]
-    for c in strings:
+def _dictionary_schema(schema: pa.Schema, columns: list[str]) -> tuple[pa.Schema, list[str]]:
+    """`schema` with `columns` typed as the dictionaries Arrow reads them as, and their names."""
+    for c in columns:
         i = schema.get_field_index(c)
         schema = schema.set(i, schema.field(i).with_type(pa.dictionary(pa.int32(), pa.string())))
-    return schema, strings
+    return schema, list(columns)
+
+
+def _small_dictionaries(md: pq.FileMetaData, columns: list[str]) -> set[str]:
+    """String columns of `columns` that every row group of the file stores dictionary-
+    encoded with a dictionary page of at most half the column chunk: few distinct
+    values, so reading them as dictionaries is cheap. Each record batch carries its row
+    group's whole dictionary: for an id-like column that costs more than the strings."""
+    arrow = md.schema.to_arrow_schema()
+    wanted = {c for c in columns if arrow.get_field_index(c) >= 0
+              and (pa.types.is_string(arrow.field(c).type)
+                   or pa.types.is_large_string(arrow.field(c).type))}
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        for j in range(group.num_columns):
+            chunk = group.column(j)
+            if chunk.path_in_schema not in wanted:
+                continue
+            start = chunk.dictionary_page_offset
+            if start is None or 2 * (chunk.data_page_offset - start) > chunk.total_compressed_size:
+                wanted.discard(chunk.path_in_schema)
+    return wanted
 
 
 def _footer(path: str) -> pq.FileMetaData | None:
