@@ -114,16 +114,14 @@ class TabularStream(IterableDataset):
         # fork breaks in the child, apache/arrow#1946).
         self._files, self._group_rows, self._partitions, schema, small = _inspect(
             *_discover(source), self.columns)
+        _check_filter(filter, schema)
         # low-cardinality string columns are read as Arrow dictionaries, the way parquet
         # stores them: no string built per value (half the read time of a 250-column table
         # with 15 such columns), and pandas gets a Categorical
-        _check_filter(filter, schema)
-        self._schema, strings = _dictionary_schema(
-            schema, [c for c in self.columns if c in small] if categorical_strings else [])
-        try:
-            _check_filter(filter, self._schema)
-        except ConfigError:  # string kernels (starts_with, utf8_length) need plain strings
-            self._schema, strings = schema, []
+        strings = [c for c in self.columns if c in small] if categorical_strings else []
+        self._schema = _dictionary_schema(schema, strings)
+        if strings and filter is not None and _filter_error(filter, self._schema):
+            self._schema, strings = schema, []  # string kernels (starts_with) need strings
         self._format = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=strings),
             default_fragment_scan_options=_SCAN)
@@ -414,13 +412,19 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
 
 
 def _check_filter(expr: pc.Expression | None, schema: pa.Schema) -> None:
-    if expr is None:
-        return
+    error = None if expr is None else _filter_error(expr, schema)
+    if error:
+        raise ConfigError(f"filter {expr} does not apply to the data ({error}); columns "
+                          f"available: {schema.names}")
+
+
+def _filter_error(expr: pc.Expression, schema: pa.Schema) -> str | None:
+    """Why `expr` cannot filter rows of `schema`, or None when it can."""
     try:
         schema.empty_table().filter(expr)
     except (pa.ArrowException, TypeError) as err:
-        raise ConfigError(f"filter {expr} does not apply to the data ({err}); columns "
-                          f"available: {schema.names}") from None
+        return str(err)
+    return None
 
 
 def _discover(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str | None]:
@@ -459,7 +463,7 @@ def _inspect(files: list[str], root: str | None, columns: list[str]
         kept.append(path)
         group_rows.append([md.row_group(g).num_rows for g in range(md.num_row_groups)])
         schemas.append(md.schema.to_arrow_schema())
-        small &= _small_dictionaries(md, columns)
+        small = _small_dictionaries(md, schemas[-1], small)
     if not kept:
         raise DataError(f"every parquet file in {root or files} is empty; nothing to stream")
     dataset = ds.dataset(kept, format="parquet", partitioning="hive" if root else None,
@@ -482,33 +486,32 @@ def _inspect(files: list[str], root: str | None, columns: list[str]
     return kept, group_rows, [partitions.get(p) for p in kept], dataset.schema, small
 
 
-def _dictionary_schema(schema: pa.Schema, columns: list[str]) -> tuple[pa.Schema, list[str]]:
-    """`schema` with `columns` typed as the dictionaries Arrow reads them as, and their names."""
+def _dictionary_schema(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    """`schema` with `columns` typed as the dictionaries Arrow reads them as."""
     for c in columns:
         i = schema.get_field_index(c)
         schema = schema.set(i, schema.field(i).with_type(pa.dictionary(pa.int32(), pa.string())))
-    return schema, list(columns)
+    return schema
 
 
-def _small_dictionaries(md: pq.FileMetaData, columns: list[str]) -> set[str]:
-    """String columns of `columns` that every row group of the file stores dictionary-
-    encoded with a dictionary page of at most half the column chunk: few distinct
-    values, so reading them as dictionaries is cheap. Each record batch carries its row
-    group's whole dictionary: for an id-like column that costs more than the strings."""
-    arrow = md.schema.to_arrow_schema()
-    wanted = {c for c in columns if arrow.get_field_index(c) >= 0
-              and (pa.types.is_string(arrow.field(c).type)
-                   or pa.types.is_large_string(arrow.field(c).type))}
+def _small_dictionaries(md: pq.FileMetaData, arrow: pa.Schema, candidates: set[str]
+                        ) -> set[str]:
+    """The string columns of `candidates` that every row group of the file stores
+    dictionary-encoded with a dictionary page of at most half the column chunk: few
+    distinct values, so reading them as dictionaries is cheap. Each record batch carries
+    its row group's whole dictionary: for an id-like column that costs more than strings.
+    Only the candidates' column chunks are looked at (the footers of 250-column files)."""
+    small = {c for c in candidates if arrow.get_field_index(c) >= 0 and (
+        pa.types.is_string(arrow.field(c).type) or pa.types.is_large_string(arrow.field(c).type))}
+    leaf = {md.schema.column(j).path: j for j in range(len(md.schema))}  # nested fields: a.x
     for g in range(md.num_row_groups):
         group = md.row_group(g)
-        for j in range(group.num_columns):
-            chunk = group.column(j)
-            if chunk.path_in_schema not in wanted:
-                continue
+        for c in list(small):
+            chunk = group.column(leaf[c])
             start = chunk.dictionary_page_offset
             if start is None or 2 * (chunk.data_page_offset - start) > chunk.total_compressed_size:
-                wanted.discard(chunk.path_in_schema)
-    return wanted
+                small.discard(c)
+    return small
 
 
 def _footer(path: str) -> pq.FileMetaData | None:
