@@ -77,7 +77,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
-    _check_sample_columns(cfg, read_sample(sample_path), sample_path)
+    sample = read_sample(sample_path)
+    _check_sample_columns(cfg, sample, sample_path)
     folds = _folds(prep, cfg, opts.run_dir)
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
@@ -127,7 +128,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     if not main:  # rank 0 writes the run's files; the others are done
         return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
     summary = _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
-                      started)
+                      started, sample)
     tracker.finish_cv(summary["cv"])
     return summary
 
@@ -180,7 +181,8 @@ def fold_mean(test_probas: list[np.ndarray], vote: str = "soft") -> np.ndarray:
     return np.mean(test_probas, axis=0)
 
 
-def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started):
+def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started,
+            sample):
     classes, cols = prep.classes, proba_columns(prep.classes)
     oof = pd.concat(oof_parts, ignore_index=True).sort_values("_row")
     oof_score = metric(prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy())
@@ -196,10 +198,9 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
     write_json(opts.run_dir / "scores.json", scores)
     _fold_plot(opts.run_dir, prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy(), classes,
                f"all folds ({metric.name} {oof_score:.4f})")
-    sample_path = opts.data_dir / cfg.data.sample_submission
-    sample = read_sample(sample_path)
     frame = build_submission(prep.test_ids, test, classes, sample,
                              kind=cfg.submission.kind)
+    sample_path = opts.data_dir / cfg.data.sample_submission
     submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")
     marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
     name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"

@@ -6,8 +6,7 @@ For each competition the demo data is written first (untimed: `--demo` once), th
 type it, into a temporary folder. The baseline, measured in the same run, is the bare
 start-up of that process (`python -c "import kit.pipeline, kit.tasks.tabular, kit.tasks.image"`:
 torch, torchvision, timm, pandas, pyarrow, scikit-learn and the kit), the part of the
-wall time no dry-run setting can remove. Target: 30 s per
-competition on 2 CPU cores.
+wall time no dry-run setting can remove. Target: 30 s per competition on 2 CPU cores.
 
     python scripts/bench_dry_run.py --summary-json bench.json [--comps titanic mask] [--repeat 3]
 

@@ -239,19 +239,32 @@ class Net(torch.nn.Module):
         return self.fc(x)
 
 
-@pytest.mark.parametrize("cap, steps", [(0, 4), (2, 2)])  # 10 batches, accum 3
-def test_gradient_accumulation_steps_once_per_group_and_on_the_last_batch(tmp_path, cap, steps):
+def toy_batches(n: int) -> list[dict]:
+    """n batches of 8 rows: 4 features, 3 classes."""
+    g = torch.Generator().manual_seed(0)
+    return [{"x": torch.randn(8, 4, generator=g), "y": torch.randint(0, 3, (8,), generator=g),
+             "index": torch.arange(b * 8, b * 8 + 8)} for b in range(n)]
+
+
+def labels_of(batches) -> np.ndarray:
+    return torch.cat([b["y"] for b in batches]).numpy()
+
+
+def toy_trainer(folder, trainer_class=None, **train):
     from kit.config import Config, TrainConfig
     from kit.metrics import get_metric
     from kit.trainer import Trainer
 
-    g = torch.Generator().manual_seed(0)
-    batches = [{"x": torch.randn(8, 4, generator=g), "y": torch.randint(0, 3, (8,), generator=g),
-                "index": torch.arange(b * 8, b * 8 + 8)} for b in range(10)]
-    cfg = Config(train=TrainConfig(epochs=2, accum_steps=3, max_steps_per_epoch=cap, amp="off",
-                                   patience=5))
-    trainer = Trainer(cfg, tmp_path, torch.device("cpu"), get_metric("accuracy"), num_classes=3)
-    trainer.fit(Net(), batches, batches[:2], torch.cat([b["y"] for b in batches[:2]]).numpy())
+    cfg = Config(train=TrainConfig(amp="off", patience=5, **train))
+    return (trainer_class or Trainer)(cfg, folder, torch.device("cpu"), get_metric("accuracy"),
+                                      num_classes=3)
+
+
+@pytest.mark.parametrize("cap, steps", [(0, 4), (2, 2)])  # 10 batches, accum 3
+def test_gradient_accumulation_steps_once_per_group_and_on_the_last_batch(tmp_path, cap, steps):
+    batches = toy_batches(10)
+    trainer = toy_trainer(tmp_path, epochs=2, accum_steps=3, max_steps_per_epoch=cap)
+    trainer.fit(Net(), batches, batches[:2], labels_of(batches[:2]))
     # ceil(10 / 3) = 4 steps, the last on a group of one; with a cap of 2 steps, exactly 2
     assert pd.read_csv(tmp_path / "history.csv")["step"].tolist() == [steps, 2 * steps]
 
@@ -259,30 +272,22 @@ def test_gradient_accumulation_steps_once_per_group_and_on_the_last_batch(tmp_pa
 def test_resume_steps_the_optimizer_this_run_chooses(tmp_path):
     """A last.pt written by a default (unfused) AdamW, as earlier kit versions saved it,
     resumes with this run's fused optimizer, not the checkpoint's flag."""
-    from kit.config import Config, TrainConfig
-    from kit.metrics import get_metric
     from kit.trainer import Trainer
 
-    g = torch.Generator().manual_seed(0)
-    batches = [{"x": torch.randn(8, 4, generator=g), "y": torch.randint(0, 3, (8,), generator=g),
-                "index": torch.arange(b * 8, b * 8 + 8)} for b in range(4)]
-    labels = torch.cat([b["y"] for b in batches]).numpy()
+    batches = toy_batches(4)
+    labels = labels_of(batches)
 
     class Spy(Trainer):
         def make_optimizer(self, model):
             self.opt = super().make_optimizer(model)
             return self.opt
 
-    def trainer(epochs):
-        cfg = Config(train=TrainConfig(epochs=epochs, amp="off", patience=5))
-        return Spy(cfg, tmp_path, torch.device("cpu"), get_metric("accuracy"), num_classes=3)
-
-    trainer(1).fit(Net(), batches, batches, labels)
+    toy_trainer(tmp_path, Spy, epochs=1).fit(Net(), batches, batches, labels)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     for group in state["optimizer"]["param_groups"]:
         group["fused"] = None
     torch.save(state, tmp_path / "last.pt")
-    resumed = trainer(2)
+    resumed = toy_trainer(tmp_path, Spy, epochs=2)
     resumed.fit(Net(), batches, batches, labels, resume=True)
     assert [group["fused"] for group in resumed.opt.param_groups] == [True, True]
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2

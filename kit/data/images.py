@@ -214,8 +214,11 @@ def decode_all(paths: Sequence, size: Sequence[int], *, channels: int = 3, threa
     if cache_dir:
         stamp = hashlib.sha1()
         for path in paths:
-            stat = os.stat(path) if os.path.exists(path) else None
-            stamp.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+            try:
+                stat = os.stat(path)
+                stamp.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            except OSError:  # missing: decoded as a blank, keyed as missing
+                stamp.update(f"{path}|missing\n".encode())
         dest = Path(cache_dir) / f"decoded-{stamp.hexdigest()[:12]}-{len(paths)}-{h}x{w}x{channels}.npy"
     if dest is not None and dest.exists():
         return np.load(dest)

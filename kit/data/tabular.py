@@ -136,11 +136,11 @@ class CategoricalPreprocessor:
             # codes in C (a Categorical, e.g. from TabularStream, has them already), then
             # look up only the distinct values; code -1 (missing) indexes the MISSING
             # appended at the end of the lookup table
-            values = frame[col]
-            if isinstance(values.dtype, pd.CategoricalDtype):
-                codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+            column = frame[col]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
             else:
-                codes, uniques = pd.factorize(values, use_na_sentinel=True)
+                codes, uniques = pd.factorize(column, use_na_sentinel=True)
             vocab, values = self.vocab[col], list(uniques)
             if all(type(v) is str for v in values):  # strings: plain dict lookups
                 known = np.fromiter((vocab.get(v, UNSEEN) for v in values), np.int64,
