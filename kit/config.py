@@ -10,12 +10,11 @@ key is an error that names the file and lists the valid keys; nothing is silentl
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from kit.errors import ConfigError
 

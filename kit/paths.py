@@ -10,9 +10,8 @@ KIT_KAGGLE_ROOT moves that root so tests can stand up a fake `/kaggle` tree.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from kit.errors import ConfigError
 
