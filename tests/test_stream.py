@@ -186,11 +186,13 @@ def test_hive_partition_column_can_be_read(many):
 @pytest.fixture
 def strings(tmp_path) -> Path:
     """600 rows in row groups of 200: `s` with 4 values and nulls (string), `t` with 3
-    (large_string, as pandas 3 writes), `u` unique per row (an id-like string)."""
+    (large_string, as pandas 3 writes), `u` unique per row (an id-like string), after a
+    struct column (two parquet leaves for one field: leaf and field indices differ)."""
     rng = np.random.default_rng(0)
     ids = np.arange(600)
     words = np.array(["a", "b", "c", None, "dd"], dtype=object)[rng.integers(0, 5, 600)]
-    extra = dict(s=pa.array(words, pa.string()),
+    extra = dict(nested=pa.array([{"a": int(i), "b": "x"} for i in ids]),
+                 s=pa.array(words, pa.string()),
                  t=pa.array([f"t{i % 3}" for i in ids], pa.large_string()),
                  u=pa.array([f"user-{i:06d}" for i in rng.permutation(600)], pa.string()))
     return write(tmp_path / "s.parquet", table(ids, **extra), 200)
