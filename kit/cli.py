@@ -11,10 +11,8 @@ import argparse
 import json
 import platform
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +21,8 @@ from kit.config import Config, load_config, load_resolved, to_toml
 from kit.errors import DataError, KitError
 from kit.hooks import load_hook
 from kit.io import write_json, write_text
-from kit.paths import ROOT, competition_dir, data_root, runs_root, submissions_root
+from kit.paths import competition_dir, data_root, runs_root, submissions_root
+from kit.runs import new_run_dir, provenance
 
 
 def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
@@ -114,22 +113,6 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
     return data_dir
 
 
-def _run_dir(cfg: Config, runs: Path | None, label: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    model = cfg.model.name.replace(":", "-").replace("/", "-")
-    name = f"{stamp}_{model}_{cfg.features.name}" + (f"_{label}" if label else "")
-    return (runs or runs_root()) / cfg.competition.slug / name
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def train_main(argv: list[str] | None = None) -> dict:
     import torch
     from threadpoolctl import threadpool_limits
@@ -160,7 +143,8 @@ def train_main(argv: list[str] | None = None) -> dict:
                           overrides=_overrides(args), dry_run=args.dry_run,
                           demo=args.demo)
         label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
-        run_dir = _run_dir(cfg, args.runs, label)
+        run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
+                              cfg.model.name, cfg.features.name, label)
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
     place = dist.init(cfg.train.device)
     run_dir = Path(dist.broadcast(str(run_dir)))  # ranks started a second apart agree
@@ -182,12 +166,10 @@ def train_main(argv: list[str] | None = None) -> dict:
     if place.main:
         write_text(run_dir / "config.toml", to_toml(cfg))
         write_json(run_dir / "run.json", {
-            "argv": sys.argv if argv is None else argv, "git_commit": git_commit(),
-            "seed": cfg.cv.seed, "device": str(device), "world_size": place.world_size,
+            **provenance(argv), "seed": cfg.cv.seed, "device": str(device), "world_size": place.world_size,
             "deterministic": cfg.train.deterministic, "python": platform.python_version(),
             "torch": torch.__version__, "demo": args.demo, "folds": folds,
-            "data_dir": str(data_dir),
-            "started": time.strftime("%F %T")})
+            "data_dir": str(data_dir)})
         ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
               + ("  deterministic: on" if cfg.train.deterministic else ""))

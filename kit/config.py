@@ -18,16 +18,24 @@ from typing import Any
 
 from kit.errors import ConfigError
 
+# The problem kind decides the loss, the head size, the metrics that apply, the prediction
+# columns (p_<class> or pred) and what the ensemble may do (kit/objective.py).
+PROBLEMS = ("classification", "regression")
+AUTO = ("auto",)  # features.numeric / categorical = "auto": inferred from dtypes
+
 # Fields whose value must be one of a fixed set: (section, key) -> choices.
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("competition", "task"): ("tabular", "image"),
+    ("competition", "problem"): PROBLEMS,
+    ("data", "target_transform"): ("none", "log1p"),
+    ("optim", "loss"): ("auto", "mse", "huber"),
     ("train", "scheduler"): ("cosine", "plateau"),
     ("train", "monitor"): ("metric", "loss"),
     ("train", "min_delta_mode"): ("abs", "rel"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "device"): ("auto", "cpu", "cuda", "mps"),
     ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group"),
-    ("submission", "kind"): ("label", "proba"),
+    ("submission", "kind"): ("auto", "label", "proba", "value"),
     ("ensemble", "fold_vote"): ("soft", "hard"),
 }
 
@@ -36,6 +44,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 class CompetitionConfig:
     slug: str = ""
     task: str = "tabular"
+    problem: str = "classification"  # or "regression"; explicit, never guessed from the data
     kaggle: bool = True  # false: not a Kaggle competition (no download / submit / kernel)
     metric: str = "accuracy"  # a name in kit.metrics.METRICS
     description: str = ""
@@ -49,14 +58,21 @@ class DataConfig:
     id: str = "id"
     target: str = "target"
     classes: tuple[str, ...] = ()  # expected target values; others are an error (empty: any)
+    # regression: "log1p" fits every model on log(1 + y) (the metric's space under rmsle);
+    # predictions are inverted to the original scale before anything is scored or written
+    target_transform: str = "none"
     params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
     name: str = "raw"  # shows in the run folder name
+    # column lists, or "auto": numeric dtypes / everything else, id and target excluded
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    # log1p of non-negative numeric columns whose training-fold skewness exceeds this
+    # (0 = off; 0.75 is the usual choice for linear models on skewed sizes and areas)
+    log1p_skewed: float = 0.0
     params: dict = field(default_factory=dict)  # keyword arguments for the features.py hook
 
 
@@ -82,6 +98,10 @@ class OptimConfig:
     weight_decay: float = 1e-4
     backbone_lr_mult: float = 1.0  # backbone LR = lr * this (pretrained models)
     label_smoothing: float = 0.0
+    # auto: cross-entropy (BCE-with-logits for two classes) or MSE on the standardized
+    # target; "huber" (regression) is less pulled by outliers, delta in target std units
+    loss: str = "auto"
+    huber_delta: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,13 +141,21 @@ class CVConfig:
     seed: int = 42
     strategy: str = "stratified"
     group: str = ""  # column holding the group id (group / stratified_group)
+    bins: int = 10  # regression + stratified: folds stratified on this many target quantiles
 
 
 @dataclass(frozen=True)
 class SubmissionConfig:
     id: str = ""  # id column in the submission (default: data.id)
     target: str = ""  # prediction column (default: data.target)
-    kind: str = "label"  # label: argmax class; proba: probability of the positive class
+    # auto: "label" for a classification, "value" for a regression; label: argmax class;
+    # proba: probability of the positive class; value: the regression prediction
+    kind: str = "auto"
+
+    def resolved_kind(self, problem: str) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "value" if problem == "regression" else "label"
 
 
 @dataclass(frozen=True)
@@ -258,6 +286,21 @@ def _validate(cfg: Config, source: str) -> None:
         (cfg.optim.lr > 0, "optim.lr must be positive"),
         (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),
         (cfg.train.patience >= 1, "train.patience must be at least 1"),
+        (cfg.cv.bins >= 2, "cv.bins must be at least 2"),
+        (cfg.optim.huber_delta > 0, "optim.huber_delta must be positive"),
+        (cfg.features.log1p_skewed >= 0, "features.log1p_skewed must be >= 0 (0 = off)"),
+        (cfg.competition.problem == "regression" or cfg.data.target_transform == "none",
+         f"data.target_transform = {cfg.data.target_transform!r} applies to a regression; "
+         "set competition.problem = \"regression\" or data.target_transform = \"none\""),
+        (cfg.competition.problem == "regression" or cfg.optim.loss != "huber",
+         "optim.loss = \"huber\" is a regression loss; use \"auto\" for a classification"),
+        (cfg.competition.problem == "classification" or cfg.ensemble.fold_vote == "soft",
+         "ensemble.fold_vote = \"hard\" is a vote over classes; a regression averages its "
+         "folds: set ensemble.fold_vote = \"soft\""),
+        (_kind_fits(cfg),
+         f"submission.kind = {cfg.submission.kind!r} does not fit competition.problem = "
+         f"{cfg.competition.problem!r}; use \"auto\" (label / value), or \"label\" / "
+         "\"proba\" for a classification, \"value\" for a regression"),
         (
             cfg.cv.strategy not in ("group", "stratified_group") or bool(cfg.cv.group),
             f"cv.strategy = {cfg.cv.strategy!r} needs cv.group (the column holding group ids)",
@@ -266,6 +309,11 @@ def _validate(cfg: Config, source: str) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
+
+
+def _kind_fits(cfg: Config) -> bool:
+    kind = cfg.submission.resolved_kind(cfg.competition.problem)
+    return (kind == "value") == (cfg.competition.problem == "regression")
 
 
 def _to_raw(cfg: Config) -> dict:

@@ -14,14 +14,20 @@ from kit.config import CVConfig
 from kit.errors import DataError
 
 
-def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None) -> np.ndarray:
+def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
+               problem: str = "classification") -> np.ndarray:
     """Return the fold index (0..n_splits-1) of every row.
+
+    A regression stratifies on `cv.bins` quantile bins of its target (a skewed target
+    then has its tail in every fold).
 
     >>> make_folds(np.array([0, 1] * 10), CVConfig(n_splits=5, seed=0))
     """
     n = len(y)
     if cv.n_splits > n:
         raise DataError(f"cv.n_splits = {cv.n_splits} but the training data has {n} rows")
+    if problem == "regression" and cv.strategy in ("stratified", "stratified_group"):
+        y = quantile_bins(y, cv.bins, cv.n_splits)
     if cv.strategy in ("stratified", "stratified_group"):
         counts = np.bincount(y)
         counts = counts[counts > 0]
@@ -45,6 +51,18 @@ def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None) ->
         folds[valid] = k
     check_folds(folds, cv.n_splits, groups)
     return folds
+
+
+def quantile_bins(y: np.ndarray, bins: int, n_splits: int) -> np.ndarray:
+    """Bin index of each value among `bins` equal-count bins; fewer bins when some would
+    hold fewer than n_splits rows (ties, tiny data), so stratification stays possible."""
+    y = np.asarray(y, dtype=np.float64)
+    for k in range(min(bins, len(y) // n_splits), 1, -1):
+        edges = np.unique(np.quantile(y, np.linspace(0, 1, k + 1)[1:-1]))
+        codes = np.searchsorted(edges, y, side="right")
+        if np.bincount(codes).min() >= n_splits:
+            return codes
+    return np.zeros(len(y), dtype=np.int64)
 
 
 def check_folds(folds: np.ndarray, n_splits: int, groups: np.ndarray | None = None) -> None:

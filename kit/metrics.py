@@ -1,6 +1,9 @@
-"""Metric registry: a name maps to a function of (labels, probabilities) and a mode.
+"""Metric registry: a name maps to a function of (targets, predictions), a mode and the
+problem kind it scores.
 
-`labels` are class indices (int, shape N); `proba` is (N, C) with rows summing to 1.
+Classification: targets are class indices (int, shape N), predictions (N, C) probabilities
+with rows summing to 1. Regression: targets are values (float, N) and predictions (N, 1)
+or (N,) values, both on the competition's original scale.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-from kit.errors import ConfigError
+from kit.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -19,9 +22,13 @@ class Metric:
     name: str
     fn: Callable[[np.ndarray, np.ndarray], float]
     mode: str  # "max": higher is better, "min": lower is better
+    problem: str = "classification"  # or "regression"
 
     def __call__(self, labels: np.ndarray, proba: np.ndarray) -> float:
-        return float(self.fn(np.asarray(labels), np.asarray(proba)))
+        proba = np.asarray(proba)
+        if self.problem == "regression":
+            proba = proba.reshape(len(proba), -1)[:, 0]
+        return float(self.fn(np.asarray(labels), proba))
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b
@@ -30,9 +37,9 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, mode: str):
+def register(name: str, mode: str, problem: str = "classification"):
     def deco(fn):
-        METRICS[name] = Metric(name, fn, mode)
+        METRICS[name] = Metric(name, fn, mode, problem)
         return fn
 
     return deco
@@ -60,10 +67,45 @@ def auc(labels, proba):
     return skm.roc_auc_score(labels, proba, multi_class="ovr", labels=np.arange(proba.shape[1]))
 
 
-def get_metric(name: str) -> Metric:
+@register("rmse", "min", "regression")
+def rmse(y, pred):
+    return skm.root_mean_squared_error(y, pred)
+
+
+@register("rmsle", "min", "regression")
+def rmsle(y, pred):
+    """Predictions below 0 are scored as 0 (log1p is undefined below -1 and Kaggle's
+    targets under rmsle are non-negative); negative targets are refused."""
+    if (y < 0).any():
+        raise DataError(f"rmsle is undefined for negative targets (e.g. {y[y < 0][:3].tolist()}); "
+                        "use competition.metric = \"rmse\" or fix the target column")
+    return skm.root_mean_squared_log_error(y, np.clip(pred, 0, None))
+
+
+@register("mae", "min", "regression")
+def mae(y, pred):
+    return skm.mean_absolute_error(y, pred)
+
+
+@register("r2", "max", "regression")
+def r2(y, pred):
+    return skm.r2_score(y, pred)
+
+
+def names_for(problem: str) -> list[str]:
+    return sorted(n for n, m in METRICS.items() if m.problem == problem)
+
+
+def get_metric(name: str, problem: str | None = None) -> Metric:
+    """The metric `name`; with `problem`, one that scores that problem kind."""
     if name not in METRICS:
+        valid = names_for(problem) if problem else sorted(METRICS)
+        raise ConfigError(f"unknown metric {name!r}; valid: {', '.join(valid)} "
+                          "(set competition.metric)")
+    metric = METRICS[name]
+    if problem is not None and metric.problem != problem:
         raise ConfigError(
-            f"unknown metric {name!r}; valid: {', '.join(sorted(METRICS))} "
-            "(set competition.metric)"
-        )
-    return METRICS[name]
+            f"competition.metric = {name!r} scores a {metric.problem}, but competition.problem "
+            f"= {problem!r}; use one of {', '.join(names_for(problem))}, or set "
+            f"competition.problem = \"{metric.problem}\"")
+    return metric

@@ -18,9 +18,20 @@ from kit import distributed as dist
 from kit.config import Config
 from kit.errors import DataError
 from kit.folds import check_folds, make_folds
-from kit.io import write_csv, write_json, write_parquet
 from kit.metrics import get_metric
 from kit.paths import competition_dir
+from kit.runs import (
+    oof_frame,
+    pred_columns,
+    read_fold,
+    read_folds,
+    scores_dict,
+    test_frame,
+    write_fold,
+    write_folds,
+    write_predictions,
+    write_scores,
+)
 from kit.submission import build_submission, read_sample, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
 from kit.track import make_tracker
@@ -39,31 +50,23 @@ class RunOptions:
     label: str = ""  # "dryrun" / "demo": marks the submission file name
 
 
-def proba_columns(classes: list) -> list[str]:
-    return [f"p_{c}" for c in classes]
-
-
-def _fold_frames(prep: Prepared, fold: int, valid_idx, valid_proba, classes) -> pd.DataFrame:
-    frame = pd.DataFrame({"id": prep.ids[valid_idx], "fold": fold,
-                          "target": np.asarray(classes, dtype=object)[prep.y[valid_idx]]})
-    frame[proba_columns(classes)] = valid_proba
+def _fold_frame(prep: Prepared, fold: int, valid_idx, valid_pred) -> pd.DataFrame:
+    targets = prep.y[valid_idx] if not prep.classes else \
+        np.asarray(prep.classes, dtype=object)[prep.y[valid_idx]]
+    frame = oof_frame(prep.ids[valid_idx], fold, targets, valid_pred, prep.classes)
     frame["_row"] = valid_idx
     return frame
 
 
 def _folds(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
-    path = run_dir / "folds.csv"
-    if path.exists():  # a resumed run keeps its folds
-        saved = pd.read_csv(path)
-        folds = saved["fold"].to_numpy()
-        if len(folds) != len(prep.y) or (saved["id"].astype(str).to_numpy()
-                                         != pd.Series(prep.ids).astype(str).to_numpy()).any():
-            raise DataError(f"{path} does not match the training data; start a new run")
+    folds = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
+    if folds is not None:
         check_folds(folds, cfg.cv.n_splits, prep.groups)
         return folds
-    folds = make_folds(prep.y, cfg.cv, prep.groups)  # seeded: the same on every DDP rank
+    # seeded: the same on every DDP rank
+    folds = make_folds(prep.y, cfg.cv, prep.groups, problem=cfg.competition.problem)
     if dist.is_main():
-        write_csv(path, pd.DataFrame({"id": prep.ids, "fold": folds}))
+        write_folds(run_dir, prep.ids, folds)
     return folds
 
 
@@ -71,7 +74,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     """Train every fold (or the first `opts.folds`), write predictions, scores, submission."""
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
-    metric = get_metric(cfg.competition.metric)
+    metric = get_metric(cfg.competition.metric, cfg.competition.problem)
     task = get_task(cfg.competition.task)
     comp_dir = competition_dir(cfg.competition.slug)
     main = dist.is_main()
@@ -83,14 +86,14 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
 
-    def make_trainer(cfg_, fold_dir, device, *, num_classes, desc=""):
-        return Trainer(cfg_, fold_dir, device, metric, num_classes, deadline=deadline,
+    def make_trainer(cfg_, fold_dir, device, *, objective, desc=""):
+        return Trainer(cfg_, fold_dir, device, metric, objective, deadline=deadline,
                        desc=desc, tracker=tracker)
 
-    oof_parts, test_probas, fold_scores, infos = [], [], [], []
+    oof_parts, test_preds, fold_scores, infos = [], [], [], []
     for k in range(n_folds):
         fold_dir = opts.run_dir / f"fold{k}"
-        done = _load_done_fold(fold_dir, prep.classes)
+        done = read_fold(fold_dir)
         if done is None:
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"time budget reached before fold {k}; keeping {k} finished folds")
@@ -107,27 +110,28 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
 
                 batch = ctx.extras["sample_batch"]
                 sample_grid(batch["x"], fold_dir / "sample_grid.png", labels=batch["y"].tolist())
-            frame = _fold_frames(prep, k, valid_idx, out.valid_proba, prep.classes)
-            done = _save_fold(fold_dir, frame, out.test_proba, out.info) if main \
-                else (frame, out.test_proba, out.info)
+            done = (_fold_frame(prep, k, valid_idx, out.valid_pred),
+                    test_frame(prep.test_ids, out.test_pred, prep.classes), out.info)
+            if main:
+                write_fold(fold_dir, *done)
             dist.barrier()  # rank 0 has written done.json before any rank moves on
         oof_k, test_k, info = done
         labels_k = prep.y[oof_k["_row"].to_numpy()]
-        proba_k = oof_k[proba_columns(prep.classes)].to_numpy()
-        score = metric(labels_k, proba_k)
+        pred_k = oof_k[pred_columns(prep.classes)].to_numpy()
+        score = metric(labels_k, pred_k)
         if main:
-            _fold_plot(fold_dir, labels_k, proba_k, prep.classes, f"fold {k}", metric)
+            _fold_plot(fold_dir, labels_k, pred_k, prep.classes, f"fold {k}", metric)
             print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
         tracker.finish_fold({"fold": k, "score": score})
         oof_parts.append(oof_k)
-        test_probas.append(test_k)
+        test_preds.append(test_k[pred_columns(prep.classes)].to_numpy())
         fold_scores.append(score)
         infos.append(info)
     if not oof_parts:
         raise DataError("no fold finished (time budget too small?); nothing to submit")
     if not main:  # rank 0 writes the run's files; the others are done
         return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
-    summary = _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos,
+    summary = _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos,
                       started, sample)
     tracker.finish_cv(summary["cv"])
     return summary
@@ -142,70 +146,56 @@ def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None
                             f"submission.{key} in config.toml or data.sample_submission")
 
 
-def _fold_plot(fold_dir: Path, labels, proba, classes, what: str, metric=None) -> None:
-    from kit.plots import confusion, learning_curves
+def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) -> None:
+    """Learning curves; then a confusion matrix (classification) or the OOF scatter against
+    truth and the residual histogram (regression)."""
+    from kit.plots import confusion, learning_curves, residuals
 
     history = fold_dir / "history.csv"
     if metric is not None and history.exists() and not (fold_dir / "curves.png").exists():
         learning_curves(pd.read_csv(history).to_dict("records"), fold_dir / "curves.png",
                         metric=metric.name, mode=metric.mode)
-    if len(classes) <= 50:
-        confusion(labels, proba.argmax(1), classes, fold_dir / "confusion.png",
+    if not len(classes):
+        residuals(labels, pred[:, 0], fold_dir / "residuals.png", title=f"{what}: OOF")
+    elif len(classes) <= 50:
+        confusion(labels, pred.argmax(1), classes, fold_dir / "confusion.png",
                   title=f"{what}: OOF confusion")
 
 
-def _save_fold(fold_dir: Path, oof: pd.DataFrame, test_proba: np.ndarray, info: dict):
-    write_parquet(fold_dir / "oof.parquet", oof)
-    write_parquet(fold_dir / "test_pred.parquet",
-                  pd.DataFrame(test_proba, columns=[f"c{i}" for i in range(test_proba.shape[1])]))
-    write_json(fold_dir / "done.json", info)  # written last: marks the fold finished
-    return oof, test_proba, info
-
-
-def _load_done_fold(fold_dir: Path, classes: list):
-    if not (fold_dir / "done.json").exists():
-        return None
-    import json
-
-    info = json.loads((fold_dir / "done.json").read_text())
-    oof = pd.read_parquet(fold_dir / "oof.parquet")
-    test = pd.read_parquet(fold_dir / "test_pred.parquet").to_numpy()
-    return oof, test, info
-
-
-def fold_mean(test_probas: list[np.ndarray], vote: str = "soft") -> np.ndarray:
+def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
+    """The run's test prediction: the folds' mean (soft) or their majority vote (hard)."""
     if vote == "hard":
         from kit.ensemble import fold_vote_hard
 
-        return fold_vote_hard(test_probas)
-    return np.mean(test_probas, axis=0)
+        return fold_vote_hard(test_preds)
+    return np.mean(test_preds, axis=0)
 
 
-def _finish(cfg, opts, prep, metric, oof_parts, test_probas, fold_scores, infos, started,
+def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, started,
             sample):
-    classes, cols = prep.classes, proba_columns(prep.classes)
+    classes, cols = prep.classes, pred_columns(prep.classes)
     oof = pd.concat(oof_parts, ignore_index=True).sort_values("_row")
-    oof_score = metric(prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy())
-    write_parquet(opts.run_dir / "oof.parquet", oof.drop(columns="_row"))
-    test = fold_mean(test_probas, cfg.ensemble.fold_vote)
-    test_frame = pd.DataFrame({"id": prep.test_ids})
-    test_frame[cols] = test
-    write_parquet(opts.run_dir / "test_pred.parquet", test_frame)
-    scores = {"metric": metric.name, "mode": metric.mode, "mean": float(np.mean(fold_scores)),
-              "std": float(np.std(fold_scores)), "folds": [float(s) for s in fold_scores],
-              "oof": float(oof_score), "classes": [str(c) for c in classes],
-              "n_folds_trained": len(fold_scores), "n_splits": cfg.cv.n_splits, "fold_info": infos}
-    write_json(opts.run_dir / "scores.json", scores)
-    _fold_plot(opts.run_dir, prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy(), classes,
+    labels, oof_pred = prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
+    oof_score = metric(labels, oof_pred)
+    test = fold_mean(test_preds, cfg.ensemble.fold_vote)
+    write_predictions(opts.run_dir, oof.drop(columns="_row"),
+                      test_frame(prep.test_ids, test, classes))
+    scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, classes,
+                         n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
+                         fold_info=infos)
+    write_scores(opts.run_dir, scores)
+    _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
     frame = build_submission(prep.test_ids, test, classes, sample,
-                             kind=cfg.submission.kind)
+                             kind=cfg.submission.resolved_kind(cfg.competition.problem),
+                             metric=metric.name)
     sample_path = opts.data_dir / cfg.data.sample_submission
-    submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv")
+    submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv",
+                                  metric=metric.name)
     marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
     name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
     copy = write_submission(frame, sample_path,
-                            opts.submissions_dir / cfg.competition.slug / name)
+                            opts.submissions_dir / cfg.competition.slug / name, metric=metric.name)
     seconds = time.monotonic() - started
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
           f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")

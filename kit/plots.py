@@ -1,7 +1,9 @@
-"""PNG plots written into run folders: learning curves, confusion matrix, image sample grid.
+"""PNG plots written into run folders: learning curves, confusion matrix or regression
+residuals, image sample grid.
 
     learning_curves(history_rows, "fold0/curves.png", metric="accuracy")
     confusion(labels, proba.argmax(1), classes, "fold0/confusion.png")
+    residuals(truth, pred, "residuals.png")          # a regression's OOF scatter + histogram
     sample_grid(batch["x"], "fold0/sample_grid.png", labels=batch["y"].tolist())
 
 matplotlib runs headless (Agg); every file is written atomically.
@@ -82,6 +84,36 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence, path
                     ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(title or f"OOF confusion (accuracy {np.trace(counts) / counts.sum():.4f})")
+    return _save(fig, path)
+
+
+def residuals(truth: np.ndarray, pred: np.ndarray, path: str | Path, *, title: str = "",
+              log: bool | None = None) -> Path:
+    """A regression's OOF picture: predictions against truth with the y = x line (left) and
+    the residual histogram (right). Log axes by default when every value is positive and
+    they span two orders of magnitude (prices, counts)."""
+    plt = _pyplot()
+    truth, pred = np.asarray(truth, float), np.asarray(pred, float)
+    if log is None:
+        both = np.concatenate([truth, pred])
+        log = bool((both > 0).all() and both.max() > 100 * both.min())
+    fig, (ax_xy, ax_res) = plt.subplots(1, 2, figsize=(10, 4.2))
+    ax_xy.scatter(truth, pred, s=6, alpha=0.5)
+    low, high = np.nanmin([truth.min(), pred.min()]), np.nanmax([truth.max(), pred.max()])
+    ax_xy.plot([low, high], [low, high], color="C3", lw=1, label="y = x")
+    if log:
+        ax_xy.set_xscale("log")
+        ax_xy.set_yscale("log")
+    ax_xy.set_xlabel("truth")
+    ax_xy.set_ylabel("OOF prediction")
+    ax_xy.legend(loc="upper left")
+    res = np.log1p(pred) - np.log1p(truth) if log else pred - truth
+    ax_res.hist(res[np.isfinite(res)], bins=40, color="C0")
+    ax_res.axvline(0, color="C3", lw=1)
+    ax_res.set_xlabel("log1p(pred) - log1p(truth)" if log else "pred - truth")
+    ax_res.set_ylabel("rows")
+    fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)
 
 

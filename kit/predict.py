@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,8 +26,7 @@ from kit.config import Config, load_resolved
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
-
-_FOLD = re.compile(r"fold(\d+)")
+from kit.runs import fold_dirs, test_frame
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -51,12 +49,12 @@ def finished_folds(run: Path) -> list[Path]:
         what = "not a run folder (no config.toml)" if run.is_dir() else "no such folder"
         raise CheckpointError(f"--run {run}: {what}; give a folder that scripts/train.py "
                               f"wrote{hint}")
-    folds = [p for p in run.iterdir() if _FOLD.fullmatch(p.name) and (p / "done.json").is_file()]
+    folds = fold_dirs(run)
     if not folds:
         raise CheckpointError(
             f"--run {run}: no finished fold (no fold<k>/done.json); finish training with "
             f"`python scripts/train.py --resume {run}`")
-    return sorted(folds, key=lambda p: int(_FOLD.fullmatch(p.name).group(1)))
+    return folds
 
 
 def _data_dir(cfg: Config, run: Path, data: Path | None) -> Path:
@@ -107,7 +105,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     import torch
 
     from kit.devices import pick_device
-    from kit.pipeline import fold_mean, proba_columns
+    from kit.pipeline import fold_mean
     from kit.seed import seed_everything
     from kit.submission import build_submission, read_sample, write_submission
     from kit.tasks import get_task
@@ -127,13 +125,14 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
         _check_classes(run, prep.classes)
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
     test = fold_mean(probas, cfg.ensemble.fold_vote)
-    frame = pd.DataFrame({"id": prep.test_ids})
-    frame[proba_columns(prep.classes)] = test
+    frame = test_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
+    metric = cfg.competition.metric
     submission = build_submission(prep.test_ids, test, prep.classes, read_sample(sample_path),
-                                  kind=cfg.submission.kind)
-    written = write_submission(submission, sample_path, out / "submission.csv")
+                                  kind=cfg.submission.resolved_kind(cfg.competition.problem),
+                                  metric=metric)
+    written = write_submission(submission, sample_path, out / "submission.csv", metric=metric)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
                "test_pred": str(out / "test_pred.parquet"), "submission": str(written),
                "max_abs_diff_vs_run": compare_with_run(run, frame)}

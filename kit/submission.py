@@ -31,8 +31,10 @@ def read_sample(path: str | Path) -> pd.DataFrame:
         raise SubmissionError(f"cannot read sample submission {path}: {exc}") from None
 
 
-def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: str = "") -> None:
-    """Raise SubmissionError naming the first mismatch between `frame` and `sample`."""
+def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: str = "",
+                        metric: str = "") -> None:
+    """Raise SubmissionError naming the first mismatch between `frame` and `sample`; float
+    prediction columns must be finite, and non-negative under `metric` "rmsle"."""
     where = f"{source}: " if source else ""
     if list(frame.columns) != list(sample.columns):
         raise SubmissionError(
@@ -64,6 +66,19 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
             raise SubmissionError(
                 f"{where}column {col!r} has dtype {got}, the sample has {want}"
             )
+        if col != id_col and _kind(got) == "float":
+            _check_values(frame[col].to_numpy(np.float64), col, where, metric)
+
+
+def _check_values(values: np.ndarray, col: str, where: str, metric: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise SubmissionError(f"{where}column {col!r} has non-finite values (inf) in rows "
+                              f"{np.flatnonzero(bad)[:5].tolist()}; the model diverged")
+    if metric == "rmsle" and (values < 0).any():
+        raise SubmissionError(f"{where}column {col!r} has negative values in rows "
+                              f"{np.flatnonzero(values < 0)[:5].tolist()}, which rmsle cannot "
+                              "score")
 
 
 def _kind(dtype) -> str:
@@ -84,16 +99,23 @@ def build_submission(
     sample: pd.DataFrame,
     *,
     kind: str = "label",
+    metric: str = "",
 ) -> pd.DataFrame:
-    """The submission frame in the sample's row order: argmax labels or positive-class proba."""
+    """The submission frame in the sample's row order: argmax labels, positive-class proba,
+    or regression values (full float64 precision; clipped at 0 under rmsle, as it scores)."""
     id_col, target_col = sample.columns[0], sample.columns[-1]
     if kind == "label":
         values = np.asarray(classes, dtype=object)[proba.argmax(1)]
+    elif kind == "value":
+        values = proba[:, 0].astype(np.float64)
+        if metric == "rmsle":
+            values = np.clip(values, 0, None)
     else:
         values = proba[:, -1]
     frame = pd.DataFrame({id_col: ids, target_col: values})
     try:
-        frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
+        if kind != "value":  # values stay float64: a cast to an int sample would truncate
+            frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
     except (ValueError, TypeError):
         raise SubmissionError(
             f"predicted labels {list(classes)[:5]} cannot be written as the sample's "
@@ -108,13 +130,14 @@ def build_submission(
     return frame.iloc[order].reset_index(drop=True)
 
 
-def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path) -> Path:
+def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path, *,
+                     metric: str = "") -> Path:
     """Validate `frame` against the sample submission, then write it atomically to `dest`."""
-    validate_submission(frame, read_sample(sample_path), source=str(dest))
+    validate_submission(frame, read_sample(sample_path), source=str(dest), metric=metric)
     return write_csv(dest, frame)
 
 
-def validate_file(path: str | Path, sample_path: str | Path) -> pd.DataFrame:
+def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = "") -> pd.DataFrame:
     """Check a submission CSV on disk (before `kaggle competitions submit`)."""
     path = Path(path)
     if not path.exists():
@@ -123,5 +146,5 @@ def validate_file(path: str | Path, sample_path: str | Path) -> pd.DataFrame:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: not a readable CSV ({exc})") from None
-    validate_submission(frame, read_sample(sample_path), source=str(path))
+    validate_submission(frame, read_sample(sample_path), source=str(path), metric=metric)
     return frame

@@ -6,7 +6,7 @@ and accumulation, early stopping on the validation metric (or loss), the best ch
 named with its epoch and score, and `last.pt` (model, optimizer, scaler, scheduler, early
 stopping, RNG) written atomically every epoch so `--resume` continues where a run was cut.
 
-    trainer = Trainer(cfg, fold_dir, device, metric, num_classes=2)
+    trainer = Trainer(cfg, fold_dir, device, metric, Objective("classification", 2))
     result = trainer.fit(model, train_loader, valid_loader)
 """
 
@@ -33,6 +33,7 @@ from kit.early_stopping import EarlyStopping
 from kit.errors import CheckpointError, DataError
 from kit.io import save_torch
 from kit.metrics import Metric
+from kit.objective import Objective
 from kit.schedule import lr_at, warn_if_frozen
 from kit.track import History, NullTracker
 
@@ -46,26 +47,6 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
-def loss_and_proba(num_classes: int, label_smoothing: float = 0.0):
-    """Binary: one logit + BCE-with-logits; multi-class: softmax + cross-entropy."""
-    if num_classes == 2:
-        bce = nn.BCEWithLogitsLoss()
-
-        def loss_fn(logits, y):
-            target = y.float()
-            if label_smoothing:
-                target = target * (1 - label_smoothing) + 0.5 * label_smoothing
-            return bce(logits.squeeze(1), target)
-
-        def proba_fn(logits):
-            p = torch.sigmoid(logits.float().squeeze(1))
-            return torch.stack([1 - p, p], dim=1)
-
-        return loss_fn, proba_fn
-    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    return (lambda logits, y: ce(logits, y.long())), (lambda logits: logits.float().softmax(1))
-
-
 # Progress bars: None shows them on a terminal only (tqdm's default), True always.
 PROGRESS: bool | None = None
 
@@ -76,15 +57,14 @@ def model_inputs(batch: dict) -> dict:
 
 class Trainer:
     def __init__(self, cfg: Config, fold_dir: Path, device: torch.device, metric: Metric,
-                 num_classes: int, *, deadline: float | None = None, tracker=None,
+                 objective: Objective, *, deadline: float | None = None, tracker=None,
                  desc: str = ""):
         self.cfg, self.t = cfg, cfg.train
         self.fold_dir, self.device, self.metric = Path(fold_dir), device, metric
-        self.num_classes = num_classes
+        self.objective = objective  # loss and outputs -> predictions (kit/objective.py)
         self.deadline = deadline  # time.monotonic() value the fold must finish by
         self.tracker, self.desc = tracker or NullTracker(), desc
         self.main = dist.is_main()  # only rank 0 prints and writes files
-        self.loss_fn, self.proba_fn = loss_and_proba(num_classes, cfg.optim.label_smoothing)
         self.amp_dtype = autocast_dtype(self.t.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -139,7 +119,7 @@ class Trainer:
             sync = model.no_sync() if skip_sync and not last_micro else contextlib.nullcontext()
             with sync:
                 with self._autocast():
-                    loss = self.loss_fn(model(**model_inputs(batch)), batch["y"])
+                    loss = self.objective.loss(model(**model_inputs(batch)), batch["y"])
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             pending += 1
             if last_micro:
@@ -197,7 +177,8 @@ class Trainer:
     # --- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model, loader, *, with_loss: bool = False):
-        """Probabilities (N, C) and row positions (N,) for every batch of `loader`."""
+        """Predictions (N, C) probabilities or (N, 1) original-scale values, and row
+        positions (N,), for every batch of `loader`."""
         model.eval()
         probas, index, losses, seen = [], [], [], 0
         for batch in loader:
@@ -205,13 +186,14 @@ class Trainer:
             with self._autocast():
                 logits = model(**model_inputs(batch))
             if with_loss:
-                losses.append(self.loss_fn(logits.float(), batch["y"]).detach() * len(logits))
+                losses.append(self.objective.loss(logits.float(), batch["y"]).detach()
+                              * len(logits))
                 seen += len(logits)
-            probas.append(self.proba_fn(logits))
+            probas.append(self.objective.predict(logits))
             index.append(batch["index"])
         if not probas:
             raise CheckpointError(f"{self.desc}: the prediction loader yielded no batches")
-        proba = torch.cat(probas).double().cpu().numpy()
+        proba = self.objective.to_original(torch.cat(probas).double().cpu().numpy())
         idx = torch.cat(index).cpu().numpy()
         proba, idx = dist.gather_rows(proba, idx)  # every rank: all rows, each once
         if not with_loss:
@@ -220,7 +202,7 @@ class Trainer:
         return proba, idx, loss
 
     def predict_rows(self, model, loader, rows: np.ndarray) -> np.ndarray:
-        """Probabilities in the order of `rows`: loaders yield rows in their own order (a
+        """Predictions in the order of `rows`: loaders yield rows in their own order (a
         shuffled file order, ranks' shares); a row the loader never yielded is an error."""
         proba, index = self.predict(model, loader)
         order = pd.Index(index).get_indexer(rows)
@@ -230,7 +212,8 @@ class Trainer:
         return proba[order]
 
     def evaluate(self, model, loader, labels: np.ndarray) -> dict:
-        """Validation loss and metric; `labels` are class indices by row position."""
+        """Validation loss and metric; `labels` are the metric's targets by row position
+        (class indices, or original-scale values)."""
         proba, idx, loss = self.predict(model, loader, with_loss=True)
         return {"val_loss": loss, "val_metric": self.metric(labels[idx], proba)}
 
@@ -316,7 +299,8 @@ class Trainer:
 
     def _meta(self, epoch: int, score: float) -> dict:
         return {"epoch": epoch, "score": score, "metric": self.metric.name,
-                "model": self.cfg.model.name, "num_classes": self.num_classes}
+                "model": self.cfg.model.name, "problem": self.objective.problem,
+                "n_outputs": self.objective.n_outputs}
 
     def _save_last(self, model, opt, plateau, stopper, history, epoch, best_path) -> None:
         if not self.main:

@@ -157,7 +157,8 @@ def resolve(name: str) -> tuple[ModelEntry, tuple[str, ...]]:
 
 
 def build_image_model(name: str, num_classes: int, *, in_chans: int = 3, pretrained: bool = False,
-                      weights: str = "", params: dict | None = None) -> nn.Module:
+                      weights: str = "", params: dict | None = None,
+                      outputs: int | None = None) -> nn.Module:
     """Build from the registry; load offline weights; optionally three heads -> 18 classes.
 
     `params["heads"] = "multi"` with `params["head_sizes"] = [3, 2, 3]` builds one linear
@@ -172,7 +173,8 @@ def build_image_model(name: str, num_classes: int, *, in_chans: int = 3, pretrai
     entry, lead = resolve(name)
     if not lead:
         check_params(entry.builder, params)
-    outputs = n_outputs(num_classes)  # binary: one logit for BCE (kit.trainer.loss_and_proba)
+    if outputs is None:  # a regression passes its 1 (kit.objective.Objective.n_outputs)
+        outputs = n_outputs(num_classes)  # binary: one logit for BCE
     model = entry.builder(*lead, outputs, in_chans, **params)
     if pretrained or weights:
         load_pretrained(model, name, weights, outputs)

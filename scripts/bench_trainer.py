@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kit import trainer as trainer_module  # noqa: E402
 from kit.config import Config, OptimConfig, TrainConfig  # noqa: E402
 from kit.metrics import get_metric  # noqa: E402
+from kit.objective import Objective  # noqa: E402
 from kit.trainer import Trainer  # noqa: E402
 
 
@@ -91,7 +92,7 @@ def plain(model, train, valid, epochs: int, lr: float, device, kit_optimizer: bo
     model.to(device)
     if kit_optimizer:
         opt = Trainer(config(epochs, lr), Path(tempfile.gettempdir()), device,
-                      get_metric("accuracy"), num_classes=10).make_optimizer(model)
+                      get_metric("accuracy"), Objective("classification", 10)).make_optimizer(model)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
@@ -119,7 +120,7 @@ def plain(model, train, valid, epochs: int, lr: float, device, kit_optimizer: bo
 def kit(model, train, valid, epochs: int, lr: float, device, folder: Path) -> float:
     cfg = config(epochs, lr)
     labels = torch.cat([b["y"] for b in valid]).numpy()
-    trainer = Trainer(cfg, folder, device, get_metric("accuracy"), num_classes=10)
+    trainer = Trainer(cfg, folder, device, get_metric("accuracy"), Objective("classification", 10))
     sync(device)
     start = time.perf_counter()
     trainer.fit(Wrapped(model), train, valid, labels)

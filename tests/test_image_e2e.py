@@ -38,7 +38,8 @@ def check_run(run: Path, n_classes: int):
     best = list((run / "fold0").glob("best_e000_*.pt"))
     assert len(best) == 1
     state = torch.load(best[0], map_location="cpu", weights_only=True)  # tensors only
-    assert state["meta"]["num_classes"] == n_classes
+    assert state["meta"]["problem"] == "classification"
+    assert state["meta"]["n_outputs"] == (1 if n_classes == 2 else n_classes)
     oof = pd.read_parquet(run / "oof.parquet")
     assert list(oof.columns) == ["id", "fold", "target", *[f"p_{c}" for c in range(n_classes)]]
     np.testing.assert_allclose(oof.filter(like="p_").sum(axis=1), 1, atol=1e-5)

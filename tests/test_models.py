@@ -74,7 +74,7 @@ def test_registry_sweep_covers_every_registered_model():
     assert {"small_cnn", "mnist_cnn"} <= image
     tabular = {n for n, e in MODELS.items() if e.task == "tabular" and e.kind == "torch"}
     for name in tabular:  # tabular torch models have a head too
-        model = build_model(name, task="tabular", n_numeric=3, cardinalities=[4], num_classes=5)
+        model = build_model(name, task="tabular", n_numeric=3, cardinalities=[4], n_outputs=5)
         replace_head(model, 4)
         _, head = find_head(model)
         assert_xavier(head, head.in_features, 4)

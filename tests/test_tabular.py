@@ -57,7 +57,8 @@ def test_json_round_trip(tmp_path):
     num = NumericPreprocessor().fit(frame(), ["a"])
     cat = CategoricalPreprocessor().fit(frame(), ["c", "d"])
     save_preprocessors(tmp_path / "p.json", num, cat)
-    num2, cat2 = load_preprocessors(tmp_path / "p.json")
+    num2, cat2, target = load_preprocessors(tmp_path / "p.json")
+    assert target is None  # a classification fold saves no target transform
     assert np.array_equal(num.transform(frame()), num2.transform(frame()))
     assert np.array_equal(cat.transform(frame()), cat2.transform(frame()))
 

@@ -253,11 +253,12 @@ def labels_of(batches) -> np.ndarray:
 def toy_trainer(folder, trainer_class=None, **train):
     from kit.config import Config, TrainConfig
     from kit.metrics import get_metric
+    from kit.objective import Objective
     from kit.trainer import Trainer
 
     cfg = Config(train=TrainConfig(amp="off", patience=5, **train))
     return (trainer_class or Trainer)(cfg, folder, torch.device("cpu"), get_metric("accuracy"),
-                                      num_classes=3)
+                                      Objective("classification", 3))
 
 
 @pytest.mark.parametrize("cap, steps", [(0, 4), (2, 2)])  # 10 batches, accum 3

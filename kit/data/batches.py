@@ -26,6 +26,12 @@ import torch
 from kit import distributed as dist
 
 
+def target_array(y) -> np.ndarray:
+    """Labels as a loader yields them: int64 class indices, or float32 regression targets."""
+    y = np.asarray(y)
+    return y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
+
+
 class TensorBatches:
     """Shuffled dict batches of equal-length tensors held on `device`.
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kit.data.batches import target_array
 from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv, save_npy  # noqa: F401
 from kit.errors import ConfigError, DataError
 
@@ -162,7 +163,7 @@ class ImageFileDataset(torch.utils.data.Dataset):
         if on_error not in ("raise", "skip", "blank"):
             raise ValueError(f"on_error = {on_error!r}; valid: raise, skip, blank")
         self.paths = [str(p) for p in paths]
-        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.labels = None if labels is None else target_array(labels)
         self.index = np.arange(len(self.paths)) if index is None else np.asarray(index)
         self.transform, self.channels, self.reduce = transform, channels, reduce
         self.on_error, self.bad = on_error, set()
@@ -200,7 +201,7 @@ class ImageFileDataset(torch.utils.data.Dataset):
             np.ascontiguousarray(img.transpose(2, 0, 1)))
         item = {"x": x, "index": torch.tensor(self.index[j], dtype=torch.int64)}
         if self.labels is not None:
-            item["y"] = torch.tensor(self.labels[j], dtype=torch.int64)
+            item["y"] = torch.tensor(self.labels[j])
         return item
 
 
@@ -303,7 +304,7 @@ class ImageSet:
     """One split: ids, and either image file paths or uint8 N x C x H x W pixels."""
 
     ids: np.ndarray
-    labels: np.ndarray | None = None  # int64 class index (train), None (test)
+    labels: np.ndarray | None = None  # class index or regression value (train), None (test)
     groups: np.ndarray | None = None  # e.g. person id: folds never split a group
     paths: np.ndarray | None = None
     pixels: np.ndarray | None = None

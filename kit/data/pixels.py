@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from kit.data.batches import TensorBatches
+from kit.data.batches import TensorBatches, target_array
 from kit.errors import DataError
 from kit.io import atomic_path
 
@@ -183,14 +183,15 @@ class RandomAffine:
 class DeviceBatches(TensorBatches):
     """Shuffled batches of uint8 images held on `device`, normalized (and augmented) there.
 
-    Yields {"x": float32 normalized, "y": int64 (when labels are given), "index": int64}.
+    Yields {"x": float32 normalized, "y": int64 class or float32 regression target (when
+    labels are given), "index": int64}.
     `index` defaults to 0..N-1 (pass global row ids to map predictions back). Order, epochs
     and DDP sharding as TensorBatches (kit/data/batches.py)."""
 
     def __init__(self, x_uint8, y, batch_size: int, shuffle: bool, seed: int, device,
                  augment: Callable | None = None, *, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.5,), index=None, drop_last: bool = False):
-        labels = None if y is None else np.asarray(y, dtype=np.int64)
+        labels = None if y is None else target_array(y)
         super().__init__({"x": x_uint8, "y": labels, "index": index}, batch_size,
                          shuffle=shuffle, seed=seed, device=device, drop_last=drop_last)
         self.augment = augment

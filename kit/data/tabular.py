@@ -19,6 +19,7 @@ import pandas as pd
 
 from kit.errors import DataError
 from kit.io import write_json
+from kit.objective import TargetTransform
 
 MISSING, UNSEEN = 0, 1  # reserved categorical codes; known values start at 2
 
@@ -30,9 +31,12 @@ def _columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 
 class NumericPreprocessor:
-    """Median imputation (NaN and +-inf) then standardization, per column."""
+    """Median imputation (NaN and +-inf) then standardization, per column; with `log1p_skewed`
+    > 0, log1p first on non-negative columns whose fitting-rows skewness exceeds it."""
 
-    def __init__(self) -> None:
+    def __init__(self, log1p_skewed: float = 0.0) -> None:
+        self.log1p_skewed = log1p_skewed
+        self.log1p = np.zeros(0, dtype=bool)  # per column: log1p applied before the rest
         self.columns: list[str] = []
         self.median: np.ndarray = np.zeros(0)
         self.mean: np.ndarray = np.zeros(0)
@@ -43,6 +47,8 @@ class NumericPreprocessor:
         self.columns = list(columns)
         x = self._raw(frame)
         x[~np.isfinite(x)] = np.nan  # +-inf are as unusable as NaN
+        self.log1p = self._skewed(x)
+        x[:, self.log1p] = np.log1p(x[:, self.log1p])
         with np.errstate(all="ignore"):
             median = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(columns))
         self.median = np.nan_to_num(median, nan=0.0)  # an all-NaN column imputes 0
@@ -51,6 +57,17 @@ class NumericPreprocessor:
         std = x.std(axis=0) if len(x) else np.ones(len(columns))
         self.std = np.where(std > 1e-12, std, 1.0)  # constant column -> all zeros, not NaN
         return self
+
+    def _skewed(self, x: np.ndarray) -> np.ndarray:
+        """Columns to log1p: non-negative, skewness (NaN ignored) above the threshold."""
+        if not self.log1p_skewed or not x.size:
+            return np.zeros(x.shape[1], dtype=bool)
+        with np.errstate(all="ignore"):
+            centred = x - np.nanmean(x, axis=0)
+            m2, m3 = np.nanmean(centred ** 2, axis=0), np.nanmean(centred ** 3, axis=0)
+            skew = np.where(m2 > 1e-12, m3 / m2 ** 1.5, 0.0)
+            non_negative = np.nanmin(np.where(np.isnan(x), np.inf, x), axis=0) >= 0
+        return (np.nan_to_num(skew) > self.log1p_skewed) & non_negative
 
     def _raw(self, frame: pd.DataFrame, dtype=np.float64, dtypes: list | None = None
              ) -> np.ndarray:
@@ -83,6 +100,9 @@ class NumericPreprocessor:
         narrow = all(t in (np.float32, np.float16) for t in dtypes)
         work = np.float32 if narrow else np.float64
         x = self._raw(frame, work, dtypes)
+        if self.log1p.any():
+            with np.errstate(invalid="ignore"):  # a negative test value becomes NaN: imputed
+                x[:, self.log1p] = np.log1p(x[:, self.log1p])
         bad = ~np.isfinite(x)
         if bad.any():
             np.copyto(x, np.broadcast_to(self.median.astype(work), x.shape), where=bad)
@@ -92,11 +112,13 @@ class NumericPreprocessor:
 
     def state_dict(self) -> dict:
         return {"columns": self.columns, "median": self.median.tolist(),
-                "mean": self.mean.tolist(), "std": self.std.tolist()}
+                "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "log1p_skewed": self.log1p_skewed, "log1p": self.log1p.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> NumericPreprocessor:
-        obj = cls()
+        obj = cls(state.get("log1p_skewed", 0.0))  # runs before log1p_skewed have no key
+        obj.log1p = np.asarray(state.get("log1p", [False] * len(state["columns"])), dtype=bool)
         obj.columns = list(state["columns"])
         obj.median, obj.mean, obj.std = (np.asarray(state[k], dtype=np.float64)
                                          for k in ("median", "mean", "std"))
@@ -166,14 +188,22 @@ def _as_str(series: pd.Series) -> pd.Series:
     return series.astype("string").astype(object).where(series.notna(), None)
 
 
-def save_preprocessors(path: Path, num: NumericPreprocessor, cat: CategoricalPreprocessor) -> None:
-    write_json(path, {"numeric": num.state_dict(), "categorical": cat.state_dict()})
+def save_preprocessors(path: Path, num: NumericPreprocessor, cat: CategoricalPreprocessor,
+                       target: TargetTransform | None = None) -> None:
+    """One JSON per fold: the numeric and categorical state, and a regression's target
+    transform (kit/objective.py)."""
+    state = {"numeric": num.state_dict(), "categorical": cat.state_dict()}
+    if target is not None:
+        state["target"] = target.state_dict()
+    write_json(path, state)
 
 
-def load_preprocessors(path: Path) -> tuple[NumericPreprocessor, CategoricalPreprocessor]:
+def load_preprocessors(path: Path
+                       ) -> tuple[NumericPreprocessor, CategoricalPreprocessor, TargetTransform | None]:
     try:
         state = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DataError(f"preprocessor file missing: {path}; was this fold trained?") from None
+    target = TargetTransform.from_state(state["target"]) if "target" in state else None
     return (NumericPreprocessor.from_state(state["numeric"]),
-            CategoricalPreprocessor.from_state(state["categorical"]))
+            CategoricalPreprocessor.from_state(state["categorical"]), target)

@@ -5,7 +5,7 @@ functions of the task module named by `competition.task`:
 
     prepare(cfg, comp_dir, data_dir, cache_dir) -> Prepared
     fit_fold(prep, ctx: FoldContext) -> FoldOutput
-    predict_fold(prep, cfg, fold_dir, device) -> test probabilities
+    predict_fold(prep, cfg, fold_dir, device) -> test predictions (FoldOutput.test_pred)
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from kit.config import Config
 @dataclass
 class Prepared:
     ids: np.ndarray  # train row ids (oof.parquet `id`)
-    y: np.ndarray  # int64 class index per train row
-    classes: list  # index -> original label
+    y: np.ndarray  # int64 class index per train row, or float64 value (a regression)
+    classes: list  # index -> original label; empty for a regression
     groups: np.ndarray | None  # group per train row (folds never split one), or None
     test_ids: np.ndarray  # ids for the submission's id column
     state: Any = None  # task-private
@@ -40,14 +40,14 @@ class FoldContext:
     valid_idx: np.ndarray
     fold_dir: Path
     device: Any  # torch.device
-    make_trainer: Callable[..., Any]  # (cfg, fold_dir, device, metric, num_classes) -> Trainer
+    make_trainer: Callable[..., Any]  # (cfg, fold_dir, device, *, objective) -> Trainer
     extras: dict = field(default_factory=dict)
 
 
 @dataclass
 class FoldOutput:
-    valid_proba: np.ndarray  # (len(valid_idx), C)
-    test_proba: np.ndarray  # (n_test, C)
+    valid_pred: np.ndarray  # (len(valid_idx), C) probabilities or (len(valid_idx), 1) values
+    test_pred: np.ndarray  # (n_test, C) or (n_test, 1), original scale
     info: dict = field(default_factory=dict)  # best epoch, stop reason, seconds
 
 

@@ -24,6 +24,7 @@ for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -50,8 +51,10 @@ from kit.data.images import (
 )
 from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
+from kit.io import write_json
 from kit.metrics import get_metric
 from kit.models import build_image_model, set_backbone_trainable
+from kit.objective import Objective, TargetTransform, check_target
 from kit.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
@@ -105,8 +108,12 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     else:  # gray pixels for an RGB backbone (or the reverse): convert once, vectorized
         state["x_train"] = match_channels(train.pixels, own["channels"], "train pixels")
         state["x_test"] = match_channels(test.pixels, own["channels"], "test pixels")
-    return Prepared(ids=np.asarray(train.ids), y=np.asarray(train.labels, dtype=np.int64),
-                    classes=list(data.classes), groups=train.groups,
+    if cfg.competition.problem == "regression":
+        check_target("regression", train.labels, cfg.data.target, str(comp_dir / "layout.py"))
+        y, classes = np.asarray(train.labels, dtype=np.float64), []
+    else:
+        y, classes = np.asarray(train.labels, dtype=np.int64), list(data.classes)
+    return Prepared(ids=np.asarray(train.ids), y=y, classes=classes, groups=train.groups,
                     test_ids=np.asarray(test.ids), state=state)
 
 
@@ -120,7 +127,7 @@ def _subset(split, ok: np.ndarray):
                    groups=pick(split.groups), paths=pick(split.paths), pixels=pick(split.pixels))
 
 
-def build(cfg: Config, prep: Prepared) -> torch.nn.Module:
+def build(cfg: Config, prep: Prepared, objective: Objective) -> torch.nn.Module:
     m = cfg.model
     if m.pretrained and not m.weights and prep.state.get("demo") and cached_weights(m.name) is None:
         warnings.warn(f"demo data and no weights file for {m.name}: training from scratch "
@@ -128,7 +135,7 @@ def build(cfg: Config, prep: Prepared) -> torch.nn.Module:
         m = _no_download(cfg)
     model = build_image_model(m.name, len(prep.classes), in_chans=prep.state["own"]["channels"],
                               pretrained=m.pretrained, weights=m.weights,
-                              params=m.params_for(m.name))
+                              params=m.params_for(m.name), outputs=objective.n_outputs)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -144,12 +151,12 @@ def _augment(own: dict) -> RandomAffine | None:
 
 
 def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, device, *,
-           train: bool = False, seed: int = 0):
+           objective: Objective, train: bool = False, seed: int = 0):
     """Batches of the train rows `rows` (part "train") or of the whole test set."""
     own, st, t = prep.state["own"], prep.state, cfg.train
     split = st[part]
     rows = np.arange(len(split)) if rows is None else rows
-    labels = prep.y[rows] if part == "train" else None
+    labels = objective.batch_target(prep.y[rows]) if part == "train" else None
     x = st.get(f"x_{part}")
     if x is not None:  # pixels / predecoded images: slices of one uint8 tensor
         where = device if t.device_data else "cpu"
@@ -190,9 +197,13 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, own, started = ctx.cfg, prep.state["own"], time.monotonic()
     seed = cfg.cv.seed * 1000 + ctx.fold
     torch.manual_seed(seed)  # same fold, same initial weights
-    model = build(cfg, prep)
-    train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, train=True, seed=seed)
-    valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device)
+    objective = Objective.for_fold(cfg, prep.classes, prep.y[ctx.train_idx], standardize=True)
+    if objective.regression:  # predict_fold inverts with the same fitted transform
+        write_json(ctx.fold_dir / "target.json", objective.target.state_dict())
+    model = build(cfg, prep, objective)
+    train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, objective=objective,
+                     train=True, seed=seed)
+    valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device, objective=objective)
     if ctx.fold == 0:  # for the run's sample grid (kit/plots.py draws it from ctx.extras)
         ctx.extras["sample_batch"] = sample_batch(train_b, own)
 
@@ -200,7 +211,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
         if cfg.train.freeze_epochs:
             set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
 
-    trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, num_classes=len(prep.classes))
+    trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
     result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.extras.get("resume", False),
                          on_epoch_start=on_epoch_start)
     if result.best_path is None:
@@ -208,7 +219,8 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     valid = _predict(trainer, model, valid_b, ctx.valid_idx, cfg, own)
     test_rows = np.arange(len(prep.test_ids))
-    test = _predict(trainer, model, loader(prep, cfg, "test", None, ctx.device), test_rows, cfg, own)
+    test = _predict(trainer, model, loader(prep, cfg, "test", None, ctx.device,
+                                           objective=objective), test_rows, cfg, own)
     info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
             "best_score": result.best_score, "tta": bool(cfg.train.tta),
             "seconds": time.monotonic() - started}
@@ -216,17 +228,21 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
-    """Test probabilities from a finished fold's best checkpoint (TTA as configured)."""
+    """Test predictions from a finished fold's best checkpoint (TTA as configured)."""
     best = sorted(Path(fold_dir).glob("best_*.pt"))
     if not best:
         raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
-    model = build(cfg.replace(model=_no_download(cfg)), prep)
+    target = None
+    if cfg.competition.problem == "regression":
+        target = TargetTransform.from_state(json.loads((Path(fold_dir) / "target.json").read_text()))
+    objective = Objective.for_config(cfg, prep.classes, target)
+    model = build(cfg.replace(model=_no_download(cfg)), prep, objective)
     model.load_state_dict(load_checkpoint(best[-1], cfg.model.name)["model"])
-    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
+    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
     model.to(device)
     rows = np.arange(len(prep.test_ids))
-    return _predict(trainer, model, loader(prep, cfg, "test", None, device), rows, cfg,
-                    prep.state["own"]).astype(np.float64)
+    return _predict(trainer, model, loader(prep, cfg, "test", None, device, objective=objective),
+                    rows, cfg, prep.state["own"]).astype(np.float64)
 
 
 def _no_download(cfg: Config):

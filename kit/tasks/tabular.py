@@ -1,5 +1,11 @@
 """The tabular task: CSV -> features hook -> parquet cache -> per-fold preprocessing -> model.
 
+Classification or regression (`competition.problem`): a regression's target is transformed
+per fold (`data.target_transform`, plus standardization for networks; kit/objective.py)
+and every prediction is inverted to the original scale before it leaves the fold. An
+optional `keep_train_rows(frame) -> bool mask` in features.py drops rows (outliers) from
+each fold's training rows only, never from validation or test rows.
+
 Torch models (`mlp`) read their rows through TabularStream (record batches, one vectorized
 transform per chunk, pre-batched tensors) so the same code scales from Titanic to tens of
 millions of rows; with `train.device_data` a small table is transformed once and its
@@ -16,7 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from kit.config import Config
+from kit import distributed as dist
+from kit.config import AUTO, Config
 from kit.data.batches import TensorBatches
 from kit.data.csv import read_csv
 from kit.data.stream import TabularStream, stream_loader
@@ -30,7 +37,8 @@ from kit.errors import CheckpointError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import atomic_path, write_parquet
 from kit.metrics import get_metric
-from kit.models import build_model, get_entry
+from kit.models import MODELS, build_model, get_entry
+from kit.objective import Objective, TargetTransform, check_target
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
 
@@ -38,16 +46,18 @@ ROW = "_row"  # row position in the cached parquet; streams filter folds on it
 
 
 class TabularTransform:
-    """Fitted preprocessors applied to one chunk (a DataFrame) at a time; picklable."""
+    """Fitted preprocessors applied to one chunk (a DataFrame) at a time; picklable.
+    With an objective, `y` is the target in the model's space (kit/objective.py)."""
 
-    def __init__(self, num: NumericPreprocessor, cat: CategoricalPreprocessor, target: str | None):
-        self.num, self.cat, self.target = num, cat, target
+    def __init__(self, num: NumericPreprocessor, cat: CategoricalPreprocessor,
+                 objective: Objective | None = None):
+        self.num, self.cat, self.objective = num, cat, objective
 
     def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         out = {"x_num": self.num.transform(frame), "x_cat": self.cat.transform(frame),
                "index": frame[ROW].to_numpy(np.int64)}
-        if self.target:
-            out["y"] = frame[self.target].to_numpy(np.int64)
+        if self.objective is not None:
+            out["y"] = self.objective.batch_target(frame["_y"].to_numpy())
         return out
 
 
@@ -76,18 +86,24 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             f"{d.target!r} from train; keep it")
         if train[d.target].notna().all():  # a concat with test turns int labels into floats
             train[d.target] = train[d.target].astype(target_dtype)
-    classes = sorted(train[d.target].unique().tolist())
-    if len(classes) < 2:
-        raise DataError(f"{data_dir / d.train}: target {d.target!r} has one value {classes}; "
-                        "nothing to learn")
-    _check_classes(cfg, classes, data_dir)
-    columns = [*f.numeric, *f.categorical]
+    source = str(data_dir / d.train)
+    check_target(cfg.competition.problem, train[d.target], d.target, source)
+    if cfg.competition.problem == "regression":
+        y, classes = _regression_target(cfg, train[d.target], source), []
+    else:
+        classes = sorted(train[d.target].unique().tolist())
+        if len(classes) < 2:
+            raise DataError(f"{source}: target {d.target!r} has one value {classes}; "
+                            "nothing to learn")
+        _check_classes(cfg, classes, data_dir)
+        y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
+    numeric, categorical = feature_columns(cfg, train)
+    columns = [*numeric, *categorical]
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"{name} data has no feature column(s) {missing} after features.py; "
                             "fix features.numeric / features.categorical in config.toml")
-    y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
     keep = [d.id, *columns]
     train_t = train[keep].assign(**{ROW: np.arange(len(train)), "_y": y})
     test_t = test[keep].assign(**{ROW: np.arange(len(test))})
@@ -97,7 +113,22 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    state={"train": train_t, "test": test_t, "cache": cache_dir})
+                    state={"train": train_t, "test": test_t, "cache": cache_dir, "frame": train,
+                           "numeric": numeric, "categorical": categorical,
+                           "keep_rows": load_hook(comp_dir, "features", "keep_train_rows")})
+
+
+def _regression_target(cfg: Config, target: pd.Series, source: str) -> np.ndarray:
+    y = target.to_numpy(np.float64)
+    if not np.isfinite(y).all():
+        rows = np.flatnonzero(~np.isfinite(y))[:5].tolist()
+        raise DataError(f"{source}: target {cfg.data.target!r} is not finite in rows {rows}")
+    if cfg.competition.metric == "rmsle" and (y < 0).any():
+        rows = np.flatnonzero(y < 0)[:5].tolist()
+        raise DataError(f"{source}: target {cfg.data.target!r} is negative in rows {rows}, and "
+                        "rmsle is undefined there; use competition.metric = \"rmse\"")
+    TargetTransform(cfg.data.target_transform).fit(y)  # log1p refuses y <= -1 here, not in a fold
+    return y
 
 
 def _check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
@@ -110,11 +141,50 @@ def _check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
                         f"(data.classes); fix the target column or data.classes")
 
 
+def feature_columns(cfg: Config, train: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """features.numeric / categorical, with "auto" inferred from the dtypes after the hook:
+    numbers (not booleans) are numeric, everything else categorical; id, target, group and
+    columns listed on the other side are excluded. What "auto" chose is printed."""
+    f, skip = cfg.features, {cfg.data.id, cfg.data.target, cfg.cv.group}
+    auto_num, auto_cat = f.numeric == AUTO, f.categorical == AUTO
+    numeric = [] if auto_num else list(f.numeric)
+    categorical = [] if auto_cat else list(f.categorical)
+    listed = skip | set(numeric) | set(categorical)
+    rest = [c for c in train.columns if c not in listed]
+    is_num = {c: pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(
+        train[c]) for c in rest}
+    if auto_num:
+        numeric = [c for c in rest if is_num[c]]
+    if auto_cat:
+        categorical = [c for c in rest if not is_num[c]]
+    for what, cols, auto in (("numeric", numeric, auto_num), ("categorical", categorical, auto_cat)):
+        if auto and dist.is_main():
+            print(f"features.{what} = \"auto\": {len(cols)} columns {cols}")
+    return numeric, categorical
+
+
 def _fit_preprocessors(prep: Prepared, cfg: Config, rows: np.ndarray):
     train = prep.state["train"].iloc[rows]
-    num = NumericPreprocessor().fit(train, list(cfg.features.numeric))
-    cat = CategoricalPreprocessor(min_count=2).fit(train, list(cfg.features.categorical))
+    num = NumericPreprocessor(cfg.features.log1p_skewed).fit(train, prep.state["numeric"])
+    cat = CategoricalPreprocessor(min_count=2).fit(train, prep.state["categorical"])
     return num, cat
+
+
+def _fit_rows(prep: Prepared, ctx: FoldContext) -> np.ndarray:
+    """The fold's training rows, less those features.py's keep_train_rows() drops."""
+    hook = prep.state["keep_rows"]
+    if hook is None:
+        return ctx.train_idx
+    keep = np.asarray(hook(prep.state["frame"].iloc[ctx.train_idx].reset_index(drop=True)))
+    if keep.dtype != bool or keep.shape != ctx.train_idx.shape:
+        raise DataError(f"features.py keep_train_rows() returned {keep.dtype} of shape "
+                        f"{keep.shape} for {len(ctx.train_idx)} rows; return one bool per row")
+    if not keep.any():
+        raise DataError("features.py keep_train_rows() dropped every training row of fold "
+                        f"{ctx.fold}; return True for the rows to keep")
+    if dist.is_main() and not keep.all():
+        print(f"fold {ctx.fold}: keep_train_rows() dropped {int((~keep).sum())} training rows")
+    return ctx.train_idx[keep]
 
 
 def _batches(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
@@ -130,7 +200,7 @@ def _batches(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, sh
 
 def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
             seed=0):
-    columns = [ROW, *cfg.features.numeric, *cfg.features.categorical]
+    columns = [ROW, *prep.state["numeric"], *prep.state["categorical"]]
     if part == "train":
         columns.append("_y")
     flt = pc.field(ROW).isin(np.sort(rows)) if rows is not None else None
@@ -144,36 +214,42 @@ def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shu
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, entry = ctx.cfg, get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
-    num, cat = _fit_preprocessors(prep, cfg, ctx.train_idx)
-    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat)
-    model = _build(cfg, entry, num, cat, len(prep.classes))
+    rows = _fit_rows(prep, ctx)
+    num, cat = _fit_preprocessors(prep, cfg, rows)
+    objective = Objective.for_fold(cfg, prep.classes, prep.y[rows],
+                                   standardize=entry.kind == "torch")
+    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target)
+    model = _build(cfg, entry, num, cat, objective)
     if entry.kind == "sklearn":
-        valid_proba, test_proba, info = _fit_sklearn(model, prep, ctx, num, cat)
+        valid_pred, test_pred, info = _fit_sklearn(model, prep, ctx, rows, num, cat, objective)
     else:
-        transform = TabularTransform(num, cat, "_y")
-        trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, num_classes=len(prep.classes))
+        transform = TabularTransform(num, cat, objective)
+        trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
         valid = _batches(prep, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
-        result = trainer.fit(model, _batches(prep, cfg, transform, "train", ctx.train_idx,
+        result = trainer.fit(model, _batches(prep, cfg, transform, "train", rows,
                                              shuffle=True, seed=cfg.cv.seed + ctx.fold,
                                              device=ctx.device),
                              valid, prep.y, resume=ctx.extras.get("resume", False))
         if result.best_path is None:
             raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
         _load_best(model, result.best_path)
-        valid_proba = trainer.predict_rows(model, valid, ctx.valid_idx)
-        test = _batches(prep, cfg, TabularTransform(num, cat, None), "test", device=ctx.device)
-        test_proba = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
+        valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
+        test = _batches(prep, cfg, TabularTransform(num, cat), "test", device=ctx.device)
+        test_pred = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
         info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
     info["seconds"] = time.monotonic() - started
-    return FoldOutput(valid_proba, test_proba, info)
+    info["train_rows"] = len(rows)
+    return FoldOutput(valid_pred, test_pred, info)
 
 
-def _build(cfg: Config, entry, num, cat, num_classes: int):
+def _build(cfg: Config, entry, num, cat, objective: Objective):
     params = cfg.model.params_for(entry.name)
     if entry.kind == "sklearn":
         params.setdefault("seed", cfg.cv.seed)
+    members = {name: cfg.model.params_for(name) for name in MODELS}
     return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
-                       cardinalities=cat.cardinalities, num_classes=num_classes, **params)
+                       cardinalities=cat.cardinalities, n_outputs=objective.n_outputs,
+                       problem=objective.problem, member_params=members, **params)
 
 
 def _arrays(prep: Prepared, part: str, rows, num, cat) -> np.ndarray:
@@ -182,21 +258,39 @@ def _arrays(prep: Prepared, part: str, rows, num, cat) -> np.ndarray:
 
 
 # skops loads only the types listed here (no pickle: a run folder from a Kaggle dataset
-# may come from anyone). These are what HistGradientBoostingClassifier holds besides
-# numpy arrays and builtins.
+# may come from anyone). These are what the sklearn kinds (HistGradientBoosting*, the
+# linear pipeline) hold besides numpy arrays and builtins.
 SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
-                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                 "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+                 "sklearn._loss.link.IdentityLink", "sklearn._loss.loss.HalfSquaredError",
+                 "sklearn._loss.link.Interval",
+                 "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
+                 "sklearn.preprocessing._encoders.OneHotEncoder",
+                 "sklearn.linear_model._ridge.Ridge",
+                 "sklearn.linear_model._coordinate_descent.Lasso",
+                 "sklearn.linear_model._coordinate_descent.ElasticNet",
+                 "sklearn.linear_model._logistic.LogisticRegression",
+                 "sklearn.ensemble._voting.VotingRegressor",
+                 "sklearn.ensemble._voting.VotingClassifier",
+                 "sklearn.preprocessing._label.LabelEncoder"]
 
 
-def _fit_sklearn(model, prep: Prepared, ctx: FoldContext, num, cat):
+def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
+    if objective.regression:
+        return objective.to_original(model.predict(x).astype(np.float64)[:, None])
+    return model.predict_proba(x).astype(np.float64)
+
+
+def _fit_sklearn(model, prep: Prepared, ctx: FoldContext, rows, num, cat, objective):
     import skops.io as sio
 
-    model.fit(_arrays(prep, "train", ctx.train_idx, num, cat), prep.y[ctx.train_idx])
+    model.fit(_arrays(prep, "train", rows, num, cat), objective.batch_target(prep.y[rows]))
     with atomic_path(ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
-    valid = model.predict_proba(_arrays(prep, "train", ctx.valid_idx, num, cat))
-    test = model.predict_proba(_arrays(prep, "test", None, num, cat))
-    return valid.astype(np.float64), test.astype(np.float64), {"model_file": "model.skops"}
+    valid = _sklearn_predict(model, _arrays(prep, "train", ctx.valid_idx, num, cat), objective)
+    test = _sklearn_predict(model, _arrays(prep, "test", None, num, cat), objective)
+    return valid, test, {"model_file": "model.skops"}
 
 
 def _load_sklearn(path: Path):
@@ -215,18 +309,19 @@ def _load_best(model, path: Path) -> None:
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
-    """Test probabilities from a finished fold's saved preprocessors and best model."""
-    num, cat = load_preprocessors(fold_dir / "preprocessors.json")
+    """Test predictions from a finished fold's saved preprocessors and best model."""
+    num, cat, target = load_preprocessors(fold_dir / "preprocessors.json")
+    objective = Objective.for_config(cfg, prep.classes, target)
     entry = get_entry(cfg.model.name, "tabular")
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
-        return model.predict_proba(_arrays(prep, "test", None, num, cat)).astype(np.float64)
-    model = _build(cfg, entry, num, cat, len(prep.classes))
+        return _sklearn_predict(model, _arrays(prep, "test", None, num, cat), objective)
+    model = _build(cfg, entry, num, cat, objective)
     best = sorted(fold_dir.glob("best_*.pt"))
     if not best:
         raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
     _load_best(model, best[-1])
-    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), len(prep.classes))
+    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
     model.to(device)
-    loader = _batches(prep, cfg, TabularTransform(num, cat, None), "test", device=device)
+    loader = _batches(prep, cfg, TabularTransform(num, cat), "test", device=device)
     return trainer.predict_rows(model, loader, np.arange(len(prep.test_ids)))

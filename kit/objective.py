@@ -1,0 +1,175 @@
+"""What the problem kind decides: the head size, the loss, and how outputs become predictions.
+
+One place for it, so the trainer, the tasks and the models never branch on the kind:
+
+    target = TargetTransform("log1p", standardize=True).fit(y_train)   # a regression fold
+    objective = Objective.for_config(cfg, classes=[], target=target)
+    objective.n_outputs                     # head size: 1 (binary), C (multi-class), 1 (regression)
+    loss = objective.loss(outputs, batch["y"])           # y in the model's space
+    pred = objective.to_original(objective.predict(outputs).numpy())
+
+Classification: `y` is the class index; predictions are (N, C) probabilities.
+Regression: `y` is the fold's transformed target (log1p if asked, then standardized with
+the fold's training rows for networks); predictions are (N, 1) values on the original
+scale, so metrics and prediction files never see the model's space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from kit.errors import DataError
+
+
+class TargetTransform:
+    """A regression target's way into a model and back: optional log1p, then optional
+    standardization with the fitting rows' mean and std. Fitted per fold."""
+
+    def __init__(self, kind: str = "none", *, standardize: bool = False) -> None:
+        self.kind, self.standardize = kind, standardize
+        self.mean, self.std = 0.0, 1.0
+
+    def fit(self, y: np.ndarray) -> TargetTransform:
+        t = self._forward(np.asarray(y, np.float64))
+        if self.standardize and len(t):
+            self.mean, std = float(t.mean()), float(t.std())
+            self.std = std if std > 1e-12 else 1.0
+        return self
+
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        if self.kind == "log1p":
+            if (y <= -1).any():
+                raise DataError(f"data.target_transform = \"log1p\" needs targets above -1, got "
+                                f"{y[y <= -1][:3].tolist()}; use \"none\"")
+            return np.log1p(y)
+        return y
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """Original scale -> the model's space (float64)."""
+        return (self._forward(np.asarray(y, np.float64)) - self.mean) / self.std
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """The model's space -> original scale (float64)."""
+        t = np.asarray(z, np.float64) * self.std + self.mean
+        if self.kind == "log1p":
+            # exp of a wild prediction overflows to inf; 700 is e^700 ~ 1e304, still finite
+            return np.expm1(np.minimum(t, 700.0))
+        return t
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "standardize": self.standardize, "mean": self.mean,
+                "std": self.std}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TargetTransform:
+        obj = cls(state["kind"], standardize=state["standardize"])
+        obj.mean, obj.std = float(state["mean"]), float(state["std"])
+        return obj
+
+
+@dataclass
+class Objective:
+    """The problem kind's loss and output mapping for a network (see the module doc)."""
+
+    problem: str  # "classification" or "regression"
+    num_classes: int = 0  # classification only
+    loss_name: str = "auto"  # optim.loss
+    label_smoothing: float = 0.0
+    huber_delta: float = 1.0
+    target: TargetTransform | None = None  # regression only
+
+    def __post_init__(self) -> None:
+        if self.problem == "regression":
+            self.target = self.target or TargetTransform()
+            self._loss = (nn.HuberLoss(delta=self.huber_delta) if self.loss_name == "huber"
+                          else nn.MSELoss())
+        elif self.num_classes == 2:
+            self._loss = nn.BCEWithLogitsLoss()
+        else:
+            self._loss = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+
+    @classmethod
+    def for_config(cls, cfg, classes: list, target: TargetTransform | None = None) -> Objective:
+        return cls(cfg.competition.problem, len(classes), cfg.optim.loss,
+                   cfg.optim.label_smoothing, cfg.optim.huber_delta, target)
+
+    @classmethod
+    def for_fold(cls, cfg, classes: list, y_fit: np.ndarray, *, standardize: bool) -> Objective:
+        """A fold's objective: a regression's target transform fitted on the fold's training
+        targets `y_fit` (networks also standardize: a unit-scale target suits their init
+        and LR; trees and linear models take the log1p'd target as it is)."""
+        target = None
+        if cfg.competition.problem == "regression":
+            target = TargetTransform(cfg.data.target_transform, standardize=standardize)
+            target.fit(y_fit)
+        return cls.for_config(cfg, classes, target)
+
+    @property
+    def regression(self) -> bool:
+        return self.problem == "regression"
+
+    @property
+    def n_outputs(self) -> int:
+        """Binary: one logit (BCE); multi-class: one per class; regression: one value."""
+        return 1 if self.regression or self.num_classes == 2 else self.num_classes
+
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.regression:
+            return self._loss(outputs.float().squeeze(1), y.float())
+        if self.num_classes == 2:
+            target = y.float()
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return self._loss(outputs.squeeze(1), target)
+        return self._loss(outputs, y.long())
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, C), or (N, 1) values in the model's space (a regression)."""
+        outputs = outputs.float()
+        if self.regression:
+            return outputs[:, :1]
+        if self.num_classes == 2:
+            p = torch.sigmoid(outputs.squeeze(1))
+            return torch.stack([1 - p, p], dim=1)
+        return outputs.softmax(1)
+
+    def to_original(self, pred: np.ndarray) -> np.ndarray:
+        """`predict`'s output as the prediction files hold it (original scale)."""
+        return self.target.inverse(pred) if self.regression else pred
+
+    def batch_target(self, y: np.ndarray) -> np.ndarray:
+        """The `y` a loader yields: class indices, or the transformed regression target."""
+        if self.regression:
+            return self.target.transform(y).astype(np.float32)
+        return np.asarray(y, np.int64)
+
+
+def check_target(problem: str, values, column: str, source: str) -> None:
+    """Refuse a target that does not fit the problem kind, before the first fold.
+
+    A classification target that is numeric with more distinct values than max(20, 5 % of
+    the rows) looks continuous; a regression target must be numeric."""
+    import pandas as pd
+
+    values = pd.Series(values)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if problem == "classification":
+        distinct, limit = values.nunique(), max(20, int(0.05 * len(values)))
+        if numeric and distinct > limit:
+            raise DataError(
+                f"{source}: target {column!r} has {distinct} distinct numeric values in "
+                f"{len(values)} rows (a classification allows at most {limit}); it looks "
+                "continuous: set competition.problem = \"regression\" with a regression metric "
+                "(rmse, rmsle, mae, r2)")
+        return
+    if not numeric:
+        bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+        rows = np.flatnonzero(bad.to_numpy())[:5].tolist()
+        raise DataError(
+            f"{source}: target {column!r} is not numeric (rows {rows}: "
+            f"{values.iloc[rows].tolist()}); a regression needs numbers: fix those rows, or "
+            "set competition.problem = \"classification\"")

@@ -1,0 +1,203 @@
+"""A run's files: one module reads and writes them (docs/architecture.md, "Run folder").
+
+Training (kit/pipeline.py), prediction (kit/predict.py) and the ensemble (kit/ensemble.py)
+all go through here, so the prediction-file contract lives in one place:
+
+- `oof.parquet`: id, fold, target, then the prediction columns;
+- `test_pred.parquet`: id, then the same prediction columns (the mean over folds);
+- prediction columns: `p_<class>` per class (a classification) or `pred` (a regression,
+  original scale);
+- `scores.json`: metric, mode, problem, per-fold scores, mean, std, OOF score, classes;
+- `folds.csv`: id, fold;
+- `run.json`: git commit, command line, seed, start time.
+
+Fold folders hold the same two prediction files for their rows, plus `done.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kit.config import Config, load_resolved
+from kit.errors import DataError
+from kit.io import write_csv, write_json, write_parquet
+from kit.paths import ROOT
+
+RUN_FILES = ("oof.parquet", "test_pred.parquet", "scores.json", "config.toml")
+PRED = "pred"  # a regression's prediction column
+_FOLD_DIR = re.compile(r"fold(\d+)")
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def pred_columns(classes: list) -> list[str]:
+    """`p_<class>` for each class; a regression (no classes) has one `pred` column."""
+    return [f"p_{c}" for c in classes] if len(classes) else [PRED]
+
+
+def new_run_dir(parent: Path, *parts: str) -> Path:
+    """<parent>/<YYYYmmdd-HHMMSS>_<part>_<part>..., suffixed -2, -3 ... when taken.
+
+    >>> new_run_dir(Path("runs/titanic"), "mlp", "eng")  # runs/titanic/20260101-120000_mlp_eng
+    """
+    clean = [re.sub(r"[:/\\]", "-", p) for p in parts if p]
+    stem = "_".join([time.strftime("%Y%m%d-%H%M%S"), *clean])
+    path, n = parent / stem, 1
+    while path.exists():
+        n += 1
+        path = parent / f"{stem}-{n}"
+    return path
+
+
+def git_commit() -> str:
+    """HEAD of the kit's checkout, or "unknown" (a Kaggle kernel has no git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    return {"git_commit": git_commit(), "argv": list(sys.argv if argv is None else argv),
+            "started": time.strftime("%F %T")}
+
+
+def fold_dirs(run: Path) -> list[Path]:
+    """fold<k>/ folders holding done.json, in fold order."""
+    done = [p for p in run.iterdir() if _FOLD_DIR.fullmatch(p.name) and (p / "done.json").is_file()]
+    return sorted(done, key=lambda p: int(_FOLD_DIR.fullmatch(p.name).group(1)))
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def oof_frame(ids, folds, targets, pred: np.ndarray, classes: list) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": ids, "fold": folds, "target": targets})
+    frame[pred_columns(classes)] = pred
+    return frame
+
+
+def test_frame(ids, pred: np.ndarray, classes: list) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": ids})
+    frame[pred_columns(classes)] = pred
+    return frame
+
+
+def write_predictions(folder: Path, oof: pd.DataFrame, test: pd.DataFrame) -> None:
+    write_parquet(folder / "oof.parquet", oof)
+    write_parquet(folder / "test_pred.parquet", test)
+
+
+def write_fold(fold_dir: Path, oof: pd.DataFrame, test: pd.DataFrame, info: dict) -> None:
+    """A fold's predictions, then done.json (written last: it marks the fold finished)."""
+    write_predictions(fold_dir, oof, test)
+    write_json(fold_dir / "done.json", info)
+
+
+def read_fold(fold_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
+    """(oof, test, info) of a finished fold; None when done.json is missing."""
+    if not (fold_dir / "done.json").exists():
+        return None
+    info = json.loads((fold_dir / "done.json").read_text())
+    return (pd.read_parquet(fold_dir / "oof.parquet"),
+            pd.read_parquet(fold_dir / "test_pred.parquet"), info)
+
+
+def scores_dict(metric, problem: str, fold_scores: list[float], oof_score: float,
+                classes: list, **extra) -> dict:
+    return {"metric": metric.name, "mode": metric.mode, "problem": problem,
+            "mean": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
+            "folds": [float(s) for s in fold_scores], "oof": float(oof_score),
+            "classes": [str(c) for c in classes], **extra}
+
+
+def write_folds(run_dir: Path, ids, folds: np.ndarray) -> None:
+    write_csv(run_dir / "folds.csv", pd.DataFrame({"id": ids, "fold": folds}))
+
+
+def read_folds(run_dir: Path, ids) -> np.ndarray | None:
+    """The saved fold column, checked against the training ids; None when there is none."""
+    path = run_dir / "folds.csv"
+    if not path.exists():
+        return None
+    saved = pd.read_csv(path)
+    if len(saved) != len(ids) or (saved["id"].astype(str).to_numpy()
+                                  != pd.Series(ids).astype(str).to_numpy()).any():
+        raise DataError(f"{path} does not match the training data; start a new run")
+    return saved["fold"].to_numpy()
+
+
+# --- reading a finished run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its folder, resolved config, classes and prediction frames by id."""
+
+    path: Path
+    cfg: Config
+    classes: list[str]  # empty for a regression
+    oof: pd.DataFrame  # index: id as str; columns: id, fold, target, prediction columns
+    test: pd.DataFrame  # index: id as str; columns: id, prediction columns
+
+    @property
+    def columns(self) -> list[str]:
+        return pred_columns(self.classes)
+
+    @property
+    def problem(self) -> str:
+        return self.cfg.competition.problem
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run folder through the prediction-file contract; a broken one is a DataError."""
+    path = Path(run_dir)
+    missing = [name for name in RUN_FILES if not (path / name).exists()]
+    if missing:
+        raise DataError(
+            f"run folder {path} lacks {', '.join(missing)}: it is not a finished run; "
+            f"pass a folder holding {', '.join(RUN_FILES)} (finish or rerun its training)"
+        )
+    cfg = load_resolved(path / "config.toml")
+    try:
+        classes = [str(c) for c in json.loads((path / "scores.json").read_text())["classes"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"{path / 'scores.json'}: no readable 'classes' list ({exc!r})") from None
+    oof = _read_frame(path / "oof.parquet", ["id", "fold", "target"], classes)
+    test = _read_frame(path / "test_pred.parquet", ["id"], classes)
+    return Run(path, cfg, classes, oof, test)
+
+
+def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    wanted = keys + pred_columns(classes)
+    lacking = [c for c in wanted if c not in frame.columns]
+    if lacking:
+        raise DataError(
+            f"{path} lacks columns {lacking} (has {list(frame.columns)}); the prediction-file "
+            "contract wants id, fold, target (oof only) and p_<class> for each class in "
+            "scores.json (pred for a regression)"
+        )
+    key = frame["id"].astype(str)
+    if key.duplicated().any():
+        raise DataError(f"{path}: duplicate ids {key[key.duplicated()].head(5).tolist()}")
+    if frame[wanted[len(keys):]].isna().to_numpy().any():
+        raise DataError(f"{path}: missing predictions (NaN); rerun that run's prediction")
+    frame = frame.sort_values("id", kind="mergesort")
+    return frame.set_axis(frame["id"].astype(str).to_numpy(), axis=0)
+
+
+def write_scores(run_dir: Path, scores: dict) -> None:
+    write_json(run_dir / "scores.json", scores)
