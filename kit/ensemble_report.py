@@ -3,44 +3,38 @@
 An ensemble run folder holds what a training run's does for the ensemble to read it again
 (config.toml, oof.parquet, test_pred.parquet, scores.json, submission.csv), so an ensemble
 can itself be a member, plus ensemble.json (members, weights, scores) and correlation.png.
+
+Imports run one way: kit.blending (arrays) <- this module (files, text) <- kit.ensemble.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kit import paths
+from kit.blending import Blend, Stack
 from kit.config import Config, to_toml
 from kit.errors import DataError
-from kit.io import atomic_path, write_json, write_parquet, write_text
+from kit.io import atomic_path, write_json, write_text
 from kit.metrics import Metric
+from kit.runs import (
+    Run,
+    oof_frame,
+    pred_frame,
+    provenance,
+    scores_dict,
+    write_predictions,
+    write_scores,
+)
 from kit.submission import (
     build_submission,
     read_sample,
     validate_submission,
     write_submission,
 )
-
-if TYPE_CHECKING:  # kit.ensemble imports this module; the types are for reading only
-    from kit.ensemble import Blend, Run, Stack
-
-
-def new_run_dir(parent: Path, method: str) -> Path:
-    """<parent>/<YYYYmmdd-HHMMSS>_ensemble_<method>, suffixed -2, -3 ... when taken."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}_ensemble_{method}"
-    path, n = parent / stem, 1
-    while path.exists():
-        n += 1
-        path = parent / f"{stem}-{n}"
-    return path
 
 
 def sample_path(cfg: Config, slug: str, data_dir: str | Path | None) -> Path:
@@ -58,10 +52,10 @@ def sample_path(cfg: Config, slug: str, data_dir: str | Path | None) -> Path:
 
 
 def correlation(oof: np.ndarray) -> np.ndarray:
-    """(M, M) Pearson correlation of members' OOF probabilities.
+    """(M, M) Pearson correlation of members' OOF predictions.
 
-    Binary: the positive (last) class's probability; multi-class: all columns flattened.
-    A member with constant predictions gets NaN.
+    Binary: the positive (last) class's probability; multi-class: all columns flattened;
+    regression: the `pred` column (its one column). A constant member gets NaN.
     """
     flat = oof[:, :, -1] if oof.shape[2] == 2 else oof.reshape(len(oof), -1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -81,7 +75,7 @@ def save_heatmap(dest: Path, names: list[str], corr: np.ndarray) -> Path:
     ax.set_yticks(range(len(names)), labels, fontsize=8)
     for (i, j), value in np.ndenumerate(corr):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_title("correlation of OOF probabilities")
+    ax.set_title("correlation of OOF predictions")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     with atomic_path(dest) as tmp:
@@ -129,29 +123,28 @@ def write_ensemble_run(
     """Write the ensemble's run folder and submission copy; return the summary dict."""
     cfg = runs[0].cfg
     sample = read_sample(sample_path)
-    frame = build_submission(
-        stack.test_ids, blend.test, stack.target_classes, sample, kind=cfg.submission.kind
-    )
+    kind = cfg.submission.resolved_kind(stack.problem)
+    frame = build_submission(stack.test_ids, blend.test, stack.target_classes, sample,
+                             kind=kind, metric=metric.name)
     # Checked before the folder exists: a bad submission leaves no half-made ensemble run.
-    validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs")
+    validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", metric=metric.name)
     run_dir.mkdir(parents=True)
-    columns = [f"p_{c}" for c in stack.classes]
-    oof = pd.DataFrame({"id": stack.oof_ids, "fold": stack.folds, "target": stack.targets})
-    oof[columns] = blend.oof
-    write_parquet(run_dir / "oof.parquet", oof)
-    test = pd.DataFrame({"id": stack.test_ids})
-    test[columns] = blend.test
-    write_parquet(run_dir / "test_pred.parquet", test)
-    write_json(run_dir / "scores.json", _scores(stack, blend, metric))
+    write_predictions(
+        run_dir,
+        oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
+        pred_frame(stack.test_ids, blend.test, stack.classes),
+    )
+    write_scores(run_dir, _scores(stack, blend, metric))
     model = dataclasses.replace(cfg.model, name="ensemble")
     write_text(run_dir / "config.toml", to_toml(cfg.replace(model=model)))
     names = [run.path.name for run in runs]
     corr = correlation(stack.oof)
     heatmap = save_heatmap(run_dir / "correlation.png", names, corr)
-    write_submission(frame, sample_path, run_dir / "submission.csv")
-    copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv")
+    write_submission(frame, sample_path, run_dir / "submission.csv", metric=metric.name)
+    copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv",
+                            metric=metric.name)
     summary = _summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr)
-    write_json(run_dir / "ensemble.json", {**summary, **_provenance()})
+    write_json(run_dir / "ensemble.json", {**summary, **provenance()})
     return summary
 
 
@@ -161,17 +154,14 @@ def _scores(stack: Stack, blend: Blend, metric: Metric) -> dict:
         metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])
         for k in np.unique(stack.folds)
     ]
-    return {
-        "metric": metric.name, "mode": metric.mode, "mean": float(np.mean(folds)),
-        "std": float(np.std(folds)), "folds": folds, "oof": metric(stack.labels, blend.oof),
-        "classes": stack.classes,
-    }
+    return scores_dict(metric, stack.problem, folds, metric(stack.labels, blend.oof),
+                       stack.classes)
 
 
 def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> dict:
     members = [
-        {"run_dir": str(run.path), "oof_score": metric(stack.labels, proba), "weight": float(w)}
-        for run, proba, w in zip(runs, stack.oof, blend.weights)
+        {"run_dir": str(run.path), "oof_score": metric(stack.labels, pred), "weight": float(w)}
+        for run, pred, w in zip(runs, stack.oof, blend.weights)
     ]
     return {
         "run_dir": str(run_dir),
@@ -180,6 +170,7 @@ def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> 
         "method": blend.method,
         "metric": metric.name,
         "mode": metric.mode,
+        "problem": stack.problem,
         "oof_score": blend.score,
         "oof_score_in_sample": blend.score_in_sample,
         "oof_score_cv": blend.score_cv,
@@ -191,19 +182,4 @@ def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> 
         "heatmap": str(heatmap),
         "ensemble_json": str(run_dir / "ensemble.json"),
         "classes": stack.classes,
-    }
-
-
-def _provenance() -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
-            timeout=10, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""  # not a git checkout (a Kaggle kernel): recorded as unknown
-    return {
-        "git_commit": commit,
-        "command": " ".join(sys.argv),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

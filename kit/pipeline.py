@@ -23,10 +23,10 @@ from kit.paths import competition_dir
 from kit.runs import (
     oof_frame,
     pred_columns,
+    pred_frame,
     read_fold,
     read_folds,
     scores_dict,
-    test_frame,
     write_fold,
     write_folds,
     write_predictions,
@@ -111,7 +111,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                 batch = ctx.extras["sample_batch"]
                 sample_grid(batch["x"], fold_dir / "sample_grid.png", labels=batch["y"].tolist())
             done = (_fold_frame(prep, k, valid_idx, out.valid_pred),
-                    test_frame(prep.test_ids, out.test_pred, prep.classes), out.info)
+                    pred_frame(prep.test_ids, out.test_pred, prep.classes), out.info)
             if main:
                 write_fold(fold_dir, *done)
             dist.barrier()  # rank 0 has written done.json before any rank moves on
@@ -165,7 +165,7 @@ def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) ->
 def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
     """The run's test prediction: the folds' mean (soft) or their majority vote (hard)."""
     if vote == "hard":
-        from kit.ensemble import fold_vote_hard
+        from kit.blending import fold_vote_hard
 
         return fold_vote_hard(test_preds)
     return np.mean(test_preds, axis=0)
@@ -179,7 +179,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     oof_score = metric(labels, oof_pred)
     test = fold_mean(test_preds, cfg.ensemble.fold_vote)
     write_predictions(opts.run_dir, oof.drop(columns="_row"),
-                      test_frame(prep.test_ids, test, classes))
+                      pred_frame(prep.test_ids, test, classes))
     scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, classes,
                          n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
                          fold_info=infos)

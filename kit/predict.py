@@ -26,7 +26,7 @@ from kit.config import Config, load_resolved
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
-from kit.runs import fold_dirs, test_frame
+from kit.runs import fold_dirs, pred_frame
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -125,7 +125,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
         _check_classes(run, prep.classes)
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
     test = fold_mean(probas, cfg.ensemble.fold_vote)
-    frame = test_frame(prep.test_ids, test, prep.classes)
+    frame = pred_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
     metric = cfg.competition.metric

@@ -89,7 +89,7 @@ def oof_frame(ids, folds, targets, pred: np.ndarray, classes: list) -> pd.DataFr
     return frame
 
 
-def test_frame(ids, pred: np.ndarray, classes: list) -> pd.DataFrame:
+def pred_frame(ids, pred: np.ndarray, classes: list) -> pd.DataFrame:
     frame = pd.DataFrame({"id": ids})
     frame[pred_columns(classes)] = pred
     return frame

@@ -4,8 +4,11 @@
         --method weighted                      # weights fitted on OOF, cross-validated score
     python scripts/ensemble.py --comp digit-recognizer RUN_A RUN_B RUN_C --method hard
     python scripts/ensemble.py --comp titanic RUN_A RUN_B --method weighted --weights 0.3,0.7
+    python scripts/ensemble.py --comp house-prices-advanced-regression-techniques RUN_A RUN_B \
+        --method weighted                      # a regression: weights minimise the metric
 
-Methods, the hard-vote tie rule and the weight fitting are documented in kit/ensemble.py.
+Methods, the hard-vote tie rule, the regression spaces and the weight fitting are
+documented in kit/blending.py.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(summary))
     print(f"\nweights ({summary['weights_source']}): "
           + ", ".join(f"{w:.3f}" for w in summary["weights"]))
-    print("\ncorrelation of OOF probabilities:")
+    print("\ncorrelation of OOF predictions:")
     print(format_matrix(names, summary["correlation"]))
     print(f"\nrun folder  {summary['run_dir']}")
     print(f"submission  {summary['submission']}")

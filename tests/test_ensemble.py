@@ -1,10 +1,10 @@
-"""kit.ensemble: voting with known answers, weight fitting, alignment refusals, end to end."""
+"""kit.ensemble: run folders checked and aligned, ensembles end to end (classification and
+regression), the script. The array math is in tests/test_blending.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,99 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import ensemble
-from kit.config import CompetitionConfig, Config, DataConfig, SubmissionConfig, to_toml
+from kit import ensemble, runs  # runs.pred_frame: pytest would collect a bare pred_frame
+from kit.config import CompetitionConfig, Config, DataConfig, SubmissionConfig, load_config, to_toml
 from kit.errors import ConfigError, DataError
 from kit.metrics import get_metric
+from kit.runs import load_run, oof_frame, scores_dict, write_predictions, write_scores
 from kit.submission import validate_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = "gender_submission.csv"
 TEST_IDS = np.arange(892, 902)
-
-
-# --- voting ------------------------------------------------------------------------------
-
-
-def test_soft_vote_is_the_mean_and_weighted_uses_the_weights():
-    a, b = np.array([[0.8, 0.2], [0.1, 0.9]]), np.array([[0.4, 0.6], [0.3, 0.7]])
-    np.testing.assert_allclose(ensemble.soft_vote([a, b]), [[0.6, 0.4], [0.2, 0.8]])
-    np.testing.assert_allclose(ensemble.soft_vote([a, b], [0.25, 0.75]), [[0.5, 0.5], [0.25, 0.75]])
-
-
-def test_hard_vote_majority_wins_even_against_summed_probability():
-    members = [np.array([[0.45, 0.55, 0.0]])] * 2 + [np.array([[0.9, 0.1, 0.0]])]
-    # class 0 has the larger summed probability (1.8 vs 1.2) but one vote against two
-    np.testing.assert_array_equal(ensemble.hard_vote(members), [[0.0, 1.0, 0.0]])
-
-
-def test_hard_vote_two_two_tie_goes_to_higher_summed_probability():
-    members = [np.array([[0.1, 0.5, 0.4]])] * 2 + [np.array([[0.0, 0.3, 0.7]])] * 2
-    # votes 2-2 between classes 1 and 2; sums 1.6 vs 2.2: the higher class index wins here
-    np.testing.assert_array_equal(ensemble.hard_vote(members), [[0.0, 0.0, 1.0]])
-
-
-def test_hard_vote_full_tie_goes_to_lower_class_index():
-    members = [np.array([[0.0, 0.5, 0.5 - 0.1]])] * 2 + [np.array([[0.0, 0.45, 0.55]])] * 2
-    # votes 2-2 and sums 1.9 vs 1.9 (equal on paper, not bit-for-bit in float): class 1
-    out = ensemble.hard_vote(members)
-    np.testing.assert_array_equal(out, [[0.0, 1.0, 0.0]])
-    assert out.dtype == np.float64
-
-
-def test_fold_vote_hard_is_one_hot_majority_per_row():
-    folds = [
-        np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]),
-        np.array([[0.7, 0.3], [0.6, 0.4], [0.4, 0.6]]),
-        np.array([[0.2, 0.8], [0.3, 0.7], [0.45, 0.55]]),
-    ]
-    np.testing.assert_array_equal(ensemble.fold_vote_hard(folds), [[1, 0], [0, 1], [0, 1]])
-    with pytest.raises(ValueError):
-        ensemble.fold_vote_hard([np.ones((3, 2)), np.ones((2, 2))])
-
-
-# --- weights -----------------------------------------------------------------------------
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def test_fit_weights_recover_the_member_that_is_the_truth():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, 600)
-    truth = _softmax(3.0 * np.eye(3)[labels] + 0.3 * rng.normal(size=(600, 3)))
-    noise = [rng.dirichlet(np.ones(3), 600) for _ in range(2)]
-    w = ensemble.fit_weights([noise[0], truth, noise[1]], labels)
-    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
-    assert w[1] > 0.95, w
-
-
-def test_cross_validated_blend_scores_each_fold_with_weights_fitted_elsewhere():
-    # Fold 0: member A right, B wrong; fold 1 the reverse. Weights fitted on one fold pick
-    # the member that is wrong on the other, so the held-out accuracy is 0, while the
-    # in-sample fit (0.5 / 0.5, argmax tie -> class 0) is right everywhere.
-    right, wrong = [0.9, 0.1], [0.1, 0.9]
-    a = np.array([right, right, wrong, wrong])
-    b = np.array([wrong, wrong, right, right])
-    labels, folds = np.zeros(4, dtype=int), np.array([0, 0, 1, 1])
-    accuracy = get_metric("accuracy")
-    w = ensemble.fit_weights([a, b], labels)
-    np.testing.assert_allclose(w, [0.5, 0.5], atol=1e-6)
-    assert accuracy(labels, ensemble.soft_vote([a, b], w)) == 1.0
-    blend, fold_weights = ensemble.cross_validated_blend([a, b], labels, folds)
-    np.testing.assert_allclose(fold_weights[0], [0, 1], atol=1e-6)
-    np.testing.assert_allclose(fold_weights[1], [1, 0], atol=1e-6)
-    np.testing.assert_allclose(blend, np.array([wrong] * 4), atol=1e-6)
-    assert accuracy(labels, blend) == 0.0
-
-
-def test_parse_weights_normalises_and_refuses_bad_lists():
-    np.testing.assert_allclose(ensemble.parse_weights("1,3", 2), [0.25, 0.75])
-    for text, says in [("0.3", "1 weight(s) for 2"), ("a,b", "comma-separated"), ("-1,2", ">= 0")]:
-        with pytest.raises(ConfigError, match=re.escape(says)):
-            ensemble.parse_weights(text, 2)
 
 
 # --- run folders -------------------------------------------------------------------------
@@ -165,7 +82,7 @@ def two_runs(tmp_path):
 def _refused(tmp_path, a, name="B_bad", **kwargs) -> str:
     b = make_run(tmp_path / "runs", name, np.full(12, 0.5), np.full(10, 0.5), **kwargs)
     with pytest.raises(DataError) as info:
-        ensemble.stack_runs([ensemble.load_run(a), ensemble.load_run(b)], "titanic")
+        ensemble.stack_runs([load_run(a), load_run(b)], "titanic")
     message = str(info.value)
     assert str(b) in message
     return message
@@ -193,7 +110,7 @@ def test_other_competition_is_refused(tmp_path, two_runs):
 def test_unfinished_run_folder_is_refused(tmp_path, two_runs):
     (two_runs[1] / "oof.parquet").unlink()
     with pytest.raises(DataError, match="lacks oof.parquet"):
-        ensemble.load_run(two_runs[1])
+        load_run(two_runs[1])
 
 
 def test_soft_ensemble_is_aligned_by_id_and_can_be_a_member_again(tmp_path, two_runs):
@@ -228,6 +145,116 @@ def test_float_targets_still_give_the_sample_int_labels(tmp_path, two_runs):
     )
     frame = validate_file(summary["submission"], tmp_path / "data" / "titanic" / SAMPLE)
     assert frame["Survived"].tolist() == [0] * 5 + [1] * 5
+
+
+# --- regression ----------------------------------------------------------------------------
+
+HOUSE = "house-prices"
+HOUSE_TEST_IDS = np.arange(1461, 1467)
+SALE_PRICE = 50_000.0 + 25_000.0 * np.arange(12)  # the shared truth of every regression run
+
+
+def house_config(tmp_path: Path, metric: str = "rmsle") -> Config:
+    """A regression Config as load_config builds it from a competition's config.toml."""
+    path = tmp_path / "competitions" / HOUSE / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'[competition]\nproblem = "regression"\nmetric = "{metric}"\n\n'
+        '[data]\nid = "Id"\ntarget = "SalePrice"\nsample_submission = "sample_submission.csv"\n'
+    )
+    return load_config(path)
+
+
+def make_regression_run(tmp_path: Path, name: str, oof_pred, test_pred, *,
+                        metric: str = "rmsle") -> Path:
+    """A regression run folder written through kit.runs, as the pipeline writes one."""
+    cfg = house_config(tmp_path, metric)
+    run = tmp_path / "runs" / HOUSE / name
+    run.mkdir(parents=True)
+    ids, folds = np.arange(1, 13), np.arange(12) % 2
+    write_predictions(
+        run,
+        oof_frame(ids, folds, SALE_PRICE, np.asarray(oof_pred, float)[:, None], []),
+        runs.pred_frame(HOUSE_TEST_IDS, np.asarray(test_pred, float)[:, None], []),
+    )
+    m = get_metric(metric)
+    scores = [m(SALE_PRICE[folds == k], np.asarray(oof_pred)[folds == k]) for k in (0, 1)]
+    write_scores(run, scores_dict(m, "regression", scores, m(SALE_PRICE, oof_pred), []))
+    (run / "config.toml").write_text(to_toml(cfg))
+    sample = tmp_path / "data" / HOUSE / "sample_submission.csv"
+    sample.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"Id": HOUSE_TEST_IDS, "SalePrice": 180921.19}).to_csv(sample, index=False)
+    return run
+
+
+def house_roots(tmp_path: Path) -> dict:
+    return {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
+            "data_dir": tmp_path / "data", "log": lambda _: None}
+
+
+def test_regression_soft_ensemble_averages_log1p_and_is_a_member_again(tmp_path):
+    a_oof, b_oof = SALE_PRICE * 1.2, SALE_PRICE / 1.1
+    a_test, b_test = np.full(6, 100.0), np.full(6, 10_000.0)
+    a = make_regression_run(tmp_path, "A_gbdt_raw", a_oof, a_test)
+    b = make_regression_run(tmp_path, "B_mlp_raw", b_oof, b_test)
+    summary = ensemble.ensemble_runs(HOUSE, [a, b], method="soft", **house_roots(tmp_path))
+    out = load_run(summary["run_dir"])  # the ensemble's folder honours the contract
+    assert out.problem == "regression" and out.classes == [] and out.columns == ["pred"]
+    want = np.expm1((np.log1p(a_oof) + np.log1p(b_oof)) / 2)
+    by_id = out.oof.set_index("id").loc[np.arange(1, 13)]
+    np.testing.assert_allclose(by_id["pred"], want)  # not the arithmetic mean: 1.2 / 1.1 != 1
+    np.testing.assert_array_equal(by_id["target"], SALE_PRICE)
+    np.testing.assert_allclose(out.test["pred"], np.sqrt(101 * 10001) - 1)  # 1004.04, not 5050
+    rmsle = get_metric("rmsle")
+    assert summary["oof_score"] == pytest.approx(rmsle(SALE_PRICE, want))
+    scores = json.loads((out.path / "scores.json").read_text())
+    assert scores["problem"] == "regression" and scores["classes"] == [] and scores["metric"] == "rmsle"
+    sample = tmp_path / "data" / HOUSE / "sample_submission.csv"
+    frame = validate_file(summary["submission"], sample, metric="rmsle")
+    np.testing.assert_allclose(frame["SalePrice"], np.sqrt(101 * 10001) - 1)
+    assert frame["SalePrice"].dtype == np.float64
+    again = ensemble.ensemble_runs(HOUSE, [out.path, a], method="weighted", weights="1,1",
+                                   **house_roots(tmp_path))
+    np.testing.assert_allclose(load_run(again["run_dir"]).test["pred"],
+                               np.expm1((np.log1p(1004.0378) + np.log1p(100)) / 2), rtol=1e-6)
+
+
+def test_regression_weighted_puts_the_weight_on_the_truth_cross_validated(tmp_path):
+    noisy = SALE_PRICE * (1 + 0.3 * np.sin(np.arange(12)))
+    truth = make_regression_run(tmp_path, "A_truth", SALE_PRICE, np.full(6, 2e5), metric="rmse")
+    other = make_regression_run(tmp_path, "B_noisy", noisy, np.full(6, 1e5), metric="rmse")
+    summary = ensemble.ensemble_runs(HOUSE, [other, truth], method="weighted",
+                                     **house_roots(tmp_path))
+    assert summary["metric"] == "rmse" and summary["weights_source"] == "fitted"
+    assert summary["weights"][1] > 0.99, summary["weights"]
+    for w in summary["fold_weights"].values():
+        assert w[1] > 0.99, summary["fold_weights"]
+    assert summary["oof_score_cv"] == pytest.approx(0.0, abs=1.0)  # dollars, on ~200k prices
+    assert summary["members"][0]["oof_score"] > 10_000
+    given = ensemble.ensemble_runs(HOUSE, [other, truth], method="weighted", weights="1,0",
+                                   **house_roots(tmp_path))
+    assert given["oof_score"] == pytest.approx(summary["members"][0]["oof_score"])
+
+
+def test_hard_voting_on_regression_runs_is_refused_before_any_file(tmp_path):
+    a = make_regression_run(tmp_path, "A", SALE_PRICE, np.full(6, 1e5))
+    b = make_regression_run(tmp_path, "B", SALE_PRICE * 1.1, np.full(6, 1e5))
+    with pytest.raises(ConfigError, match="--method hard") as info:
+        ensemble.ensemble_runs(HOUSE, [a, b], method="hard", **house_roots(tmp_path))
+    assert "regression" in str(info.value) and "--method soft" in str(info.value)
+    assert sorted(p.name for p in (tmp_path / "runs" / HOUSE).iterdir()) == ["A", "B"]
+    assert not (tmp_path / "subs").exists()
+
+
+def test_a_classification_and_a_regression_run_do_not_mix(tmp_path):
+    regression = make_regression_run(tmp_path, "R_gbdt", SALE_PRICE, np.full(6, 1e5))
+    labels = make_run(tmp_path / "runs", "C_mlp", np.full(12, 0.5), np.full(6, 0.5),
+                      slug=HOUSE, test_ids=HOUSE_TEST_IDS)
+    with pytest.raises(DataError) as info:
+        ensemble.stack_runs([load_run(labels), load_run(regression)], HOUSE)
+    message = str(info.value)
+    assert str(labels) in message and str(regression) in message
+    assert "is a regression" in message and "a classification" in message
 
 
 # --- the script --------------------------------------------------------------------------

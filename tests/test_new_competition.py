@@ -58,8 +58,8 @@ def test_template_competition_trains_with_only_its_config_edited(tmp_path, comps
     config = Path(comps["KIT_COMPETITIONS_ROOT"]) / "churn-demo" / "config.toml"
     text = config.read_text()
     for old, new in [('id = "id"', 'id = "customer"'), ('target = "target"', 'target = "churn"'),
-                     ("numeric = []", 'numeric = ["tenure", "spend"]'),
-                     ("categorical = []", 'categorical = ["plan", "region"]')]:
+                     ('numeric = "auto"', 'numeric = ["tenure", "spend"]'),
+                     ('categorical = "auto"', 'categorical = ["plan", "region"]')]:
         assert old in text
         text = text.replace(old, new)
     config.write_text(text)
@@ -75,12 +75,65 @@ def test_template_competition_trains_with_only_its_config_edited(tmp_path, comps
     assert set(frame["churn"]) <= {"yes", "no"}
 
 
+def make_regression_dataset(folder: Path, seed: int = 0) -> None:
+    """A price-like table: log(price) linear in two numerics and a category, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def table(n, start):
+        return pd.DataFrame({"Id": np.arange(start, start + n),
+                             "area": rng.gamma(4, 400, n).round(), "rooms": rng.integers(1, 9, n),
+                             "town": rng.choice(["a", "b", "c"], n)})
+
+    train, test = table(500, 1), table(150, 1001)
+    log_price = (11 + 0.0003 * train["area"] + 0.05 * train["rooms"]
+                 + train["town"].map({"a": 0.3, "b": 0.0, "c": -0.3}) + rng.normal(0, 0.1, 500))
+    train["Price"] = np.expm1(log_price).round()
+    folder.mkdir(parents=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"Id": test["Id"], "Price": 180000.0}).to_csv(folder / "sample_submission.csv",
+                                                               index=False)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_regression_template_trains_with_auto_features(tmp_path, comps, model):
+    proc = script("new_competition.py", "prices-demo", "--problem", "regression", env=comps)
+    assert proc.returncode == 0, proc.stderr
+    config = Path(comps["KIT_COMPETITIONS_ROOT"]) / "prices-demo" / "config.toml"
+    text = config.read_text()
+    assert 'problem = "regression"' in text and 'metric = "rmse"' in text
+    for old, new in [('id = "id"', 'id = "Id"'), ('target = "target"', 'target = "Price"'),
+                     ('metric = "rmse"', 'metric = "rmsle"'),
+                     ('target_transform = "none"', 'target_transform = "log1p"')]:
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text)
+    data = tmp_path / "data"
+    make_regression_dataset(data)
+    proc, summary = run_train(tmp_path, data, "--comp", "prices-demo", "--set",
+                              f"model.name={model}", "--set", "train.epochs=30", env=comps)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'features.numeric = "auto": 2 columns [\'area\', \'rooms\']' in proc.stdout
+    # the noise is 0.1 in log space; predicting the mean price scores ~0.3
+    assert summary["cv"]["metric"] == "rmsle" and summary["cv"]["mean"] < 0.16
+    frame = validate_file(summary["submission"], data / "sample_submission.csv", metric="rmsle")
+    assert frame["Price"].dtype == np.float64 and (frame["Price"] > 0).all()
+    run = Path(summary["run_dir"])
+    oof = pd.read_parquet(run / "oof.parquet")
+    assert list(oof.columns) == ["id", "fold", "target", "pred"]
+    assert oof["target"].max() > 1000  # the original scale, not log1p
+    assert list(pd.read_parquet(run / "test_pred.parquet").columns) == ["id", "pred"]
+    assert (run / "residuals.png").exists() and not (run / "confusion.png").exists()
+
+
 def test_new_competition_refuses_to_overwrite_and_bad_task(comps):
     assert script("new_competition.py", "abc", env=comps).returncode == 0
     again = script("new_competition.py", "abc", env=comps)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     bad = script("new_competition.py", "xyz", "--task", "audio", env=comps)
     assert bad.returncode == 2 and "valid tasks are tabular, image" in bad.stderr
+    bad = script("new_competition.py", "xyz", "--problem", "ranking", env=comps)
+    assert bad.returncode == 2 and "valid problems are classification, regression" in bad.stderr
 
 
 def test_titanic_dry_run_writes_a_marked_valid_submission(tmp_path):

@@ -1,7 +1,8 @@
 """The image task: layout.py hook -> arrays or files -> batches -> CNN / timm / torchvision.
 
 The competition's `layout.py` defines `load(data, data_dir, cache_dir, **params) -> ImageData`
-(kit/data/images.py): ids, class indices, groups, and either uint8 pixels (digit-recognizer)
+(kit/data/images.py): ids, class indices (regression: target values; a hook with a
+`problem` parameter is told competition.problem), groups, and either uint8 pixels (digit-recognizer)
 or image paths (mask). Everything else is generic and set in `data.params`:
 
     size = [h, w]        resize for image files (pixels keep their own size)
@@ -24,6 +25,7 @@ for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import warnings
@@ -88,6 +90,8 @@ def image_params(cfg: Config) -> tuple[dict, dict]:
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
     own, hook_params = image_params(cfg)
     load = load_hook(comp_dir, "layout", "load", required=True)
+    if "problem" in inspect.signature(load).parameters:  # a hook that serves both kinds
+        hook_params = {**hook_params, "problem": cfg.competition.problem}
     cache = cache_root(data_dir, cache_dir)
     data: ImageData = call_with_params(load, hook_params, "data.params", cfg.data, data_dir, cache)
     train, test = data.train, data.test

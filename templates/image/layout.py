@@ -33,13 +33,18 @@ def _paths(folder: Path, ids) -> np.ndarray:
 
 
 def load(data: DataConfig, data_dir: Path, cache_dir: Path, *, train_dir: str = "train",
-         test_dir: str = "test") -> ImageData:
+         test_dir: str = "test", problem: str = "classification") -> ImageData:
+    """`problem` comes from competition.problem: a regression's labels are the target values."""
     table = read_csv(data_dir / data.train, required=[data.id, data.target], what="train")
     test = read_csv(data_dir / data.test, required=[data.id], what="test ids")
-    classes = sorted(table[data.target].unique().tolist())
-    labels = np.searchsorted(np.array(classes, dtype=object), table[data.target].to_numpy())
+    if problem == "regression":
+        classes, labels = [], table[data.target].to_numpy()
+    else:
+        classes = sorted(table[data.target].unique().tolist())
+        labels = np.searchsorted(np.array(classes, dtype=object),
+                                 table[data.target].to_numpy()).astype(np.int64)
     return ImageData(
-        ImageSet(ids=table[data.id].to_numpy(), labels=labels.astype(np.int64),
+        ImageSet(ids=table[data.id].to_numpy(), labels=labels,
                  paths=_paths(data_dir / train_dir, table[data.id])),
         ImageSet(ids=test[data.id].to_numpy(), paths=_paths(data_dir / test_dir, test[data.id])),
         classes)
