@@ -530,11 +530,11 @@ def test_push_commands_and_push_errors(tmp_path, monkeypatch):
 # --- the kernel script runs ----------------------------------------------------------------
 
 
-def kaggle_tree(tmp_path: Path) -> Path:
-    """A fake /kaggle: input/titanic holding the Titanic demo files, an empty working/."""
+def kaggle_tree(tmp_path: Path, slug: str = "titanic") -> Path:
+    """A fake /kaggle: input/<slug> holding the competition's demo files, an empty working/."""
     root = tmp_path / "kaggle"
-    make_demo = load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")
-    make_demo(root / "input" / "titanic")
+    make_demo = load_hook(ROOT / "competitions" / slug, "demo", "make_demo")
+    make_demo(root / "input" / slug)
     (root / "working").mkdir(parents=True)
     return root
 

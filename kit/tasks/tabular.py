@@ -273,7 +273,7 @@ SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
                  "sklearn.linear_model._logistic.LogisticRegression",
                  "sklearn.ensemble._voting.VotingRegressor",
                  "sklearn.ensemble._voting.VotingClassifier",
-                 "sklearn.preprocessing._label.LabelEncoder"]
+                 "sklearn.preprocessing._label.LabelEncoder", "sklearn.utils._bunch.Bunch"]
 
 
 def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
