@@ -119,6 +119,7 @@ def train_main(argv: list[str] | None = None) -> dict:
 
     from kit import distributed as dist
     from kit.devices import pick_device
+    from kit.metrics import get_metric
     from kit.pipeline import RunOptions, run_cv
     from kit.seed import seed_everything, set_deterministic
 
@@ -145,6 +146,7 @@ def train_main(argv: list[str] | None = None) -> dict:
         label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
         run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
                               cfg.model.name, cfg.features.name, label)
+    get_metric(cfg.competition.metric, cfg.competition.problem)  # before any folder is made
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
     place = dist.init(cfg.train.device)
     run_dir = Path(dist.broadcast(str(run_dir)))  # ranks started a second apart agree

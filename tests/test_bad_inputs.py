@@ -110,6 +110,62 @@ def test_target_with_unexpected_values(world, capsys):
           "expected only ['0', '1']", "fix the target column")
 
 
+# --- regression (House Prices) -----------------------------------------------------------
+
+HP = "house-prices-advanced-regression-techniques"
+
+
+@pytest.fixture
+def hp_world(tmp_path):
+    return make_world(tmp_path, HP)
+
+
+def hp_argv(world: Path, *extra) -> list[str]:
+    return ["--comp", HP, "--data", str(world / "data"), "--runs", str(world / "runs"),
+            "--submissions", str(world / "subs"), "--set", "model.name=linear", "--folds", "1",
+            *extra]
+
+
+def test_continuous_target_under_a_classification_config(world, capsys):
+    edit(world / "data" / "train.csv", lambda f: f.assign(Survived=f["Fare"]))
+    fails(world, capsys, argv(world), DataError, "train.csv", "'Survived'", "distinct numeric",
+          "looks continuous", 'competition.problem = "regression"')
+
+
+def test_non_numeric_target_under_a_regression_config(hp_world, capsys):
+    edit(hp_world / "data" / "train.csv", lambda f: f.assign(
+        SalePrice=f["SalePrice"].astype(object).where(f.index != 3, "pricey")))
+    fails(hp_world, capsys, hp_argv(hp_world), DataError, "train.csv", "'SalePrice'",
+          "not numeric", "rows [3]", "'pricey'", 'competition.problem = "classification"')
+
+
+def test_negative_targets_with_rmsle(hp_world, capsys):
+    edit(hp_world / "data" / "train.csv", lambda f: f.assign(
+        SalePrice=f["SalePrice"].where(f.index != 7, -100)))
+    fails(hp_world, capsys, hp_argv(hp_world), DataError, "train.csv", "'SalePrice'",
+          "negative in rows [7]", "rmsle", 'competition.metric = "rmse"')
+
+
+def test_log1p_on_targets_at_or_below_minus_one(hp_world, capsys):
+    edit(hp_world / "data" / "train.csv", lambda f: f.assign(
+        SalePrice=f["SalePrice"].where(f.index != 2, -1)))
+    fails(hp_world, capsys, hp_argv(hp_world, "--set", "competition.metric=rmse"), DataError,
+          'data.target_transform = "log1p"', "above -1", "[-1.0]", '"none"')
+
+
+@pytest.mark.parametrize("comp, metric, fragments", [
+    ("titanic", "rmse", ("'rmse' scores a regression", "accuracy", "auc",
+                         'competition.problem = "regression"')),
+    (HP, "accuracy", ("'accuracy' scores a classification", "rmsle", "mae",
+                      'competition.problem = "classification"'))])
+def test_a_metric_of_the_other_problem_kind(tmp_path, capsys, comp, metric, fragments):
+    world = make_world(tmp_path, comp)
+    args = argv(world) if comp == "titanic" else hp_argv(world)
+    fails(world, capsys, [*args, "--set", f"competition.metric={metric}"], ConfigError,
+          "competition.metric", *fragments)
+    assert [p.name for p in (world / "runs" / comp).iterdir()] == [OLD_RUN]  # no new folder
+
+
 def test_duplicate_ids_in_test(world, capsys):
     edit(world / "data" / "test.csv", lambda f: f.assign(
         PassengerId=f["PassengerId"].where(f.index != 5, f["PassengerId"][4])))
