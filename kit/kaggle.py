@@ -290,7 +290,8 @@ def submit(
     cfg = kaggle_config(slug)
     if not message.strip():
         raise KaggleError("the submission message (-m) is empty; say what this submission is")
-    validate_file(file, competition_data(slug, data) / cfg.data.sample_submission)
+    validate_file(file, competition_data(slug, data) / cfg.data.sample_submission,
+                  metric=cfg.competition.metric)
     args = ["competitions", "submit", "-c", slug, "-f", str(file), "-m", message]
     summary = {"competition": slug, "file": str(file), "command": display(args)}
     if dry_run:

@@ -152,7 +152,7 @@ def check_target(problem: str, values, column: str, source: str) -> None:
     """Refuse a target that does not fit the problem kind, before the first fold.
 
     A classification target that is numeric with more distinct values than max(20, 5 % of
-    the rows) looks continuous; a regression target must be numeric."""
+    the rows) looks continuous; a regression target must be numeric and finite."""
     import pandas as pd
 
     values = pd.Series(values)
@@ -166,10 +166,19 @@ def check_target(problem: str, values, column: str, source: str) -> None:
                 "continuous: set competition.problem = \"regression\" with a regression metric "
                 "(rmse, rmsle, mae, r2)")
         return
+    fix = "set competition.problem = \"classification\""
+    if pd.api.types.is_bool_dtype(values):
+        raise DataError(f"{source}: target {column!r} is not numeric (true/false values); a "
+                        f"regression needs numbers: {fix}")
     if not numeric:
         bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
         rows = np.flatnonzero(bad.to_numpy())[:5].tolist()
-        raise DataError(
-            f"{source}: target {column!r} is not numeric (rows {rows}: "
-            f"{values.iloc[rows].tolist()}); a regression needs numbers: fix those rows, or "
-            "set competition.problem = \"classification\"")
+        where = (f"rows {rows}: {values.iloc[rows].tolist()}" if rows else
+                 f"numbers stored as text, dtype {values.dtype}: convert them in features.py")
+        raise DataError(f"{source}: target {column!r} is not numeric ({where}); a regression "
+                        f"needs numbers: fix those rows, or {fix}")
+    finite = np.isfinite(values.to_numpy(np.float64, na_value=np.nan))
+    if not finite.all():
+        rows = np.flatnonzero(~finite)[:5].tolist()
+        raise DataError(f"{source}: target {column!r} is not finite in rows {rows} (missing or "
+                        "inf); drop or fix those rows")

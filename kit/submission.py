@@ -62,12 +62,21 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
         if frame[col].isna().any():
             raise SubmissionError(f"{where}column {col!r} has missing values")
         want, got = sample[col].dtype, frame[col].dtype
-        if _kind(want) != _kind(got):
+        values = col != id_col and _kind(got) == "float" and _regression(metric)
+        if _kind(want) != _kind(got) and not (values and _kind(want) == "int"):
+            # a regression's sample may hold integer placeholders (count = 0): values are
+            # floats; a label column must keep the sample's type (1 is not 1.0 to a scorer)
             raise SubmissionError(
                 f"{where}column {col!r} has dtype {got}, the sample has {want}"
             )
         if col != id_col and _kind(got) == "float":
             _check_values(frame[col].to_numpy(np.float64), col, where, metric)
+
+
+def _regression(metric: str) -> bool:
+    from kit.metrics import METRICS
+
+    return metric in METRICS and METRICS[metric].problem == "regression"
 
 
 def _check_values(values: np.ndarray, col: str, where: str, metric: str) -> None:

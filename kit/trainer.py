@@ -215,6 +215,8 @@ class Trainer:
         """Validation loss and metric; `labels` are the metric's targets by row position
         (class indices, or original-scale values)."""
         proba, idx, loss = self.predict(model, loader, with_loss=True)
+        if not np.isfinite(proba).all():  # a diverged network: early stopping says so
+            return {"val_loss": loss, "val_metric": math.nan}
         return {"val_loss": loss, "val_metric": self.metric(labels[idx], proba)}
 
     # --- the fold -------------------------------------------------------------------------

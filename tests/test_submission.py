@@ -50,3 +50,67 @@ def test_unwritable_labels_are_a_submission_error(sample):
     with pytest.raises(SubmissionError, match="cannot be written"):
         build_submission(np.array([892, 893, 894]), np.eye(2)[[0, 1, 0]], ["dead", "alive"],
                          sample)
+
+
+# --- regression values -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def price_sample():
+    return pd.DataFrame({"Id": [1461, 1462, 1463], "SalePrice": [169277.05, 187758.39, 183583.68]})
+
+
+def test_values_keep_full_float64_precision_through_the_csv(tmp_path, price_sample):
+    price_sample.to_csv(tmp_path / "sample.csv", index=False)
+    values = np.array([[123456.78901234], [0.1 + 0.2], [2 / 3]])  # 0.30000000000000004
+    frame = build_submission(np.array([1463, 1461, 1462]), values, [], price_sample,
+                             kind="value", metric="rmse")
+    assert frame["SalePrice"].dtype == np.float64
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="rmse")
+    back = validate_file(tmp_path / "sub.csv", tmp_path / "sample.csv", metric="rmse")
+    assert back["Id"].tolist() == [1461, 1462, 1463]
+    assert back["SalePrice"].tolist() == [0.1 + 0.2, 2 / 3, 123456.78901234]  # bit for bit
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.nan, "column 'SalePrice' has missing values"),
+    (np.inf, r"non-finite values \(inf\) in rows \[1\]"),
+    (-np.inf, r"non-finite values \(inf\) in rows \[1\]"),
+])
+def test_a_value_that_is_not_a_finite_number_is_rejected(price_sample, bad, message):
+    frame = price_sample.assign(SalePrice=[1.0, bad, 2.0])
+    for metric in ("rmse", "rmsle"):
+        with pytest.raises(SubmissionError, match=message):
+            validate_submission(frame, price_sample, metric=metric)
+
+
+def test_a_negative_value_is_rejected_under_rmsle_only(tmp_path, price_sample):
+    frame = price_sample.assign(SalePrice=[1.0, 2.0, -0.5])
+    with pytest.raises(SubmissionError, match=r"negative values in rows \[2\], which rmsle"):
+        validate_submission(frame, price_sample, metric="rmsle")
+    validate_submission(frame, price_sample, metric="rmse")
+    price_sample.to_csv(tmp_path / "sample.csv", index=False)
+    dest = tmp_path / "sub.csv"
+    with pytest.raises(SubmissionError, match="negative values"):
+        write_submission(frame, tmp_path / "sample.csv", dest, metric="rmsle")
+    assert not dest.exists()
+
+
+def test_build_clips_negative_values_at_zero_under_rmsle_only(price_sample):
+    values = np.array([[-3.5], [0.0], [2.5]])
+    ids = price_sample["Id"].to_numpy()
+    clipped = build_submission(ids, values, [], price_sample, kind="value", metric="rmsle")
+    assert clipped["SalePrice"].tolist() == [0.0, 0.0, 2.5]
+    validate_submission(clipped, price_sample, metric="rmsle")
+    kept = build_submission(ids, values, [], price_sample, kind="value", metric="rmse")
+    assert kept["SalePrice"].tolist() == [-3.5, 0.0, 2.5]
+
+
+def test_values_for_a_sample_with_integer_placeholders_are_written(tmp_path):
+    sample = pd.DataFrame({"datetime": ["2011-01-20 00:00:00", "2011-01-20 01:00:00"],
+                           "count": [0, 0]})
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    frame = build_submission(sample["datetime"].to_numpy(), np.array([[12.5], [3.25]]), [],
+                             sample, kind="value", metric="rmsle")
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="rmsle")
+    assert pd.read_csv(tmp_path / "sub.csv")["count"].tolist() == [12.5, 3.25]
