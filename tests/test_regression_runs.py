@@ -49,7 +49,8 @@ def train(tmp: Path, data: Path, *extra: str) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def blend_run(tmp_path_factory, data) -> Path:
-    return train(tmp_path_factory.mktemp("blend"), data, "--set", "cv.n_splits=3")[0]
+    """The default config through --demo (it rewrites the same seeded files into data)."""
+    return train(tmp_path_factory.mktemp("blend"), data, "--demo", "--set", "cv.n_splits=3")[0]
 
 
 @pytest.fixture(scope="module")
