@@ -62,7 +62,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="write synthetic demo data first, train on it")
     p.add_argument("--dry-run", action="store_true",
                    help="smallest model, few steps, every stage for real (config [dry_run])")
-    p.add_argument("--seed", type=int, help="seed for folds, weights and batch order (cv.seed)")
+    p.add_argument("--seed", type=int, help="model seed: weights, batch order (train.seed); the "
+                   "folds keep cv.seed, so runs with other seeds can be blended")
     p.add_argument("--device", help="auto, cpu, cuda or mps (train.device)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--max-time", type=float, metavar="SECONDS",
@@ -74,7 +75,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 def _overrides(args) -> list[str]:
     extra = list(args.overrides)
-    for flag, key in ((args.seed, "cv.seed"), (args.device, "train.device"),
+    for flag, key in ((args.seed, "train.seed"), (args.device, "train.device"),
                       (args.max_time, "train.max_time")):
         if flag is not None:
             extra.append(f"{key}={flag}")
@@ -156,7 +157,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     if not place.main:
         data_dir = resolve_data_dir(cfg, args.data, False) if not args.demo else \
             (args.data or data_root() / f"{cfg.competition.slug}-demo")
-    seed_everything(cfg.cv.seed)
+    seed_everything(cfg.train.seed)
     device = pick_device(cfg.train.device)
     if device.type == "cuda" and place.world_size > 1:
         device = torch.device("cuda", place.local_rank)
@@ -168,7 +169,8 @@ def train_main(argv: list[str] | None = None) -> dict:
     if place.main:
         write_text(run_dir / "config.toml", to_toml(cfg))
         write_json(run_dir / "run.json", {
-            **provenance(argv), "seed": cfg.cv.seed, "device": str(device), "world_size": place.world_size,
+            **provenance(argv), "seed": cfg.train.seed, "cv_seed": cfg.cv.seed,
+            "device": str(device), "world_size": place.world_size,
             "deterministic": cfg.train.deterministic, "python": platform.python_version(),
             "torch": torch.__version__, "demo": args.demo, "folds": folds,
             "data_dir": str(data_dir)})

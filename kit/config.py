@@ -73,6 +73,9 @@ class FeaturesConfig:
     # log1p of non-negative numeric columns whose training-fold skewness exceeds this
     # (0 = off; 0.75 is the usual choice for linear models on skewed sizes and areas)
     log1p_skewed: float = 0.0
+    # columns target-encoded inside each fold (scikit-learn's TargetEncoder, fitted on the
+    # fold's training rows; those rows get theirs by an inner K-fold): te_<column>[_<class>]
+    target_encode: tuple[str, ...] = ()
     params: dict = field(default_factory=dict)  # keyword arguments for the features.py hook
 
 
@@ -133,12 +136,16 @@ class TrainConfig:
     deterministic: bool = False
     tta: bool = False
     max_steps_per_epoch: int = 0  # 0 = the whole epoch (dry runs use a few)
+    # The model seed: initial weights, batch order, scikit-learn's random_state (--seed).
+    # The split has its own (cv.seed), so seed averaging keeps the folds.
+    seed: int = 42
 
 
 @dataclass(frozen=True)
 class CVConfig:
     n_splits: int = 5
-    seed: int = 42
+    seed: int = 42  # the split's seed; repeat r of a repeated CV uses seed + r
+    repeats: int = 1  # R x n_splits fold fits, each repeat another shuffle of the rows
     strategy: str = "stratified"
     group: str = ""  # column holding the group id (group / stratified_group)
     bins: int = 10  # regression + stratified: folds stratified on this many target quantiles
@@ -287,6 +294,8 @@ def _validate(cfg: Config, source: str) -> None:
         (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),
         (cfg.train.patience >= 1, "train.patience must be at least 1"),
         (cfg.cv.bins >= 2, "cv.bins must be at least 2"),
+        (cfg.cv.repeats >= 1, f"cv.repeats = {cfg.cv.repeats}: give 1 (one K-fold split) or "
+                              "more (repeated CV)"),
         (cfg.optim.huber_delta > 0, "optim.huber_delta must be positive"),
         (cfg.features.log1p_skewed >= 0, "features.log1p_skewed must be >= 0 (0 = off)"),
         (cfg.competition.problem == "regression" or cfg.data.target_transform == "none",

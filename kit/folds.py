@@ -1,10 +1,16 @@
-"""Fold assignment: one seeded column, persisted as folds.csv, checked for leaks.
+"""Fold assignment: one seeded column per repeat, persisted as folds.csv, checked for leaks.
 
-Settings come from [cv]; the split itself is scikit-learn's. Groups (one person's seven
+The fold contract: a split is a function of the training ids, the target, the groups and
+[cv] (strategy, n_splits, seed, repeats, bins) and of nothing else; not the feature
+columns, not the model, not the row order of train.csv. Runs with other features.py or
+models get the same split, so their OOF predictions can be blended. Repeat r shuffles
+with seed cv.seed + r. The split itself is scikit-learn's. Groups (one person's seven
 photos, one family's tickets) never straddle train and valid: `check_folds` asserts it.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -51,6 +57,41 @@ def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
         folds[valid] = k
     check_folds(folds, cv.n_splits, groups)
     return folds
+
+
+def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None,
+               *, problem: str = "classification") -> np.ndarray:
+    """(N, cv.repeats) fold index of every row in each repeat, in the rows' given order.
+
+    The rows are split in the order of their ids, so reordering train.csv (or a features.py
+    that reorders rows) keeps every id in its fold.
+    """
+    order = _id_order(ids)
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    columns = []
+    for r in range(cv.repeats):
+        seeded = dataclasses.replace(cv, seed=cv.seed + r)
+        folds = make_folds(y[order], seeded, None if groups is None else groups[order],
+                           problem=problem)
+        columns.append(folds[back])
+    return np.stack(columns, axis=1)
+
+
+def fold_rows(split: np.ndarray, fold: int, n_splits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of fold fit `fold`: repeat fold // n_splits, fold
+    fold % n_splits of that repeat's column of the (N, repeats) split."""
+    repeat, k = divmod(fold, n_splits)
+    column = split[:, repeat]
+    return np.flatnonzero(column != k), np.flatnonzero(column == k)
+
+
+def _id_order(ids: np.ndarray) -> np.ndarray:
+    ids = pd.Series(ids)
+    try:
+        return np.argsort(ids.to_numpy(), kind="stable")
+    except TypeError:  # mixed types: compare as text
+        return np.argsort(ids.astype(str).to_numpy(), kind="stable")
 
 
 def quantile_bins(y: np.ndarray, bins: int, n_splits: int) -> np.ndarray:

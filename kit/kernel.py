@@ -42,9 +42,10 @@ _SECRET_NAMES = {
     "client_secrets.json", "secrets.toml", "netrc",
 }
 # Run files an inference kernel does not need: predictions, plots, logs; the parquet
-# cache of the training data (cache/) and earlier predict outputs (predict/).
+# cache of the training data (cache/) and earlier predict outputs (predict/). folds.csv
+# stays: fold features are fitted again on each fold's training rows.
 _RUN_SKIP = re.compile(
-    r"(oof|test_pred)\..*|history\.csv|folds\.csv|submission\.csv|.*\.(png|jpe?g|svg|log)",
+    r"(oof|test_pred)\..*|history\.csv|submission\.csv|.*\.(png|jpe?g|svg|log)",
     re.IGNORECASE,
 )
 _RUN_SKIP_DIRS = {"cache", "predict"}

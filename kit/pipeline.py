@@ -17,7 +17,7 @@ import pandas as pd
 from kit import distributed as dist
 from kit.config import Config
 from kit.errors import DataError
-from kit.folds import check_folds, make_folds
+from kit.folds import check_folds, fold_rows, make_split
 from kit.metrics import get_metric
 from kit.paths import competition_dir
 from kit.runs import (
@@ -50,24 +50,29 @@ class RunOptions:
     label: str = ""  # "dryrun" / "demo": marks the submission file name
 
 
-def _fold_frame(prep: Prepared, fold: int, valid_idx, valid_pred) -> pd.DataFrame:
+def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -> pd.DataFrame:
     targets = prep.y[valid_idx] if not prep.classes else \
         np.asarray(prep.classes, dtype=object)[prep.y[valid_idx]]
     frame = oof_frame(prep.ids[valid_idx], fold, targets, valid_pred, prep.classes)
+    frame.insert(2, "repeat", repeat)
     frame["_row"] = valid_idx
     return frame
 
 
-def _folds(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
-    folds = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
-    if folds is not None:
-        check_folds(folds, cfg.cv.n_splits, prep.groups)
-        return folds
-    # seeded: the same on every DDP rank
-    folds = make_folds(prep.y, cfg.cv, prep.groups, problem=cfg.competition.problem)
-    if dist.is_main():
-        write_folds(run_dir, prep.ids, folds)
-    return folds
+def _split(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
+    """The run's (N, repeats) split: folds.csv when resuming, else made (kit/folds.py)."""
+    split = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
+    if split is not None:
+        if split.shape[1] != cfg.cv.repeats:
+            raise DataError(f"{run_dir / 'folds.csv'} holds {split.shape[1]} repeats, the "
+                            f"config cv.repeats = {cfg.cv.repeats}; start a new run")
+    else:  # seeded: the same on every DDP rank
+        split = make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=cfg.competition.problem)
+        if dist.is_main():
+            write_folds(run_dir, prep.ids, split)
+    for column in split.T:
+        check_folds(column, cfg.cv.n_splits, prep.groups)
+    return split
 
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
@@ -82,8 +87,9 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
-    folds = _folds(prep, cfg, opts.run_dir)
-    n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
+    split = _split(prep, cfg, opts.run_dir)
+    n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
+    n_folds = min(opts.folds or n_fits, n_fits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
 
     def make_trainer(cfg_, fold_dir, device, *, objective, desc=""):
@@ -99,7 +105,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                 print(f"time budget reached before fold {k}; keeping {k} finished folds")
                 break
             fold_dir.mkdir(parents=True, exist_ok=True)
-            train_idx, valid_idx = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            train_idx, valid_idx = fold_rows(split, k, cfg.cv.n_splits)
             ctx = FoldContext(cfg, k, train_idx, valid_idx, fold_dir, opts.device,
                               functools.partial(make_trainer, desc=f"fold {k}"),
                               extras={"resume": opts.resume})
@@ -110,7 +116,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
 
                 batch = ctx.extras["sample_batch"]
                 sample_grid(batch["x"], fold_dir / "sample_grid.png", labels=batch["y"].tolist())
-            done = (_fold_frame(prep, k, valid_idx, out.valid_pred),
+            repeat, fold = divmod(k, cfg.cv.n_splits)
+            done = (_fold_frame(prep, fold, repeat, valid_idx, out.valid_pred),
                     pred_frame(prep.test_ids, out.test_pred, prep.classes), out.info)
             if main:
                 write_fold(fold_dir, *done)
@@ -162,6 +169,21 @@ def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) ->
                   title=f"{what}: OOF confusion")
 
 
+def _mean_over_repeats(oof: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """One row per training row: predictions averaged over the repeats that made them;
+    `fold` is the row's fold in repeat 0 (docs/architecture.md)."""
+    oof = oof.sort_values(["_row", "repeat"], kind="stable")
+    first = oof.drop_duplicates("_row").set_index("_row")
+    first[cols] = oof.groupby("_row")[cols].mean()
+    return first.reset_index().drop(columns="repeat")[[*oof.columns.drop("repeat")]]
+
+
+def _repeat_means(fold_scores: list[float], n_splits: int) -> list[float]:
+    """Mean fold score of each repeat whose n_splits folds all finished."""
+    full = len(fold_scores) // n_splits
+    return [float(np.mean(fold_scores[r * n_splits:(r + 1) * n_splits])) for r in range(full)]
+
+
 def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
     """The run's test prediction: the folds' mean (soft) or their majority vote (hard)."""
     if vote == "hard":
@@ -174,15 +196,16 @@ def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
 def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, started,
             sample):
     classes, cols = prep.classes, pred_columns(prep.classes)
-    oof = pd.concat(oof_parts, ignore_index=True).sort_values("_row")
+    oof = _mean_over_repeats(pd.concat(oof_parts, ignore_index=True), cols)
     labels, oof_pred = prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
     oof_score = metric(labels, oof_pred)
     test = fold_mean(test_preds, cfg.ensemble.fold_vote)
     write_predictions(opts.run_dir, oof.drop(columns="_row"),
                       pred_frame(prep.test_ids, test, classes))
+    repeat_means = _repeat_means(fold_scores, cfg.cv.n_splits)
     scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, classes,
                          n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
-                         fold_info=infos)
+                         repeats=cfg.cv.repeats, repeat_means=repeat_means, fold_info=infos)
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
@@ -199,9 +222,13 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     seconds = time.monotonic() - started
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
           f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")
+    if len(repeat_means) > 1:
+        print(f"  over {len(repeat_means)} repeats: {np.mean(repeat_means):.4f} ± "
+              f"{np.std(repeat_means):.4f} (the std of the repeat means)")
     print(f"submission: {copy}")
     return {"run_dir": str(opts.run_dir), "submission": str(copy),
             "run_submission": str(submission),
             "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
-                   "folds": scores["folds"], "oof": scores["oof"]},
+                   "folds": scores["folds"], "oof": scores["oof"],
+                   "repeat_means": repeat_means},
             "seconds": seconds}

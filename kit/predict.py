@@ -114,7 +114,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     slug = cfg.competition.slug
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)
-    seed_everything(cfg.cv.seed)
+    seed_everything(cfg.train.seed)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     dev = pick_device(device)

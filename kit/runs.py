@@ -123,12 +123,20 @@ def scores_dict(metric, problem: str, fold_scores: list[float], oof_score: float
             "classes": [str(c) for c in classes], **extra}
 
 
+def fold_columns(repeats: int) -> list[str]:
+    """folds.csv's columns: `fold` (repeat 0), then `fold_r1` ... for a repeated CV."""
+    return ["fold"] + [f"fold_r{r}" for r in range(1, repeats)]
+
+
 def write_folds(run_dir: Path, ids, folds: np.ndarray) -> None:
-    write_csv(run_dir / "folds.csv", pd.DataFrame({"id": ids, "fold": folds}))
+    """`folds` is (N, repeats): one fold column per repeat."""
+    frame = pd.DataFrame({"id": ids})
+    frame[fold_columns(folds.shape[1])] = folds
+    write_csv(run_dir / "folds.csv", frame)
 
 
 def read_folds(run_dir: Path, ids) -> np.ndarray | None:
-    """The saved fold column, checked against the training ids; None when there is none."""
+    """The saved (N, repeats) split, checked against the training ids; None without one."""
     path = run_dir / "folds.csv"
     if not path.exists():
         return None
@@ -136,7 +144,8 @@ def read_folds(run_dir: Path, ids) -> np.ndarray | None:
     if len(saved) != len(ids) or (saved["id"].astype(str).to_numpy()
                                   != pd.Series(ids).astype(str).to_numpy()).any():
         raise DataError(f"{path} does not match the training data; start a new run")
-    return saved["fold"].to_numpy()
+    columns = [c for c in saved.columns if c == "fold" or c.startswith("fold_r")]
+    return saved[columns].to_numpy()
 
 
 # --- reading a finished run ----------------------------------------------------------------

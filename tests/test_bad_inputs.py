@@ -343,3 +343,57 @@ def test_submission_with_wrong_ids_column_order_or_row_count(world, mutate, frag
 def test_every_error_is_a_kit_error():
     for cls in (ConfigError, DataError, CheckpointError, SubmissionError):
         assert issubclass(cls, KitError)
+
+
+# --- fold-safe features and repeated CV (a noise competition, tests/test_fold_contract.py) ---
+
+REORDERING_HOOK = '''
+def fold_features(fit, frame):
+    return frame[["x"]].rename(columns={"x": "x_again"}).iloc[::-1]  # rows reversed
+'''
+DROPPING_HOOK = '''
+def fold_features(fit, frame):
+    return frame[["x"]].rename(columns={"x": "x_again"}).iloc[1:]  # one row short
+'''
+
+
+@pytest.fixture
+def noise_world(tmp_path, monkeypatch):
+    from test_fold_contract import noise_data
+
+    noise_data(tmp_path / "data")
+    monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(tmp_path / "comps"))
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "earlier_run.csv").write_text("id,label\n1,0\n")
+    return tmp_path
+
+
+def noise_args(world: Path, comp: str, *extra) -> list[str]:
+    return ["--comp", comp, "--data", str(world / "data"), "--runs", str(world / "runs"),
+            "--submissions", str(world / "subs"), "--folds", "1", *extra]
+
+
+@pytest.mark.parametrize("name, hook", [("reorders", REORDERING_HOOK), ("drops", DROPPING_HOOK)])
+def test_a_fold_hook_that_changes_the_rows_it_was_given(noise_world, capsys, name, hook):
+    from test_fold_contract import competition
+
+    comp = competition(noise_world / "comps", f"hook-{name}", numeric=["x"], features=hook)
+    fails(noise_world, capsys, noise_args(noise_world, comp), DataError,
+          "features.py fold_features()", "changed their order", "index=frame.index")
+
+
+def test_a_target_encoded_column_missing_from_test(noise_world, capsys):
+    from test_fold_contract import competition
+
+    edit(noise_world / "data" / "test.csv", drop("lvl3"))
+    comp = competition(noise_world / "comps", "te-missing", numeric=["x"], encode=["lvl3"])
+    fails(noise_world, capsys, noise_args(noise_world, comp), DataError,
+          "features.target_encode", "['lvl3']", "test data")
+
+
+def test_cv_repeats_below_one(noise_world, capsys):
+    from test_fold_contract import competition
+
+    comp = competition(noise_world / "comps", "no-repeats", numeric=["x"])
+    fails(noise_world, capsys, noise_args(noise_world, comp, "--set", "cv.repeats=0"),
+          ConfigError, "cv.repeats = 0", "give 1")

@@ -199,7 +199,7 @@ def sample_batch(batches, own: dict) -> dict:
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, own, started = ctx.cfg, prep.state["own"], time.monotonic()
-    seed = cfg.cv.seed * 1000 + ctx.fold
+    seed = cfg.train.seed * 1000 + ctx.fold
     torch.manual_seed(seed)  # same fold, same initial weights
     objective = Objective.for_fold(cfg, prep.classes, prep.y[ctx.train_idx], standardize=True)
     if objective.regression:  # predict_fold inverts with the same fitted transform

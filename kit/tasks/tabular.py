@@ -16,6 +16,7 @@ batches sliced from tensors on the device instead (TensorBatches). scikit-learn 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +35,31 @@ from kit.data.tabular import (
     save_preprocessors,
 )
 from kit.errors import CheckpointError, DataError
+from kit.fold_features import fit_fold_columns, fold_functions
+from kit.folds import fold_rows
 from kit.hooks import call_with_params, load_hook
 from kit.io import atomic_path, write_parquet
 from kit.metrics import get_metric
 from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
+from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
 
 ROW = "_row"  # row position in the cached parquet; streams filter folds on it
+
+
+@dataclass
+class Tables:
+    """What a fold's models read: the train and test rows (index = row position; id,
+    feature columns, ROW, and `_y` in train), their parquet copies for the stream, and
+    the feature columns. Fold features (kit/fold_features.py) make a fold its own."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    cache: Path
+    numeric: list[str]
+    categorical: list[str]
 
 
 class TabularTransform:
@@ -86,6 +103,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             f"{d.target!r} from train; keep it")
         if train[d.target].notna().all():  # a concat with test turns int labels into floats
             train[d.target] = train[d.target].astype(target_dtype)
+    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
     source = str(data_dir / d.train)
     check_target(cfg.competition.problem, train[d.target], d.target, source)
     if cfg.competition.problem == "regression":
@@ -104,18 +122,34 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         if missing:
             raise DataError(f"{name} data has no feature column(s) {missing} after features.py; "
                             "fix features.numeric / features.categorical in config.toml")
+    _check_target_encode(cfg, train, test)
     keep = [d.id, *columns]
-    train_t = train[keep].assign(**{ROW: np.arange(len(train)), "_y": y})
-    test_t = test[keep].assign(**{ROW: np.arange(len(test))})
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    write_parquet(cache_dir / "train.parquet", train_t)
-    write_parquet(cache_dir / "test.parquet", test_t)
+    tables = _write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
+                           test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
+                           numeric, categorical)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
+    fold_fns = fold_functions(cfg, load_hook(comp_dir, "features", "fold_features"))
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    state={"train": train_t, "test": test_t, "cache": cache_dir, "frame": train,
-                           "numeric": numeric, "categorical": categorical,
+                    state={"tables": tables, "frame": train, "test_frame": test,
+                           "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows")})
+
+
+def _write_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical
+                  ) -> Tables:
+    cache.mkdir(parents=True, exist_ok=True)
+    write_parquet(cache / "train.parquet", train)
+    write_parquet(cache / "test.parquet", test)
+    return Tables(train, test, cache, list(numeric), list(categorical))
+
+
+def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
+    for name, frame in (("train", train), ("test", test)):
+        missing = [c for c in cfg.features.target_encode if c not in frame.columns]
+        if missing:
+            raise DataError(f"features.target_encode lists {missing}, which the {name} data does "
+                            "not have after features.py; target-encode columns both files hold")
 
 
 def _regression_target(cfg: Config, target: pd.Series, source: str) -> np.ndarray:
@@ -160,48 +194,69 @@ def feature_columns(cfg: Config, train: pd.DataFrame) -> tuple[list[str], list[s
     return numeric, categorical
 
 
-def _fit_preprocessors(prep: Prepared, cfg: Config, rows: np.ndarray):
-    train = prep.state["train"].iloc[rows]
-    num = NumericPreprocessor(cfg.features.log1p_skewed).fit(train, prep.state["numeric"])
-    cat = CategoricalPreprocessor(min_count=2).fit(train, prep.state["categorical"])
+def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
+    train = tables.train.iloc[rows]
+    num = NumericPreprocessor(cfg.features.log1p_skewed).fit(train, tables.numeric)
+    cat = CategoricalPreprocessor(min_count=2).fit(train, tables.categorical)
     return num, cat
 
 
-def _fit_rows(prep: Prepared, ctx: FoldContext) -> np.ndarray:
+def _fit_rows(prep: Prepared, fold: int, train_idx: np.ndarray) -> np.ndarray:
     """The fold's training rows, less those features.py's keep_train_rows() drops."""
     hook = prep.state["keep_rows"]
     if hook is None:
-        return ctx.train_idx
-    keep = np.asarray(hook(prep.state["frame"].iloc[ctx.train_idx].reset_index(drop=True)))
-    if keep.dtype != bool or keep.shape != ctx.train_idx.shape:
+        return train_idx
+    keep = np.asarray(hook(prep.state["frame"].iloc[train_idx].reset_index(drop=True)))
+    if keep.dtype != bool or keep.shape != train_idx.shape:
         raise DataError(f"features.py keep_train_rows() returned {keep.dtype} of shape "
-                        f"{keep.shape} for {len(ctx.train_idx)} rows; return one bool per row")
+                        f"{keep.shape} for {len(train_idx)} rows; return one bool per row")
     if not keep.any():
         raise DataError("features.py keep_train_rows() dropped every training row of fold "
-                        f"{ctx.fold}; return True for the rows to keep")
+                        f"{fold}; return True for the rows to keep")
     if dist.is_main() and not keep.all():
-        print(f"fold {ctx.fold}: keep_train_rows() dropped {int((~keep).sum())} training rows")
-    return ctx.train_idx[keep]
+        print(f"fold {fold}: keep_train_rows() dropped {int((~keep).sum())} training rows")
+    return train_idx[keep]
 
 
-def _batches(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
+def _fold_tables(prep: Prepared, cfg: Config, fold: int, rows: np.ndarray,
+                 valid_idx: np.ndarray, cache: Path) -> Tables:
+    """The prepared tables plus the fold's fold-safe columns (fitted on `rows`; for `rows`
+    themselves by an inner K-fold), with their own parquet copies under `cache`."""
+    base, fns = prep.state["tables"], prep.state["fold_fns"]
+    if not fns:
+        return base
+    train_cols, test_cols = fit_fold_columns(
+        fns, prep.state["frame"], rows, valid_idx, prep.state["test_frame"],
+        target=cfg.data.target, n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold)
+    clash = [c for c in train_cols.columns if c in base.train.columns or c in
+             prep.state["frame"].columns]
+    if clash:
+        raise DataError(f"fold features {clash} already exist as columns; give them new names")
+    numeric = [c for c in train_cols.columns if pd.api.types.is_numeric_dtype(train_cols[c])
+               and not pd.api.types.is_bool_dtype(train_cols[c])]
+    categorical = [c for c in train_cols.columns if c not in numeric]
+    return _write_tables(base.train.join(train_cols), base.test.join(test_cols), cache,
+                         base.numeric + numeric, base.categorical + categorical)
+
+
+def _batches(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
              seed=0, device="cpu"):
     """The rows' batches: streamed from the parquet cache, or with `train.device_data`
     transformed once and sliced from tensors on the device (small tables like Titanic)."""
     if not cfg.train.device_data:
-        return _stream(prep, cfg, transform, part, rows, shuffle=shuffle, seed=seed)
-    frame = prep.state[part] if rows is None else prep.state[part].iloc[rows]
+        return _stream(tables, cfg, transform, part, rows, shuffle=shuffle, seed=seed)
+    frame = getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
     return TensorBatches(transform(frame), cfg.train.batch_size, shuffle=shuffle, seed=seed,
                          device=device, drop_last=shuffle)
 
 
-def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
+def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
             seed=0):
-    columns = [ROW, *prep.state["numeric"], *prep.state["categorical"]]
+    columns = [ROW, *tables.numeric, *tables.categorical]
     if part == "train":
         columns.append("_y")
     flt = pc.field(ROW).isin(np.sort(rows)) if rows is not None else None
-    stream = TabularStream(prep.state["cache"] / f"{part}.parquet", columns=columns,
+    stream = TabularStream(tables.cache / f"{part}.parquet", columns=columns,
                            transform=transform, batch_size=cfg.train.batch_size,
                            shuffle=shuffle, seed=seed, filter=flt,
                            drop_last=shuffle and len(rows) > cfg.train.batch_size)
@@ -211,27 +266,30 @@ def _stream(prep: Prepared, cfg: Config, transform, part: str, rows=None, *, shu
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, entry = ctx.cfg, get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
-    rows = _fit_rows(prep, ctx)
-    num, cat = _fit_preprocessors(prep, cfg, rows)
+    rows = _fit_rows(prep, ctx.fold, ctx.train_idx)
+    tables = _fold_tables(prep, cfg, ctx.fold, rows, ctx.valid_idx,
+                          prep.state["tables"].cache / f"fold{ctx.fold}")
+    num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, prep.y[rows],
                                    standardize=entry.kind == "torch")
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target)
     model = _build(cfg, entry, num, cat, objective)
     if entry.kind == "sklearn":
-        valid_pred, test_pred, info = _fit_sklearn(model, prep, ctx, rows, num, cat, objective)
+        valid_pred, test_pred, info = _fit_sklearn(model, prep, tables, ctx, rows, num, cat,
+                                                   objective)
     else:
         transform = TabularTransform(num, cat, objective)
         trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
-        valid = _batches(prep, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
-        result = trainer.fit(model, _batches(prep, cfg, transform, "train", rows,
-                                             shuffle=True, seed=cfg.cv.seed + ctx.fold,
+        valid = _batches(tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
+        result = trainer.fit(model, _batches(tables, cfg, transform, "train", rows,
+                                             shuffle=True, seed=cfg.train.seed + ctx.fold,
                                              device=ctx.device),
                              valid, prep.y, resume=ctx.extras.get("resume", False))
         if result.best_path is None:
             raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
         _load_best(model, result.best_path)
         valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
-        test = _batches(prep, cfg, TabularTransform(num, cat), "test", device=ctx.device)
+        test = _batches(tables, cfg, TabularTransform(num, cat), "test", device=ctx.device)
         test_pred = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
         info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
     info["seconds"] = time.monotonic() - started
@@ -242,15 +300,15 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 def _build(cfg: Config, entry, num, cat, objective: Objective):
     params = cfg.model.params_for(entry.name)
     if entry.kind == "sklearn":
-        params.setdefault("seed", cfg.cv.seed)
+        params.setdefault("seed", cfg.train.seed)
     members = {name: cfg.model.params_for(name) for name in MODELS}
     return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
                        cardinalities=cat.cardinalities, n_outputs=objective.n_outputs,
                        problem=objective.problem, member_params=members, **params)
 
 
-def _arrays(prep: Prepared, part: str, rows, num, cat) -> np.ndarray:
-    frame = prep.state[part] if rows is None else prep.state[part].iloc[rows]
+def _arrays(tables: Tables, part: str, rows, num, cat) -> np.ndarray:
+    frame = getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
     return np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
 
 
@@ -279,14 +337,15 @@ def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     return model.predict_proba(x).astype(np.float64)
 
 
-def _fit_sklearn(model, prep: Prepared, ctx: FoldContext, rows, num, cat, objective):
+def _fit_sklearn(model, prep: Prepared, tables: Tables, ctx: FoldContext, rows, num, cat,
+                 objective):
     import skops.io as sio
 
-    model.fit(_arrays(prep, "train", rows, num, cat), objective.batch_target(prep.y[rows]))
+    model.fit(_arrays(tables, "train", rows, num, cat), objective.batch_target(prep.y[rows]))
     with atomic_path(ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
-    valid = _sklearn_predict(model, _arrays(prep, "train", ctx.valid_idx, num, cat), objective)
-    test = _sklearn_predict(model, _arrays(prep, "test", None, num, cat), objective)
+    valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat), objective)
+    test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
     return valid, test, {"model_file": "model.skops"}
 
 
@@ -306,13 +365,15 @@ def _load_best(model, path: Path) -> None:
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
-    """Test predictions from a finished fold's saved preprocessors and best model."""
+    """Test predictions from a finished fold's saved preprocessors and best model; fold
+    features are fitted again on the fold's training rows (the run's folds.csv)."""
     num, cat, target = load_preprocessors(fold_dir / "preprocessors.json")
     objective = Objective.for_config(cfg, prep.classes, target)
     entry = get_entry(cfg.model.name, "tabular")
+    tables = _predict_tables(prep, cfg, Path(fold_dir))
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
-        return _sklearn_predict(model, _arrays(prep, "test", None, num, cat), objective)
+        return _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
     model = _build(cfg, entry, num, cat, objective)
     best = sorted(fold_dir.glob("best_*.pt"))
     if not best:
@@ -320,5 +381,19 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     _load_best(model, best[-1])
     trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
     model.to(device)
-    loader = _batches(prep, cfg, TabularTransform(num, cat), "test", device=device)
+    loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=device)
     return trainer.predict_rows(model, loader, np.arange(len(prep.test_ids)))
+
+
+def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
+    if not prep.state["fold_fns"]:
+        return prep.state["tables"]
+    split = read_folds(fold_dir.parent, prep.ids)
+    if split is None:
+        raise CheckpointError(f"{fold_dir.parent / 'folds.csv'} is missing: the fold features "
+                              "are fitted on the fold's training rows; copy the run folder whole")
+    fold = int(fold_dir.name.removeprefix("fold"))
+    train_idx, valid_idx = fold_rows(split, fold, cfg.cv.n_splits)
+    rows = _fit_rows(prep, fold, train_idx)
+    return _fold_tables(prep, cfg, fold, rows, valid_idx,
+                        prep.state["tables"].cache / fold_dir.name)

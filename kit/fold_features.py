@@ -1,0 +1,94 @@
+"""Fold-safe features: columns that use labels, fitted inside each fold so no row sees its own.
+
+A fold feature is a function `fn(fit, frame) -> DataFrame`: `fit` holds rows whose labels
+may be used (the target column included), `frame` the rows to compute columns for, without
+the target; it returns only the new columns, for exactly `frame`'s rows in `frame`'s order
+(its index). Two sources: `fold_features(fit, frame)` in a competition's features.py (group
+survival rates, anything label-derived) and `features.target_encode` in config
+(scikit-learn's TargetEncoder: smoothed, multiclass and regression aware).
+
+The kit, not the function, guarantees that no row sees its own label:
+- a fold's validation rows and the test rows get columns fitted on the fold's training rows;
+- the fold's training rows get theirs by an inner K-fold over those rows: each inner
+  held-out part fitted on the other parts, so a training row's column never used its label
+  (leave-one-out is not enough: on a low-cardinality column (S - y_i) / (n - 1) gives the
+  label away, as the CatBoost paper shows).
+
+    fns = fold_functions(cfg, features_hook)
+    train_cols, test_cols = fit_fold_columns(fns, train, fit_rows, valid_rows, test,
+                                             target="Survived", n_inner=5, seed=42)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold
+
+from kit.errors import DataError
+
+FoldFn = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
+
+
+def target_encoder(columns: Sequence[str], target: str, problem: str, seed: int) -> FoldFn:
+    """features.target_encode as a fold feature: te_<column> (te_<column>_<class> for more
+    than two classes), scikit-learn's TargetEncoder fitted on `fit` alone."""
+    from sklearn.preprocessing import TargetEncoder
+
+    target_type = "continuous" if problem == "regression" else "auto"
+
+    def encode(fit: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+        encoder = TargetEncoder(target_type=target_type, random_state=seed)
+        encoder.fit(fit[list(columns)].astype(str), fit[target])
+        values = encoder.transform(frame[list(columns)].astype(str))
+        names = [f"te_{name}" for name in encoder.get_feature_names_out()]
+        return pd.DataFrame(values, index=frame.index, columns=names)
+
+    encode.__name__ = "features.target_encode"
+    return encode
+
+
+def fold_functions(cfg, hook: FoldFn | None) -> list[FoldFn]:
+    fns = [hook] if hook is not None else []
+    if cfg.features.target_encode:
+        fns.append(target_encoder(cfg.features.target_encode, cfg.data.target,
+                                  cfg.competition.problem, cfg.cv.seed))
+    return fns
+
+
+def apply(fns: Sequence[FoldFn], fit: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every function's columns for `frame`, fitted on `fit`; checked to keep frame's rows."""
+    parts = []
+    for fn in fns:
+        out = fn(fit, frame)
+        if isinstance(out, pd.Series):
+            out = out.to_frame()
+        name = getattr(fn, "__name__", "fold_features")
+        if not isinstance(out, pd.DataFrame) or len(out) != len(frame) or \
+                not out.index.equals(frame.index):
+            got = f"{len(out)} rows" if hasattr(out, "__len__") else type(out).__name__
+            raise DataError(
+                f"features.py {name}() returned {got} for the {len(frame)} rows it was given, "
+                "or changed their order; return a DataFrame of the new columns with the "
+                "given frame's index (out = pd.DataFrame(index=frame.index))")
+        parts.append(out)
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
+
+
+def fit_fold_columns(fns: Sequence[FoldFn], train: pd.DataFrame, fit_rows: np.ndarray,
+                     valid_rows: np.ndarray, test: pd.DataFrame, *, target: str, n_inner: int,
+                     seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(columns for the fit and validation rows, indexed by train row position; columns for
+    the test rows, by test row position). The functions see test rows indexed after the
+    train rows (len(train) + position), so an index names one row across both files."""
+    fit = train.iloc[fit_rows]
+    valid_cols = apply(fns, fit, train.iloc[valid_rows].drop(columns=target))
+    shifted = test.drop(columns=target, errors="ignore").set_axis(len(train) + np.arange(len(test)))
+    test_cols = apply(fns, fit, shifted).set_axis(np.arange(len(test)))
+    inner = KFold(min(n_inner, len(fit_rows)), shuffle=True, random_state=seed)
+    parts = [apply(fns, fit.iloc[part_fit], fit.iloc[held].drop(columns=target))
+             for part_fit, held in inner.split(fit_rows)]
+    fit_cols = pd.concat(parts).loc[fit.index]
+    return pd.concat([fit_cols, valid_cols]), test_cols

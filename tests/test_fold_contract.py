@@ -1,0 +1,218 @@
+"""Honest cross-validation: the fold contract, fold-safe features, target encoding, repeats.
+
+A small binary competition is written to a temporary competitions root: pure-noise columns
+(a unique id-like code, a 3-level code) and a label independent of them. Target encoding
+through the kit must score near chance; the same encodings computed the leaky ways (fitted
+on all rows, leave-one-out) before the folds must score far above it, which proves the
+test can see a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from kit.config import CVConfig
+from kit.folds import make_split
+
+CONFIG = """
+[competition]
+task = "tabular"
+metric = "accuracy"
+
+[data]
+id = "id"
+target = "label"
+
+[features]
+numeric = {numeric}
+categorical = []
+target_encode = {encode}
+
+[model]
+name = "gbdt"
+
+[model.params.gbdt]
+max_iter = 60
+
+[cv]
+n_splits = 5
+repeats = {repeats}
+"""
+
+
+def noise_data(folder: Path, n: int = 600, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+
+    def table(rows, start):
+        return pd.DataFrame({"id": np.arange(start, start + rows),
+                             "uid": [f"u{i}" for i in rng.permutation(rows * 10)[:rows]],
+                             "lvl3": rng.choice(["a", "b", "c"], rows),
+                             "x": rng.normal(size=rows)})
+
+    train, test = table(n, 1), table(200, 10_000)
+    train["label"] = rng.integers(0, 2, n)  # independent of every column
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"id": test["id"], "label": 0}).to_csv(folder / "sample_submission.csv",
+                                                        index=False)
+
+
+def competition(root: Path, name: str, *, numeric=(), encode=(), repeats=1, features=""):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(CONFIG.format(
+        numeric=json.dumps(list(numeric)), encode=json.dumps(list(encode)), repeats=repeats))
+    if features:
+        (folder / "features.py").write_text(features)
+    return name
+
+
+def train(tmp_path: Path, comp: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    summary = tmp_path / f"{comp}.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", comp,
+         "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
+         "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1",
+             "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    return proc, (json.loads(summary.read_text()) if summary.exists() else {})
+
+
+@pytest.fixture
+def world(tmp_path):
+    noise_data(tmp_path / "data")
+    (tmp_path / "comps").mkdir()
+    return tmp_path
+
+
+LEAKY_ALL_ROWS = '''
+def build(train, test):
+    means = train.groupby("{col}")["label"].mean()  # every train row's own label included
+    train["enc"] = train["{col}"].map(means)
+    test["enc"] = test["{col}"].map(means).fillna(0.5)
+    return train, test
+'''
+
+LEAKY_LEAVE_ONE_OUT = '''
+def build(train, test):
+    group = train.groupby("{col}")["label"]
+    total, count = group.transform("sum"), group.transform("size")
+    train["enc"] = (total - train["label"]) / (count - 1)  # (S - y_i) / (n - 1)
+    test["enc"] = test["{col}"].map(group.mean()).fillna(0.5)
+    return train, test
+'''
+
+
+@pytest.mark.parametrize("column", ["uid", "lvl3"])
+def test_target_encoding_of_noise_scores_chance_through_the_kit(world, column):
+    comp = competition(world / "comps", f"te-{column}", encode=[column])
+    proc, summary = train(world, comp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert abs(summary["cv"]["oof"] - 0.5) < 0.07, summary["cv"]  # 600 rows: sd of chance 0.02
+    fold0 = pd.read_parquet(Path(summary["run_dir"]) / "fold0" / "oof.parquet")
+    assert len(fold0) == 120
+
+
+@pytest.mark.parametrize("column, leak", [("uid", LEAKY_ALL_ROWS),
+                                          ("lvl3", LEAKY_LEAVE_ONE_OUT)])
+def test_the_leak_test_sees_leaky_encoders(world, column, leak):
+    """The same noise encoded before the folds, fitted on all rows (uid: each row's own
+    label) or leave-one-out (lvl3: (S - y_i) / (n - 1) separates the labels in each level)
+    must score far above chance."""
+    comp = competition(world / "comps", "leaky", numeric=["enc"],
+                       features=leak.format(col=column))
+    proc, summary = train(world, comp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary["cv"]["oof"] > 0.9, summary["cv"]
+
+
+SPY_HOOK = '''
+import json, os
+import pandas as pd
+
+def fold_features(fit, frame):
+    assert "label" not in frame.columns, "a transformed frame carries labels"
+    assert not set(fit.index) & set(frame.index), "a row is in both fit and frame"
+    with open(os.environ["SPY_LOG"], "a") as log:
+        log.write(json.dumps({"fit": len(fit), "frame": len(frame)}) + "\\n")
+    rate = fit["label"].mean()
+    return pd.DataFrame({"fit_rate": rate, "x2": frame["x"] * 2}, index=frame.index)
+'''
+
+
+def test_the_fold_hook_never_sees_a_rows_own_label(world, monkeypatch):
+    monkeypatch.setenv("SPY_LOG", str(world / "spy.jsonl"))
+    comp = competition(world / "comps", "spy", numeric=["x"], features=SPY_HOOK)
+    proc, summary = train(world, comp, "--folds", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = [json.loads(line) for line in (world / "spy.jsonl").read_text().splitlines()]
+    # per fold: validation rows, test rows, then 5 inner splits of the 480 training rows
+    assert [c["frame"] for c in calls[:7]] == [120, 200, 96, 96, 96, 96, 96]
+    assert [c["fit"] for c in calls[:7]] == [480, 480, 384, 384, 384, 384, 384]
+    assert len(calls) == 14
+    state = json.loads((Path(summary["run_dir"]) / "fold0" / "preprocessors.json").read_text())
+    assert state["numeric"]["columns"] == ["x", "fit_rate", "x2"]
+
+
+def test_splits_depend_on_ids_target_and_cv_settings_only():
+    rng = np.random.default_rng(0)
+    ids, y = np.arange(100, 300), rng.integers(0, 2, 200)
+    cv = CVConfig(n_splits=5, seed=7, repeats=2)
+    split = make_split(ids, y, cv)
+    assert split.shape == (200, 2) and (split[:, 0] != split[:, 1]).any()
+    order = rng.permutation(200)  # the rows in another order: every id keeps its folds
+    np.testing.assert_array_equal(make_split(ids[order], y[order], cv), split[order])
+    assert (make_split(ids, y, CVConfig(n_splits=5, seed=8, repeats=2)) != split).any()
+    one = make_split(ids, y, CVConfig(n_splits=5, seed=7))
+    np.testing.assert_array_equal(one[:, 0], split[:, 0])  # repeat 0 is the plain split
+
+
+def test_runs_with_other_features_models_or_model_seed_share_the_split(world):
+    plain = competition(world / "comps", "plain", numeric=["x"])
+    encoded = competition(world / "comps", "encoded", encode=["lvl3"])
+    runs = []
+    for comp, extra in [(plain, ()), (encoded, ("--set", "model.name=linear")),
+                        (plain, ("--seed", "5"))]:
+        proc, summary = train(world, comp, "--folds", "1", *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(pd.read_csv(Path(summary["run_dir"]) / "folds.csv"))
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(other, runs[0])
+    proc, summary = train(world, plain, "--folds", "1", "--set", "cv.seed=1")
+    assert (pd.read_csv(Path(summary["run_dir"]) / "folds.csv")["fold"]
+            != runs[0]["fold"]).any()
+
+
+def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
+    comp = competition(world / "comps", "repeated", numeric=["x"], encode=["lvl3"], repeats=3)
+    proc, summary = train(world, comp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = Path(summary["run_dir"])
+    assert len(summary["cv"]["folds"]) == 15 and len(summary["cv"]["repeat_means"]) == 3
+    assert "over 3 repeats" in proc.stdout
+    assert list(pd.read_csv(run / "folds.csv").columns) == ["id", "fold", "fold_r1", "fold_r2"]
+    parts = pd.concat([pd.read_parquet(run / f"fold{f}" / "oof.parquet") for f in range(15)])
+    assert sorted(parts["repeat"].unique()) == [0, 1, 2]
+    assert (parts.groupby("id").size() == 3).all()  # each row validated once per repeat
+    oof = pd.read_parquet(run / "oof.parquet").set_index("id")
+    np.testing.assert_allclose(oof["p_1"], parts.groupby("id")["p_1"].mean().loc[oof.index])
+    repeat0 = parts[parts["repeat"] == 0].set_index("id")["fold"]
+    assert (oof["fold"] == repeat0.loc[oof.index]).all()  # `fold` is the repeat-0 fold
+
+    proc, cut = train(world, comp, "--folds", "7")  # stopped inside repeat 1
+    assert proc.returncode == 0 and len(cut["cv"]["folds"]) == 7
+    proc, resumed = train(world, comp, "--resume", cut["run_dir"], "--folds", "15")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(Path(resumed["run_dir"]) / "oof.parquet"),
+                                  pd.read_parquet(run / "oof.parquet"))
