@@ -5,6 +5,15 @@ under [features] numeric / categorical. Use only statistics that need no labels 
 folds are made afterwards, so anything fitted on the target here would leak). Keep the
 target column in train and the row order of both frames.
 
+Features that use labels (group target rates, custom target encodings) go in an optional
+fold_features(fit, frame) -> DataFrame: `fit` holds rows with labels, `frame` the rows to
+compute new columns for (no target column); return only the new columns, indexed like
+`frame`. The kit calls it inside each fold so no row ever sees its own label:
+
+    def fold_features(fit, frame):
+        rate = fit.groupby("city")["target"].mean()
+        return pd.DataFrame({"city_rate": frame["city"].map(rate)}, index=frame.index)
+
     def build(train, test):
         for frame in (train, test):
             frame["ratio"] = frame["a"] / (frame["b"] + 1)
