@@ -76,6 +76,7 @@ class FeaturesConfig:
     # columns target-encoded inside each fold (scikit-learn's TargetEncoder, fitted on the
     # fold's training rows; those rows get theirs by an inner K-fold): te_<column>[_<class>]
     target_encode: tuple[str, ...] = ()
+    fold_hook: bool = True  # false: ignore features.py fold_features (an ablation)
     params: dict = field(default_factory=dict)  # keyword arguments for the features.py hook
 
 

@@ -505,7 +505,8 @@ def test_predict_kernel_packs_the_run_as_a_dataset_and_pushes_both(tmp_path, stu
     assert summary["dataset_id"] == "me/titanic-20240101-120000-mlp-raw"
     assert sorted(str(p.relative_to(dataset)) for p in dataset.rglob("*") if p.is_file()) == [
         "config.toml", "dataset-metadata.json", "fold0/best_e3_acc0.81.pt", "fold0/done.json",
-        "fold0/preprocessors.json", "run.json", "scores.json"]
+        "fold0/preprocessors.json", "folds.csv", "run.json", "scores.json"]  # folds.csv: fold
+    # features are fitted again on each fold's training rows
     meta = json.loads((dataset / "dataset-metadata.json").read_text())
     assert meta["licenses"] == [{"name": "CC0-1.0"}] and meta["id"] == summary["dataset_id"]
     kmeta = summary["metadata"]

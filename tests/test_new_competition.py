@@ -137,7 +137,8 @@ def test_new_competition_refuses_to_overwrite_and_bad_task(comps):
 
 
 def test_titanic_dry_run_writes_a_marked_valid_submission(tmp_path):
-    proc, summary = run_train(tmp_path, tmp_path / "data", "--demo", "--dry-run")
+    proc, summary = run_train(tmp_path, tmp_path / "data", "--demo", "--dry-run",
+                              "--set", "model.name=mlp")  # the trainer's files too
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(summary["run_dir"])
     assert run.name.endswith("_dryrun") and Path(summary["submission"]).stem.endswith("_dryrun")

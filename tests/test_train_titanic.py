@@ -39,7 +39,7 @@ def test_demo_run_writes_every_artifact(tmp_path, model):
 
 
 def test_same_seed_gives_identical_oof(tmp_path, titanic_demo):
-    args = ("--folds", "1", "--set", "train.epochs=2", "--seed", "7")
+    args = ("--folds", "1", "--set", "model.name=mlp", "--set", "train.epochs=2", "--seed", "7")
     a = train(tmp_path / "a", titanic_demo, *args)[1]
     b = train(tmp_path / "b", titanic_demo, *args)[1]
     oof_a = pd.read_parquet(Path(a["run_dir"]) / "oof.parquet")
@@ -54,7 +54,8 @@ def test_device_data_run_trains_and_predict_reproduces_it(tmp_path, titanic_demo
 
     summary = train_main(["--comp", "titanic", "--data", str(titanic_demo), "--folds", "2",
                           "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
-                          "--set", "train.device_data=true", "--set", "train.epochs=3"])
+                          "--set", "model.name=mlp", "--set", "train.device_data=true",
+                          "--set", "train.epochs=3"])
     run = Path(summary["run_dir"])
     oof = pd.read_parquet(run / "oof.parquet")
     assert oof["id"].is_unique and set(oof["fold"]) == {0, 1}

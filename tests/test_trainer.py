@@ -18,8 +18,8 @@ from conftest import ROOT, run_train, train_cmd
 from kit.submission import validate_file
 
 # Long enough that a run can be interrupted in the middle of a fold, short on 2 cores.
-SLOW_MLP = ["--set", "model.name=mlp", "--set", "train.epochs=12", "--set", "train.patience=12",
-            "--folds", "2"]
+MLP = ["--set", "model.name=mlp"]  # titanic's default is gbdt; these runs test the trainer
+SLOW_MLP = [*MLP, "--set", "train.epochs=12", "--set", "train.patience=12", "--folds", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_sigterm_stops_cleanly_and_keeps_last_checkpoint(tmp_path, demo):
 
 
 def test_max_time_stops_cleanly_and_still_submits(tmp_path, demo):
-    proc, summary = run_train(tmp_path, demo, "--set", "train.epochs=400",
+    proc, summary = run_train(tmp_path, demo, *MLP, "--set", "train.epochs=400",
                               "--set", "train.patience=400", "--max-time", "4")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = pd.read_json(Path(summary["run_dir"]) / "scores.json", typ="series")
@@ -125,7 +125,7 @@ def test_full_disk_during_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
 @pytest.mark.parametrize("device_data", ["false", "true"])  # stream shards / TensorBatches shards
 def test_torchrun_two_ranks_gloo(tmp_path, demo, device_data):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           *train_cmd(tmp_path, demo, "--folds", "2", "--set", "train.epochs=2",
+           *train_cmd(tmp_path, demo, *MLP, "--folds", "2", "--set", "train.epochs=2",
                       "--set", f"train.device_data={device_data}")[1:]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -163,7 +163,7 @@ def wandb_records(path: Path) -> list:
 
 
 def test_wandb_offline_runs_have_their_own_step_axes(tmp_path, demo):
-    proc, summary = run_train(tmp_path, demo, "--wandb", "--folds", "2",
+    proc, summary = run_train(tmp_path, demo, *MLP, "--wandb", "--folds", "2",
                               "--set", "train.epochs=3",
                               env={"HOME": str(tmp_path), "WANDB_API_KEY": "",
                                    "WANDB_SILENT": "true"})
@@ -192,7 +192,7 @@ def test_wandb_offline_runs_have_their_own_step_axes(tmp_path, demo):
 
 
 def test_plots_are_written_as_pngs(tmp_path, demo):
-    proc, summary = run_train(tmp_path, demo, "--folds", "1", "--set", "train.epochs=2")
+    proc, summary = run_train(tmp_path, demo, *MLP, "--folds", "1", "--set", "train.epochs=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(summary["run_dir"])
     for png in [run / "fold0" / "curves.png", run / "fold0" / "confusion.png",
@@ -206,7 +206,7 @@ def test_plots_are_written_as_pngs(tmp_path, demo):
     (["--set", "train.amp=bf16", "--device", "cpu"], "needs a CUDA device"),
 ])
 def test_bad_device_settings(tmp_path, demo, extra, message):
-    proc, _ = run_train(tmp_path, demo, "--folds", "1", *extra)
+    proc, _ = run_train(tmp_path, demo, *MLP, "--folds", "1", *extra)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "subs").exists()
 

@@ -128,7 +128,8 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                            test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
                            numeric, categorical)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
-    fold_fns = fold_functions(cfg, load_hook(comp_dir, "features", "fold_features"))
+    hook = load_hook(comp_dir, "features", "fold_features") if f.fold_hook else None
+    fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
                     state={"tables": tables, "frame": train, "test_frame": test,
