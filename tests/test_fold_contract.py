@@ -216,3 +216,37 @@ def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
     assert proc.returncode == 0, proc.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(Path(resumed["run_dir"]) / "oof.parquet"),
                                   pd.read_parquet(run / "oof.parquet"))
+
+
+EXTRA_ROWS = '''
+import numpy as np
+import pandas as pd
+
+def extra_train_rows(fit):
+    """300 labelled rows where x decides the label: an "original" dataset."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    return pd.DataFrame({"x": x, "label": (x > 0).astype(int)})
+
+def fold_features(fit, frame):
+    return pd.DataFrame({"x_sq": frame["x"] ** 2}, index=frame.index)
+'''
+
+
+def test_extra_training_rows_join_each_folds_training_rows_only(world):
+    """The noise label cannot be learnt from the competition's rows; 300 added rows where
+    the sign of x decides it are learnt, and they never become validation rows."""
+    comp = competition(world / "comps", "extra", numeric=["x"], features=EXTRA_ROWS)
+    proc, summary = train(world, comp, "--folds", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("extra_train_rows() added 300 training rows") == 2
+    run = Path(summary["run_dir"])
+    info = json.loads((run / "fold0" / "done.json").read_text())
+    assert info["train_rows"] == 480 + 300
+    oof = pd.read_parquet(run / "oof.parquet")
+    assert len(oof) == 240 and oof["id"].isin(range(1, 601)).all()
+    # the added rows taught "x > 0 -> 1": the OOF predictions follow the sign of x
+    data = pd.read_csv(world / "data" / "train.csv").set_index("id").loc[oof["id"]]
+    assert ((oof["p_1"].to_numpy() > 0.5) == (data["x"].to_numpy() > 0)).mean() > 0.9
+    state = json.loads((run / "fold0" / "preprocessors.json").read_text())
+    assert state["numeric"]["columns"] == ["x", "x_sq"]

@@ -4,7 +4,8 @@ Classification or regression (`competition.problem`): a regression's target is t
 per fold (`data.target_transform`, plus standardization for networks; kit/objective.py)
 and every prediction is inverted to the original scale before it leaves the fold. An
 optional `keep_train_rows(frame) -> bool mask` in features.py drops rows (outliers) from
-each fold's training rows only, never from validation or test rows.
+each fold's training rows only, never from validation or test rows, and an optional
+`extra_train_rows(fit) -> DataFrame` adds labelled rows (an "original" dataset) to them.
 
 Torch models (`mlp`) read their rows through TabularStream (record batches, one vectorized
 transform per chunk, pre-batched tensors) so the same code scales from Titanic to tens of
@@ -53,13 +54,15 @@ ROW = "_row"  # row position in the cached parquet; streams filter folds on it
 class Tables:
     """What a fold's models read: the train and test rows (index = row position; id,
     feature columns, ROW, and `_y` in train), their parquet copies for the stream, and
-    the feature columns. Fold features (kit/fold_features.py) make a fold its own."""
+    the feature columns. Extra training rows and fold features (kit/fold_features.py)
+    make a fold its own."""
 
     train: pd.DataFrame
     test: pd.DataFrame
     cache: Path
     numeric: list[str]
     categorical: list[str]
+    y: np.ndarray  # the train rows' targets by position (Prepared.y, plus any extra rows)
 
 
 class TabularTransform:
@@ -126,7 +129,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     keep = [d.id, *columns]
     tables = _write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
                            test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
-                           numeric, categorical)
+                           numeric, categorical, y)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
     hook = load_hook(comp_dir, "features", "fold_features") if f.fold_hook else None
     fold_fns = fold_functions(cfg, hook)
@@ -134,15 +137,16 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                     test_ids=test[d.id].to_numpy(),
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
-                           "keep_rows": load_hook(comp_dir, "features", "keep_train_rows")})
+                           "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
+                           "extra_rows": load_hook(comp_dir, "features", "extra_train_rows")})
 
 
-def _write_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical
-                  ) -> Tables:
+def _write_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
+                  y: np.ndarray) -> Tables:
     cache.mkdir(parents=True, exist_ok=True)
     write_parquet(cache / "train.parquet", train)
     write_parquet(cache / "test.parquet", test)
-    return Tables(train, test, cache, list(numeric), list(categorical))
+    return Tables(train, test, cache, list(numeric), list(categorical), y)
 
 
 def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
@@ -219,25 +223,67 @@ def _fit_rows(prep: Prepared, fold: int, train_idx: np.ndarray) -> np.ndarray:
     return train_idx[keep]
 
 
-def _fold_tables(prep: Prepared, cfg: Config, fold: int, rows: np.ndarray,
-                 valid_idx: np.ndarray, cache: Path) -> Tables:
-    """The prepared tables plus the fold's fold-safe columns (fitted on `rows`; for `rows`
-    themselves by an inner K-fold), with their own parquet copies under `cache`."""
-    base, fns = prep.state["tables"], prep.state["fold_fns"]
-    if not fns:
-        return base
-    train_cols, test_cols = fit_fold_columns(
-        fns, prep.state["frame"], rows, valid_idx, prep.state["test_frame"],
-        target=cfg.data.target, n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold)
-    clash = [c for c in train_cols.columns if c in base.train.columns or c in
-             prep.state["frame"].columns]
-    if clash:
-        raise DataError(f"fold features {clash} already exist as columns; give them new names")
-    numeric = [c for c in train_cols.columns if pd.api.types.is_numeric_dtype(train_cols[c])
-               and not pd.api.types.is_bool_dtype(train_cols[c])]
-    categorical = [c for c in train_cols.columns if c not in numeric]
-    return _write_tables(base.train.join(train_cols), base.test.join(test_cols), cache,
-                         base.numeric + numeric, base.categorical + categorical)
+def _fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
+                valid_idx: np.ndarray, cache: Path) -> tuple[Tables, np.ndarray]:
+    """The fold's tables and training rows: keep_train_rows() drops rows, extra_train_rows()
+    adds labelled rows (never to validation), fold features are fitted on the result (for
+    those rows themselves by an inner K-fold). Own parquet copies under `cache`."""
+    rows = _fit_rows(prep, fold, train_idx)
+    base, frame, fns = prep.state["tables"], prep.state["frame"], prep.state["fold_fns"]
+    extra = _extra_rows(prep, cfg, fold, rows)
+    if extra is None and not fns:
+        return base, rows
+    train, test, y = base.train, base.test, base.y
+    numeric, categorical = list(base.numeric), list(base.categorical)
+    if extra is not None:
+        added, y_added = extra
+        positions = added.index.to_numpy()
+        train = pd.concat([train, added.reindex(columns=train.columns.drop([ROW, "_y"])).assign(
+            **{ROW: positions, "_y": y_added})])
+        frame, y = pd.concat([frame, added]), np.concatenate([y, y_added])
+        rows = np.concatenate([rows, positions])
+    if fns:
+        train_cols, test_cols = fit_fold_columns(
+            fns, frame, rows, valid_idx, prep.state["test_frame"], target=cfg.data.target,
+            n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold)
+        clash = [c for c in train_cols.columns if c in frame.columns]
+        if clash:
+            raise DataError(f"fold features {clash} already exist as columns; give them new "
+                            "names")
+        numeric += [c for c in train_cols.columns if pd.api.types.is_numeric_dtype(
+            train_cols[c]) and not pd.api.types.is_bool_dtype(train_cols[c])]
+        categorical += [c for c in train_cols.columns if c not in numeric]
+        train, test = train.join(train_cols), test.join(test_cols)
+    return _write_tables(train, test, cache, numeric, categorical, y), rows
+
+
+def _extra_rows(prep: Prepared, cfg: Config, fold: int, rows: np.ndarray):
+    """(rows indexed after the train rows, their targets) from features.py's
+    extra_train_rows(fit), or None: labelled rows (an "original" dataset, as Playground
+    solutions add) appended to the fold's training rows only."""
+    hook = prep.state["extra_rows"]
+    extra = None if hook is None else hook(prep.state["frame"].iloc[rows])
+    if extra is None or len(extra) == 0:
+        return None
+    base, target = prep.state["tables"], cfg.data.target
+    needed = [target, *base.numeric, *base.categorical]
+    missing = [c for c in needed if not isinstance(extra, pd.DataFrame) or c not in extra]
+    if missing:
+        raise DataError(f"features.py extra_train_rows() returned rows without {missing[:5]}; "
+                        "return a DataFrame with the target and every feature column")
+    source = "features.py extra_train_rows()"
+    check_target(cfg.competition.problem, extra[target], target, source)
+    if prep.classes:
+        y = pd.Index(prep.classes).get_indexer(extra[target]).astype(np.int64)
+        if (y < 0).any():
+            raise DataError(f"{source}: target values {sorted(set(extra[target][y < 0]))[:5]} "
+                            f"are not among the classes {prep.classes[:10]}")
+    else:
+        y = extra[target].to_numpy(np.float64)
+    extra = extra.reset_index(drop=True).set_axis(len(base.y) + np.arange(len(extra)))
+    if dist.is_main():
+        print(f"fold {fold}: extra_train_rows() added {len(extra)} training rows")
+    return extra, y
 
 
 def _batches(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
@@ -267,16 +313,15 @@ def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shu
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, entry = ctx.cfg, get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
-    rows = _fit_rows(prep, ctx.fold, ctx.train_idx)
-    tables = _fold_tables(prep, cfg, ctx.fold, rows, ctx.valid_idx,
-                          prep.state["tables"].cache / f"fold{ctx.fold}")
+    tables, rows = _fold_setup(prep, cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
+                               prep.state["tables"].cache / f"fold{ctx.fold}")
     num, cat = _fit_preprocessors(tables, cfg, rows)
-    objective = Objective.for_fold(cfg, prep.classes, prep.y[rows],
+    objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target)
     model = _build(cfg, entry, num, cat, objective)
     if entry.kind == "sklearn":
-        valid_pred, test_pred, info = _fit_sklearn(model, prep, tables, ctx, rows, num, cat,
+        valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
                                                    objective)
     else:
         transform = TabularTransform(num, cat, objective)
@@ -338,11 +383,10 @@ def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     return model.predict_proba(x).astype(np.float64)
 
 
-def _fit_sklearn(model, prep: Prepared, tables: Tables, ctx: FoldContext, rows, num, cat,
-                 objective):
+def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective):
     import skops.io as sio
 
-    model.fit(_arrays(tables, "train", rows, num, cat), objective.batch_target(prep.y[rows]))
+    model.fit(_arrays(tables, "train", rows, num, cat), objective.batch_target(tables.y[rows]))
     with atomic_path(ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
     valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat), objective)
@@ -387,7 +431,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
 
 
 def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
-    if not prep.state["fold_fns"]:
+    if not prep.state["fold_fns"]:  # extra training rows change the model, not test rows
         return prep.state["tables"]
     split = read_folds(fold_dir.parent, prep.ids)
     if split is None:
@@ -395,6 +439,5 @@ def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
                               "are fitted on the fold's training rows; copy the run folder whole")
     fold = int(fold_dir.name.removeprefix("fold"))
     train_idx, valid_idx = fold_rows(split, fold, cfg.cv.n_splits)
-    rows = _fit_rows(prep, fold, train_idx)
-    return _fold_tables(prep, cfg, fold, rows, valid_idx,
-                        prep.state["tables"].cache / fold_dir.name)
+    return _fold_setup(prep, cfg, fold, train_idx, valid_idx,
+                       prep.state["tables"].cache / fold_dir.name)[0]
