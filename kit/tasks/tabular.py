@@ -17,7 +17,6 @@ batches sliced from tensors on the device instead (TensorBatches). scikit-learn 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,33 +35,17 @@ from kit.data.tabular import (
     save_preprocessors,
 )
 from kit.errors import CheckpointError, DataError
-from kit.fold_features import fit_fold_columns, fold_functions
+from kit.fold_features import fold_functions
+from kit.fold_tables import ROW, Tables, fold_setup, write_tables
 from kit.folds import fold_rows
 from kit.hooks import call_with_params, load_hook
-from kit.io import atomic_path, write_parquet
+from kit.io import atomic_path
 from kit.metrics import get_metric
 from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
-
-ROW = "_row"  # row position in the cached parquet; streams filter folds on it
-
-
-@dataclass
-class Tables:
-    """What a fold's models read: the train and test rows (index = row position; id,
-    feature columns, ROW, and `_y` in train), their parquet copies for the stream, and
-    the feature columns. Extra training rows and fold features (kit/fold_features.py)
-    make a fold its own."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame
-    cache: Path
-    numeric: list[str]
-    categorical: list[str]
-    y: np.ndarray  # the train rows' targets by position (Prepared.y, plus any extra rows)
 
 
 class TabularTransform:
@@ -127,7 +110,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             "fix features.numeric / features.categorical in config.toml")
     _check_target_encode(cfg, train, test)
     keep = [d.id, *columns]
-    tables = _write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
+    tables = write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
                            test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
                            numeric, categorical, y)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
@@ -139,14 +122,6 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
                            "extra_rows": load_hook(comp_dir, "features", "extra_train_rows")})
-
-
-def _write_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
-                  y: np.ndarray) -> Tables:
-    cache.mkdir(parents=True, exist_ok=True)
-    write_parquet(cache / "train.parquet", train)
-    write_parquet(cache / "test.parquet", test)
-    return Tables(train, test, cache, list(numeric), list(categorical), y)
 
 
 def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
@@ -206,86 +181,6 @@ def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
     return num, cat
 
 
-def _fit_rows(prep: Prepared, fold: int, train_idx: np.ndarray) -> np.ndarray:
-    """The fold's training rows, less those features.py's keep_train_rows() drops."""
-    hook = prep.state["keep_rows"]
-    if hook is None:
-        return train_idx
-    keep = np.asarray(hook(prep.state["frame"].iloc[train_idx].reset_index(drop=True)))
-    if keep.dtype != bool or keep.shape != train_idx.shape:
-        raise DataError(f"features.py keep_train_rows() returned {keep.dtype} of shape "
-                        f"{keep.shape} for {len(train_idx)} rows; return one bool per row")
-    if not keep.any():
-        raise DataError("features.py keep_train_rows() dropped every training row of fold "
-                        f"{fold}; return True for the rows to keep")
-    if dist.is_main() and not keep.all():
-        print(f"fold {fold}: keep_train_rows() dropped {int((~keep).sum())} training rows")
-    return train_idx[keep]
-
-
-def _fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
-                valid_idx: np.ndarray, cache: Path) -> tuple[Tables, np.ndarray]:
-    """The fold's tables and training rows: keep_train_rows() drops rows, extra_train_rows()
-    adds labelled rows (never to validation), fold features are fitted on the result (for
-    those rows themselves by an inner K-fold). Own parquet copies under `cache`."""
-    rows = _fit_rows(prep, fold, train_idx)
-    base, frame, fns = prep.state["tables"], prep.state["frame"], prep.state["fold_fns"]
-    extra = _extra_rows(prep, cfg, fold, rows)
-    if extra is None and not fns:
-        return base, rows
-    train, test, y = base.train, base.test, base.y
-    numeric, categorical = list(base.numeric), list(base.categorical)
-    if extra is not None:
-        added, y_added = extra
-        positions = added.index.to_numpy()
-        train = pd.concat([train, added.reindex(columns=train.columns.drop([ROW, "_y"])).assign(
-            **{ROW: positions, "_y": y_added})])
-        frame, y = pd.concat([frame, added]), np.concatenate([y, y_added])
-        rows = np.concatenate([rows, positions])
-    if fns:
-        train_cols, test_cols = fit_fold_columns(
-            fns, frame, rows, valid_idx, prep.state["test_frame"], target=cfg.data.target,
-            n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold)
-        clash = [c for c in train_cols.columns if c in frame.columns]
-        if clash:
-            raise DataError(f"fold features {clash} already exist as columns; give them new "
-                            "names")
-        numeric += [c for c in train_cols.columns if pd.api.types.is_numeric_dtype(
-            train_cols[c]) and not pd.api.types.is_bool_dtype(train_cols[c])]
-        categorical += [c for c in train_cols.columns if c not in numeric]
-        train, test = train.join(train_cols), test.join(test_cols)
-    return _write_tables(train, test, cache, numeric, categorical, y), rows
-
-
-def _extra_rows(prep: Prepared, cfg: Config, fold: int, rows: np.ndarray):
-    """(rows indexed after the train rows, their targets) from features.py's
-    extra_train_rows(fit), or None: labelled rows (an "original" dataset, as Playground
-    solutions add) appended to the fold's training rows only."""
-    hook = prep.state["extra_rows"]
-    extra = None if hook is None else hook(prep.state["frame"].iloc[rows])
-    if extra is None or len(extra) == 0:
-        return None
-    base, target = prep.state["tables"], cfg.data.target
-    needed = [target, *base.numeric, *base.categorical]
-    missing = [c for c in needed if not isinstance(extra, pd.DataFrame) or c not in extra]
-    if missing:
-        raise DataError(f"features.py extra_train_rows() returned rows without {missing[:5]}; "
-                        "return a DataFrame with the target and every feature column")
-    source = "features.py extra_train_rows()"
-    check_target(cfg.competition.problem, extra[target], target, source)
-    if prep.classes:
-        y = pd.Index(prep.classes).get_indexer(extra[target]).astype(np.int64)
-        if (y < 0).any():
-            raise DataError(f"{source}: target values {sorted(set(extra[target][y < 0]))[:5]} "
-                            f"are not among the classes {prep.classes[:10]}")
-    else:
-        y = extra[target].to_numpy(np.float64)
-    extra = extra.reset_index(drop=True).set_axis(len(base.y) + np.arange(len(extra)))
-    if dist.is_main():
-        print(f"fold {fold}: extra_train_rows() added {len(extra)} training rows")
-    return extra, y
-
-
 def _batches(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
              seed=0, device="cpu"):
     """The rows' batches: streamed from the parquet cache, or with `train.device_data`
@@ -313,7 +208,7 @@ def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shu
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg, entry = ctx.cfg, get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
-    tables, rows = _fold_setup(prep, cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
+    tables, rows = fold_setup(prep, cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
                                prep.state["tables"].cache / f"fold{ctx.fold}")
     num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
@@ -439,5 +334,5 @@ def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
                               "are fitted on the fold's training rows; copy the run folder whole")
     fold = int(fold_dir.name.removeprefix("fold"))
     train_idx, valid_idx = fold_rows(split, fold, cfg.cv.n_splits)
-    return _fold_setup(prep, cfg, fold, train_idx, valid_idx,
+    return fold_setup(prep, cfg, fold, train_idx, valid_idx,
                        prep.state["tables"].cache / fold_dir.name)[0]
