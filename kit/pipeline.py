@@ -128,7 +128,9 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
         score = metric(labels_k, pred_k)
         if main:
             _fold_plot(fold_dir, labels_k, pred_k, prep.classes, f"fold {k}", metric)
-            print(f"fold {k}: {metric.name} {score:.4f}  ({info.get('stop_reason', '')})")
+            repeat = f" (repeat {k // cfg.cv.n_splits})" if cfg.cv.repeats > 1 else ""
+            reason = f"  ({info['stop_reason']})" if info.get("stop_reason") else ""
+            print(f"fold {k}{repeat}: {metric.name} {score:.4f}{reason}")
         tracker.finish_fold({"fold": k, "score": score})
         oof_parts.append(oof_k)
         test_preds.append(test_k[pred_columns(prep.classes)].to_numpy())
