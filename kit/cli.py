@@ -116,13 +116,13 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
 
 def train_main(argv: list[str] | None = None) -> dict:
     import torch
-    from threadpoolctl import threadpool_limits
 
     from kit import distributed as dist
     from kit.devices import pick_device
     from kit.metrics import get_metric
     from kit.pipeline import RunOptions, run_cv
     from kit.seed import seed_everything, set_deterministic
+    from kit.threads import apply_thread_budget
 
     args = train_parser().parse_args(argv)
     if args.resume:
@@ -161,9 +161,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     device = pick_device(cfg.train.device)
     if device.type == "cuda" and place.world_size > 1:
         device = torch.device("cuda", place.local_rank)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-        threadpool_limits(cfg.train.num_threads)  # scikit-learn's OpenMP / BLAS pools
+    threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.threads
     folds = 1 if args.dry_run and not args.folds else args.folds
     run_dir.mkdir(parents=True, exist_ok=True)
     if place.main:
@@ -173,7 +171,7 @@ def train_main(argv: list[str] | None = None) -> dict:
             "device": str(device), "world_size": place.world_size,
             "deterministic": cfg.train.deterministic, "python": platform.python_version(),
             "torch": torch.__version__, "demo": args.demo, "folds": folds,
-            "data_dir": str(data_dir)})
+            "data_dir": str(data_dir), "threads": threads})
         ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
               + ("  deterministic: on" if cfg.train.deterministic else ""))

@@ -126,8 +126,9 @@ class TrainConfig:
     accum_steps: int = 1
     device: str = "auto"
     num_workers: int = 0
-    # CPU threads for torch and scikit-learn (0 = their default, one per core). Tiny batches
-    # (Titanic) run several times faster on 1 thread: the sync costs more than the math.
+    # CPU threads for torch and BLAS/OpenMP (0 = the kit chooses: half the cores, the rest
+    # for pyarrow; kit/threads.py). Tiny batches (Titanic) run several times faster on 1
+    # thread: the sync costs more than the math.
     num_threads: int = 0
     device_data: bool = False  # keep the whole tensor dataset on the device (small data)
     compile: bool = False

@@ -102,21 +102,19 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
                 device: str = "auto") -> dict:
     """Predict the test set with every finished fold of `run`; write a checked submission."""
     folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
-    import torch
-
     from kit.devices import pick_device
     from kit.pipeline import fold_mean
     from kit.seed import seed_everything
     from kit.submission import build_submission, read_sample, write_submission
     from kit.tasks import get_task
+    from kit.threads import apply_thread_budget
 
     cfg = load_resolved(run / "config.toml")
     slug = cfg.competition.slug
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)
     seed_everything(cfg.train.seed)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    apply_thread_budget(cfg.train.num_threads)
     dev = pick_device(device)
     task = get_task(cfg.competition.task)
     print(f"predict: {run}  folds: {', '.join(p.name for p in folds)}  device: {dev}")

@@ -21,8 +21,11 @@ of the paired ratios, which cancels the drift of a shared machine's speed that a
 of two best-ofs taken minutes apart does not; rows/s figures are each loader's fastest
 pass, and `fraction_of_limit_best_of` their ratio. Also measured: categorical
 encoding alone (per-value apply(lambda) vs kit's CategoricalPreprocessor map) and the peak
-RSS of a full kit epoch at N and 10 N rows, each in a fresh child process. Progress goes to
-stderr; the last stdout line is the JSON summary, also written to --summary-json.
+RSS of a full kit epoch at N and 10 N rows, each in a fresh child process. Threads: the
+kit's budget as `train` applies it (kit.threads, from the cores and --num-threads, 0 =
+auto), for the kit and the limit alike; --no-thread-budget leaves every pool at its library
+default, as a plain shell had them before. Progress goes to stderr; the last stdout line is
+the JSON summary (with the thread counts under "threads"), also written to --summary-json.
 """
 
 from __future__ import annotations
@@ -45,12 +48,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from sklearn.preprocessing import LabelEncoder, StandardScaler
+from threadpoolctl import threadpool_info
 from torch.utils.data import DataLoader, IterableDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit.data.stream import TabularStream, stream_loader  # noqa: E402
 from kit.data.tabular import UNSEEN, CategoricalPreprocessor, NumericPreprocessor  # noqa: E402
 from kit.io import write_json  # noqa: E402
+from kit.threads import apply_thread_budget  # noqa: E402
 
 ROWS_PER_DATE = 50_000
 BATCH_SIZE = 1024
@@ -225,9 +230,9 @@ def bench_encode(folder: Path, rows: int) -> dict:
             "speedup": round(per_value / mapped, 1)}
 
 
-def peak_rss_mb(folder: Path) -> dict:
+def peak_rss_mb(folder: Path, thread_args: list[str]) -> dict:
     """RSS of one full kit epoch (num_workers=0) in a fresh child: before it and at peak."""
-    child = subprocess.run([sys.executable, __file__, "--rss-child", str(folder)],
+    child = subprocess.run([sys.executable, __file__, "--rss-child", str(folder), *thread_args],
                            check=True, capture_output=True, text=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
@@ -251,6 +256,15 @@ def rss_child(folder: Path) -> None:
     print(json.dumps({"before_epoch": before, "peak": max_rss_mb()}))
 
 
+def set_threads(num_threads: int, budget: bool) -> dict:
+    """The kit's thread budget, or (budget=False) every pool left at its library default."""
+    if budget:
+        return {"budget": True, **apply_thread_budget(num_threads)}
+    return {"budget": False, "torch_num_threads": torch.get_num_threads(),
+            "blas_openmp_threads": max(p["num_threads"] for p in threadpool_info()),
+            "arrow_cpu_count": pa.cpu_count(), "arrow_io_thread_count": pa.io_thread_count()}
+
+
 # -- main ------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> dict:
@@ -263,15 +277,24 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--encode-rows", type=int, default=2000, help="rows timed for encoding")
     p.add_argument("--repeats", type=int, default=5,
                    help="kit epoch + limit pass pairs per kit loader (the machine may be shared)")
+    p.add_argument("--num-threads", type=int, default=0,
+                   help="train.num_threads for the kit's thread budget (0: the kit chooses)")
+    p.add_argument("--no-thread-budget", action="store_true",
+                   help="leave torch, BLAS/OpenMP and pyarrow at their library defaults")
     p.add_argument("--summary-json", type=Path)
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.num_threads < 0:
+        p.error(f"--num-threads {args.num_threads}: use 0 (the kit chooses) or a count >= 1")
+    threads = set_threads(args.num_threads, not args.no_thread_budget)
+    thread_args = ["--num-threads", str(args.num_threads)] + (
+        ["--no-thread-budget"] if args.no_thread_budget else [])
     if args.rss_child:
         return rss_child(args.rss_child)
     if args.cat_cols < 0 or args.cols < args.cat_cols + 3 or args.rows < 1 or args.repeats < 1:
         p.error("need --rows >= 1, --repeats >= 1 and --cols >= --cat-cols + 3 (id, target, "
                 "one numeric)")
-    torch.set_num_threads(1)  # the loaders are measured, not torch's thread pool
+    log(f"threads: {threads}")
 
     log(f"dataset: {args.rows} rows x {args.cols} columns under {args.data_dir}")
     folder = make_dataset(args.data_dir, args.rows, args.cols, args.cat_cols)
@@ -288,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
     encode = bench_encode(folder, args.encode_rows)
     log(f"peak RSS at {args.rows} and {10 * args.rows} rows (generating the 10x data once)")
     big = make_dataset(args.data_dir, 10 * args.rows, args.cols, args.cat_cols)
-    rss = {"N": peak_rss_mb(folder), "10N": peak_rss_mb(big)}
+    rss = {"N": peak_rss_mb(folder, thread_args), "10N": peak_rss_mb(big, thread_args)}
 
     summary = {
         "rows_per_s": {"naive": naive, "kit": kit["rows_per_s"],
@@ -304,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         "kit_workers_first_epoch_s": kit_workers["first_epoch_s"],
         "rows": args.rows, "cols": args.cols, "cat_cols": args.cat_cols,
         "batch_size": BATCH_SIZE, "chunk_rows": kit["chunk_rows"], "naive_rows": args.naive_rows,
-        "repeats": args.repeats,
+        "repeats": args.repeats, "threads": threads,
         "cpu_count": os.cpu_count(), "torch": torch.__version__, "pyarrow": pa.__version__,
         "pandas": pd.__version__, "data_dir": str(folder),
     }

@@ -43,6 +43,7 @@ from kit import trainer as trainer_module  # noqa: E402
 from kit.config import Config, OptimConfig, TrainConfig  # noqa: E402
 from kit.metrics import get_metric  # noqa: E402
 from kit.objective import Objective  # noqa: E402
+from kit.threads import apply_thread_budget  # noqa: E402
 from kit.trainer import Trainer  # noqa: E402
 
 
@@ -224,18 +225,21 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--num-threads", "--threads", type=int, default=0, dest="num_threads",
+                   help="train.num_threads for the kit's thread budget (0: the kit chooses), "
+                        "for both loops")
     p.add_argument("--device-data", action="store_true",
                    help="time the MNIST device-resident path on a CPU too (always on CUDA)")
     p.add_argument("--summary-json", type=Path)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.num_threads < 0:
+        p.error(f"--num-threads {args.num_threads}: use 0 (the kit chooses) or a count >= 1")
+    threads = apply_thread_budget(args.num_threads)  # as train applies it
     trainer_module.PROGRESS = True  # bars on, as a user sees them, even when piped
     device = torch.device(args.device)
     np.random.seed(0)
     result = {"device": str(device), "torch": torch.__version__,
-              "threads": torch.get_num_threads(),
+              "threads": threads,
               "mlp": overhead("mlp", mlp, (64,), args.steps, args, device),
               "cnn": overhead("cnn", cnn, (1, 28, 28), args.cnn_steps or args.steps, args,
                               device)}
