@@ -27,7 +27,7 @@ from kit.errors import ConfigError, DataError
 from kit.metrics import get_metric
 from kit.runs import Run, load_run, new_run_dir
 
-__all__ = ["METHODS", "ensemble_runs", "resolve_run_dir", "stack_runs"]
+__all__ = ["METHODS", "check_folds_shared", "ensemble_runs", "resolve_run_dir", "stack_runs"]
 
 
 def resolve_run_dir(run_dir: str | Path, slug: str, runs_root: Path) -> Path:
@@ -107,6 +107,29 @@ def _labels(ref: Run) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def check_folds_shared(runs: list[Run], *, allow_different_folds: bool = False) -> list[str]:
+    """Refuse partial members (their OOF misses rows) and members trained on other splits
+    (their OOF scores are not comparable, and a blend fitted on them leaks); with
+    `allow_different_folds` the latter become warnings, returned for the report."""
+    for run in runs:
+        if run.missing_folds:
+            raise DataError(
+                f"run {run.path} trained {run.scores.get('n_folds_trained')} of its "
+                f"{run.missing_folds + run.scores.get('n_folds_trained', 0)} fold fits (--folds "
+                "or --max-time), so its OOF misses rows; finish it with `python scripts/train.py "
+                f"--resume {run.path}` or leave it out")
+    ref, warnings_ = runs[0], []
+    for run in runs[1:]:
+        if run.split != ref.split or not run.split:
+            message = (f"run {run.path} used split {run.split or 'unknown'}, run {ref.path} "
+                       f"split {ref.split or 'unknown'} (scores.json, folds.csv)")
+            if not allow_different_folds:
+                raise DataError(f"{message}: blends need one split; retrain with the same [cv] "
+                                "settings, or pass --allow-different-folds")
+            warnings_.append(message)
+    return warnings_
+
+
 def stack_runs(runs: list[Run], slug: str) -> Stack:
     """Check the runs belong together (competition, problem, classes, ids, targets) and
     align them by id."""
@@ -136,6 +159,7 @@ def ensemble_runs(
     runs_root: str | Path | None = None,
     submissions_root: str | Path | None = None,
     data_dir: str | Path | None = None,
+    allow_different_folds: bool = False,
     log=print,
 ) -> dict:
     """Combine run folders into a new run folder plus a submission; returns the summary.
@@ -152,6 +176,9 @@ def ensemble_runs(
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
     runs = [load_run(resolve_run_dir(d, slug, runs_root)) for d in run_dirs]
     stack = stack_runs(runs, slug)
+    split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
+    for message in split_warnings:
+        log(f"warning: {message}; the blend's scores mix splits")
     check_method(method, stack.problem)
     cfg = runs[0].cfg
     metric = get_metric(cfg.competition.metric, stack.problem)
@@ -163,10 +190,12 @@ def ensemble_runs(
     parsed = parse_weights(weights, len(runs)) if weights is not None else None
     result = blend(stack, method, metric, parsed)
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
-    return write_ensemble_run(
+    summary = write_ensemble_run(
         runs, stack, result, metric, sample_path=sample,
         run_dir=new_run_dir(runs_root / slug, "ensemble", method), submissions_dir=subs_root / slug,
+        split="" if split_warnings else runs[0].split,
     )
+    return {**summary, "warnings": split_warnings}
 
 
 def _warn_hard(method: str, metric: str, kind: str) -> None:

@@ -119,6 +119,7 @@ def write_ensemble_run(
     sample_path: Path,
     run_dir: Path,
     submissions_dir: Path,
+    split: str = "",
 ) -> dict:
     """Write the ensemble's run folder and submission copy; return the summary dict."""
     cfg = runs[0].cfg
@@ -134,7 +135,7 @@ def write_ensemble_run(
         oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
         pred_frame(stack.test_ids, blend.test, stack.classes),
     )
-    write_scores(run_dir, _scores(stack, blend, metric))
+    write_scores(run_dir, _scores(stack, blend, metric, split))
     model = dataclasses.replace(cfg.model, name="ensemble")
     write_text(run_dir / "config.toml", to_toml(cfg.replace(model=model)))
     names = [run.path.name for run in runs]
@@ -148,14 +149,14 @@ def write_ensemble_run(
     return summary
 
 
-def _scores(stack: Stack, blend: Blend, metric: Metric) -> dict:
+def _scores(stack: Stack, blend: Blend, metric: Metric, split: str) -> dict:
     """scores.json per the contract, on the ensemble's (cross-validated when fitted) OOF."""
     folds = [
         metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])
         for k in np.unique(stack.folds)
     ]
     return scores_dict(metric, stack.problem, folds, metric(stack.labels, blend.oof),
-                       stack.classes)
+                       stack.classes, split=split)
 
 
 def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> dict:

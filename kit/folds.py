@@ -11,6 +11,7 @@ photos, one family's tickets) never straddle train and valid: `check_folds` asse
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,22 @@ def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray 
                            problem=problem)
         columns.append(folds[back])
     return np.stack(columns, axis=1)
+
+
+def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None,
+              *, problem: str = "classification") -> str:
+    """The split's hash: everything a split depends on (see the module doc), and nothing else.
+    Runs whose key matches share one stored split (kit/runs.py `shared_split`)."""
+    order = _id_order(ids)
+    h = hashlib.sha256()
+    for part in (pd.Series(ids).astype(str).to_numpy()[order], np.asarray(y)[order],
+                 None if groups is None else pd.Series(groups).astype(str).to_numpy()[order]):
+        h.update(pd.util.hash_array(np.asarray(part, dtype=object)).tobytes()
+                 if part is not None else b"-")
+    settings = (cv.strategy, cv.n_splits, cv.seed, cv.repeats, problem,
+                cv.bins if problem == "regression" else 0)
+    h.update(repr(settings).encode())
+    return h.hexdigest()[:12]
 
 
 def fold_rows(split: np.ndarray, fold: int, n_splits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import pandas as pd
 from kit import distributed as dist
 from kit.config import Config
 from kit.errors import DataError
-from kit.folds import check_folds, fold_rows, make_split
+from kit.folds import check_folds, fold_rows, make_split, split_key
 from kit.metrics import get_metric
 from kit.paths import competition_dir
 from kit.runs import (
@@ -27,6 +27,7 @@ from kit.runs import (
     read_fold,
     read_folds,
     scores_dict,
+    shared_split,
     write_fold,
     write_folds,
     write_predictions,
@@ -59,20 +60,26 @@ def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -
     return frame
 
 
-def _split(prep: Prepared, cfg: Config, run_dir: Path) -> np.ndarray:
-    """The run's (N, repeats) split: folds.csv when resuming, else made (kit/folds.py)."""
+def _split(prep: Prepared, cfg: Config, run_dir: Path) -> tuple[np.ndarray, str]:
+    """The run's (N, repeats) split and its hash: folds.csv when resuming, else the
+    competition's stored split with that hash (runs/<slug>/splits/), made the first time."""
+    problem = cfg.competition.problem
+    key = split_key(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
     split = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
     if split is not None:
         if split.shape[1] != cfg.cv.repeats:
             raise DataError(f"{run_dir / 'folds.csv'} holds {split.shape[1]} repeats, the "
                             f"config cv.repeats = {cfg.cv.repeats}; start a new run")
-    else:  # seeded: the same on every DDP rank
-        split = make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=cfg.competition.problem)
+    else:
+        def make():  # seeded: the same on every DDP rank
+            return make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
+
+        split = shared_split(run_dir.parent, key, prep.ids, make) if dist.is_main() else make()
         if dist.is_main():
-            write_folds(run_dir, prep.ids, split)
+            write_folds(run_dir, prep.ids, split, key)
     for column in split.T:
         check_folds(column, cfg.cv.n_splits, prep.groups)
-    return split
+    return split, key
 
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
@@ -87,7 +94,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
-    split = _split(prep, cfg, opts.run_dir)
+    split, split_hash = _split(prep, cfg, opts.run_dir)
     n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
     n_folds = min(opts.folds or n_fits, n_fits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
@@ -141,7 +148,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     if not main:  # rank 0 writes the run's files; the others are done
         return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
     summary = _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos,
-                      started, sample)
+                      started, sample, split_hash)
     tracker.finish_cv(summary["cv"])
     return summary
 
@@ -196,7 +203,7 @@ def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
 
 
 def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, started,
-            sample):
+            sample, split_hash):
     classes, cols = prep.classes, pred_columns(prep.classes)
     oof = _mean_over_repeats(pd.concat(oof_parts, ignore_index=True), cols)
     labels, oof_pred = prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
@@ -207,7 +214,8 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     repeat_means = _repeat_means(fold_scores, cfg.cv.n_splits)
     scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, classes,
                          n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
-                         repeats=cfg.cv.repeats, repeat_means=repeat_means, fold_info=infos)
+                         repeats=cfg.cv.repeats, repeat_means=repeat_means, split=split_hash,
+                         fold_info=infos)
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")

@@ -128,16 +128,19 @@ def fold_columns(repeats: int) -> list[str]:
     return ["fold"] + [f"fold_r{r}" for r in range(1, repeats)]
 
 
-def write_folds(run_dir: Path, ids, folds: np.ndarray) -> None:
-    """`folds` is (N, repeats): one fold column per repeat."""
+def write_folds(run_dir: Path, ids, folds: np.ndarray, key: str = "",
+                name: str = "folds.csv") -> Path:
+    """`folds` is (N, repeats): one fold column per repeat; `split` names the split's hash."""
     frame = pd.DataFrame({"id": ids})
     frame[fold_columns(folds.shape[1])] = folds
-    write_csv(run_dir / "folds.csv", frame)
+    if key:
+        frame["split"] = key
+    return write_csv(run_dir / name, frame)
 
 
-def read_folds(run_dir: Path, ids) -> np.ndarray | None:
+def read_folds(run_dir: Path, ids, name: str = "folds.csv") -> np.ndarray | None:
     """The saved (N, repeats) split, checked against the training ids; None without one."""
-    path = run_dir / "folds.csv"
+    path = run_dir / name
     if not path.exists():
         return None
     saved = pd.read_csv(path)
@@ -146,6 +149,18 @@ def read_folds(run_dir: Path, ids) -> np.ndarray | None:
         raise DataError(f"{path} does not match the training data; start a new run")
     columns = [c for c in saved.columns if c == "fold" or c.startswith("fold_r")]
     return saved[columns].to_numpy()
+
+
+def shared_split(comp_runs: Path, key: str, ids, make) -> np.ndarray:
+    """The competition's stored split `key` (runs/<slug>/splits/<key>.csv), made with
+    `make()` and stored the first time: every run with the same key uses the same folds,
+    even after a library update would shuffle differently."""
+    folder = comp_runs / "splits"
+    split = read_folds(folder, ids, f"{key}.csv")
+    if split is None:
+        split = make()
+        write_folds(folder, ids, split, key, f"{key}.csv")
+    return split
 
 
 # --- reading a finished run ----------------------------------------------------------------
@@ -160,6 +175,7 @@ class Run:
     classes: list[str]  # empty for a regression
     oof: pd.DataFrame  # index: id as str; columns: id, fold, target, prediction columns
     test: pd.DataFrame  # index: id as str; columns: id, prediction columns
+    scores: dict  # scores.json
 
     @property
     def columns(self) -> list[str]:
@@ -168,6 +184,17 @@ class Run:
     @property
     def problem(self) -> str:
         return self.cfg.competition.problem
+
+    @property
+    def split(self) -> str:
+        """The hash of the split the run trained on ("" for runs made before splits had one)."""
+        return str(self.scores.get("split", ""))
+
+    @property
+    def missing_folds(self) -> int:
+        """Fold fits the run did not train (--folds K, --max-time); 0 for an ensemble."""
+        planned = self.scores.get("n_splits", 0) * self.scores.get("repeats", 1)
+        return max(0, planned - self.scores.get("n_folds_trained", planned))
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -181,12 +208,13 @@ def load_run(run_dir: str | Path) -> Run:
         )
     cfg = load_resolved(path / "config.toml")
     try:
-        classes = [str(c) for c in json.loads((path / "scores.json").read_text())["classes"]]
+        scores = json.loads((path / "scores.json").read_text())
+        classes = [str(c) for c in scores["classes"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"{path / 'scores.json'}: no readable 'classes' list ({exc!r})") from None
     oof = _read_frame(path / "oof.parquet", ["id", "fold", "target"], classes)
     test = _read_frame(path / "test_pred.parquet", ["id"], classes)
-    return Run(path, cfg, classes, oof, test)
+    return Run(path, cfg, classes, oof, test, scores)
 
 
 def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame:

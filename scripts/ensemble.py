@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, help="folder holding the sample submission (default: data/<slug>)"
     )
+    parser.add_argument(
+        "--allow-different-folds", action="store_true",
+        help="blend runs trained on different splits (refused by default; the report warns)",
+    )
     parser.add_argument("--summary-json", type=Path, help="write the summary here")
     return parser.parse_args(argv)
 
@@ -51,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = ensemble.ensemble_runs(
             args.comp, args.run_dirs, method=args.method, weights=args.weights,
             runs_root=args.runs, submissions_root=args.submissions, data_dir=args.data,
+            allow_different_folds=args.allow_different_folds,
         )
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)

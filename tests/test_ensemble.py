@@ -46,7 +46,7 @@ def make_run(root: Path, name: str, oof_p1, test_p1, *, slug="titanic", ids=None
     oof.to_parquet(run / "oof.parquet", index=False)
     test.to_parquet(run / "test_pred.parquet", index=False)
     scores = {"metric": "accuracy", "mode": "max", "mean": 0.0, "std": 0.0, "folds": [],
-              "oof": 0.0, "classes": list(classes)}
+              "oof": 0.0, "classes": list(classes), "split": "shared0split"}
     (run / "scores.json").write_text(json.dumps(scores))
     cfg = Config(
         competition=CompetitionConfig(slug=slug, metric="accuracy"),
@@ -179,7 +179,8 @@ def make_regression_run(tmp_path: Path, name: str, oof_pred, test_pred, *,
     )
     m = get_metric(metric)
     scores = [m(SALE_PRICE[folds == k], np.asarray(oof_pred)[folds == k]) for k in (0, 1)]
-    write_scores(run, scores_dict(m, "regression", scores, m(SALE_PRICE, oof_pred), []))
+    write_scores(run, scores_dict(m, "regression", scores, m(SALE_PRICE, oof_pred), [],
+                                  split="shared0split"))
     (run / "config.toml").write_text(to_toml(cfg))
     sample = tmp_path / "data" / HOUSE / "sample_submission.csv"
     sample.parent.mkdir(parents=True, exist_ok=True)
@@ -311,3 +312,22 @@ def test_script_refuses_another_competition_with_status_2(tmp_path, two_runs, ca
     assert status == 2
     assert err.startswith("error: run ") and "'digit-recognizer', not 'titanic'" in err
     assert not list((tmp_path / "runs" / "titanic").glob("*_ensemble_*"))
+
+
+def test_members_on_other_splits_or_with_missing_folds_are_refused(two_runs, tmp_path):
+    a, b = two_runs
+    roots = {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
+             "data_dir": tmp_path / "data"}
+    scores = json.loads((b / "scores.json").read_text())
+    (b / "scores.json").write_text(json.dumps({**scores, "split": "other0split"}))
+    with pytest.raises(DataError, match=r"split other0split.*split shared0split.*"
+                                        r"--allow-different-folds"):
+        ensemble.ensemble_runs("titanic", [a, b], method="soft", **roots)
+    summary = ensemble.ensemble_runs("titanic", [a, b], method="soft",
+                                     allow_different_folds=True, log=lambda _: None, **roots)
+    assert len(summary["warnings"]) == 1 and "other0split" in summary["warnings"][0]
+    assert json.loads((Path(summary["run_dir"]) / "scores.json").read_text())["split"] == ""
+    (b / "scores.json").write_text(json.dumps({**scores, "n_splits": 5, "repeats": 1,
+                                               "n_folds_trained": 2}))
+    with pytest.raises(DataError, match=r"trained 2 of its 5 fold fits.*--resume"):
+        ensemble.ensemble_runs("titanic", [a, b], method="soft", **roots)

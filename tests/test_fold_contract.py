@@ -190,8 +190,14 @@ def test_runs_with_other_features_models_or_model_seed_share_the_split(world):
     for other in runs[1:]:
         pd.testing.assert_frame_equal(other, runs[0])
     proc, summary = train(world, plain, "--folds", "1", "--set", "cv.seed=1")
-    assert (pd.read_csv(Path(summary["run_dir"]) / "folds.csv")["fold"]
-            != runs[0]["fold"]).any()
+    reseeded = pd.read_csv(Path(summary["run_dir"]) / "folds.csv")
+    assert (reseeded["fold"] != runs[0]["fold"]).any()
+    assert reseeded["split"][0] != runs[0]["split"][0]
+    # each distinct split is stored once per competition, keyed by its hash
+    stored = sorted(p.stem for p in (world / "runs" / plain / "splits").glob("*.csv"))
+    assert stored == sorted([runs[0]["split"][0], reseeded["split"][0]])
+    assert json.loads((Path(summary["run_dir"]) / "scores.json").read_text())["split"] == \
+        reseeded["split"][0]
 
 
 def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
@@ -201,7 +207,8 @@ def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
     run = Path(summary["run_dir"])
     assert len(summary["cv"]["folds"]) == 15 and len(summary["cv"]["repeat_means"]) == 3
     assert "over 3 repeats" in proc.stdout
-    assert list(pd.read_csv(run / "folds.csv").columns) == ["id", "fold", "fold_r1", "fold_r2"]
+    assert list(pd.read_csv(run / "folds.csv").columns) == ["id", "fold", "fold_r1", "fold_r2",
+                                                            "split"]
     parts = pd.concat([pd.read_parquet(run / f"fold{f}" / "oof.parquet") for f in range(15)])
     assert sorted(parts["repeat"].unique()) == [0, 1, 2]
     assert (parts.groupby("id").size() == 3).all()  # each row validated once per repeat

@@ -612,7 +612,8 @@ def test_end_to_end_kernel_trains_offline_and_writes_a_valid_submission(
     final = root / "working" / "submission.csv"
     validate_file(final, root / "input" / "titanic" / "gender_submission.csv")
     assert set(pd.read_csv(final)["Survived"]) <= {0, 1}
-    runs = list((root / "working" / "runs" / "titanic").iterdir())
+    runs = [p for p in (root / "working" / "runs" / "titanic").iterdir()
+            if (p / "config.toml").exists()]  # beside splits/, the stored folds
     assert len(runs) == 1 and (runs[0] / "fold1" / "done.json").exists()
     assert not (runs[0] / "fold2").exists()  # --folds 2 reached train.py
     assert "accuracy" in (runs[0] / "scores.json").read_text()
