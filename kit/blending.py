@@ -29,6 +29,7 @@ in-sample one is optimistic).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,10 @@ import numpy as np
 from kit.errors import ConfigError, DataError
 from kit.metrics import Metric, get_metric
 
-METHODS = ("soft", "hard", "weighted")
+METHODS = ("soft", "hard", "weighted", "hill")
+# hill climbing's objective for a thresholded metric (a step function of the weights: ties
+# everywhere, so a greedy search stops on noise); smooth metrics are their own objective
+THRESHOLDED = {"accuracy", "f1_macro"}
 # The error a regression's weights minimise, by metric: rmse, rmsle and r2 are monotone in
 # the (log1p space, for rmsle) squared error, mae is the absolute error.
 REGRESSION_LOSS = {"rmse": "squared", "rmsle": "squared", "r2": "squared", "mae": "absolute"}
@@ -214,14 +218,44 @@ def _clean(w: np.ndarray, loss: Callable, start: np.ndarray) -> np.ndarray:
     return w if loss(w) <= loss(start) else start
 
 
+def hill_objective(metric: str) -> str:
+    """The metric hill climbing minimises: log loss for a thresholded metric, else itself."""
+    return "logloss" if metric in THRESHOLDED else metric
+
+
+def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str,
+             max_steps: int = 100, negative_weights: bool = False) -> np.ndarray:
+    """Hill-climbing weights (kit/hill_climbing.py) for `metric`'s objective, in its space."""
+    from kit.hill_climbing import hill_climb
+
+    stack, target = _stack(members), get_metric(hill_objective(metric))
+    sign = -1.0 if target.mode == "max" else 1.0
+    if target.problem == "regression":
+        def loss(z: np.ndarray) -> float:
+            return sign * target(labels, from_space(z, metric))
+    else:
+        def loss(p: np.ndarray) -> float:
+            return sign * target(labels, proper(p))
+    return hill_climb(to_space(stack, metric), loss, max_steps=max_steps,
+                      negative_weights=negative_weights)
+
+
+def proper(p: np.ndarray) -> np.ndarray:
+    """Probabilities again after negative weights: clipped at 0, rows summing to 1."""
+    p = np.clip(p, 1e-15, None)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def cross_validated_blend(
     members: Sequence[np.ndarray], labels: np.ndarray, folds: np.ndarray, *,
-    metric: str | None = None,
+    metric: str | None = None, fit: Callable | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """OOF blend where each fold's rows use weights fitted on the other folds only.
+    """OOF blend where each fold's rows use weights fitted on the other folds only, by
+    `fit(members, labels)` (default: fit_weights).
 
     Returns the (N, C) blend and {fold: weights}; score it with the competition metric.
     """
+    fit = fit or functools.partial(fit_weights, metric=metric)
     stack, folds, labels = _stack(members), np.asarray(folds), np.asarray(labels)
     if len(np.unique(folds)) < 2:
         raise DataError(
@@ -232,7 +266,7 @@ def cross_validated_blend(
     fold_weights = {}
     for fold in np.unique(folds):
         held = folds == fold
-        w = fit_weights(stack[:, ~held], labels[~held], metric=metric)
+        w = fit(stack[:, ~held], labels[~held])
         oof[held] = soft_vote(stack[:, held], w, metric=metric)
         fold_weights[int(fold)] = w
     return oof, fold_weights
@@ -295,6 +329,8 @@ class Blend:
     score_in_sample: float
     score_cv: float | None  # only when weights were fitted on the same OOF rows
     fold_weights: dict[int, np.ndarray]
+    objective: str = ""  # hill: the metric it minimised (log loss for a thresholded metric)
+    objective_cv: float | None = None  # that objective on the cross-validated blend
 
     @property
     def score(self) -> float:
@@ -302,8 +338,10 @@ class Blend:
         return self.score_in_sample if self.score_cv is None else self.score_cv
 
 
-def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None = None) -> Blend:
-    """Apply `method` to aligned members; weighted without `weights` fits them on OOF."""
+def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None = None, *,
+          max_steps: int = 100, negative_weights: bool = False) -> Blend:
+    """Apply `method` to aligned members; weighted without `weights` and hill fit them on
+    OOF (and report the cross-validated score)."""
     check_method(method, stack.problem)
     n_members, labels, name = len(stack.oof), stack.labels, metric.name
     equal = np.full(n_members, 1 / n_members)
@@ -315,8 +353,18 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
         oof, test = soft_vote(stack.oof, w, metric=name), soft_vote(stack.test, w, metric=name)
         source = "equal" if weights is None else "given"
         return Blend(method, w, source, oof, test, metric(labels, oof), None, {})
-    w = fit_weights(stack.oof, labels, metric=name)
-    in_sample = metric(labels, soft_vote(stack.oof, w, metric=name))
-    cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=name)
-    test = soft_vote(stack.test, w, metric=name)
-    return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof), fold_weights)
+    if method == "hill":
+        fit = functools.partial(fit_hill, metric=name, max_steps=max_steps,
+                                negative_weights=negative_weights)
+    else:
+        fit = functools.partial(fit_weights, metric=name)
+    w = fit(stack.oof, labels)
+    fix = proper if stack.problem == "classification" else (lambda p: p)
+    in_sample = metric(labels, fix(soft_vote(stack.oof, w, metric=name)))
+    cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=name,
+                                                 fit=fit)
+    cv_oof, test = fix(cv_oof), fix(soft_vote(stack.test, w, metric=name))
+    objective = hill_objective(name) if method == "hill" else ""
+    return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof),
+                 fold_weights, objective,
+                 get_metric(objective)(labels, cv_oof) if objective else None)

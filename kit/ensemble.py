@@ -160,6 +160,8 @@ def ensemble_runs(
     submissions_root: str | Path | None = None,
     data_dir: str | Path | None = None,
     allow_different_folds: bool = False,
+    max_steps: int = 100,
+    negative_weights: bool = False,
     log=print,
 ) -> dict:
     """Combine run folders into a new run folder plus a submission; returns the summary.
@@ -171,6 +173,11 @@ def ensemble_runs(
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if weights is not None and method != "weighted":
         raise ConfigError(f"--weights applies to --method weighted, not {method!r}; add it")
+    if method != "hill" and (negative_weights or max_steps != 100):
+        raise ConfigError(f"--negative-weights and --max-steps apply to --method hill, not "
+                          f"{method!r}; add --method hill")
+    if max_steps < 1:
+        raise ConfigError(f"--max-steps {max_steps}: give 1 or more greedy steps")
     if len(run_dirs) < 2:
         raise ConfigError(f"an ensemble needs at least two run folders, got {len(run_dirs)}")
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
@@ -188,14 +195,16 @@ def ensemble_runs(
         f"rows, {what}, metric {metric.name} ({metric.mode})")
     _warn_hard(method, metric.name, cfg.submission.resolved_kind(stack.problem))
     parsed = parse_weights(weights, len(runs)) if weights is not None else None
-    result = blend(stack, method, metric, parsed)
+    result = blend(stack, method, metric, parsed, max_steps=max_steps,
+                   negative_weights=negative_weights)
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
     summary = write_ensemble_run(
         runs, stack, result, metric, sample_path=sample,
         run_dir=new_run_dir(runs_root / slug, "ensemble", method), submissions_dir=subs_root / slug,
         split="" if split_warnings else runs[0].split,
     )
-    return {**summary, "warnings": split_warnings}
+    return {**summary, "warnings": split_warnings, "objective": result.objective,
+            "objective_cv": result.objective_cv}
 
 
 def _warn_hard(method: str, metric: str, kind: str) -> None:

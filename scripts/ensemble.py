@@ -6,9 +6,12 @@
     python scripts/ensemble.py --comp titanic RUN_A RUN_B --method weighted --weights 0.3,0.7
     python scripts/ensemble.py --comp house-prices-advanced-regression-techniques RUN_A RUN_B \
         --method weighted                      # a regression: weights minimise the metric
+    python scripts/ensemble.py --comp titanic RUN_A RUN_B RUN_C RUN_D --method hill
+                                               # greedy selection with replacement (Caruana)
 
 Methods, the hard-vote tie rule, the regression spaces and the weight fitting are
-documented in kit/blending.py.
+documented in kit/blending.py, hill climbing in kit/hill_climbing.py. Members must share
+one split (scores.json "split"); --allow-different-folds blends others with a warning.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, help="folder holding the sample submission (default: data/<slug>)"
     )
+    parser.add_argument("--max-steps", type=int, default=100,
+                        help="hill: greedy steps at most (it also stops when nothing improves)")
+    parser.add_argument("--negative-weights", action="store_true",
+                        help="hill: search a weight grid per step, negative weights allowed")
     parser.add_argument(
         "--allow-different-folds", action="store_true",
         help="blend runs trained on different splits (refused by default; the report warns)",
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = ensemble.ensemble_runs(
             args.comp, args.run_dirs, method=args.method, weights=args.weights,
             runs_root=args.runs, submissions_root=args.submissions, data_dir=args.data,
-            allow_different_folds=args.allow_different_folds,
+            allow_different_folds=args.allow_different_folds, max_steps=args.max_steps,
+            negative_weights=args.negative_weights,
         )
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -72,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"heatmap     {summary['heatmap']}")
     print(f"OOF {summary['metric']} = {summary['oof_score']:.5f}"
           + (" (cross-validated weights)" if summary["oof_score_cv"] is not None else ""))
+    if summary["objective"] and summary["objective"] != summary["metric"]:
+        print(f"hill climbing minimised {summary['objective']}: "
+              f"{summary['objective_cv']:.5f} (cross-validated)")
     if args.summary_json:
         write_json(args.summary_json, summary)
     return 0

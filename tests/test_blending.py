@@ -196,3 +196,58 @@ def test_regression_cross_validated_blend_uses_weights_fitted_elsewhere():
 def test_rmsle_weights_refuse_negative_targets():
     with pytest.raises(DataError, match=re.escape("negative targets (e.g. [-1.0])")):
         blending.fit_weights([col(1, 2), col(2, 3)], np.array([-1.0, 2.0]), metric="rmsle")
+
+
+# --- hill climbing -------------------------------------------------------------------------
+
+
+def _truth_and_noise(seed: int = 0, n: int = 400):
+    """Member 1 is the truth plus small noise; members 0, 2, 3 are noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    good = np.clip(np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.05, n), 0.01, 0.99)
+    members = [rng.uniform(0.01, 0.99, n) for _ in range(3)]
+    members.insert(1, good)
+    return [np.stack([1 - p, p], axis=1) for p in members], labels
+
+
+def test_hill_climbing_selects_the_member_that_is_the_truth():
+    from kit.blending import fit_hill
+
+    members, labels = _truth_and_noise()
+    for metric in ("accuracy", "logloss", "auc"):
+        w = fit_hill(members, labels, metric=metric)
+        assert w.argmax() == 1 and w[1] > 0.8, (metric, w)
+        assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+
+
+def test_hill_climbing_with_negative_weights_may_go_below_zero_and_sums_to_one():
+    from kit.blending import fit_hill
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=500) + 5
+    shared = rng.normal(size=500)
+    a = truth + shared  # both members carry one error; a - 0.5 * b cancels part of it
+    b = shared * 2 + truth
+    members = [a[:, None], b[:, None]]
+    w = fit_hill(members, truth, metric="rmse", negative_weights=True)
+    assert w.sum() == pytest.approx(1.0) and w.min() < 0, w
+    plain = fit_hill(members, truth, metric="rmse")
+    assert (plain >= 0).all()
+    rmse = lambda w: np.sqrt(np.mean((np.tensordot(w, np.stack(members), 1)[:, 0] - truth) ** 2))  # noqa: E731
+    assert rmse(w) < rmse(plain)
+
+
+def test_hill_blend_reports_the_cross_validated_metric_and_its_objective():
+    from kit.blending import Stack, blend
+
+    members, labels = _truth_and_noise(seed=2)
+    folds = np.arange(len(labels)) % 4
+    stack = Stack(problem="classification", classes=["0", "1"], oof_ids=np.arange(len(labels)),
+                  folds=folds, targets=labels, labels=labels, oof=np.stack(members),
+                  test_ids=np.arange(10), test=np.stack([m[:10] for m in members]))
+    result = blend(stack, "hill", get_metric("accuracy"))
+    assert result.objective == "logloss" and result.objective_cv is not None
+    assert result.score_cv == pytest.approx(get_metric("accuracy")(labels, result.oof))
+    # each fold's weights were selected on the other folds: all pick the true member
+    assert all(w.argmax() == 1 for w in result.fold_weights.values())
