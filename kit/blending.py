@@ -36,9 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from kit.errors import ConfigError, DataError
-from kit.metrics import Metric, get_metric
+from kit.metrics import Metric, from_space, get_metric, to_space
+from kit.stacking import member_weights
+from kit.stacking import stack as level2
 
-METHODS = ("soft", "hard", "weighted", "hill")
+METHODS = ("soft", "hard", "weighted", "hill", "stack")
 # hill climbing's objective for a thresholded metric (a step function of the weights: ties
 # everywhere, so a greedy search stops on noise); smooth metrics are their own objective
 THRESHOLDED = {"accuracy", "f1_macro"}
@@ -56,20 +58,6 @@ def _stack(members: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     if len(members) == 0 or len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise ValueError(f"expected one or more (N, C) arrays of one shape, got {sorted(shapes)}")
     return np.asarray(members, dtype=np.float64)
-
-
-def to_space(values: np.ndarray, metric: str | None = None) -> np.ndarray:
-    """Predictions in the space `metric` measures error in: log1p(max(v, 0)) under rmsle.
-
-    >>> to_space(np.array([-5.0, 99.0]), "rmsle")  # [0.0, 4.605...]
-    """
-    values = np.asarray(values, dtype=np.float64)
-    return np.log1p(np.clip(values, 0, None)) if metric == "rmsle" else values
-
-
-def from_space(z: np.ndarray, metric: str | None = None) -> np.ndarray:
-    """The inverse of `to_space` (on its range)."""
-    return np.expm1(z) if metric == "rmsle" else z
 
 
 def soft_vote(members: Sequence[np.ndarray], weights: Sequence[float] | None = None, *,
@@ -331,6 +319,7 @@ class Blend:
     fold_weights: dict[int, np.ndarray]
     objective: str = ""  # hill: the metric it minimised (log loss for a thresholded metric)
     objective_cv: float | None = None  # that objective on the cross-validated blend
+    coefficients: dict | None = None  # stack: the level-2 model's (mean over folds)
 
     @property
     def score(self) -> float:
@@ -353,6 +342,8 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
         oof, test = soft_vote(stack.oof, w, metric=name), soft_vote(stack.test, w, metric=name)
         source = "equal" if weights is None else "given"
         return Blend(method, w, source, oof, test, metric(labels, oof), None, {})
+    if method == "stack":
+        return _stack_blend(stack, metric)
     if method == "hill":
         fit = functools.partial(fit_hill, metric=name, max_steps=max_steps,
                                 negative_weights=negative_weights)
@@ -368,3 +359,12 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof),
                  fold_weights, objective,
                  get_metric(objective)(labels, cv_oof) if objective else None)
+
+
+def _stack_blend(stack: Stack, metric: Metric) -> Blend:
+    """Level-2 model on the OOF predictions (kit/stacking.py); its OOF is cross-validated."""
+    oof, test, coefficients = level2(stack.oof, stack.test, stack.labels, stack.folds,
+                                     problem=stack.problem, metric=metric.name)
+    score = metric(stack.labels, oof)
+    return Blend("stack", member_weights(coefficients, len(stack.oof)), "fitted", oof, test,
+                 score, score, {}, coefficients=coefficients)

@@ -203,8 +203,7 @@ def ensemble_runs(
         run_dir=new_run_dir(runs_root / slug, "ensemble", method), submissions_dir=subs_root / slug,
         split="" if split_warnings else runs[0].split,
     )
-    return {**summary, "warnings": split_warnings, "objective": result.objective,
-            "objective_cv": result.objective_cv}
+    return {**summary, "warnings": split_warnings}
 
 
 def _warn_hard(method: str, metric: str, kind: str) -> None:

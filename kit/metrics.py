@@ -92,6 +92,20 @@ def r2(y, pred):
     return skm.r2_score(y, pred)
 
 
+def to_space(values: np.ndarray, metric: str | None = None) -> np.ndarray:
+    """Predictions in the space `metric` measures error in: log1p(max(v, 0)) under rmsle.
+
+    >>> to_space(np.array([-5.0, 99.0]), "rmsle")  # [0.0, 4.605...]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return np.log1p(np.clip(values, 0, None)) if metric == "rmsle" else values
+
+
+def from_space(z: np.ndarray, metric: str | None = None) -> np.ndarray:
+    """The inverse of `to_space` (on its range)."""
+    return np.expm1(z) if metric == "rmsle" else z
+
+
 def names_for(problem: str) -> list[str]:
     return sorted(n for n, m in METRICS.items() if m.problem == problem)
 

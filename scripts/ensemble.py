@@ -8,6 +8,8 @@
         --method weighted                      # a regression: weights minimise the metric
     python scripts/ensemble.py --comp titanic RUN_A RUN_B RUN_C RUN_D --method hill
                                                # greedy selection with replacement (Caruana)
+    python scripts/ensemble.py --comp titanic RUN_A RUN_B RUN_C --method stack
+                                               # a level-2 logistic / ridge model, same folds
 
 Methods, the hard-vote tie rule, the regression spaces and the weight fitting are
 documented in kit/blending.py, hill climbing in kit/hill_climbing.py. Members must share
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"heatmap     {summary['heatmap']}")
     print(f"OOF {summary['metric']} = {summary['oof_score']:.5f}"
           + (" (cross-validated weights)" if summary["oof_score_cv"] is not None else ""))
+    if summary["coefficients"] is not None:
+        print(f"level-2 coefficients (mean over folds): {summary['coefficients']['coef']}, "
+              f"intercept {summary['coefficients']['intercept']}")
     if summary["objective"] and summary["objective"] != summary["metric"]:
         print(f"hill climbing minimised {summary['objective']}: "
               f"{summary['objective_cv']:.5f} (cross-validated)")

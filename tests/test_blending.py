@@ -251,3 +251,57 @@ def test_hill_blend_reports_the_cross_validated_metric_and_its_objective():
     assert result.score_cv == pytest.approx(get_metric("accuracy")(labels, result.oof))
     # each fold's weights were selected on the other folds: all pick the true member
     assert all(w.argmax() == 1 for w in result.fold_weights.values())
+
+
+# --- stacking ------------------------------------------------------------------------------
+
+
+def test_stacking_recovers_a_known_linear_blend_and_never_uses_its_own_fold():
+    from kit.stacking import stack
+
+    rng = np.random.default_rng(3)
+    n = 600
+    a, b, c = rng.normal(size=(3, n))
+    truth = 0.7 * a + 0.3 * b + rng.normal(0, 0.01, n)  # c is noise
+    members = np.stack([a, b, c])[:, :, None]
+    folds = np.arange(n) % 5
+    oof, test, coefficients = stack(members, members[:, :50], truth, folds,
+                                    problem="regression", metric="rmse", strength=1e-6)
+    np.testing.assert_allclose(coefficients["coef"][0], [0.7, 0.3, 0.0], atol=0.01)
+    assert np.sqrt(np.mean((oof[:, 0] - truth) ** 2)) < 0.02
+    # a level-2 OOF row comes from the model fitted without its fold: poison one fold's
+    # targets and only the other folds' predictions change
+    poisoned = truth.copy()
+    poisoned[folds == 0] += 100.0
+    again, _, _ = stack(members, members[:, :50], poisoned, folds, problem="regression",
+                        metric="rmse", strength=1e-6)
+    np.testing.assert_allclose(again[folds == 0], oof[folds == 0], atol=1e-6)
+    assert not np.allclose(again[folds != 0], oof[folds != 0])
+
+
+def test_stacking_under_rmsle_fits_in_log_space():
+    from kit.stacking import stack
+
+    rng = np.random.default_rng(5)
+    price = np.exp(rng.normal(12, 0.4, 400))
+    good, bad = price * np.exp(rng.normal(0, 0.05, 400)), price * np.exp(rng.normal(0, 0.5, 400))
+    members = np.stack([good, bad])[:, :, None]
+    oof, _, coefficients = stack(members, members, price, np.arange(400) % 4,
+                                 problem="regression", metric="rmsle")
+    assert coefficients["coef"][0][0] > 0.8  # the log of the good member carries the fit
+    assert get_metric("rmsle")(price, oof) < 0.06
+
+
+def test_stacking_classification_gives_probabilities():
+    from kit.blending import Stack, blend
+
+    members, labels = _truth_and_noise(seed=4)
+    folds = np.arange(len(labels)) % 4
+    stack_ = Stack(problem="classification", classes=["0", "1"],
+                   oof_ids=np.arange(len(labels)), folds=folds, targets=labels, labels=labels,
+                   oof=np.stack(members), test_ids=np.arange(10),
+                   test=np.stack([m[:10] for m in members]))
+    result = blend(stack_, "stack", get_metric("logloss"))
+    np.testing.assert_allclose(result.oof.sum(axis=1), 1.0)
+    assert result.weights.argmax() == 1  # the truth's logit carries the largest coefficient
+    assert result.score_cv < min(get_metric("logloss")(labels, m) for m in members)

@@ -1,0 +1,82 @@
+"""Stacking: a level-2 model on the members' OOF predictions, trained with the same folds.
+
+Level-2 features are the members' predictions in a space where a linear model fits them:
+the logit of each member's positive-class probability (two classes), the log of every
+class probability (more classes), or the prediction in the metric's space (a regression:
+log1p under rmsle). The level-2 model is scikit-learn's LogisticRegression (classification)
+or Ridge (regression). For fold k it is fitted on the other folds' OOF rows and predicts
+fold k's rows, so a level-2 OOF prediction never used its own fold: that OOF is the honest
+score. The test predictions average the fold models' predictions on the members' test
+predictions. The coefficients reported are the fold models' mean.
+
+    oof, test, coefficients = stack(stack.oof, stack.test, labels, folds, problem="regression",
+                                    metric="rmsle")
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kit.errors import DataError
+from kit.metrics import from_space, to_space
+
+
+def features(members: np.ndarray, problem: str, metric: str | None) -> np.ndarray:
+    """(N, F) level-2 features from (M, N, C) member predictions (module doc)."""
+    if problem == "regression":
+        return to_space(members[:, :, 0], metric).T
+    p = np.clip(members, 1e-6, 1 - 1e-6)
+    if members.shape[2] == 2:
+        return np.log(p[:, :, 1] / p[:, :, 0]).T
+    return np.log(p).transpose(1, 0, 2).reshape(members.shape[1], -1)
+
+
+def _model(problem: str, strength: float):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if problem == "regression":
+        return Ridge(alpha=strength)
+    return LogisticRegression(C=1.0 / strength, max_iter=2000)
+
+
+def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarray, *,
+          problem: str, metric: str | None = None, strength: float = 1.0
+          ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(level-2 OOF (N, C), test (T, C), {"coef": .., "intercept": ..}) for (M, N, C) OOF and
+    (M, T, C) test member predictions; `strength` is Ridge's alpha or 1 / C."""
+    folds = np.asarray(folds)
+    if len(np.unique(folds)) < 2:
+        raise DataError("stacking needs OOF rows from two or more folds; train the members "
+                        "with cv.n_splits >= 2")
+    x, x_test = features(oof, problem, metric), features(test, problem, metric)
+    y = to_space(labels, metric) if problem == "regression" else labels  # fitted in one space
+    out, test_parts, coefs, intercepts = np.empty(oof.shape[1:]), [], [], []
+    for k in np.unique(folds):
+        held = folds == k
+        model = _model(problem, strength).fit(x[~held], y[~held])
+        out[held] = _predict(model, x[held], problem, oof.shape[2])
+        test_parts.append(_predict(model, x_test, problem, oof.shape[2]))
+        coefs.append(np.atleast_2d(model.coef_))
+        intercepts.append(np.atleast_1d(model.intercept_))
+    test_pred = np.mean(test_parts, axis=0)
+    if problem == "regression":  # averaged in the metric's space, like soft voting
+        out, test_pred = from_space(out, metric), from_space(test_pred, metric)
+    return out, test_pred, {"coef": np.mean(coefs, axis=0).tolist(),
+                            "intercept": np.mean(intercepts, axis=0).tolist()}
+
+
+def _predict(model, x: np.ndarray, problem: str, n_columns: int) -> np.ndarray:
+    if problem == "regression":
+        return model.predict(x)[:, None]
+    proba = np.zeros((len(x), n_columns))
+    proba[:, model.classes_] = model.predict_proba(x)  # a class absent from the fit: 0
+    return proba
+
+
+def member_weights(coefficients: dict, n_members: int) -> np.ndarray:
+    """One number per member for the report's weight column: its coefficient (two classes,
+    regression) or the mean absolute coefficient over its class columns."""
+    coef = np.abs(np.asarray(coefficients["coef"]))
+    if coef.shape[1] == n_members:
+        return np.asarray(coefficients["coef"])[0]
+    return coef.reshape(coef.shape[0], n_members, -1).mean(axis=(0, 2))
