@@ -216,6 +216,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
                          n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
                          repeats=cfg.cv.repeats, repeat_means=repeat_means, split=split_hash,
                          fold_info=infos)
+    scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
