@@ -14,6 +14,11 @@ compute new columns for (no target column); return only the new columns, indexed
         rate = fit.groupby("city")["target"].mean()
         return pd.DataFrame({"city_rate": frame["city"].map(rate)}, index=frame.index)
 
+Two more optional hooks change a fold's training rows only (never validation rows):
+keep_train_rows(frame) -> bool mask (drop outliers) and extra_train_rows(fit) -> DataFrame
+(labelled rows to add, e.g. a Playground episode's original dataset, with the target and
+every feature column).
+
     def build(train, test):
         for frame in (train, test):
             frame["ratio"] = frame["a"] / (frame["b"] + 1)
