@@ -196,6 +196,9 @@ class Config:
     # Overrides applied by --demo: a recipe for the small demo data on a CPU (a GPU-sized
     # default config would take many minutes on it), applied before [dry_run] and --set
     demo: dict = field(default_factory=dict)
+    # Search spaces for scripts/tune.py, one table per model: [tune.gbdt] learning_rate =
+    # {low = 0.01, high = 0.3, log = true}; checked by kit/tuning.py against the builder
+    tune: dict = field(default_factory=dict)
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
@@ -246,13 +249,14 @@ def _parse_literal(text: str) -> Any:
 
 
 OVERRIDE_SECTIONS = ("dry_run", "demo")  # tables of "section.key" = value, applied on request
+FREE_SECTIONS = (*OVERRIDE_SECTIONS, "tune")  # tables kept as they are, checked where used
 
 
 def _build(raw: dict, source: str) -> Config:
     types_ = _section_types()
     sections: dict[str, Any] = {}
     for name, values in raw.items():
-        if name in OVERRIDE_SECTIONS:
+        if name in FREE_SECTIONS:
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{name}] must be a table of 'section.key' = value")
             sections[name] = dict(values)
@@ -260,7 +264,7 @@ def _build(raw: dict, source: str) -> Config:
         if name not in types_:
             raise ConfigError(
                 f"{source}: unknown section [{name}]; valid sections: "
-                f"{', '.join(sorted([*types_, *OVERRIDE_SECTIONS]))}"
+                f"{', '.join(sorted([*types_, *FREE_SECTIONS]))}"
             )
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{name}] must be a table, got {values!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class RunOptions:
     resume: bool = False
     max_time: float | None = None  # seconds for the whole run
     label: str = ""  # "dryrun" / "demo": marks the submission file name
+    submit: bool = True  # false: no submission files (a tuning trial's CV run)
+    on_fold: Callable[[int, float], None] | None = None  # (fold, score) after each fold
+    comp_runs: Path | None = None  # where the competition's splits live (default: run_dir's parent)
 
 
 def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -> pd.DataFrame:
@@ -60,7 +64,8 @@ def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -
     return frame
 
 
-def _split(prep: Prepared, cfg: Config, run_dir: Path) -> tuple[np.ndarray, str]:
+def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
+           ) -> tuple[np.ndarray, str]:
     """The run's (N, repeats) split and its hash: folds.csv when resuming, else the
     competition's stored split with that hash (runs/<slug>/splits/), made the first time."""
     problem = cfg.competition.problem
@@ -74,7 +79,7 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path) -> tuple[np.ndarray, str]
         def make():  # seeded: the same on every DDP rank
             return make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
 
-        split = shared_split(run_dir.parent, key, prep.ids, make) if dist.is_main() else make()
+        split = shared_split(comp_runs, key, prep.ids, make) if dist.is_main() else make()
         if dist.is_main():
             write_folds(run_dir, prep.ids, split, key)
     for column in split.T:
@@ -94,7 +99,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
-    split, split_hash = _split(prep, cfg, opts.run_dir)
+    split, split_hash = _split(prep, cfg, opts.run_dir, opts.comp_runs or opts.run_dir.parent)
     n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
     n_folds = min(opts.folds or n_fits, n_fits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
@@ -139,6 +144,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
             reason = f"  ({info['stop_reason']})" if info.get("stop_reason") else ""
             print(f"fold {k}{repeat}: {metric.name} {score:.4f}{reason}")
         tracker.finish_fold({"fold": k, "score": score})
+        if opts.on_fold is not None:  # a tuning trial reports, and may be pruned here
+            opts.on_fold(k, score)
         oof_parts.append(oof_k)
         test_preds.append(test_k[pred_columns(prep.classes)].to_numpy())
         fold_scores.append(score)
@@ -220,25 +227,28 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
-    frame = build_submission(prep.test_ids, test, classes, sample,
-                             kind=cfg.submission.resolved_kind(cfg.competition.problem),
-                             metric=metric.name)
-    sample_path = opts.data_dir / cfg.data.sample_submission
-    submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv",
-                                  metric=metric.name)
-    marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
-    name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
-    copy = write_submission(frame, sample_path,
-                            opts.submissions_dir / cfg.competition.slug / name, metric=metric.name)
+    submission = copy = None
+    if opts.submit:
+        frame = build_submission(prep.test_ids, test, classes, sample,
+                                 kind=cfg.submission.resolved_kind(cfg.competition.problem),
+                                 metric=metric.name)
+        sample_path = opts.data_dir / cfg.data.sample_submission
+        submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv",
+                                      metric=metric.name)
+        marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
+        name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
+        copy = write_submission(frame, sample_path, opts.submissions_dir /
+                                cfg.competition.slug / name, metric=metric.name)
     seconds = time.monotonic() - started
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
           f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")
     if len(repeat_means) > 1:
         print(f"  over {len(repeat_means)} repeats: {np.mean(repeat_means):.4f} ± "
               f"{np.std(repeat_means):.4f} (the std of the repeat means)")
-    print(f"submission: {copy}")
-    return {"run_dir": str(opts.run_dir), "submission": str(copy),
-            "run_submission": str(submission),
+    if copy is not None:
+        print(f"submission: {copy}")
+    return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
+            "run_submission": submission and str(submission),
             "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
                    "folds": scores["folds"], "oof": scores["oof"],
                    "repeat_means": repeat_means},
