@@ -162,7 +162,9 @@ def _locked(path: Path):
 def tune(study, folder: Path, space: dict, run_trial: Callable[[dict, object], float], *,
          trials: int, timeout: float | None = None, progress: bool = True) -> dict:
     """Run trials until `trials` have finished in total (COMPLETE or PRUNED, over every
-    process sharing the study) or `timeout` seconds pass; returns the best trial."""
+    process sharing the study) or `timeout` seconds pass; returns the best trial. The count
+    and the ask share a file lock, so processes of one machine never overshoot; processes
+    on several machines (a database storage) may each start one trial past the count."""
     import time
 
     import optuna
