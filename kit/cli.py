@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kit.archive import safe_extract
-from kit.config import Config, load_config, load_resolved, to_toml
+from kit.config import Config, load_config, load_resolved, profile_section, to_toml
 from kit.errors import DataError, KitError
 from kit.hooks import load_hook
 from kit.io import write_json, write_text
@@ -70,6 +70,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="stop cleanly before this many seconds and submit the finished folds")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms")
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (track.wandb)")
+    p.add_argument("--profile", choices=("auto", "none"), default="auto",
+                   help="auto: apply the config's [cpu] / [gpu] / [mps] section for the device "
+                   "the run uses; none: the config as it is")
     return p
 
 
@@ -114,6 +117,25 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
     return data_dir
 
 
+def _load_with_profile(args) -> Config:
+    """The config with the profile of the device it will run on ([cpu], [gpu], [mps])."""
+    from kit.devices import pick_device
+
+    path = competition_dir(args.comp) / "config.toml"
+    kwargs = {"overrides": _overrides(args), "dry_run": args.dry_run, "demo": args.demo}
+    cfg = load_config(path, **kwargs)
+    if args.profile == "none":
+        return cfg
+    kind = pick_device(cfg.train.device).type
+    profile = {"cuda": "gpu"}.get(kind, kind)
+    section = profile_section(cfg, profile)
+    if not section:
+        return cfg
+    print(f"device profile [{section}] from config.toml: "
+          + ", ".join(f"{k}={v}" for k, v in getattr(cfg, section).items()))
+    return load_config(path, profile=profile, **kwargs)
+
+
 def train_main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -141,9 +163,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     else:
         if not args.comp:
             raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
-        cfg = load_config(competition_dir(args.comp) / "config.toml",
-                          overrides=_overrides(args), dry_run=args.dry_run,
-                          demo=args.demo)
+        cfg = _load_with_profile(args)
         label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
         run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
                               cfg.model.name, cfg.features.name, label)

@@ -196,6 +196,11 @@ class Config:
     # Overrides applied by --demo: a recipe for the small demo data on a CPU (a GPU-sized
     # default config would take many minutes on it), applied before [dry_run] and --set
     demo: dict = field(default_factory=dict)
+    # Device profiles: overrides applied on that device, after the config and before [demo],
+    # [dry_run] and --set ([gpu] also on MPS unless [mps] exists); --profile none skips them
+    cpu: dict = field(default_factory=dict)
+    gpu: dict = field(default_factory=dict)
+    mps: dict = field(default_factory=dict)
     # Search spaces for scripts/tune.py, one table per model: [tune.gbdt] learning_rate =
     # {low = 0.01, high = 0.3, log = true}; checked by kit/tuning.py against the builder
     tune: dict = field(default_factory=dict)
@@ -248,7 +253,9 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
-OVERRIDE_SECTIONS = ("dry_run", "demo")  # tables of "section.key" = value, applied on request
+PROFILES = ("cpu", "gpu", "mps")
+# tables of "section.key" = value, applied on request
+OVERRIDE_SECTIONS = ("dry_run", "demo", *PROFILES)
 FREE_SECTIONS = (*OVERRIDE_SECTIONS, "tune")  # tables kept as they are, checked where used
 
 
@@ -400,14 +407,20 @@ def read_toml(path: Path) -> dict:
 
 def load_config(
     path: str | Path, *, overrides: list[str] | None = None, dry_run: bool = False,
-    demo: bool = False
+    demo: bool = False, profile: str | None = None
 ) -> Config:
-    """Load a competition's config.toml, then its [demo] and [dry_run] sections (if asked),
-    then --set."""
+    """Load a competition's config.toml, then the device `profile` ("cpu", "gpu", "mps"),
+    its [demo] and [dry_run] sections (if asked), then --set."""
     path = Path(path)
     cfg = _build(read_toml(path), str(path))
     if not cfg.competition.slug:
         cfg = cfg.replace(competition=dataclasses.replace(cfg.competition, slug=path.parent.name))
+    for name in PROFILES:  # every profile's keys checked, whichever device runs
+        if getattr(cfg, name):
+            apply_overrides(cfg, getattr(cfg, name), source=f"{path} [{name}]")
+    section = profile_section(cfg, profile)
+    if section:
+        cfg = apply_overrides(cfg, getattr(cfg, section), source=f"{path} [{section}]")
     if demo and cfg.demo:
         cfg = apply_overrides(cfg, cfg.demo, source=f"{path} [demo]")
     if dry_run and cfg.dry_run:
@@ -415,6 +428,13 @@ def load_config(
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     return cfg
+
+
+def profile_section(cfg: Config, profile: str | None) -> str:
+    """The section a device profile applies ("" for none): [mps] falls back to [gpu]."""
+    if profile == "mps" and not cfg.mps:
+        profile = "gpu"
+    return profile if profile in PROFILES and getattr(cfg, profile) else ""
 
 
 def load_resolved(path: str | Path) -> Config:

@@ -90,3 +90,48 @@ def test_resolved_config_round_trips(tmp_path):
 def test_group_strategy_needs_group_column():
     with pytest.raises(ConfigError, match="needs cv.group"):
         apply_overrides(Config(), ["cv.strategy=group"])
+
+
+# --- device profiles ---------------------------------------------------------------------
+
+PROFILED = """
+[competition]
+task = "tabular"
+
+[train]
+epochs = 30
+batch_size = 64
+
+[cpu]
+"train.epochs" = 3
+"train.batch_size" = 16
+
+[gpu]
+"train.epochs" = 50
+
+[demo]
+"train.batch_size" = 8
+"""
+
+
+def test_a_profile_applies_only_on_its_device_before_demo_and_set(tmp_path):
+    path = tmp_path / "c" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(PROFILED)
+    assert load_config(path).train.epochs == 30  # no profile asked: the config as written
+    assert load_config(path, profile="cpu").train.epochs == 3
+    assert load_config(path, profile="gpu").train.epochs == 50
+    assert load_config(path, profile="mps").train.epochs == 50  # no [mps]: [gpu]
+    both = load_config(path, profile="cpu", demo=True, overrides=["train.epochs=7"])
+    assert (both.train.epochs, both.train.batch_size) == (7, 8)  # profile < demo < --set
+
+
+def test_an_unknown_key_in_any_profile_is_an_error_on_every_device(tmp_path):
+    path = tmp_path / "c" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(PROFILED.replace('"train.epochs" = 50', '"train.epohcs" = 50'))
+    with pytest.raises(ConfigError, match=r"\[gpu\].*epohcs.*valid keys"):
+        load_config(path, profile="cpu")
+    path.write_text(PROFILED + '\n[tpu]\n"train.epochs" = 1\n')
+    with pytest.raises(ConfigError, match=r"unknown section \[tpu\].*cpu.*gpu.*mps"):
+        load_config(path)

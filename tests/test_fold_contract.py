@@ -257,3 +257,23 @@ def test_extra_training_rows_join_each_folds_training_rows_only(world):
     assert ((oof["p_1"].to_numpy() > 0.5) == (data["x"].to_numpy() > 0)).mean() > 0.9
     state = json.loads((run / "fold0" / "preprocessors.json").read_text())
     assert state["numeric"]["columns"] == ["x", "x_sq"]
+
+
+def test_the_cpu_profile_is_printed_and_resume_keeps_the_runs_config(world):
+    comp = competition(world / "comps", "profiled", numeric=["x"])
+    config = world / "comps" / comp / "config.toml"
+    config.write_text(config.read_text() + '\n[cpu]\n"model.name" = "linear"\n')
+    proc, summary = train(world, comp, "--folds", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "device profile [cpu] from config.toml: model.name=linear" in proc.stdout
+    run = Path(summary["run_dir"])
+    assert run.name.split("_")[1] == "linear"
+    proc, plain = train(world, comp, "--folds", "1", "--profile", "none")
+    assert "device profile" not in proc.stdout and "_gbdt_" in plain["run_dir"]
+    # the config changes; a resumed run keeps the model it was started with
+    config.write_text(config.read_text().replace('"model.name" = "linear"',
+                                                 '"model.name" = "mlp"'))
+    proc, resumed = train(world, comp, "--resume", str(run), "--folds", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "device profile" not in proc.stdout
+    assert json.loads((run / "fold1" / "done.json").read_text())["model_file"] == "model.skops"

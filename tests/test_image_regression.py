@@ -106,3 +106,23 @@ def test_a_missing_image_regression_target_is_refused_before_training(tmp_path):
     comp, data = competition(tmp_path, labels=y)
     with pytest.raises(DataError, match=r"not finite in rows \[7\]"):
         image.prepare(config(), comp, data, tmp_path / "cache")
+
+
+def test_fine_tuning_controls_are_ignored_without_pretrained_weights(capsys):
+    from dataclasses import replace
+
+    from kit.config import Config
+    from kit.tasks.image import fine_tuning_config
+
+    cfg = Config()
+    cfg = cfg.replace(model=replace(cfg.model, name="small_cnn", pretrained=False),
+                      optim=replace(cfg.optim, backbone_lr_mult=0.1),
+                      train=replace(cfg.train, freeze_epochs=2))
+    used = fine_tuning_config(cfg)
+    assert (used.optim.backbone_lr_mult, used.train.freeze_epochs) == (1.0, 0)
+    out = capsys.readouterr().out
+    assert "backbone_lr_mult = 0.1 and train.freeze_epochs = 2 are ignored" in out
+    assert "no pretrained weights" in out and len(out.strip().splitlines()) == 1
+    pretrained = cfg.replace(model=replace(cfg.model, pretrained=True))
+    assert fine_tuning_config(pretrained) is pretrained  # a backbone to fine-tune: kept
+    assert capsys.readouterr().out == ""

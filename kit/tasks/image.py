@@ -197,8 +197,26 @@ def sample_batch(batches, own: dict) -> dict:
     return {"x": (x * std + mean).clamp(0, 1), "y": batch["y"][:SAMPLE_IMAGES].cpu()}
 
 
+def fine_tuning_config(cfg: Config, *, quiet: bool = False) -> Config:
+    """`optim.backbone_lr_mult` and `train.freeze_epochs` only where there is a pretrained
+    backbone to fine-tune: a network trained from scratch learns at one LR, all of it (a
+    from-scratch body at a tenth of the LR learns a fraction as well). Says so once."""
+    from dataclasses import replace
+
+    o, t, m = cfg.optim, cfg.train, cfg.model
+    if m.pretrained or m.weights or (o.backbone_lr_mult == 1.0 and not t.freeze_epochs):
+        return cfg
+    if not quiet and dist.is_main():
+        print(f"optim.backbone_lr_mult = {o.backbone_lr_mult} and train.freeze_epochs = "
+              f"{t.freeze_epochs} are ignored: {m.name} has no pretrained weights "
+              "(model.pretrained / model.weights), so all of it trains at optim.lr")
+    return cfg.replace(optim=replace(o, backbone_lr_mult=1.0),
+                       train=replace(t, freeze_epochs=0))
+
+
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
-    cfg, own, started = ctx.cfg, prep.state["own"], time.monotonic()
+    cfg = fine_tuning_config(ctx.cfg, quiet=ctx.fold > 0)
+    own, started = prep.state["own"], time.monotonic()
     seed = cfg.train.seed * 1000 + ctx.fold
     torch.manual_seed(seed)  # same fold, same initial weights
     objective = Objective.for_fold(cfg, prep.classes, prep.y[ctx.train_idx], standardize=True)
