@@ -35,7 +35,7 @@ def check_run(run: Path, n_classes: int):
                  "scores.json", "submission.csv", "fold0/done.json", "fold0/last.pt",
                  "fold0/history.csv"]:
         assert (run / name).exists(), name
-    best = list((run / "fold0").glob("best_e000_*.pt"))
+    best = list((run / "fold0").glob("best_e*.pt"))
     assert len(best) == 1
     state = torch.load(best[0], map_location="cpu", weights_only=True)  # tensors only
     assert state["meta"]["problem"] == "classification"
@@ -49,8 +49,9 @@ def check_run(run: Path, n_classes: int):
 
 
 def test_digit_recognizer_demo_dry_run(tmp_path):
-    proc, summary = train(tmp_path, "digit-recognizer")
+    proc, summary = train(tmp_path, "digit-recognizer", "--set", "train.tta=true")
     assert "DEMO DATA" in proc.stdout and "small_cnn" in proc.stdout
+    assert "device profile [cpu]" in proc.stdout  # then [demo], [dry_run] and --set on top
     run = Path(summary["run_dir"])
     oof = check_run(run, 10)
     assert len(oof) == pytest.approx(1397 / 5, abs=2)  # one of 5 stratified folds
@@ -70,10 +71,12 @@ def test_digit_recognizer_demo_dry_run(tmp_path):
     np.testing.assert_allclose(again, saved.drop(columns="id").to_numpy(), atol=1e-5)
 
 
-def test_mask_demo_dry_run_with_three_heads_and_a_frozen_first_epoch(tmp_path):
+def test_mask_demo_dry_run_with_three_heads_and_no_freezing_from_scratch(tmp_path):
     proc, summary = train(tmp_path, "mask", "--set", "model.params.heads=\"multi\"",
                           "--set", "model.params.head_sizes=[3, 2, 3]",
                           "--set", "train.epochs=2", "--set", "train.freeze_epochs=1")
+    # the demo's small_cnn has no pretrained weights: there is no backbone to freeze
+    assert "train.freeze_epochs = 1 are ignored" in proc.stdout
     run = Path(summary["run_dir"])
     oof = check_run(run, 18)
     assert len(pd.read_csv(run / "fold0" / "history.csv")) == 2
