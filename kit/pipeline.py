@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kit import distributed as dist
+from kit.blending import fold_vote_hard
 from kit.config import Config
 from kit.errors import DataError
 from kit.folds import check_folds, fold_rows, make_split, split_key
@@ -203,8 +204,6 @@ def _repeat_means(fold_scores: list[float], n_splits: int) -> list[float]:
 def fold_mean(test_preds: list[np.ndarray], vote: str = "soft") -> np.ndarray:
     """The run's test prediction: the folds' mean (soft) or their majority vote (hard)."""
     if vote == "hard":
-        from kit.blending import fold_vote_hard
-
         return fold_vote_hard(test_preds)
     return np.mean(test_preds, axis=0)
 

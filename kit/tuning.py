@@ -21,6 +21,7 @@ is recorded) is failed and queued again when a process next opens the study.
 from __future__ import annotations
 
 import fcntl
+import inspect
 import math
 import os
 import socket
@@ -54,8 +55,6 @@ def search_space(cfg: Config, model: str) -> dict[str, dict]:
     if not space:
         raise ConfigError(f"no search space for model {model!r}: add [tune.{model}] to the "
                           "competition's config.toml, e.g. name = {low = 0.01, high = 0.3}")
-    import inspect
-
     valid = [p.name for p in inspect.signature(entry.builder).parameters.values()
              if p.kind is p.KEYWORD_ONLY and p.name != "seed"]
     for name, spec in space.items():
