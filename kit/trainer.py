@@ -33,6 +33,7 @@ from kit.early_stopping import EarlyStopping
 from kit.errors import CheckpointError, DataError
 from kit.io import save_torch
 from kit.metrics import Metric
+from kit.models.heads import param_groups
 from kit.objective import Objective
 from kit.schedule import lr_at, warn_if_frozen
 from kit.track import History, NullTracker
@@ -77,12 +78,10 @@ class Trainer:
 
     # --- optimizer and schedule -----------------------------------------------------------
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        from kit import models
-
         o = self.cfg.optim
         # head vs backbone LR, no decay on biases and norms; each group carries the
         # lr_mult that set_lr scales it by
-        groups = models.param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
+        groups = param_groups(model, lr=o.lr, backbone_lr_mult=o.backbone_lr_mult,
                                      weight_decay=o.weight_decay)
         return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay,
                                  fused=fused_adamw_ok(model))

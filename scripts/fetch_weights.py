@@ -52,7 +52,7 @@ def download(name: str):
 
 def main(argv=None) -> dict:
     from kit.io import write_json
-    from kit.weights import save_weights
+    from kit.models.weights import save_weights
 
     args = parser().parse_args(argv)
     arch = args.name.partition(":")[2] or args.name

@@ -12,7 +12,7 @@ import torch
 from kit.config import CompetitionConfig, Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from kit.errors import DataError
 from kit.metrics import get_metric
-from kit.models import build_image_model
+from kit.models.vision import build_image_model
 from kit.tasks import FoldContext, image
 from kit.trainer import Trainer
 

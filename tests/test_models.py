@@ -10,16 +10,15 @@ from torch import nn
 
 from kit.errors import ConfigError
 from kit.models import MODELS, build_model, get_entry
-from kit.vision_models import (
+from kit.models.heads import (
     MultiHead,
-    build_image_model,
     find_head,
-    image_model_names,
     param_groups,
     replace_head,
     set_backbone_trainable,
 )
-from kit.weights import load_pretrained, save_weights
+from kit.models.vision import build_image_model, image_model_names
+from kit.models.weights import load_pretrained, save_weights
 
 # (name, input size): small inputs keep the sweep fast; ViT needs its patch grid size.
 ARCHS = [

@@ -18,7 +18,7 @@ through a DataLoader of ImageFileDataset with albumentations. Fold 0 leaves its 
 augmented batch, de-normalized to [0, 1], in `ctx.extras["sample_batch"]` for the run's
 sample grid. Fine-tuning: `train.freeze_epochs` trains only the head (and norm layers)
 for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
-(kit.vision_models.param_groups).
+(kit.models.heads.param_groups).
 
     python scripts/train.py --comp mask --demo --dry-run
 """
@@ -55,12 +55,13 @@ from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
 from kit.metrics import get_metric
-from kit.models import build_image_model, set_backbone_trainable
+from kit.models.heads import set_backbone_trainable
+from kit.models.vision import build_image_model
+from kit.models.weights import cached_weights, missing_weights_error
 from kit.objective import Objective, TargetTransform, check_target
 from kit.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
-from kit.weights import cached_weights, missing_weights_error
 
 # data.params keys read here (defaults); every other key goes to the layout.py hook.
 IMAGE_PARAMS = {"size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],

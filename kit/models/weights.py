@@ -21,6 +21,7 @@ from torch import nn
 
 from kit.errors import ConfigError
 from kit.io import atomic_path
+from kit.models.heads import find_head, replace_head
 
 # Prefixes that wrappers add to state-dict keys: DataParallel/DDP, torch.compile.
 _KEY_PREFIXES = ("module.", "_orig_mod.")
@@ -125,8 +126,6 @@ def missing_weights_error(name: str) -> ConfigError:
 def load_pretrained(model: nn.Module, name: str, weights: str, num_classes: int) -> dict:
     """Load the backbone from `weights` (or the local cache); replace the head if its shape
     differs. Returns {"file", "loaded", "dropped", "missing"} for the run log."""
-    from kit.vision_models import find_head, replace_head
-
     path = Path(weights) if weights else cached_weights(name)
     if path is None:
         raise missing_weights_error(name)

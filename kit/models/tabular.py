@@ -1,98 +1,17 @@
-"""Model registry: a dict plus a decorator. A miss lists the valid names.
+"""Tabular model kinds: the torch MLP and the scikit-learn estimators (gbdt, linear, rf,
+extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters.py.
 
-Each builder takes the data-derived arguments positionally (sizes and the problem kind the
-task knows: any of DATA_ARGS, by name) and the config's `model.params` as keyword-only
-arguments; an unknown param is a ConfigError that
-lists the builder's valid ones.
-
-    model = build_model("mlp", n_numeric=7, cardinalities=[4, 3], n_outputs=1, hidden=[64])
-    model = build_model("gbdt", n_numeric=7, cardinalities=[4, 3], problem="regression")
-
-Image models (built-in CNNs, `timm:<name>`, `torchvision:<name>`), head replacement and
-parameter groups live in kit/vision_models.py, offline weights in kit/weights.py; both are
-imported at the end of this file so the registry is complete on `import kit.models`.
+A builder takes the data-derived arguments it names (kit.models.registry.DATA_ARGS) and
+`[model.params.<name>]` as keyword-only arguments.
 """
 
 from __future__ import annotations
-
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from kit.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    builder: Callable[..., Any]
-    kind: str  # "torch": trained by kit.trainer; "sklearn": an estimator with fit/predict_proba
-    task: str  # "tabular" or "image"
-
-
-MODELS: dict[str, ModelEntry] = {}
-
-
-def register(name: str, *, kind: str = "torch", task: str = "image"):
-    """Decorator: `@register("small_cnn")` adds a builder to the registry."""
-
-    def deco(builder):
-        MODELS[name] = ModelEntry(name, builder, kind, task)
-        return builder
-
-    return deco
-
-
-def get_entry(name: str, task: str | None = None) -> ModelEntry:
-    if name in MODELS and (task is None or MODELS[name].task == task):
-        return MODELS[name]
-    valid = sorted(n for n, e in MODELS.items()
-                   if (task is None or e.task == task) and not n.endswith(":"))
-    raise ConfigError(
-        f"unknown model {name!r} for a {task or 'any'} task; valid: {', '.join(valid)}"
-        + (", timm:<name>, torchvision:<name> (list timm's with "
-           "`python -c \"import timm; print(timm.list_models())\"`)" if task != "tabular" else "")
-    )
-
-
-def check_params(builder: Callable, params: dict, where: str = "model.params") -> None:
-    """Refuse config params the builder does not take, listing the ones it does."""
-    sig = inspect.signature(builder)
-    valid = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown {where} {unknown}; valid: {', '.join(valid) or 'none'}")
-
-
-# What a task knows about the data; each builder declares the ones it needs.
-# `member_params` ({model name: its model.params}) serves builders made of other models.
-DATA_ARGS = ("n_numeric", "cardinalities", "n_outputs", "problem", "member_params")
-
-
-def build_model(name: str, *args: Any, task: str | None = None, **params: Any) -> Any:
-    entry = get_entry(name, task)
-    wanted = _data_arg_names(entry.builder)
-    given = {k: params.pop(k) for k in list(params) if k in DATA_ARGS}
-    data_args = {k: v for k, v in given.items() if k in wanted}
-    check_params(entry.builder, params)
-    return entry.builder(*args, **data_args, **params)
-
-
-def _data_arg_names(builder: Callable) -> set[str]:
-    sig = inspect.signature(builder)
-    return {p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD}
-
-
-# --- tabular -----------------------------------------------------------------------------
-
-
-def n_outputs(num_classes: int) -> int:
-    """Binary tasks use one logit (BCE-with-logits); multi-class tasks one per class."""
-    return 1 if num_classes == 2 else num_classes
+from kit.models.registry import build_model, get_entry, register
 
 
 class TabularMLP(nn.Module):
@@ -209,17 +128,3 @@ def blend(n_numeric: int, cardinalities: list[int], problem: str, member_params:
     if problem == "regression":
         return VotingRegressor(estimators, weights=weights)
     return VotingClassifier(estimators, voting="soft", weights=weights)
-
-
-# Image models register themselves into MODELS when kit.vision_models is imported. Its
-# public names are re-exported lazily (PEP 562) so either module can be imported first.
-import kit.vision_models  # noqa: E402,F401
-
-_VISION = ("build_image_model", "find_head", "param_groups", "replace_head",
-           "set_backbone_trainable", "image_model_names")
-
-
-def __getattr__(name: str):
-    if name in _VISION:
-        return getattr(kit.vision_models, name)
-    raise AttributeError(f"module 'kit.models' has no attribute {name!r}")
