@@ -13,6 +13,7 @@ import platform
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from kit.errors import DataError, KitError
 from kit.hooks import load_hook
 from kit.io import write_json, write_text
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
-from kit.runs import new_run_dir, provenance
+from kit.runs import check_library_versions, new_run_dir, provenance
 
 
 def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
@@ -37,6 +38,7 @@ def run_script(main: Callable[[list[str] | None], dict], argv: list[str] | None 
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    warnings.formatwarning = _one_line_warning
     try:
         main(argv)
     except KitError as exc:
@@ -47,6 +49,13 @@ def run_script(main: Callable[[list[str] | None], dict], argv: list[str] | None 
               file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """The kit's warnings read like its errors; other libraries' keep where they came from."""
+    if category is UserWarning and filename.startswith(str(Path(__file__).parent)):
+        return f"warning: {message}\n"
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n"
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -142,6 +151,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     from kit import distributed as dist
     from kit.devices import pick_device
     from kit.metrics import get_metric
+    from kit.models.registry import library_versions
     from kit.pipeline import RunOptions, run_cv
     from kit.seed import seed_everything, set_deterministic
     from kit.threads import apply_thread_budget
@@ -153,6 +163,7 @@ def train_main(argv: list[str] | None = None) -> dict:
             raise KitError(f"--resume {run_dir}: not a run folder (no config.toml); give a "
                            "folder under runs/<comp>/")
         cfg = load_resolved(run_dir / "config.toml")
+        check_library_versions(run_dir)
         label = next((x for x in ("dryrun", "demo") if run_dir.name.endswith(f"_{x}")), "")
         started_with = json.loads((run_dir / "run.json").read_text()) \
             if (run_dir / "run.json").exists() else {}
@@ -191,7 +202,8 @@ def train_main(argv: list[str] | None = None) -> dict:
             "device": str(device), "world_size": place.world_size,
             "deterministic": cfg.train.deterministic, "python": platform.python_version(),
             "torch": torch.__version__, "demo": args.demo, "folds": folds,
-            "data_dir": str(data_dir), "threads": threads})
+            "data_dir": str(data_dir), "threads": threads,
+            "libraries": library_versions(cfg.model.name)})
         ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
               + ("  deterministic: on" if cfg.train.deterministic else ""))

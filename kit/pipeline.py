@@ -20,6 +20,7 @@ from kit.blending import fold_vote_hard
 from kit.config import Config
 from kit.errors import DataError
 from kit.folds import check_folds, fold_rows, make_split, split_key
+from kit.importance import write_run_importance
 from kit.metrics import get_metric
 from kit.paths import competition_dir
 from kit.runs import (
@@ -173,12 +174,16 @@ def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None
 def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) -> None:
     """Learning curves; then a confusion matrix (classification) or the OOF scatter against
     truth and the residual histogram (regression)."""
-    from kit.plots import confusion, learning_curves, residuals
+    from kit.plots import boosting_curve, confusion, learning_curves, residuals
 
     history = fold_dir / "history.csv"
     if metric is not None and history.exists() and not (fold_dir / "curves.png").exists():
-        learning_curves(pd.read_csv(history).to_dict("records"), fold_dir / "curves.png",
-                        metric=metric.name, mode=metric.mode)
+        rows = pd.read_csv(history)
+        if "round" in rows.columns:  # a boosting library's validation loss per round
+            boosting_curve(rows, fold_dir / "curves.png")
+        else:
+            learning_curves(rows.to_dict("records"), fold_dir / "curves.png",
+                            metric=metric.name, mode=metric.mode)
     if not len(classes):
         residuals(labels, pred[:, 0], fold_dir / "residuals.png", title=f"{what}: OOF")
     elif len(classes) <= 50:
@@ -226,6 +231,12 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
+    importance = write_run_importance(
+        opts.run_dir, [opts.run_dir / f"fold{k}" for k in range(len(fold_scores))])
+    if importance is not None:
+        top = ", ".join(importance["feature"].head(5).astype(str))
+        print(f"importance ({importance['type'].iloc[0]}, {opts.run_dir / 'importance.csv'}): "
+              f"{top}, ...")
     submission = copy = None
     if opts.submit:
         frame = build_submission(prep.test_ids, test, classes, sample,

@@ -1,7 +1,9 @@
 """PNG plots written into run folders: learning curves, confusion matrix or regression
-residuals, image sample grid.
+residuals, feature importance, image sample grid.
 
     learning_curves(history_rows, "fold0/curves.png", metric="accuracy")
+    boosting_curve(pd.read_csv("fold0/history.csv"), "fold0/curves.png")  # lgbm, xgb, catboost
+    importance_bars(table, "importance.png", kind="total gain")
     confusion(labels, proba.argmax(1), classes, "fold0/confusion.png")
     residuals(truth, pred, "residuals.png")          # a regression's OOF scatter + histogram
     sample_grid(batch["x"], "fold0/sample_grid.png", labels=batch["y"].tolist())
@@ -57,6 +59,37 @@ def learning_curves(rows: Sequence[dict], path: str | Path, *, metric: str,
     best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values)) \
         if np.isfinite(values).any() else 0
     ax_metric.axvline(epoch[best], color="C2", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def boosting_curve(history, path: str | Path, *, best: int | None = None) -> Path | None:
+    """A boosting library's validation loss per round (history.csv: round, valid_<loss>),
+    with the best round marked."""
+    if history is None or not len(history):
+        return None
+    plt = _pyplot()
+    loss = [c for c in history.columns if c != "round"][0]
+    values = history[loss].to_numpy(float)
+    best = best or int(np.nanargmin(values)) + 1
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(history["round"], values, color="C1")
+    ax.axvline(best, color="C2", alpha=0.5, label=f"best round {best}")
+    ax.set_xlabel("round")
+    ax.set_ylabel(loss)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def importance_bars(table, path: str | Path, *, kind: str, top: int = 30) -> Path:
+    """The `top` features by mean importance over folds, with their std as error bars."""
+    plt = _pyplot()
+    table = table.head(top).iloc[::-1]  # the largest on top
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(table)))
+    ax.barh(table["feature"].astype(str), table["mean"], xerr=table["std"], color="C0",
+            error_kw={"elinewidth": 0.8, "capsize": 2})
+    ax.set_xlabel(f"{kind} (mean ± std over folds)")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -26,7 +26,7 @@ from kit.config import Config, load_resolved
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
-from kit.runs import fold_dirs, pred_frame
+from kit.runs import check_library_versions, fold_dirs, pred_frame
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -110,6 +110,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.threads import apply_thread_budget
 
     cfg = load_resolved(run / "config.toml")
+    check_library_versions(run)
     slug = cfg.competition.slug
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,29 @@ def git_commit() -> str:
 def provenance(argv: list[str] | None = None) -> dict:
     return {"git_commit": git_commit(), "argv": list(sys.argv if argv is None else argv),
             "started": time.strftime("%F %T")}
+
+
+def check_library_versions(run: Path) -> list[str]:
+    """Warn when a library that saved the run's models (run.json "libraries") is installed
+    at another version here: a Kaggle image may be older than the machine that trained.
+    Returns the warnings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    path = Path(run) / "run.json"
+    saved = json.loads(path.read_text()).get("libraries", {}) if path.is_file() else {}
+    out = []
+    for package, trained in saved.items():
+        try:
+            here = version(package)
+        except PackageNotFoundError:
+            here = "not installed"
+        if here != trained:
+            out.append(f"{package} {here} is installed here, the run's models were saved "
+                       f"with {package} {trained} ({path}); if loading or predictions fail, "
+                       f"install {package}=={trained}")
+    for message in out:
+        warnings.warn(message, stacklevel=2)
+    return out
 
 
 def fold_dirs(run: Path) -> list[Path]:

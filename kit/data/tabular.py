@@ -89,6 +89,14 @@ class NumericPreprocessor:
             x[:, j] = values.to_numpy(np.float64, na_value=np.nan)
         return x
 
+    def values(self, frame: pd.DataFrame) -> np.ndarray:
+        """float32 (N, C) as they are, NaN where missing or infinite: for tree libraries,
+        which split on raw values and route missing ones themselves."""
+        _columns(frame, self.columns, "NumericPreprocessor.values")
+        x = self._raw(frame, np.float32).astype(np.float32, copy=False)
+        x[~np.isfinite(x)] = np.nan
+        return x
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """float32 (N, C). Column-major when the frame stores columns apart (Arrow data,
         most DataFrames): no transposing copy here; TabularStream's row shuffle (np.take)

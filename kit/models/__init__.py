@@ -13,7 +13,7 @@ and the builders' arguments are):
 Imports go one way: registry <- tabular, boosters, vision; heads <- weights <- vision.
 """
 
-from kit.models import tabular, vision  # noqa: F401  (they register their kinds)
+from kit.models import boosters, tabular, vision  # noqa: F401  (they register their kinds)
 from kit.models.registry import (
     DATA_ARGS,
     MODELS,
@@ -22,8 +22,9 @@ from kit.models.registry import (
     check_params,
     get_entry,
     n_outputs,
+    param_names,
     register,
 )
 
 __all__ = ["DATA_ARGS", "MODELS", "ModelEntry", "build_model", "check_params", "get_entry",
-           "n_outputs", "register"]
+           "n_outputs", "param_names", "register"]

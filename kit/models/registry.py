@@ -30,19 +30,38 @@ class ModelEntry:
     kind: str  # "torch": trained by kit.trainer; "sklearn": an estimator with fit/predict_proba;
     # "booster": LightGBM / XGBoost / CatBoost behind kit.models.boosters.Booster
     task: str  # "tabular" or "image"
+    libraries: tuple[str, ...] = ()  # the packages whose files the fitted model is
 
 
 MODELS: dict[str, ModelEntry] = {}
+_LIBRARIES = {"torch": ("torch",), "sklearn": ("scikit-learn", "skops")}
 
 
-def register(name: str, *, kind: str = "torch", task: str = "image"):
+def register(name: str, *, kind: str = "torch", task: str = "image",
+             libraries: tuple[str, ...] = ()):
     """Decorator: `@register("small_cnn")` adds a builder to the registry."""
 
     def deco(builder):
-        MODELS[name] = ModelEntry(name, builder, kind, task)
+        MODELS[name] = ModelEntry(name, builder, kind, task,
+                                  libraries or _LIBRARIES.get(kind, ()))
         return builder
 
     return deco
+
+
+def library_versions(name: str) -> dict[str, str]:
+    """{package: installed version} for the libraries that save and load model `name`
+    (run.json records them; kit.runs.check_library_versions compares on loading)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    entry = MODELS.get(name) or MODELS.get(name.partition(":")[0] + ":")
+    out = {}
+    for package in entry.libraries if entry else ():
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
 
 
 def get_entry(name: str, task: str | None = None) -> ModelEntry:
@@ -57,10 +76,21 @@ def get_entry(name: str, task: str | None = None) -> ModelEntry:
     )
 
 
-def check_params(builder: Callable, params: dict, where: str = "model.params") -> None:
-    """Refuse config params the builder does not take, listing the ones it does."""
+def param_names(builder: Callable) -> list[str]:
+    """The `model.params` a builder takes: its keyword-only arguments, and for a builder
+    that passes the rest to a library (`**params`), that library's names."""
     sig = inspect.signature(builder)
-    valid = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    names = [p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY]
+    library = getattr(builder, "library_params", None)
+    return names + sorted(set(library()) - set(names)) if library else names
+
+
+def check_params(builder: Callable, params: dict, where: str = "model.params") -> None:
+    """Refuse config params the builder does not take, listing the ones it does (a library
+    builder checks its `**params` itself, naming the library)."""
+    if getattr(builder, "library_params", None):
+        return
+    valid = param_names(builder)
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"unknown {where} {unknown}; valid: {', '.join(valid) or 'none'}")

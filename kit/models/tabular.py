@@ -128,3 +128,41 @@ def blend(n_numeric: int, cardinalities: list[int], problem: str, member_params:
     if problem == "regression":
         return VotingRegressor(estimators, weights=weights)
     return VotingClassifier(estimators, voting="soft", weights=weights)
+
+
+def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_leaf,
+            max_samples, max_depth, num_threads, seed):
+    from sklearn import ensemble
+
+    name = {"rf": "RandomForest", "extratrees": "ExtraTrees"}[kind]
+    cls = getattr(ensemble, name + ("Regressor" if problem == "regression" else "Classifier"))
+    if max_features == "default":  # each library's own rule: sqrt for classifiers, all for
+        max_features = 1.0 if problem == "regression" else "sqrt"  # regressors
+    return cls(n_estimators=n_estimators, max_features=max_features,
+               min_samples_leaf=min_samples_leaf, max_depth=max_depth,
+               bootstrap=max_samples is not None or kind == "rf", max_samples=max_samples,
+               n_jobs=num_threads or None, random_state=seed)
+
+
+@register("rf", kind="sklearn", task="tabular")
+def rf(problem: str, *, n_estimators: int = 300, max_features: float | str = "default",
+       min_samples_leaf: int = 1, max_samples: float | None = None,
+       max_depth: int | None = None, num_threads: int = 0, seed: int = 0):
+    """scikit-learn's RandomForest on the fold's arrays (median-imputed numerics, category
+    codes): a strong baseline with no tuning, and diversity in a blend. `max_samples`
+    (a fraction) bounds each tree's bootstrap sample on big tables."""
+    return _forest("rf", problem, n_estimators=n_estimators, max_features=max_features,
+                   min_samples_leaf=min_samples_leaf, max_samples=max_samples,
+                   max_depth=max_depth, num_threads=num_threads, seed=seed)
+
+
+@register("extratrees", kind="sklearn", task="tabular")
+def extratrees(problem: str, *, n_estimators: int = 300, max_features: float | str = "default",
+               min_samples_leaf: int = 1, max_samples: float | None = None,
+               max_depth: int | None = None, num_threads: int = 0, seed: int = 0):
+    """scikit-learn's ExtraTrees (random split points, no bootstrap unless `max_samples`):
+    as rf, with more variance reduction and faster fits."""
+    return _forest("extratrees", problem, n_estimators=n_estimators,
+                   max_features=max_features, min_samples_leaf=min_samples_leaf,
+                   max_samples=max_samples, max_depth=max_depth, num_threads=num_threads,
+                   seed=seed)

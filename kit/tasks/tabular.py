@@ -16,6 +16,8 @@ batches sliced from tensors on the device instead (TensorBatches). scikit-learn 
 
 from __future__ import annotations
 
+import inspect
+import re
 import time
 from pathlib import Path
 
@@ -39,12 +41,14 @@ from kit.fold_features import fold_functions
 from kit.fold_tables import ROW, Tables, fold_setup, write_tables
 from kit.folds import fold_rows
 from kit.hooks import call_with_params, load_hook
-from kit.io import atomic_path
+from kit.importance import write_fold_importance
+from kit.io import atomic_path, write_csv
 from kit.metrics import get_metric
 from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.threads import usable_cores
 from kit.trainer import Trainer, load_checkpoint
 
 
@@ -214,9 +218,12 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target)
-    model = _build(cfg, entry, num, cat, objective)
+    model = _build(cfg, entry, num, cat, objective, ctx.device)
     if entry.kind == "sklearn":
         valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
+                                                   objective)
+    elif entry.kind == "booster":
+        valid_pred, test_pred, info = _fit_booster(model, tables, ctx, rows, num, cat,
                                                    objective)
     else:
         transform = TabularTransform(num, cat, objective)
@@ -238,10 +245,17 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     return FoldOutput(valid_pred, test_pred, info)
 
 
-def _build(cfg: Config, entry, num, cat, objective: Objective):
+def _build(cfg: Config, entry, num, cat, objective: Objective, device):
     params = cfg.model.params_for(entry.name)
-    if entry.kind == "sklearn":
-        params.setdefault("seed", cfg.train.seed)
+    takes = inspect.signature(entry.builder).parameters
+    # what the run decides for the tree libraries: the model seed, all usable cores unless
+    # train.num_threads says otherwise (their data is in memory: no loader to leave room
+    # for), the device (XGBoost and CatBoost train on a GPU with --device cuda)
+    for key, value in (("seed", cfg.train.seed),
+                       ("num_threads", cfg.train.num_threads or usable_cores()),
+                       ("device", device.type)):
+        if key in takes and entry.kind != "torch":
+            params.setdefault(key, value)
     members = {name: cfg.model.params_for(name) for name in MODELS}
     return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
                        cardinalities=cat.cardinalities, n_outputs=objective.n_outputs,
@@ -249,13 +263,13 @@ def _build(cfg: Config, entry, num, cat, objective: Objective):
 
 
 def _arrays(tables: Tables, part: str, rows, num, cat) -> np.ndarray:
-    frame = getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
+    frame = _part(tables, part, rows)
     return np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
 
 
 # skops loads only the types listed here (no pickle: a run folder from a Kaggle dataset
 # may come from anyone). These are what the sklearn kinds (HistGradientBoosting*, the
-# linear pipeline) hold besides numpy arrays and builtins.
+# linear pipeline, the forests) hold besides numpy arrays and builtins.
 SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
                  "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
                  "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
@@ -269,7 +283,59 @@ SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
                  "sklearn.linear_model._logistic.LogisticRegression",
                  "sklearn.ensemble._voting.VotingRegressor",
                  "sklearn.ensemble._voting.VotingClassifier",
-                 "sklearn.preprocessing._label.LabelEncoder", "sklearn.utils._bunch.Bunch"]
+                 "sklearn.preprocessing._label.LabelEncoder", "sklearn.utils._bunch.Bunch",
+                 "sklearn.tree._tree.Tree"]
+
+
+def _part(tables: Tables, part: str, rows) -> pd.DataFrame:
+    return getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
+
+
+def booster_frame(frame: pd.DataFrame, num, cat) -> pd.DataFrame:
+    """The rows for a tree library: raw numerics (NaN kept) and the fold's category codes
+    as pandas categories (the same categories in every part). Columns are the feature
+    names, made safe for LightGBM's and XGBoost's rules."""
+    x, codes = num.values(frame), cat.transform(frame)
+    columns = {name: x[:, j] for j, name in enumerate(safe_names(num.columns))}
+    for j, (name, size) in enumerate(zip(safe_names(cat.columns, len(num.columns)),
+                                         cat.cardinalities, strict=True)):
+        columns[name] = pd.Categorical.from_codes(codes[:, j], categories=pd.RangeIndex(size))
+    return pd.DataFrame(columns)
+
+
+def safe_names(names: list[str], start: int = 0) -> list[str]:
+    """Letters, digits and _ only, made unique with the column's position."""
+    out = [re.sub(r"\W", "_", str(n)) or "f" for n in names]
+    return [n if out.count(n) == 1 else f"{n}_{start + i}" for i, n in enumerate(out)]
+
+
+def _fit_booster(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective):
+    """Early stopping on the fold's validation rows; the model in its library's format;
+    history.csv (the validation loss per round) and importance.csv beside it."""
+    train = booster_frame(_part(tables, "train", rows), num, cat)
+    valid = booster_frame(_part(tables, "train", ctx.valid_idx), num, cat)
+    y_valid = objective.batch_target(tables.y[ctx.valid_idx])
+    model.fit(train, objective.batch_target(tables.y[rows]), valid, y_valid)
+    model.save(ctx.fold_dir / model.file_name)
+    history = pd.DataFrame({"round": np.arange(1, len(model.history) + 1),
+                            f"valid_{model.loss_name}": model.history})
+    write_csv(ctx.fold_dir / "history.csv", history)
+    features = [*num.columns, *cat.columns]
+    write_fold_importance(ctx.fold_dir, features, model.importance(list(train.columns)),
+                          model.importance_type)
+    valid_pred = _booster_predict(model, valid, objective)
+    test_pred = _booster_predict(model, booster_frame(tables.test, num, cat), objective)
+    stopped = len(model.history) < model.rounds
+    return valid_pred, test_pred, {
+        "model_file": model.file_name, "best_iteration": model.best_iteration,
+        "rounds": len(model.history),
+        "stop_reason": f"best round {model.best_iteration} of {len(model.history)}"
+                       + (" (early stopping)" if stopped else " (round budget reached)")}
+
+
+def _booster_predict(model, frame: pd.DataFrame, objective: Objective) -> np.ndarray:
+    out = model.predict(frame)
+    return objective.to_original(out[:, None]) if objective.regression else out
 
 
 def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
@@ -314,7 +380,14 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
         return _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
-    model = _build(cfg, entry, num, cat, objective)
+    model = _build(cfg, entry, num, cat, objective, device)
+    if entry.kind == "booster":
+        path = fold_dir / model.file_name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing; was this fold trained with "
+                                  f"model.name = {entry.name!r}?")
+        return _booster_predict(model.load(path), booster_frame(tables.test, num, cat),
+                                objective)
     best = sorted(fold_dir.glob("best_*.pt"))
     if not best:
         raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")

@@ -1,0 +1,434 @@
+"""LightGBM, XGBoost and CatBoost behind one small interface, each through its own API.
+
+    model = build_model("lgbm", problem="classification", n_outputs=1, seed=0, num_threads=2,
+                        learning_rate=0.03)          # any LightGBM parameter, checked by name
+    model.fit(train, y, valid, y_valid)              # early stopping on the valid rows' loss
+    proba = model.predict(test)                      # (N, C) probabilities or (N,) values
+    model.save(fold_dir / model.file_name)           # model.txt / model.ubj / model.cbm
+
+Frames hold float numerics (NaN where missing: each library routes missing values itself)
+and pandas `category` columns, whose categories are the fold preprocessor's codes, so
+train, validation and test share one coding and an unseen test value gets the code every
+rare training value has (kit/data/tabular.py). LightGBM and XGBoost split on the categories
+natively; CatBoost gets them as `cat_features` (its ordered target statistics).
+
+Early stopping watches the library's own loss on the fold's validation rows (log loss or
+L2: smooth, unlike accuracy, which stops on noise with small folds), and the best
+iteration makes the validation and test predictions. Those validation rows also give the
+out-of-fold score, so the OOF score is slightly optimistic: the usual Kaggle practice,
+accepted here (docs/architecture.md).
+
+Parameter names are checked against the library's own before anything is fitted (only
+CatBoost would refuse an unknown one itself; LightGBM logs it, XGBoost warns it is unused).
+The rounds, early stopping, seed and threads are the kit's (`rounds`,
+`early_stopping_rounds`, `train.seed`, `train.num_threads`): the library's names for them
+are refused with a pointer, so one value cannot be set twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import ConfigError
+from kit.io import atomic_path
+from kit.models.registry import register
+
+
+class Booster:
+    """One model of a boosting library: fit with early stopping, predict, save, load."""
+
+    library: ClassVar[str] = ""  # the package name, as run.json records its version
+    title: ClassVar[str] = ""
+    file_name: ClassVar[str] = ""
+    importance_type: ClassVar[str] = ""
+    defaults: ClassVar[dict] = {}  # the kit's starting point, under the library's names
+    # what the kit sets itself -> the library's names for it (refused in model.params)
+    owned: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init__(self, kind: str, problem: str, n_outputs: int, params: dict, *, rounds: int,
+                 early_stopping_rounds: int, seed: int, num_threads: int, device: str):
+        for key, value in (("rounds", rounds), ("early_stopping_rounds", early_stopping_rounds)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.params.{kind}.{key} = {value!r}: use a whole number "
+                                  f">= 1 (e.g. {key} = {2000 if key == 'rounds' else 100})")
+        self.kind, self.problem, self.n_outputs = kind, problem, n_outputs
+        self.params = self._merge(kind, params)
+        self.rounds, self.early_stopping_rounds = rounds, early_stopping_rounds
+        self.seed, self.num_threads, self.device = seed, num_threads, device
+        self.model = None
+        self.best_iteration = 0  # trees used for every prediction (1-based)
+        self.history: list[float] = []  # the validation loss after each round
+        self.loss_name = ""
+
+    # --- parameters -------------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> set[str]:
+        """Every name (aliases included) the library takes."""
+        raise NotImplementedError
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        """alias -> canonical name, for the names the library gives several of."""
+        return {}
+
+    @classmethod
+    def owned_names(cls) -> dict[str, tuple[str, ...]]:
+        return cls.owned
+
+    @classmethod
+    def _merge(cls, kind: str, params: dict) -> dict:
+        """The kit's defaults under the user's params (an alias replaces its default)."""
+        valid, canon = cls.param_names(), cls.aliases()
+        for key in params:
+            owner = next((k for k, names in cls.owned_names().items() if key in names), None)
+            if owner:
+                owner = owner if owner[0] in "-ft" else f"model.params.{kind}.{owner}"
+                raise ConfigError(f"model.params.{kind}.{key}: the kit sets {cls.title}'s "
+                                  f"{key} from {owner}; set that instead")
+            if key not in valid:
+                close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.6)
+                hint = f"; close matches: {', '.join(close)}" if close else ""
+                raise ConfigError(f"model.params.{kind}.{key}: {cls.title} has no parameter "
+                                  f"{key!r}{hint}")
+        given = {canon.get(k, k) for k in params}
+        return {**{k: v for k, v in cls.defaults.items() if canon.get(k, k) not in given},
+                **params}
+
+    # --- the library's side -----------------------------------------------------------
+    def fit(self, train: pd.DataFrame, y: np.ndarray, valid: pd.DataFrame,
+            y_valid: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def load(self, path: Path) -> Booster:
+        raise NotImplementedError
+
+    def importance(self, columns: list[str]) -> np.ndarray:
+        """One value per column of the training frame (`importance_type`)."""
+        raise NotImplementedError
+
+    # --- shared -----------------------------------------------------------------------
+    @property
+    def binary(self) -> bool:
+        return self.problem == "classification" and self.n_outputs == 1
+
+    @property
+    def n_classes(self) -> int:
+        return 2 if self.binary else self.n_outputs
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N, C) class probabilities, or (N,) values in the fitted target's space."""
+        out = np.asarray(self._predict(frame), dtype=np.float64)
+        if self.problem == "regression":
+            return out.reshape(-1)
+        if self.binary and out.ndim == 1:
+            return np.column_stack([1.0 - out, out])
+        return out.reshape(len(frame), self.n_classes)
+
+    def save(self, path: Path) -> Path:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(self.to_bytes())
+        return Path(path)
+
+    def _stopped(self, history: list[float], best: int) -> None:
+        self.history = [float(v) for v in history]
+        self.best_iteration = int(best) if best else len(self.history)
+
+
+def _categorical(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+
+
+# --- LightGBM --------------------------------------------------------------------------
+
+
+class LightGBM(Booster):
+    library, title, file_name = "lightgbm", "LightGBM", "model.txt"
+    importance_type = "total gain"
+    defaults = {"learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
+                "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
+                "lambda_l2": 1.0}
+
+    @staticmethod
+    @functools.cache
+    def _aliases() -> dict[str, list[str]]:
+        import lightgbm
+
+        return lightgbm.basic._ConfigAliases._get_all_param_aliases()  # from the C library
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        return {a for name, names in cls._aliases().items() for a in (name, *names)}
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        return {a: name for name, names in cls._aliases().items() for a in names}
+
+    @classmethod
+    def owned_names(cls) -> dict[str, tuple[str, ...]]:
+        table = cls._aliases()
+        return {"rounds": ("num_iterations", *table["num_iterations"]),
+                "early_stopping_rounds": ("early_stopping_round", *table["early_stopping_round"]),
+                "train.seed": ("seed", *table["seed"]),
+                "train.num_threads": ("num_threads", *table["num_threads"])}
+
+    def _library_params(self) -> dict:
+        objective = {"regression": ("regression", "l2")}.get(self.problem) or (
+            ("binary", "binary_logloss") if self.binary else ("multiclass", "multi_logloss"))
+        params = {"objective": objective[0], "metric": objective[1], "verbosity": -1,
+                  "seed": self.seed, "num_threads": self.num_threads, "deterministic": True,
+                  **self.params}
+        if params["objective"] == "multiclass":
+            params["num_class"] = self.n_classes
+        self.loss_name = params["metric"]
+        return params
+
+    def fit(self, train, y, valid, y_valid) -> None:
+        import lightgbm as lgb
+
+        data = lgb.Dataset(train, label=y, categorical_feature=_categorical(train) or "auto")
+        held = lgb.Dataset(valid, label=y_valid, reference=data)
+        record: dict = {}
+        self.model = lgb.train(
+            self._library_params(), data, num_boost_round=self.rounds, valid_sets=[held],
+            valid_names=["valid"],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                       lgb.record_evaluation(record)])
+        self._stopped(next(iter(record["valid"].values())), self.model.best_iteration)
+
+    def _predict(self, frame):
+        return self.model.predict(frame, num_iteration=self.best_iteration or None)
+
+    def to_bytes(self) -> bytes:
+        return self.model.model_to_string(num_iteration=self.best_iteration or None).encode()
+
+    def load(self, path: Path) -> LightGBM:
+        import lightgbm as lgb
+
+        self.model = lgb.Booster(model_file=str(path))
+        self.best_iteration = self.model.current_iteration()
+        return self
+
+    def importance(self, columns):
+        return self.model.feature_importance("gain", iteration=self.best_iteration or None)
+
+
+# --- XGBoost ---------------------------------------------------------------------------
+
+
+class XGBoost(Booster):
+    library, title, file_name = "xgboost", "XGBoost", "model.ubj"
+    importance_type = "gain"
+    defaults = {"learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
+                "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0,
+                "tree_method": "hist", "max_cat_to_onehot": 4}
+    owned = {"rounds": ("num_boost_round", "n_estimators", "num_trees"),
+             "early_stopping_rounds": ("early_stopping_rounds",),
+             "train.seed": ("seed", "random_state"),
+             "train.num_threads": ("nthread", "n_jobs"),
+             "--device / train.device": ("device",)}
+    _ALIASES = {"eta": "learning_rate", "lambda": "reg_lambda", "alpha": "reg_alpha",
+                "min_split_loss": "gamma"}
+
+    @staticmethod
+    @functools.cache
+    def _config_names() -> frozenset[str]:
+        """Every parameter of a configured booster (gbtree and dart), read from XGBoost's
+        own JSON config, and the learning task's names."""
+        import xgboost as xgb
+
+        def keys(node, out):
+            for key, value in node.items():
+                keys(value, out) if isinstance(value, dict) else out.add(key)
+            return out
+
+        data = xgb.DMatrix(np.arange(8, dtype=np.float32).reshape(4, 2), label=[0, 1, 0, 1])
+        names: set[str] = set()
+        for booster in ("gbtree", "dart", "gblinear"):
+            trained = xgb.train({"booster": booster, "nthread": 1}, data, 1)
+            keys(json.loads(trained.save_config()), names)
+        return frozenset(names | {"verbosity", "eval_metric", "validate_parameters",
+                                  "reg_alpha", "reg_lambda", "gamma", "learning_rate"})
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        return set(cls._config_names())
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        return dict(cls._ALIASES)
+
+    def _library_params(self) -> dict:
+        if self.problem == "regression":
+            task = {"objective": "reg:squarederror", "eval_metric": "rmse"}
+        elif self.binary:
+            task = {"objective": "binary:logistic", "eval_metric": "logloss"}
+        else:
+            task = {"objective": "multi:softprob", "eval_metric": "mlogloss",
+                    "num_class": self.n_classes}
+        params = {**task, "seed": self.seed, "nthread": self.num_threads,
+                  "device": "cuda" if self.device == "cuda" else "cpu",
+                  "validate_parameters": True, "verbosity": 1, **self.params}
+        self.loss_name = params["eval_metric"]
+        return params
+
+    def fit(self, train, y, valid, y_valid) -> None:
+        import xgboost as xgb
+
+        data = xgb.QuantileDMatrix(train, label=y, enable_categorical=True,
+                                   nthread=self.num_threads)
+        held = xgb.QuantileDMatrix(valid, label=y_valid, ref=data, enable_categorical=True,
+                                   nthread=self.num_threads)
+        record: dict = {}
+        model = xgb.train(self._library_params(), data, num_boost_round=self.rounds,
+                          evals=[(held, "valid")], evals_result=record,
+                          early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
+        self._stopped(record["valid"][self.loss_name], model.best_iteration + 1)
+        self.model = model[:self.best_iteration]  # the trees up to the best round
+
+    def _predict(self, frame):
+        import xgboost as xgb
+
+        return self.model.predict(xgb.DMatrix(frame, enable_categorical=True,
+                                              nthread=self.num_threads))
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.model.save_raw(raw_format="ubj"))
+
+    def load(self, path: Path) -> XGBoost:
+        import xgboost as xgb
+
+        self.model = xgb.Booster(params={"nthread": self.num_threads})
+        self.model.load_model(bytearray(Path(path).read_bytes()))
+        self.best_iteration = self.model.num_boosted_rounds()
+        return self
+
+    def importance(self, columns):
+        # the booster's own feature names are the frame's columns
+        score = self.model.get_score(importance_type="gain")
+        return np.array([score.get(c, 0.0) for c in columns], dtype=np.float64)
+
+
+# --- CatBoost --------------------------------------------------------------------------
+
+
+class CatBoost(Booster):
+    library, title, file_name = "catboost", "CatBoost", "model.cbm"
+    importance_type = "PredictionValuesChange"
+    defaults = {"learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0}
+    owned = {"rounds": ("iterations", "n_estimators", "num_boost_round", "num_trees"),
+             "early_stopping_rounds": ("early_stopping_rounds", "od_wait", "od_type"),
+             "train.seed": ("random_seed", "random_state"),
+             "train.num_threads": ("thread_count",),
+             "--device / train.device": ("task_type",),
+             "features.categorical": ("cat_features",)}
+    _ALIASES = {"eta": "learning_rate", "max_depth": "depth", "reg_lambda": "l2_leaf_reg",
+                "objective": "loss_function", "min_child_samples": "min_data_in_leaf",
+                "num_leaves": "max_leaves"}
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        import catboost
+
+        names: set[str] = set()
+        for model in (catboost.CatBoostClassifier, catboost.CatBoostRegressor):
+            names |= set(inspect.signature(model.__init__).parameters) - {"self"}
+        return names
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        return dict(cls._ALIASES)
+
+    def _library_params(self) -> dict:
+        loss = "RMSE" if self.problem == "regression" else (
+            "Logloss" if self.binary else "MultiClass")
+        params = {"loss_function": loss, "iterations": self.rounds,
+                  "random_seed": self.seed, "thread_count": self.num_threads or -1,
+                  "task_type": "GPU" if self.device == "cuda" else "CPU",
+                  "allow_writing_files": False, "verbose": False, **self.params}
+        self.loss_name = params["loss_function"]
+        return params
+
+    @staticmethod
+    def _pool(frame: pd.DataFrame, label=None):
+        from catboost import Pool
+
+        cats = _categorical(frame)
+        # the fold's codes as integers: CatBoost takes whole numbers or strings as categories
+        frame = frame.assign(**{c: frame[c].cat.codes.astype(np.int32) for c in cats})
+        return Pool(frame, label=label, cat_features=cats or None)
+
+    def fit(self, train, y, valid, y_valid) -> None:
+        import catboost
+
+        self.model = catboost.CatBoost(self._library_params())
+        self.model.fit(self._pool(train, y), eval_set=self._pool(valid, y_valid),
+                       early_stopping_rounds=self.early_stopping_rounds, use_best_model=True)
+        history = next(iter(self.model.get_evals_result()["validation"].values()))
+        self._stopped(history, self.model.get_best_iteration() + 1)
+
+    def _predict(self, frame):
+        kind = "RawFormulaVal" if self.problem == "regression" else "Probability"
+        return self.model.predict(self._pool(frame), prediction_type=kind,
+                                  thread_count=self.num_threads or -1)
+
+    def to_bytes(self) -> bytes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # CatBoost writes to a file name only
+            path = Path(tmp) / self.file_name
+            self.model.save_model(str(path), format="cbm")
+            return path.read_bytes()
+
+    def load(self, path: Path) -> CatBoost:
+        import catboost
+
+        self.model = catboost.CatBoost().load_model(str(path), format="cbm")
+        self.best_iteration = self.model.tree_count_
+        return self
+
+    def importance(self, columns):
+        return np.asarray(self.model.get_feature_importance(type="PredictionValuesChange"),
+                          dtype=np.float64)
+
+
+# --- registered kinds ------------------------------------------------------------------
+
+BOOSTERS: dict[str, type[Booster]] = {}
+
+
+def _register(kind: str, cls: type[Booster]):
+    def builder(problem: str, n_outputs: int, *, rounds: int = 2000,
+                early_stopping_rounds: int = 100, seed: int = 0, num_threads: int = 0,
+                device: str = "cpu", **params) -> Booster:
+        return cls(kind, problem, n_outputs, params, rounds=rounds,
+                   early_stopping_rounds=early_stopping_rounds, seed=seed,
+                   num_threads=num_threads, device=device)
+
+    builder.__name__ = builder.__qualname__ = kind
+    builder.__doc__ = (f"{cls.title} through its own training API: native categoricals, "
+                       f"early stopping, the model saved as {cls.file_name}. Any {cls.title} "
+                       f"parameter goes in [model.params.{kind}]; the kit's defaults: "
+                       + ", ".join(f"{k} = {v}" for k, v in cls.defaults.items()))
+    builder.library_params = cls.param_names  # what check_params / [tune.<kind>] accept
+    builder.defaults = dict(cls.defaults)
+    BOOSTERS[kind] = cls
+    return register(kind, kind="booster", task="tabular", libraries=(cls.library,))(builder)
+
+
+lgbm = _register("lgbm", LightGBM)
+xgb = _register("xgb", XGBoost)
+catboost = _register("catboost", CatBoost)
