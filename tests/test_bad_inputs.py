@@ -210,6 +210,32 @@ def test_unknown_model_name(world, capsys):
           "'xgboost'", "gbdt", "mlp")
 
 
+def test_an_unknown_parameter_for_a_boosting_library(world, capsys):
+    fails(world, capsys, argv(world, "--set", "model.name=lgbm",
+                              "--set", "model.params.lgbm.num_leafs=7"),
+          ConfigError, "model.params.lgbm.num_leafs", "LightGBM has no parameter",
+          "close matches", "num_leaves")
+
+
+def test_early_stopping_rounds_below_one(world, capsys):
+    fails(world, capsys, argv(world, "--set", "model.name=xgb",
+                              "--set", "model.params.xgb.early_stopping_rounds=0"),
+          ConfigError, "model.params.xgb.early_stopping_rounds = 0", "whole number >= 1")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_device_cuda_on_a_machine_without_a_gpu(world, capsys):
+    fails(world, capsys, argv(world, "--set", "model.name=xgb", "--device", "cuda"),
+          ConfigError, "device 'cuda' is not available", "--device cpu")
+
+
+def test_a_categorical_column_missing_from_test(world, capsys):
+    edit(world / "data" / "test.csv", drop("Cabin"))
+    fails(world, capsys, argv(world, "--set", "model.name=lgbm",
+                              "--set", "features.categorical=Pclass,Sex,Cabin"),
+          DataError, "test data has no feature column(s) ['Cabin']", "features.categorical")
+
+
 def test_checkpoint_from_a_different_model_on_resume(world, capsys):
     run = world / "runs" / "titanic" / "interrupted"
     args = argv(world, "--set", "model.name=mlp", "--set", "train.epochs=2")
@@ -256,9 +282,11 @@ def test_nan_and_inf_in_numeric_features(world, capsys):
         assert sub["Survived"].isin([0, 1]).all()
 
 
-def test_categorical_value_never_seen_in_training(world, capsys):
+@pytest.mark.parametrize("model", ["gbdt", "lgbm", "catboost"])
+def test_categorical_value_never_seen_in_training(world, capsys, model):
     edit(world / "data" / "test.csv", lambda f: f.assign(Embarked="Atlantis", Sex="unknown"))
-    assert len(accepted(world, capsys)) == 418
+    sub = accepted(world, capsys, argv(world, "--set", f"model.name={model}"))
+    assert len(sub) == 418 and sub["Survived"].isin([0, 1]).all()
 
 
 def test_non_utf8_bytes_in_a_text_column(world, capsys):

@@ -599,11 +599,13 @@ def test_predict_kernel_script_uses_the_attached_run(tmp_path, stubs):
 
 def test_end_to_end_kernel_trains_offline_and_writes_a_valid_submission(
         tmp_path, monkeypatch, planted_home):
-    """The real kit, competitions/titanic and scripts/train.py, packed and run as Kaggle would."""
+    """The real kit, competitions/titanic and scripts/train.py, packed and run as Kaggle
+    would, with LightGBM: the kernel imports the image's lightgbm, it installs nothing."""
     monkeypatch.delenv("KIT_COMPETITIONS_ROOT")  # the real competitions/titanic
     root = kaggle_tree(tmp_path)
     build = build_kernel("titanic", user="me", out=tmp_path / "k", folds=2,
-                         overrides=["train.epochs=2"])
+                         overrides=["model.name=lgbm"])
+    assert "pip install" not in Path(build["script"]).read_text()
     env = kernel_env(tmp_path, root)
     env.update(KAGGLE_API_TOKEN=TOKEN, KAGGLE_KEY=LEGACY_KEY)  # a leak would have them at hand
     done = run_kernel(build["script"], env, root)
@@ -616,5 +618,6 @@ def test_end_to_end_kernel_trains_offline_and_writes_a_valid_submission(
             if (p / "config.toml").exists()]  # beside splits/, the stored folds
     assert len(runs) == 1 and (runs[0] / "fold1" / "done.json").exists()
     assert not (runs[0] / "fold2").exists()  # --folds 2 reached train.py
+    assert (runs[0] / "fold1" / "model.txt").is_file()  # LightGBM's own format
     assert "accuracy" in (runs[0] / "scores.json").read_text()
     assert leaks([Path(build["kernel_dir"]), root / "working"], (done.stdout, done.stderr)) == []
