@@ -20,8 +20,8 @@ is recorded) is failed and queued again when a process next opens the study.
 
 from __future__ import annotations
 
+import difflib
 import fcntl
-import inspect
 import math
 import os
 import socket
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from kit.config import Config
 from kit.errors import ConfigError
-from kit.models import get_entry
+from kit.models import get_entry, param_names
 
 DEFAULT_SPACES: dict[str, dict[str, dict]] = {
     "gbdt": {"learning_rate": {"low": 0.01, "high": 0.3, "log": True},
@@ -42,6 +42,23 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
              "l2_regularization": {"low": 1e-3, "high": 10.0, "log": True}},
     "linear": {"alpha": {"low": 0.01, "high": 100.0, "log": True},
                "C": {"low": 0.01, "high": 100.0, "log": True}},
+    # the boosters stop early on their own: tune the shape and the regularization, and let
+    # `rounds` stay a generous budget
+    "lgbm": {"learning_rate": {"low": 0.01, "high": 0.2, "log": True},
+             "num_leaves": {"low": 7, "high": 255, "int": True, "log": True},
+             "min_data_in_leaf": {"low": 5, "high": 200, "int": True, "log": True},
+             "feature_fraction": {"low": 0.4, "high": 1.0},
+             "lambda_l2": {"low": 1e-3, "high": 30.0, "log": True}},
+    "xgb": {"learning_rate": {"low": 0.01, "high": 0.2, "log": True},
+            "max_depth": {"low": 2, "high": 10, "int": True},
+            "min_child_weight": {"low": 0.5, "high": 50.0, "log": True},
+            "colsample_bytree": {"low": 0.4, "high": 1.0},
+            "reg_lambda": {"low": 1e-3, "high": 30.0, "log": True}},
+    "catboost": {"learning_rate": {"low": 0.02, "high": 0.2, "log": True},
+                 "depth": {"low": 4, "high": 10, "int": True},
+                 "l2_leaf_reg": {"low": 0.5, "high": 30.0, "log": True}},
+    "rf": {"max_features": {"low": 0.2, "high": 1.0},
+           "min_samples_leaf": {"low": 1, "high": 20, "int": True, "log": True}},
     "mlp": {"dropout": {"low": 0.0, "high": 0.5},
             "emb_dim": {"low": 2, "high": 16, "int": True}},
 }
@@ -55,13 +72,15 @@ def search_space(cfg: Config, model: str) -> dict[str, dict]:
     if not space:
         raise ConfigError(f"no search space for model {model!r}: add [tune.{model}] to the "
                           "competition's config.toml, e.g. name = {low = 0.01, high = 0.3}")
-    valid = [p.name for p in inspect.signature(entry.builder).parameters.values()
-             if p.kind is p.KEYWORD_ONLY and p.name != "seed"]
+    valid = [n for n in param_names(entry.builder) if n not in ("seed", "num_threads",
+                                                                 "device")]
     for name, spec in space.items():
         where = f"[tune.{model}] {name}"
         if name not in valid:
-            raise ConfigError(f"{where}: {model} has no parameter {name!r}; valid: "
-                              f"{', '.join(valid)}")
+            choices = valid if len(valid) <= 20 else difflib.get_close_matches(name, valid)
+            raise ConfigError(f"{where}: {model} has no parameter {name!r}; "
+                              f"{'valid' if len(valid) <= 20 else 'close matches'}: "
+                              f"{', '.join(choices) or 'none'}")
         if not isinstance(spec, dict) or set(spec) - _KEYS or not (
                 "choices" in spec or {"low", "high"} <= set(spec)):
             raise ConfigError(f"{where} = {spec!r}: give {{low = .., high = .., log = true}} "
