@@ -48,10 +48,12 @@ def gbdt(n_numeric: int, cardinalities: list[int], problem: str, *,
          learning_rate: float = 0.05, max_iter: int = 300, max_depth: int | None = 4,
          max_leaf_nodes: int = 15, min_samples_leaf: int = 10, l2_regularization: float = 1.0,
          early_stopping: bool = False, seed: int = 0):
-    """scikit-learn's histogram GBDT; categorical codes are passed as native categoricals."""
+    """scikit-learn's histogram GBDT; categorical codes are passed as native categoricals,
+    up to its 255 levels (max_bins); a column with more stays ordinal codes, which the
+    trees still split on."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    categorical = [False] * n_numeric + [True] * len(cardinalities)
+    categorical = [False] * n_numeric + [size <= 255 for size in cardinalities]
     cls = HistGradientBoostingRegressor if problem == "regression" else \
         HistGradientBoostingClassifier
     return cls(
