@@ -238,8 +238,7 @@ class XGBoost(Booster):
     owned = {"rounds": ("num_boost_round", "n_estimators", "num_trees"),
              "early_stopping_rounds": ("early_stopping_rounds",),
              "train.seed": ("seed", "random_state"),
-             "train.num_threads": ("nthread", "n_jobs"),
-             "--device / train.device": ("device",)}
+             "train.num_threads": ("nthread", "n_jobs")}
     _ALIASES = {"eta": "learning_rate", "lambda": "reg_lambda", "alpha": "reg_alpha",
                 "min_split_loss": "gamma"}
 
