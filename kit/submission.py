@@ -62,10 +62,11 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
         if frame[col].isna().any():
             raise SubmissionError(f"{where}column {col!r} has missing values")
         want, got = sample[col].dtype, frame[col].dtype
-        values = col != id_col and _kind(got) == "float" and _regression(metric)
+        values = col != id_col and _kind(got) == "float" and _scores_floats(metric)
         if _kind(want) != _kind(got) and not (values and _kind(want) == "int"):
-            # a regression's sample may hold integer placeholders (count = 0): values are
-            # floats; a label column must keep the sample's type (1 is not 1.0 to a scorer)
+            # a regression's or a probability metric's sample may hold integer placeholders
+            # (count = 0, target = 0): the predictions are floats; a label column must keep
+            # the sample's type (1 is not 1.0 to a scorer)
             raise SubmissionError(
                 f"{where}column {col!r} has dtype {got}, the sample has {want}"
             )
@@ -77,6 +78,13 @@ def _regression(metric: str) -> bool:
     from kit.metrics import METRICS
 
     return metric in METRICS and METRICS[metric].problem == "regression"
+
+
+PROBABILITY_METRICS = ("auc", "logloss")  # scored on probabilities, not labels
+
+
+def _scores_floats(metric: str) -> bool:
+    return _regression(metric) or metric in PROBABILITY_METRICS
 
 
 def _check_values(values: np.ndarray, col: str, where: str, metric: str) -> None:
@@ -123,7 +131,8 @@ def build_submission(
         values = proba[:, -1]
     frame = pd.DataFrame({id_col: ids, target_col: values})
     try:
-        if kind != "value":  # values stay float64: a cast to an int sample would truncate
+        if kind == "label":  # probabilities and values stay float64: a cast to an
+            # integer sample column (a placeholder 0) would truncate them all to 0
             frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
     except (ValueError, TypeError):
         raise SubmissionError(

@@ -114,3 +114,16 @@ def test_values_for_a_sample_with_integer_placeholders_are_written(tmp_path):
                              sample, kind="value", metric="rmsle")
     write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="rmsle")
     assert pd.read_csv(tmp_path / "sub.csv")["count"].tolist() == [12.5, 3.25]
+
+
+def test_probabilities_for_a_sample_with_integer_placeholders_stay_probabilities(tmp_path):
+    """An AUC competition's sample often holds 0 in the target column: `proba` must not be
+    cast to it (every probability would become 0)."""
+    sample = pd.DataFrame({"id": [7, 8, 9], "target": [0, 0, 0]})
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    proba = np.array([[0.9, 0.1], [0.35, 0.65], [0.5, 0.5]])
+    frame = build_submission(np.array([9, 7, 8]), proba, [0, 1], sample, kind="proba")
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="auc")
+    written = pd.read_csv(tmp_path / "sub.csv")
+    assert written["id"].tolist() == [7, 8, 9]
+    assert written["target"].tolist() == [0.65, 0.5, 0.1]
