@@ -146,6 +146,17 @@ def test_save_then_load_gives_identical_predictions(kind, problem, tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_class_the_training_rows_lack_still_gets_its_column(kind):
+    """A rare class can miss a fold's training rows; the model still answers C columns."""
+    train, y, valid, y_valid, test, _ = prepared("multiclass")
+    model = booster(kind, "multiclass")
+    model.fit(train, np.where(y == 2, 1, y), valid, y_valid)
+    pred = model.predict(test)
+    assert pred.shape == (len(test), 3) and pred[:, 2].max() < 0.01
+    np.testing.assert_allclose(pred.sum(1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_unseen_and_missing_categories_at_test_time(kind):
     """Values the fold never saw map to the preprocessor's unseen code, which training
     rows with rare values also carry: the library predicts them like any category."""

@@ -358,6 +358,8 @@ class CatBoost(Booster):
                   "random_seed": self.seed, "thread_count": self.num_threads or -1,
                   "task_type": "GPU" if self.device == "cuda" else "CPU",
                   "allow_writing_files": False, "verbose": False, **self.params}
+        if self.problem == "classification":  # every class, even one a fold's rows lack
+            params.setdefault("class_names", list(range(self.n_classes)))
         self.loss_name = params["loss_function"]
         return params
 
