@@ -134,6 +134,10 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     freeze_epochs: int = 0  # backbone frozen for the first N epochs (pretrained models)
+    # exponential moving average of the weights (timm's ModelEmaV3, with its decay warm-up:
+    # min(ema_decay, 1 - (1 + step)^(-2/3))); 0 = off, e.g. 0.999. Raw and EMA weights are
+    # both validated each epoch; early stopping and the best checkpoint follow the better.
+    ema_decay: float = 0.0
     max_time: float = 0.0  # seconds for the whole run; 0 = no limit
     deterministic: bool = False
     tta: bool = False
@@ -306,6 +310,8 @@ def _validate(cfg: Config, source: str) -> None:
         (cfg.optim.lr > 0, "optim.lr must be positive"),
         (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),
         (cfg.train.patience >= 1, "train.patience must be at least 1"),
+        (0 <= cfg.train.ema_decay < 1, f"train.ema_decay = {cfg.train.ema_decay}: use 0 (off) "
+                                       "or a decay in (0, 1), e.g. 0.999"),
         (cfg.cv.bins >= 2, "cv.bins must be at least 2"),
         (cfg.cv.repeats >= 1, f"cv.repeats = {cfg.cv.repeats}: give 1 (one K-fold split) or "
                               "more (repeated CV)"),

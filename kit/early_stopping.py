@@ -38,6 +38,15 @@ class EarlyStopping:
             return value > self.best + margin
         return value < self.best - margin
 
+    def is_better(self, value: float, other: float) -> bool:
+        """Whether `value` beats `other` in this mode (a finite value beats a NaN; ties do
+        not): which of two weights' scores an epoch counts."""
+        if not math.isfinite(value):
+            return False
+        if not math.isfinite(other):
+            return True
+        return value > other if self.mode == "max" else value < other
+
     def step(self, value: float, epoch: int) -> bool:
         """Record an epoch's metric; return True when this epoch is the new best."""
         if not math.isfinite(value):

@@ -97,7 +97,9 @@ class WandbTracker:
 
     def log_epoch(self, row: dict) -> None:
         self.run.log({"epoch": row["epoch"], "lr": row["lr"], "val/loss": row["val_loss"],
-                      "val/metric": row["val_metric"], "val/train_loss": row["train_loss"]})
+                      "val/metric": row["val_metric"], "val/train_loss": row["train_loss"],
+                      **({"val/ema_metric": row["ema_val_metric"]} if "ema_val_metric" in row
+                         else {})})
 
     def finish_fold(self, summary: dict | None = None) -> None:
         if self.run is not None:

@@ -69,6 +69,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.t.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
+        self.ema = None  # ModelEmaV3 while fit runs with train.ema_decay
         warn_if_frozen(self.t.min_lr)
         if self.t.scheduler == "plateau" and self.t.plateau_patience >= self.t.patience:
             warnings.warn(
@@ -161,6 +162,8 @@ class Trainer:
         self.scaler.update()
         opt.zero_grad(set_to_none=True)
         self.step += 1
+        if self.ema is not None:
+            self.ema.update(self._ema_source, step=self.step)
 
     def _batches(self, loader) -> int | None:
         try:
@@ -233,6 +236,8 @@ class Trainer:
                                 min_delta=self.t.min_delta, min_delta_mode=self.t.min_delta_mode)
         history = History(self.fold_dir / "history.csv", write=self.main)
         best_path, start_epoch = None, 0
+        self.ema = make_ema(model, self.t.ema_decay)
+        self._ema_source = model  # the unwrapped model: every DDP rank holds the same weights
         if resume and (self.fold_dir / "last.pt").exists():
             start_epoch, best_path = self._load_last(model, opt, plateau, stopper, history)
         net = dist.wrap(model, self.device)  # DDP under torchrun, else the model itself
@@ -249,11 +254,21 @@ class Trainer:
                 on_epoch_start(model, epoch)
             row = {"epoch": epoch, **self.train_one_epoch(net, train_loader, opt, epoch)}
             row.update(self.evaluate(net, valid_loader, valid_labels))
-            monitored = row["val_metric"] if self.t.monitor == "metric" else row["val_loss"]
+            monitored = self._monitored(row)
+            best_model, score = model, row["val_metric"]
+            if self.ema is not None:  # both weights validated; the better one counts
+                ema_row = self.evaluate(self.ema.module, valid_loader, valid_labels)
+                row.update({f"ema_{k}": v for k, v in ema_row.items()})
+                row["weights"] = "raw"
+                if stopper.is_better(self._monitored(ema_row), monitored):
+                    monitored, score, row["weights"] = self._monitored(ema_row), \
+                        ema_row["val_metric"], "ema"
+                    best_model = self.ema.module
             if self.t.scheduler == "plateau":
                 plateau.step(monitored)
             if stopper.step(monitored, epoch):
-                best_path = self._save_best(model, epoch, row["val_metric"], best_path)
+                best_path = self._save_best(best_model, epoch, score, best_path,
+                                            weights=row.get("weights", "raw"))
             row["step"] = self.step  # optimizer steps so far (this rank's share under DDP)
             row["seconds"] = time.monotonic() - started
             epoch_seconds = max(epoch_seconds, row["seconds"])
@@ -273,6 +288,9 @@ class Trainer:
         return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,
                          best_path, reason, history.rows)
 
+    def _monitored(self, row: dict) -> float:
+        return row["val_metric"] if self.t.monitor == "metric" else row["val_loss"]
+
     def _monitor_mode(self) -> str:
         return self.metric.mode if self.t.monitor == "metric" else "min"
 
@@ -283,17 +301,23 @@ class Trainer:
         if not self.main:
             return
         mark = " *" if stopper.best_epoch == row["epoch"] else ""
+        ema = (f"  ema {row['ema_val_metric']:.4f}" + (" (kept)" if row["weights"] == "ema" else "")
+               if "ema_val_metric" in row else "")
         tqdm.write(f"{self.desc} epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  "
-                   f"val_loss {row['val_loss']:.4f}  {self.metric.name} {row['val_metric']:.4f}  "
-                   f"lr {row['lr']:.2e}  {row['seconds']:.1f}s{mark}")
+                   f"val_loss {row['val_loss']:.4f}  {self.metric.name} {row['val_metric']:.4f}"
+                   f"{ema}  lr {row['lr']:.2e}  {row['seconds']:.1f}s{mark}")
         if self.tracker:
             self.tracker.log_epoch(row)
 
-    def _save_best(self, model, epoch: int, score: float, previous: Path | None) -> Path:
+    def _save_best(self, model, epoch: int, score: float, previous: Path | None, *,
+                   weights: str = "raw") -> Path:
+        """The epoch's better weights under "model"; meta["weights"] says which ("raw" or
+        "ema"), so predict and the ensemble need nothing special."""
         path = self.fold_dir / f"best_e{epoch:03d}_{self.metric.name}{score:.4f}.pt"
         if not self.main:
             return path
-        save_torch(path, {"model": model.state_dict(), "meta": self._meta(epoch, score)})
+        save_torch(path, {"model": model.state_dict(),
+                          "meta": {**self._meta(epoch, score), "weights": weights}})
         if previous is not None and previous != path:
             previous.unlink(missing_ok=True)
         return path
@@ -312,6 +336,7 @@ class Trainer:
             "early_stopping": stopper.state_dict(), "epoch": epoch, "step": self.step,
             "best_path": best_path.name if best_path else "", "history": history.rows,
             "meta": self._meta(epoch, math.nan), "rng": rng_state(),
+            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
         })
 
     def _load_last(self, model, opt, plateau, stopper, history):
@@ -333,12 +358,28 @@ class Trainer:
         plateau.load_state_dict(state["plateau"])
         stopper.load_state_dict(state["early_stopping"])
         self.step = state["step"]
+        if self.ema is not None:
+            if "ema" not in state:
+                raise CheckpointError(f"{self.fold_dir / 'last.pt'} holds no EMA weights: the "
+                                      "run started without train.ema_decay; resume with the "
+                                      "config the run was started with")
+            self.ema.module.load_state_dict(state["ema"])
         history.rows = list(state["history"])
         set_rng_state(state["rng"])
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
         if self.main:
             tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
         return state["epoch"] + 1, best
+
+
+def make_ema(model: nn.Module, decay: float):
+    """timm's ModelEmaV3 of `model` with its decay warm-up (step s uses min(decay,
+    1 - s^(-2/3)), so a short CPU run is not stuck near the initial weights), or None."""
+    if not decay:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
 
 
 def load_checkpoint(path: Path, model_name: str | None = None) -> dict:

@@ -236,6 +236,13 @@ def test_a_categorical_column_missing_from_test(world, capsys):
           DataError, "test data has no feature column(s) ['Cabin']", "features.categorical")
 
 
+@pytest.mark.parametrize("decay", ["1.0", "-0.5"])
+def test_ema_decay_outside_zero_one(world, capsys, decay):
+    fails(world, capsys, argv(world, "--set", "model.name=mlp", "--set",
+                              f"train.ema_decay={decay}"),
+          ConfigError, f"train.ema_decay = {float(decay)}", "e.g. 0.999")
+
+
 def test_checkpoint_from_a_different_model_on_resume(world, capsys):
     run = world / "runs" / "titanic" / "interrupted"
     args = argv(world, "--set", "model.name=mlp", "--set", "train.epochs=2")
