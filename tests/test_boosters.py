@@ -176,6 +176,17 @@ def test_unseen_and_missing_categories_at_test_time(kind):
     assert np.isfinite(pred).all() and pred.shape == (150, 2)
 
 
+def test_feature_names_made_safe_stay_distinct():
+    """LightGBM refuses JSON characters in names; "a b" and "a_b" must not merge into one."""
+    frame = pd.DataFrame({"a b": [1.0, 2.0, np.nan], "a_b": ["x", "y", "x"],
+                          'p[0]:"q"': [3.0, 4.0, 5.0]})
+    num = NumericPreprocessor().fit(frame, ["a b", 'p[0]:"q"'])
+    cat = CategoricalPreprocessor().fit(frame, ["a_b"])
+    out = booster_frame(frame, num, cat)
+    assert list(out.columns) == ["a_b_0", "p_0___q_", "a_b_2"]
+    assert out["a_b_0"].isna().sum() == 1 and isinstance(out["a_b_2"].dtype, pd.CategoricalDtype)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_model_seed_gives_the_same_predictions(kind):
     train, y, valid, y_valid, test, _ = prepared("binary")

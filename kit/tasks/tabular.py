@@ -296,17 +296,18 @@ def booster_frame(frame: pd.DataFrame, num, cat) -> pd.DataFrame:
     as pandas categories (the same categories in every part). Columns are the feature
     names, made safe for LightGBM's and XGBoost's rules."""
     x, codes = num.values(frame), cat.transform(frame)
-    columns = {name: x[:, j] for j, name in enumerate(safe_names(num.columns))}
-    for j, (name, size) in enumerate(zip(safe_names(cat.columns, len(num.columns)),
-                                         cat.cardinalities, strict=True)):
+    names = safe_names([*num.columns, *cat.columns])
+    columns = {name: x[:, j] for j, name in enumerate(names[:len(num.columns)])}
+    for j, (name, size) in enumerate(zip(names[len(num.columns):], cat.cardinalities,
+                                         strict=True)):
         columns[name] = pd.Categorical.from_codes(codes[:, j], categories=pd.RangeIndex(size))
     return pd.DataFrame(columns)
 
 
-def safe_names(names: list[str], start: int = 0) -> list[str]:
-    """Letters, digits and _ only, made unique with the column's position."""
+def safe_names(names: list[str]) -> list[str]:
+    """Letters, digits and _ only; a name two columns share gets the column's position."""
     out = [re.sub(r"\W", "_", str(n)) or "f" for n in names]
-    return [n if out.count(n) == 1 else f"{n}_{start + i}" for i, n in enumerate(out)]
+    return [n if out.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(out)]
 
 
 def _fit_booster(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective):
