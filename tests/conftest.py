@@ -37,3 +37,15 @@ def run_train(tmp_path, data, *extra, env=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small batches on 2 cores: a second torch thread costs more than it saves. Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from kit.models import build_model
 from kit.objective import Objective, TargetTransform
 from kit.trainer import Trainer, load_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def data(n: int, seed: int = 0):

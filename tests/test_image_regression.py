@@ -29,12 +29,7 @@ def load(data, data_dir, cache_dir):
 '''
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def brightness_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

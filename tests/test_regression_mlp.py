@@ -17,12 +17,7 @@ from kit.trainer import Trainer
 NOISE = 0.1  # std of the noise added to the target (target units)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # 64-row batches: threads cost more than they save on 2 cores
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def linear_data(n: int = 2000, seed: int = 0):
