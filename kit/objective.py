@@ -125,6 +125,8 @@ class Objective:
             if self.label_smoothing:
                 target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
             return self._loss(outputs.squeeze(1), target)
+        if y.is_floating_point():  # soft targets (N, C) from MixUp / CutMix, in float32
+            return self._loss(outputs.float(), y.float())
         return self._loss(outputs, y.long())
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:

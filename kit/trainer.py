@@ -70,6 +70,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.ema = None  # ModelEmaV3 while fit runs with train.ema_decay
+        # applied to training batches only, on the device (image tasks: MixUp / CutMix)
+        self.train_batch_transform = None
         warn_if_frozen(self.t.min_lr)
         if self.t.scheduler == "plateau" and self.t.plateau_patience >= self.t.patience:
             warnings.warn(
@@ -115,6 +117,8 @@ class Trainer:
             if cap and i >= cap:
                 break
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
+            if self.train_batch_transform is not None:
+                batch = self.train_batch_transform(batch)
             last_micro = (i + 1) % accum == 0 or i + 1 == n_batches
             sync = model.no_sync() if skip_sync and not last_micro else contextlib.nullcontext()
             with sync:

@@ -51,6 +51,7 @@ from kit.data.images import (
     reduce_factor,
     tta_transforms,
 )
+from kit.data.mixing import batch_mix
 from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
@@ -66,7 +67,10 @@ from kit.trainer import Trainer, load_checkpoint
 # data.params keys read here (defaults); every other key goes to the layout.py hook.
 IMAGE_PARAMS = {"size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],
                 "std": [0.229, 0.224, 0.225], "augment": {}, "tta": ["hflip"], "tta_shift": 2,
-                "predecode": False, "max_bad_fraction": 0.01}
+                "predecode": False, "max_bad_fraction": 0.01,
+                # MixUp / CutMix Beta alphas (0 = off) and the share of training batches
+                # mixed (kit/data/mixing.py)
+                "mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0}
 SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
 
 
@@ -83,6 +87,16 @@ def image_params(cfg: Config) -> tuple[dict, dict]:
                               f"{c} channels; give 1 or {c} values")
     if len(own["size"]) != 2:
         raise ConfigError(f"data.params.size = {own['size']}; give [height, width] in pixels")
+    for key in ("mixup", "cutmix"):
+        if not isinstance(own[key], (int, float)) or own[key] < 0:
+            raise ConfigError(f"data.params.{key} = {own[key]!r}: give the Beta alpha, a "
+                              "number > 0 (e.g. 0.2 MixUp, 1.0 CutMix), or 0 for off")
+        if own[key] and cfg.competition.problem == "regression":
+            raise ConfigError(f"data.params.{key} = {own[key]} on a regression: MixUp and "
+                              f"CutMix mix class labels; set data.params.{key} = 0")
+    if not 0 <= own["mix_prob"] <= 1:
+        raise ConfigError(f"data.params.mix_prob = {own['mix_prob']!r}: give the share of "
+                          "training batches to mix, in [0, 1]")
     augment_settings(own["augment"])  # an unknown key fails here, before any training
     tta_transforms(own["tta"])
     return own, params
@@ -235,6 +249,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
             set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
 
     trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
+    trainer.train_batch_transform = batch_mix(own, len(prep.classes), objective.problem)
     result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.extras.get("resume", False),
                          on_epoch_start=on_epoch_start)
     if result.best_path is None:
