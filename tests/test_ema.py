@@ -71,7 +71,8 @@ def test_the_ema_equals_a_hand_computed_average_after_three_steps(tmp_path):
 
 
 def test_both_weights_are_validated_and_the_better_one_is_kept(tmp_path):
-    trainer, model, loader, y = setup(tmp_path, decay=0.9, epochs=4)
+    # a high LR: the raw weights wander, so the EMA wins some epochs and loses others
+    trainer, model, loader, y = setup(tmp_path, decay=0.9, epochs=4, lr=1.0)
     result = trainer.fit(model, loader(True), loader(False), y)
     for row in result.history:
         assert {"val_metric", "ema_val_metric", "weights"} <= set(row)
@@ -79,11 +80,10 @@ def test_both_weights_are_validated_and_the_better_one_is_kept(tmp_path):
         assert row["weights"] == ("ema" if row["ema_val_metric"] < row["val_metric"] else "raw")
         if row["epoch"] == result.best_epoch:
             assert result.best_score == pytest.approx(better)
+    assert {row["weights"] for row in result.history} == {"raw", "ema"}  # both were kept
     best = load_checkpoint(result.best_path)
     assert best["meta"]["weights"] == result.history[result.best_epoch]["weights"]
-    source = trainer.ema.module if best["meta"]["weights"] == "ema" else None
-    if source is not None and result.best_epoch == len(result.history) - 1:
-        torch.testing.assert_close(best["model"]["head.weight"], source.head.weight)
+    assert best["meta"]["score"] == pytest.approx(result.best_score)
 
 
 def test_resume_restores_the_ema(tmp_path):

@@ -425,7 +425,6 @@ def _register(kind: str, cls: type[Booster]):
                        f"parameter goes in [model.params.{kind}]; the kit's defaults: "
                        + ", ".join(f"{k} = {v}" for k, v in cls.defaults.items()))
     builder.library_params = cls.param_names  # what check_params / [tune.<kind>] accept
-    builder.defaults = dict(cls.defaults)
     BOOSTERS[kind] = cls
     return register(kind, kind="booster", task="tabular", libraries=(cls.library,))(builder)
 
