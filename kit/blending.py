@@ -29,13 +29,14 @@ in-sample one is optimistic).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from kit.errors import ConfigError, DataError
+from kit.hill_climbing import HillSettings, bagged_hill_climb
 from kit.metrics import Metric, from_space, get_metric, to_space
 from kit.stacking import member_weights
 from kit.stacking import stack as level2
@@ -212,10 +213,8 @@ def hill_objective(metric: str) -> str:
 
 
 def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str,
-             max_steps: int = 100, negative_weights: bool = False) -> np.ndarray:
+             settings: HillSettings = HillSettings()) -> np.ndarray:
     """Hill-climbing weights (kit/hill_climbing.py) for `metric`'s objective, in its space."""
-    from kit.hill_climbing import hill_climb
-
     stack, target = _stack(members), get_metric(hill_objective(metric))
     sign = -1.0 if target.mode == "max" else 1.0
     if target.problem == "regression":
@@ -224,8 +223,7 @@ def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str,
     else:
         def loss(p: np.ndarray) -> float:
             return sign * target(labels, proper(p))
-    return hill_climb(to_space(stack, metric), loss, max_steps=max_steps,
-                      negative_weights=negative_weights)
+    return bagged_hill_climb(to_space(stack, metric), loss, settings)
 
 
 def proper(p: np.ndarray) -> np.ndarray:
@@ -281,7 +279,7 @@ def parse_weights(text: str, n_members: int) -> np.ndarray:
 # --- members aligned, and what a method makes of them -----------------------------------
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Stack:
     """Members aligned by id: predictions (M, N, C) / (M, T, C) plus the shared columns.
 
@@ -305,7 +303,7 @@ class Stack:
         return [typed.get(c, c) for c in self.classes]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Blend:
     """What a method made of a Stack: predictions, weights and the ensemble's OOF scores."""
 
@@ -320,6 +318,7 @@ class Blend:
     objective: str = ""  # hill: the metric it minimised (log loss for a thresholded metric)
     objective_cv: float | None = None  # that objective on the cross-validated blend
     coefficients: dict | None = None  # stack: the level-2 model's (mean over folds)
+    settings: dict | None = None  # hill: its HillSettings
 
     @property
     def score(self) -> float:
@@ -328,7 +327,7 @@ class Blend:
 
 
 def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None = None, *,
-          max_steps: int = 100, negative_weights: bool = False) -> Blend:
+          hill: HillSettings = HillSettings()) -> Blend:
     """Apply `method` to aligned members; weighted without `weights` and hill fit them on
     OOF (and report the cross-validated score)."""
     check_method(method, stack.problem)
@@ -345,8 +344,7 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     if method == "stack":
         return _stack_blend(stack, metric)
     if method == "hill":
-        fit = functools.partial(fit_hill, metric=name, max_steps=max_steps,
-                                negative_weights=negative_weights)
+        fit = functools.partial(fit_hill, metric=name, settings=hill)
     else:
         fit = functools.partial(fit_weights, metric=name)
     w = fit(stack.oof, labels)
@@ -358,7 +356,8 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     objective = hill_objective(name) if method == "hill" else ""
     return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof),
                  fold_weights, objective,
-                 get_metric(objective)(labels, cv_oof) if objective else None)
+                 get_metric(objective)(labels, cv_oof) if objective else None,
+                 settings=dataclasses.asdict(hill) if method == "hill" else None)
 
 
 def _stack_blend(stack: Stack, metric: Metric) -> Blend:

@@ -24,6 +24,7 @@ from kit import paths
 from kit.blending import METHODS, Stack, blend, check_method, parse_weights
 from kit.ensemble_report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
+from kit.hill_climbing import HillSettings
 from kit.metrics import get_metric
 from kit.runs import Run, load_run, new_run_dir
 
@@ -160,8 +161,7 @@ def ensemble_runs(
     submissions_root: str | Path | None = None,
     data_dir: str | Path | None = None,
     allow_different_folds: bool = False,
-    max_steps: int = 100,
-    negative_weights: bool = False,
+    hill: HillSettings | None = None,
     log=print,
 ) -> dict:
     """Combine run folders into a new run folder plus a submission; returns the summary.
@@ -173,11 +173,17 @@ def ensemble_runs(
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if weights is not None and method != "weighted":
         raise ConfigError(f"--weights applies to --method weighted, not {method!r}; add it")
-    if method != "hill" and (negative_weights or max_steps != 100):
-        raise ConfigError(f"--negative-weights and --max-steps apply to --method hill, not "
-                          f"{method!r}; add --method hill")
-    if max_steps < 1:
-        raise ConfigError(f"--max-steps {max_steps}: give 1 or more greedy steps")
+    if method != "hill" and hill is not None:
+        raise ConfigError(f"--negative-weights, --max-steps, --bags and --bag-fraction apply "
+                          f"to --method hill, not {method!r}; add --method hill")
+    hill = hill or HillSettings()
+    if hill.max_steps < 1:
+        raise ConfigError(f"--max-steps {hill.max_steps}: give 1 or more greedy steps")
+    if hill.bags < 1:
+        raise ConfigError(f"--bags {hill.bags}: give 1 (one climb over all members) or more")
+    if not 0 < hill.bag_fraction <= 1:
+        raise ConfigError(f"--bag-fraction {hill.bag_fraction}: give a share of the members "
+                          "in (0, 1], e.g. 0.5")
     if len(run_dirs) < 2:
         raise ConfigError(f"an ensemble needs at least two run folders, got {len(run_dirs)}")
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
@@ -195,8 +201,7 @@ def ensemble_runs(
         f"rows, {what}, metric {metric.name} ({metric.mode})")
     _warn_hard(method, metric.name, cfg.submission.resolved_kind(stack.problem))
     parsed = parse_weights(weights, len(runs)) if weights is not None else None
-    result = blend(stack, method, metric, parsed, max_steps=max_steps,
-                   negative_weights=negative_weights)
+    result = blend(stack, method, metric, parsed, hill=hill)
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
     summary = write_ensemble_run(
         runs, stack, result, metric, sample_path=sample,

@@ -181,6 +181,7 @@ def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> 
         "objective": blend.objective,
         "objective_cv": blend.objective_cv,
         "coefficients": blend.coefficients,
+        "settings": blend.settings,
         "fold_weights": {str(k): [float(x) for x in w] for k, w in blend.fold_weights.items()},
         "correlation": [[None if np.isnan(v) else float(v) for v in row] for row in corr],
         "heatmap": str(heatmap),

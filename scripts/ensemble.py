@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit import ensemble
 from kit.ensemble_report import format_matrix, format_table
 from kit.errors import KitError
+from kit.hill_climbing import HillSettings
 from kit.io import write_json
 
 
@@ -46,10 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, help="folder holding the sample submission (default: data/<slug>)"
     )
-    parser.add_argument("--max-steps", type=int, default=100,
-                        help="hill: greedy steps at most (it also stops when nothing improves)")
+    parser.add_argument("--max-steps", type=int,
+                        help="hill: greedy steps per climb at most (default 100; it also stops "
+                             "when nothing improves)")
     parser.add_argument("--negative-weights", action="store_true",
                         help="hill: search a weight grid per step, negative weights allowed")
+    parser.add_argument("--bags", type=int,
+                        help="hill: climbs over random member subsets, weights averaged "
+                             "(default 1: one climb over all members)")
+    parser.add_argument("--bag-fraction", type=float,
+                        help="hill: share of the members each bag climbs over (default 0.5)")
     parser.add_argument(
         "--allow-different-folds", action="store_true",
         help="blend runs trained on different splits (refused by default; the report warns)",
@@ -58,14 +65,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def hill_settings(args: argparse.Namespace) -> HillSettings | None:
+    """The hill options given, over HillSettings' defaults; None when none was given."""
+    given = {key: value for key, value in (
+        ("max_steps", args.max_steps), ("bags", args.bags), ("bag_fraction", args.bag_fraction),
+        ("negative_weights", args.negative_weights or None)) if value is not None}
+    return HillSettings(**given) if given else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         summary = ensemble.ensemble_runs(
             args.comp, args.run_dirs, method=args.method, weights=args.weights,
             runs_root=args.runs, submissions_root=args.submissions, data_dir=args.data,
-            allow_different_folds=args.allow_different_folds, max_steps=args.max_steps,
-            negative_weights=args.negative_weights,
+            allow_different_folds=args.allow_different_folds, hill=hill_settings(args),
         )
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -223,6 +223,7 @@ def test_hill_climbing_selects_the_member_that_is_the_truth():
 
 def test_hill_climbing_with_negative_weights_may_go_below_zero_and_sums_to_one():
     from kit.blending import fit_hill
+    from kit.hill_climbing import HillSettings
 
     rng = np.random.default_rng(1)
     truth = rng.normal(size=500) + 5
@@ -230,7 +231,7 @@ def test_hill_climbing_with_negative_weights_may_go_below_zero_and_sums_to_one()
     a = truth + shared  # both members carry one error; a - 0.5 * b cancels part of it
     b = shared * 2 + truth
     members = [a[:, None], b[:, None]]
-    w = fit_hill(members, truth, metric="rmse", negative_weights=True)
+    w = fit_hill(members, truth, metric="rmse", settings=HillSettings(negative_weights=True))
     assert w.sum() == pytest.approx(1.0) and w.min() < 0, w
     plain = fit_hill(members, truth, metric="rmse")
     assert (plain >= 0).all()
@@ -251,6 +252,26 @@ def test_hill_blend_reports_the_cross_validated_metric_and_its_objective():
     assert result.score_cv == pytest.approx(get_metric("accuracy")(labels, result.oof))
     # each fold's weights were selected on the other folds: all pick the true member
     assert all(w.argmax() == 1 for w in result.fold_weights.values())
+
+
+def test_bagged_hill_climbing_averages_climbs_over_member_subsets_reproducibly():
+    from kit.blending import fit_hill
+    from kit.hill_climbing import HillSettings
+
+    members, labels = _truth_and_noise(seed=6)
+    members = members + _truth_and_noise(seed=7)[0][2:]  # six members, one the truth
+    bagged = HillSettings(bags=20, bag_fraction=0.5, seed=3)
+    w = fit_hill(members, labels, metric="logloss", settings=bagged)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert w.argmax() == 1 and 0.2 < w[1] < 1.0  # the bags without the truth weigh others
+    np.testing.assert_array_equal(w, fit_hill(members, labels, metric="logloss", settings=bagged))
+    other_seed = fit_hill(members, labels, metric="logloss",
+                          settings=HillSettings(bags=20, bag_fraction=0.5, seed=4))
+    assert not np.array_equal(w, other_seed)
+    # a bag as large as the library is one climb over all
+    whole = fit_hill(members, labels, metric="logloss", settings=HillSettings(bags=20,
+                                                                              bag_fraction=1.0))
+    np.testing.assert_array_equal(whole, fit_hill(members, labels, metric="logloss"))
 
 
 # --- stacking ------------------------------------------------------------------------------
@@ -277,6 +298,23 @@ def test_stacking_recovers_a_known_linear_blend_and_never_uses_its_own_fold():
                         metric="rmse", strength=1e-6)
     np.testing.assert_allclose(again[folds == 0], oof[folds == 0], atol=1e-6)
     assert not np.allclose(again[folds != 0], oof[folds != 0])
+
+
+def test_regression_stacking_shrinks_toward_the_plain_average():
+    from kit.stacking import stack
+
+    rng = np.random.default_rng(8)
+    n = 300
+    truth = rng.normal(size=n)
+    members = np.stack([truth + rng.normal(0, s, n) for s in (0.3, 0.5, 0.8)])[:, :, None]
+    folds = np.arange(n) % 5
+    _, _, strong = stack(members, members, truth, folds, problem="regression", metric="rmse",
+                         strength=1e9)
+    np.testing.assert_allclose(strong["coef"][0], [1 / 3] * 3, atol=1e-4)  # equal, not zero
+    _, _, chosen = stack(members, members, truth, folds, problem="regression", metric="rmse")
+    w = np.asarray(chosen["coef"][0])
+    assert w.sum() == pytest.approx(1.0) and w[0] > w[1] > w[2]  # the least noisy weighs most
+    assert len(chosen["penalty"]) == 5  # RidgeCV picked one per fold
 
 
 def test_stacking_under_rmsle_fits_in_log_space():

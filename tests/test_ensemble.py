@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,24 @@ def test_members_on_other_splits_or_with_missing_folds_are_refused(two_runs, tmp
                                                "n_folds_trained": 2}))
     with pytest.raises(DataError, match=r"trained 2 of its 5 fold fits.*--resume"):
         ensemble.ensemble_runs("titanic", [a, b], method="soft", **roots)
+
+
+def test_hill_options_are_checked_and_recorded(two_runs, tmp_path):
+    from kit.hill_climbing import HillSettings
+
+    roots = {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
+             "data_dir": tmp_path / "data", "log": lambda _: None}
+    bad = [("soft", HillSettings(bags=5), "apply to --method hill, not 'soft'"),
+           ("hill", HillSettings(bags=0), "--bags 0: give 1"),
+           ("hill", HillSettings(bag_fraction=1.5), "--bag-fraction 1.5"),
+           ("hill", HillSettings(max_steps=0), "--max-steps 0")]
+    for method, settings, message in bad:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            ensemble.ensemble_runs("titanic", two_runs, method=method, hill=settings, **roots)
+    assert not (tmp_path / "runs" / "titanic").exists() or not list(
+        (tmp_path / "runs" / "titanic").glob("*_ensemble_*"))
+    summary = ensemble.ensemble_runs("titanic", two_runs, method="hill",
+                                     hill=HillSettings(max_steps=3), **roots)
+    saved = json.loads((Path(summary["run_dir"]) / "ensemble.json").read_text())
+    assert saved["settings"] == {"max_steps": 3, "negative_weights": False, "bags": 1,
+                                 "bag_fraction": 0.5, "seed": 0}
