@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from kit.errors import ConfigError, DataError
-from kit.hill_climbing import HillSettings, bagged_hill_climb
+from kit.hill_climbing import DEFAULT_HILL, HillSettings, bagged_hill_climb
 from kit.metrics import Metric, from_space, get_metric, to_space
 from kit.stacking import member_weights
 from kit.stacking import stack as level2
@@ -213,7 +213,7 @@ def hill_objective(metric: str) -> str:
 
 
 def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str,
-             settings: HillSettings = HillSettings()) -> np.ndarray:
+             settings: HillSettings = DEFAULT_HILL) -> np.ndarray:
     """Hill-climbing weights (kit/hill_climbing.py) for `metric`'s objective, in its space."""
     stack, target = _stack(members), get_metric(hill_objective(metric))
     sign = -1.0 if target.mode == "max" else 1.0
@@ -327,7 +327,7 @@ class Blend:
 
 
 def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None = None, *,
-          hill: HillSettings = HillSettings()) -> Blend:
+          hill: HillSettings = DEFAULT_HILL) -> Blend:
     """Apply `method` to aligned members; weighted without `weights` and hill fit them on
     OOF (and report the cross-validated score)."""
     check_method(method, stack.problem)

@@ -24,7 +24,7 @@ from kit import paths
 from kit.blending import METHODS, Stack, blend, check_method, parse_weights
 from kit.ensemble_report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
-from kit.hill_climbing import HillSettings
+from kit.hill_climbing import DEFAULT_HILL, HillSettings
 from kit.metrics import get_metric
 from kit.runs import Run, load_run, new_run_dir
 
@@ -176,7 +176,7 @@ def ensemble_runs(
     if method != "hill" and hill is not None:
         raise ConfigError(f"--negative-weights, --max-steps, --bags and --bag-fraction apply "
                           f"to --method hill, not {method!r}; add --method hill")
-    hill = hill or HillSettings()
+    hill = hill or DEFAULT_HILL
     if hill.max_steps < 1:
         raise ConfigError(f"--max-steps {hill.max_steps}: give 1 or more greedy steps")
     if hill.bags < 1:

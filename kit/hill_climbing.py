@@ -45,8 +45,11 @@ class HillSettings:
     seed: int = 0  # which subsets: the same members and seed give the same weights
 
 
+DEFAULT_HILL = HillSettings()
+
+
 def bagged_hill_climb(z: np.ndarray, loss: Callable[[np.ndarray], float],
-                      settings: HillSettings = HillSettings()) -> np.ndarray:
+                      settings: HillSettings = DEFAULT_HILL) -> np.ndarray:
     """Weights (M,) averaged over `settings.bags` climbs, each over a random subset of the
     members `z` (M, N, C); one climb over all when the subset would be all of them."""
     size = max(2, round(settings.bag_fraction * len(z)))
