@@ -140,11 +140,34 @@ class TrainConfig:
     ema_decay: float = 0.0
     max_time: float = 0.0  # seconds for the whole run; 0 = no limit
     deterministic: bool = False
-    tta: bool = False
     max_steps_per_epoch: int = 0  # 0 = the whole epoch (dry runs use a few)
     # The model seed: initial weights, batch order, scikit-learn's random_state (--seed).
     # The split has its own (cv.seed), so seed averaging keeps the folds.
     seed: int = 42
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """An image competition's input settings (kit/tasks/image.py); the arguments its
+    layout.py takes stay free-form in data.params."""
+
+    size: tuple[int, ...] = (224, 224)  # [height, width] image files are resized to
+    channels: int = 3  # 1 (gray) or 3 (RGB); pixels are converted to match
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # normalization, 0..1 units: 1 or
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)  # `channels` values
+    # hflip / affine / rotate / scale / translate / brightness_contrast / extra (the
+    # defaults and what each does: kit/data/images.py AUGMENT)
+    augment: dict = field(default_factory=dict)
+    # test-time views averaged on top of identity: "hflip", "shift"; [] = no TTA
+    tta: tuple[str, ...] = ()
+    tta_shift: int = 2  # pixels per shift view
+    predecode: bool = False  # decode image files once to uint8 and batch them like pixels
+    max_bad_fraction: float = 0.01  # unreadable train images above this share: an error
+    # MixUp / CutMix Beta alphas (0 = off) and the share of training batches mixed
+    # (kit/data/mixing.py); classification only
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CVConfig = field(default_factory=CVConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -239,10 +263,15 @@ def _cast(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str):
             return value
     elif origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # --set: a TOML list, or comma-separated words
+            parsed = _parse_literal(value)
+            value = parsed if isinstance(parsed, list) else [
+                v.strip() for v in value.split(",") if v.strip()]
         if isinstance(value, (list, tuple)):
-            return tuple(str(v) for v in value)
+            item = typing.get_args(hint)[0]
+            if item is str:
+                return tuple(str(v) for v in value)
+            return tuple(_cast(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     elif (hint is dict or origin is dict) and isinstance(value, dict):
         return dict(value)
     type_name = getattr(hint, "__name__", str(hint))
@@ -263,8 +292,29 @@ OVERRIDE_SECTIONS = ("dry_run", "demo", *PROFILES)
 FREE_SECTIONS = (*OVERRIDE_SECTIONS, "tune")  # tables kept as they are, checked where used
 
 
+def _moved(section: str, key: str) -> str:
+    """The fix for a key that an older kit read ("" for a plain unknown key)."""
+    if (section, key) == ("train", "tta"):
+        return ("train.tta is gone: TTA runs when image.tta lists views, e.g. image.tta = "
+                "[\"hflip\"], and not when image.tta = []")
+    return ""
+
+
+def _check_image_params(raw: dict, source: str) -> None:
+    """An image competition's settings moved from data.params to [image]; data.params
+    holds only its layout.py arguments now."""
+    if raw.get("competition", {}).get("task") != "image":
+        return
+    params = raw.get("data", {}).get("params", {})
+    for key in typing.get_type_hints(ImageConfig):
+        if key in params:
+            raise ConfigError(f"{source}: data.params.{key} moved to image.{key}: write "
+                              f"{key} = {_toml_value(params[key])} under [image]")
+
+
 def _build(raw: dict, source: str) -> Config:
     types_ = _section_types()
+    _check_image_params(raw, source)
     sections: dict[str, Any] = {}
     for name, values in raw.items():
         if name in FREE_SECTIONS:
@@ -285,6 +335,7 @@ def _build(raw: dict, source: str) -> Config:
         for key, value in values.items():
             if key not in hints:
                 raise ConfigError(
+                    f"{source}: {_moved(name, key)}" if _moved(name, key) else
                     f"{source}: unknown key '{name}.{key}'; valid keys in [{name}]: "
                     f"{', '.join(hints)}"
                 )
@@ -313,6 +364,7 @@ def _validate(cfg: Config, source: str) -> None:
         (0 <= cfg.train.ema_decay < 1, f"train.ema_decay = {cfg.train.ema_decay}: use 0 (off) "
                                        "or a decay in (0, 1), e.g. 0.999"),
         (cfg.cv.bins >= 2, "cv.bins must be at least 2"),
+        *_image_checks(cfg.image, cfg.competition.problem),
         (cfg.cv.repeats >= 1, f"cv.repeats = {cfg.cv.repeats}: give 1 (one K-fold split) or "
                               "more (repeated CV)"),
         (cfg.optim.huber_delta > 0, "optim.huber_delta must be positive"),
@@ -337,6 +389,31 @@ def _validate(cfg: Config, source: str) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
+
+
+def _image_checks(image: ImageConfig, problem: str) -> list[tuple[bool, str]]:
+    c = image.channels
+    checks = [
+        (c in (1, 3), f"image.channels = {c}; valid: 1 (gray), 3 (RGB)"),
+        (len(image.size) == 2 and min(image.size) >= 1,
+         f"image.size = {list(image.size)}; give [height, width] in pixels"),
+        (0 <= image.mix_prob <= 1, f"image.mix_prob = {image.mix_prob}: give the share of "
+                                   "training batches to mix, in [0, 1]"),
+        (0 <= image.max_bad_fraction <= 1,
+         f"image.max_bad_fraction = {image.max_bad_fraction}: give a share in [0, 1]"),
+    ]
+    for key in ("mean", "std"):
+        values = getattr(image, key)
+        checks.append((len(values) in (1, c), f"image.{key} = {list(values)} has {len(values)} "
+                                              f"values for {c} channels; give 1 or {c} values"))
+    for key in ("mixup", "cutmix"):
+        alpha = getattr(image, key)
+        checks.append((alpha >= 0, f"image.{key} = {alpha}: give the Beta alpha, a number > 0 "
+                                   "(e.g. 0.2 MixUp, 1.0 CutMix), or 0 for off"))
+        checks.append((not alpha or problem != "regression",
+                       f"image.{key} = {alpha} on a regression: MixUp and CutMix mix class "
+                       f"labels; set image.{key} = 0"))
+    return checks
 
 
 def _kind_fits(cfg: Config) -> bool:
@@ -369,6 +446,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict, source: str = "--s
         hints = typing.get_type_hints(types_[section])
         if key not in hints:
             raise ConfigError(
+                f"{source} {dotted}: {_moved(section, key)}" if _moved(section, key) else
                 f"{source} {dotted}: unknown key '{key}' in [{section}]; valid keys: "
                 f"{', '.join(hints)}"
             )

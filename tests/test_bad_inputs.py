@@ -342,6 +342,16 @@ def test_pixel_row_of_the_wrong_length(tmp_path, capsys):
           "line 4 has 784 fields")
 
 
+@pytest.mark.parametrize("setting, fragments", [
+    ("data.params.size=[64, 48]", ["data.params.size moved to image.size",
+                                   "size = [64, 48] under [image]"]),
+    ("train.tta=true", ["train.tta is gone", "image.tta = [\"hflip\"]", "image.tta = []"]),
+])
+def test_an_old_image_key_names_the_new_one(tmp_path, capsys, setting, fragments):
+    world = make_world(tmp_path, "mask")
+    fails(world, capsys, image_argv(world, "mask", "--set", setting), ConfigError, *fragments)
+
+
 def test_pretrained_weights_requested_offline_with_no_file(tmp_path, capsys, monkeypatch):
     import huggingface_hub.constants
 

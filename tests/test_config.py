@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from kit.config import Config, apply_overrides, load_config, load_resolved, to_toml
@@ -37,9 +39,9 @@ def test_wrong_type_and_bad_choice(tmp_path):
 
 
 def test_set_overrides_cast_to_field_types():
-    cfg = apply_overrides(Config(), ["train.epochs=7", "optim.lr=0.01", "train.tta=true",
+    cfg = apply_overrides(Config(), ["train.epochs=7", "optim.lr=0.01", "image.tta=hflip",
                                      "features.numeric=a,b", "model.params.gbdt.max_iter=9"])
-    assert (cfg.train.epochs, cfg.optim.lr, cfg.train.tta) == (7, 0.01, True)
+    assert (cfg.train.epochs, cfg.optim.lr, cfg.image.tta) == (7, 0.01, ("hflip",))
     assert cfg.features.numeric == ("a", "b")
     assert cfg.model.params_for("gbdt") == {"max_iter": 9}
 
@@ -135,3 +137,42 @@ def test_an_unknown_key_in_any_profile_is_an_error_on_every_device(tmp_path):
     path.write_text(PROFILED + '\n[tpu]\n"train.epochs" = 1\n')
     with pytest.raises(ConfigError, match=r"unknown section \[tpu\].*cpu.*gpu.*mps"):
         load_config(path)
+
+
+# --- the [image] section -------------------------------------------------------------------
+
+
+def test_image_settings_are_typed_and_an_old_data_params_key_names_the_new_one(tmp_path):
+    path = tmp_path / "digits" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('[competition]\ntask = "image"\n\n[data.params]\nshape = [1, 28, 28]\n\n'
+                    '[image]\nsize = [28, 28]\nchannels = 1\nmean = [0]\nstd = [1]\n'
+                    'tta = ["shift"]\n')
+    cfg = load_config(path, overrides=["image.tta_shift=1"])
+    assert (cfg.image.size, cfg.image.mean, cfg.image.tta) == ((28, 28), (0.0,), ("shift",))
+    assert cfg.data.params == {"shape": [1, 28, 28]}  # layout.py's arguments, as written
+    assert load_config(path, overrides=["image.tta=[]"]).image.tta == ()  # TTA off
+    with pytest.raises(ConfigError, match=r"image.size\[1\] = 'x' is not a valid int"):
+        load_config(path, overrides=["image.size=28,x"])
+    with pytest.raises(ConfigError, match=r"unknown key 'image.tta_views'; valid keys in "
+                                          r"\[image\]: size, channels"):
+        path.write_text(path.read_text() + "tta_views = 2\n")
+        load_config(path)
+    # a tabular competition's data.params may use any name for its features.py hook
+    assert apply_overrides(Config(), ["data.params.size=3"]).data.params == {"size": 3}
+    for old, new in (("augment = { hflip = 0.5 }", "augment = {hflip = 0.5} under [image]"),
+                     ("mixup = 0.2", "mixup = 0.2 under [image]")):
+        path.write_text(f'[competition]\ntask = "image"\n\n[data.params]\n{old}\n')
+        with pytest.raises(ConfigError, match=rf"data.params.\w+ moved to image.\w+: write "
+                                              rf"{re.escape(new)}"):
+            load_config(path)
+
+
+@pytest.mark.parametrize(("setting", "fragment"), [
+    ("image.channels=2", "image.channels = 2; valid: 1 (gray), 3 (RGB)"),
+    ("image.mean=[0.1, 0.2]", "image.mean = [0.1, 0.2] has 2 values for 3 channels"),
+    ("image.size=[64]", "image.size = [64]; give [height, width]"),
+])
+def test_bad_image_values_name_the_key(setting, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        apply_overrides(Config(), [setting])

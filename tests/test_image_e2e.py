@@ -49,7 +49,7 @@ def check_run(run: Path, n_classes: int):
 
 
 def test_digit_recognizer_demo_dry_run(tmp_path):
-    proc, summary = train(tmp_path, "digit-recognizer", "--set", "train.tta=true")
+    proc, summary = train(tmp_path, "digit-recognizer", "--set", "image.tta=shift")
     assert "DEMO DATA" in proc.stdout and "small_cnn" in proc.stdout
     assert "device profile [cpu]" in proc.stdout  # then [demo], [dry_run] and --set on top
     run = Path(summary["run_dir"])
@@ -123,17 +123,18 @@ def test_digit_recognizer_demo_learns(tmp_path):
 
 
 def test_sample_batch_is_the_augmented_batch_de_normalized():
+    from kit.config import ImageConfig
     from kit.data.pixels import DeviceBatches, RandomAffine
     from kit.tasks.image import sample_batch
 
     x = np.random.default_rng(0).integers(0, 256, (70, 1, 28, 28), dtype=np.uint8)
-    own = {"mean": [0.1307], "std": [0.3081]}
-    plain = DeviceBatches(x, np.arange(70) % 10, 128, False, 0, "cpu", mean=own["mean"],
-                          std=own["std"])
-    batch = sample_batch(plain, own)
+    image = ImageConfig(channels=1, mean=(0.1307,), std=(0.3081,))
+    plain = DeviceBatches(x, np.arange(70) % 10, 128, False, 0, "cpu", mean=image.mean,
+                          std=image.std)
+    batch = sample_batch(plain, image)
     assert batch["x"].shape == (64, 1, 28, 28) and batch["y"].shape == (64,)
     torch.testing.assert_close(batch["x"], torch.as_tensor(x[:64]).float() / 255)
     augmented = DeviceBatches(x, np.arange(70) % 10, 128, False, 0, "cpu", RandomAffine(),
-                              mean=own["mean"], std=own["std"])
-    shown = sample_batch(augmented, own)["x"]
+                              mean=image.mean, std=image.std)
+    shown = sample_batch(augmented, image)["x"]
     assert shown.min() >= 0 and shown.max() <= 1 and not torch.allclose(shown, batch["x"])

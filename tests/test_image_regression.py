@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kit.config import CompetitionConfig, Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from kit.config import CompetitionConfig, Config, ImageConfig, ModelConfig, OptimConfig, TrainConfig
 from kit.errors import DataError
 from kit.metrics import get_metric
 from kit.models.vision import build_image_model
@@ -54,8 +54,8 @@ def competition(tmp_path, labels=None):
 def config(epochs: int = 8) -> Config:
     return Config(
         competition=CompetitionConfig(task="image", problem="regression", metric="rmse"),
-        data=DataConfig(params={"channels": 1, "mean": [0.5], "std": [0.25],
-                                "augment": {"affine": 0.0}}),  # zero padding would darken
+        image=ImageConfig(channels=1, mean=(0.5,), std=(0.25,),
+                          augment={"affine": 0.0}),  # zero padding would darken
         model=ModelConfig(name="small_cnn", params={"width": 8}),
         optim=OptimConfig(lr=3e-3),
         train=TrainConfig(amp="off", epochs=epochs, patience=epochs, batch_size=32,

@@ -78,7 +78,7 @@ def test_corrupt_images_are_skipped_with_a_count_then_an_error(tmp_path, files):
     with pytest.warns(UserWarning, match=r"2 of 102 train images are empty or not images \(2.0%"):
         ok = check_images(paths, max_bad_fraction=0.05)
     assert ok.sum() == 100 and not ok[-1] and not ok[-2]
-    with pytest.raises(DataError, match=r"2 of 102 .*more than data.params.max_bad_fraction = 0.01"):
+    with pytest.raises(DataError, match=r"2 of 102 .*more than image.max_bad_fraction = 0.01"):
         check_images(paths, max_bad_fraction=0.01)
     with pytest.raises(DataError, match="cannot decode image .*notes.jpg"):
         read_image(text)

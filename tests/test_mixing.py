@@ -82,22 +82,20 @@ def test_the_trainer_mixes_training_batches_and_never_validation_ones(tmp_path):
     assert seen == [torch.int64] * 3 and len(result.history) == 1
 
 
-@pytest.mark.parametrize(("params", "problem", "fragment"), [
-    ({"mixup": 0.2}, "regression", "data.params.mixup = 0.2 on a regression"),
-    ({"cutmix": -1.0}, "classification", "data.params.cutmix = -1.0: give the Beta alpha"),
-    ({"mixup": 0.2, "mix_prob": 1.5}, "classification", "data.params.mix_prob = 1.5"),
+@pytest.mark.parametrize(("overrides", "problem", "fragment"), [
+    (["image.mixup=0.2"], "regression", "image.mixup = 0.2 on a regression"),
+    (["image.cutmix=-1.0"], "classification", "image.cutmix = -1.0: give the Beta alpha"),
+    (["image.mixup=0.2", "image.mix_prob=1.5"], "classification", "image.mix_prob = 1.5"),
 ])
-def test_bad_mix_settings_are_config_errors(params, problem, fragment):
-    from kit.config import CompetitionConfig, Config, DataConfig
+def test_bad_mix_settings_are_config_errors(overrides, problem, fragment):
+    from kit.config import CompetitionConfig, Config, apply_overrides
     from kit.errors import ConfigError
-    from kit.tasks.image import image_params
 
     cfg = Config(competition=CompetitionConfig(task="image", problem=problem,
                                                metric="rmse" if problem == "regression"
-                                               else "accuracy"),
-                 data=DataConfig(params=params))
+                                               else "accuracy"))
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
-        image_params(cfg)
+        apply_overrides(cfg, overrides)
 
 
 def test_a_digit_recognizer_dry_run_trains_with_mixup_and_cutmix(tmp_path):
@@ -106,5 +104,5 @@ def test_a_digit_recognizer_dry_run_trains_with_mixup_and_cutmix(tmp_path):
     summary = train_main(["--comp", "digit-recognizer", "--demo", "--dry-run",
                           "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
                           "--submissions", str(tmp_path / "subs"),
-                          "--set", "data.params.mixup=0.2", "--set", "data.params.cutmix=1.0"])
+                          "--set", "image.mixup=0.2", "--set", "image.cutmix=1.0"])
     assert summary["cv"]["folds"] and np.isfinite(summary["cv"]["mean"])

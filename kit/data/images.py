@@ -62,7 +62,7 @@ def check_images(paths: Sequence, *, max_bad_fraction: float = 0.01, what: str =
         message = (f"{len(bad)} of {len(paths)} {what} images are empty or not images "
                    f"({fraction:.1%}; e.g. {names})")
         if fraction > max_bad_fraction:
-            raise DataError(f"{message}: more than data.params.max_bad_fraction = "
+            raise DataError(f"{message}: more than image.max_bad_fraction = "
                             f"{max_bad_fraction}; re-download or repair the image folder")
         warnings.warn(f"{message}; they are skipped", stacklevel=2)
     return ok
@@ -101,10 +101,10 @@ def reduce_factor(path: str | Path, size: Sequence[int]) -> int:
 
 
 def augment_settings(augment: dict | None) -> dict:
-    """data.params.augment merged over the defaults; an unknown key lists the valid ones."""
+    """image.augment merged over the defaults; an unknown key lists the valid ones."""
     unknown = sorted(set(augment or {}) - set(AUGMENT_KEYS))
     if unknown:
-        raise ConfigError(f"data.params.augment: unknown keys {unknown}; valid: "
+        raise ConfigError(f"image.augment: unknown keys {unknown}; valid: "
                           f"{', '.join(AUGMENT_KEYS)}")
     return {**AUGMENT_KEYS, **(augment or {})}
 
@@ -138,12 +138,12 @@ def _extra(spec: dict):
     spec = dict(spec)
     name = spec.pop("name", None)
     if not name or not hasattr(A, name):
-        raise ConfigError(f"data.params.augment.extra: {name!r} is not an albumentations "
+        raise ConfigError(f"image.augment.extra: {name!r} is not an albumentations "
                           "transform (e.g. {name = \"CLAHE\", p = 0.2})")
     try:
         return getattr(A, name)(**spec)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"data.params.augment.extra {name}: {exc}") from None
+        raise ConfigError(f"image.augment.extra {name}: {exc}") from None
 
 
 class ImageFileDataset(torch.utils.data.Dataset):
@@ -254,7 +254,7 @@ def tta_transforms(names: Sequence[str], shift: int = 2) -> list[Callable]:
         elif name == "shift":
             views += [_shifter(dx, dy, shift) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
         else:
-            raise ConfigError(f"data.params.tta: unknown view {name!r}; valid: hflip, shift")
+            raise ConfigError(f"image.tta: unknown view {name!r}; valid: hflip, shift")
     return views
 
 

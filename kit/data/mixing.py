@@ -4,7 +4,7 @@ batch is on: after the trainer moved it, so device-resident pixels are mixed on 
     mix = BatchMix(num_classes=10, mixup=0.2, cutmix=1.0, prob=0.5)
     batch = mix(batch)   # x mixed; y soft targets (N, C) rows summing to 1, or (N,) in [0, 1]
 
-`data.params.mixup` / `cutmix` are the Beta alphas (0 = off; both on: one of the two per
+`image.mixup` / `cutmix` are the Beta alphas (0 = off; both on: one of the two per
 batch, at random), `mix_prob` the share of training batches mixed. Validation and test
 batches never pass through it. A multi-class head learns from the soft targets with
 cross-entropy; a binary single-logit head gets the positive class's mixed share with BCE.
@@ -34,9 +34,9 @@ class BatchMix:
         return {**batch, "x": x, "y": y[:, 1] if self.binary else y}
 
 
-def batch_mix(params: dict, num_classes: int, problem: str) -> BatchMix | None:
-    """The training batches' mix from the image settings (kit/tasks/image.py), or None."""
-    if not (params["mixup"] or params["cutmix"]) or problem == "regression":
+def batch_mix(image, num_classes: int, problem: str) -> BatchMix | None:
+    """The training batches' mix from the [image] settings (kit/config.py ImageConfig), or
+    None."""
+    if not (image.mixup or image.cutmix) or problem == "regression":
         return None
-    return BatchMix(num_classes, mixup=params["mixup"], cutmix=params["cutmix"],
-                    prob=params["mix_prob"])
+    return BatchMix(num_classes, mixup=image.mixup, cutmix=image.cutmix, prob=image.mix_prob)

@@ -143,8 +143,8 @@ def match_channels(x: np.ndarray, channels: int, what: str = "images") -> np.nda
         return np.clip(luma.round(), 0, 255).astype(np.uint8)[:, None]
     if have == 4 and channels == 3:
         return x[:, :3]
-    raise DataError(f"{what} have {have} channels, data.params.channels = {channels}; set "
-                    "data.params.channels to 1 (gray) or 3 (RGB)")
+    raise DataError(f"{what} have {have} channels, image.channels = {channels}; set "
+                    "image.channels to 1 (gray) or 3 (RGB)")
 
 
 class RandomAffine:

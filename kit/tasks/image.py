@@ -3,15 +3,17 @@
 The competition's `layout.py` defines `load(data, data_dir, cache_dir, **params) -> ImageData`
 (kit/data/images.py): ids, class indices (regression: target values; a hook with a
 `problem` parameter is told competition.problem), groups, and either uint8 pixels (digit-recognizer)
-or image paths (mask). Everything else is generic and set in `data.params`:
+or image paths (mask). Its arguments are `data.params`; everything generic is the [image]
+section (kit/config.py ImageConfig):
 
     size = [h, w]        resize for image files (pixels keep their own size)
     channels, mean, std  input channels and normalization (0..1 units)
     augment = {...}      hflip / affine / rotate / scale / translate / brightness_contrast / extra
-    tta = ["shift"]      test-time views on top of identity (train.tta switches TTA on)
+    tta = ["shift"]      test-time views on top of identity; [] = no TTA
     tta_shift = 2        pixels per shift view
     predecode = false    decode image files once to uint8 and batch them like pixels
     max_bad_fraction     unreadable train images above this fraction are an error
+    mixup, cutmix        Beta alphas of MixUp / CutMix (0 = off), mix_prob the share mixed
 
 Pixels (and predecoded files) go through DeviceBatches with a batch-wise GPU affine; files
 through a DataLoader of ImageFileDataset with albumentations. Fold 0 leaves its first
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from kit import distributed as dist
-from kit.config import Config
+from kit.config import Config, ImageConfig
 from kit.data.images import (
     DeviceBatches,
     ImageData,
@@ -52,7 +54,7 @@ from kit.data.images import (
     tta_transforms,
 )
 from kit.data.mixing import batch_mix
-from kit.errors import ConfigError, DataError
+from kit.errors import DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
 from kit.metrics import get_metric
@@ -64,46 +66,19 @@ from kit.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.trainer import Trainer, load_checkpoint
 
-# data.params keys read here (defaults); every other key goes to the layout.py hook.
-IMAGE_PARAMS = {"size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],
-                "std": [0.229, 0.224, 0.225], "augment": {}, "tta": ["hflip"], "tta_shift": 2,
-                "predecode": False, "max_bad_fraction": 0.01,
-                # MixUp / CutMix Beta alphas (0 = off) and the share of training batches
-                # mixed (kit/data/mixing.py)
-                "mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0}
 SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
 
 
-def image_params(cfg: Config) -> tuple[dict, dict]:
-    """(image settings with defaults, the remaining hook params)."""
-    params = dict(cfg.data.params)
-    own = {k: params.pop(k, v) for k, v in IMAGE_PARAMS.items()}
-    c = own["channels"]
-    if c not in (1, 3):
-        raise ConfigError(f"data.params.channels = {c!r}; valid: 1 (gray), 3 (RGB)")
-    for key in ("mean", "std"):
-        if len(own[key]) not in (1, c):
-            raise ConfigError(f"data.params.{key} = {own[key]} has {len(own[key])} values for "
-                              f"{c} channels; give 1 or {c} values")
-    if len(own["size"]) != 2:
-        raise ConfigError(f"data.params.size = {own['size']}; give [height, width] in pixels")
-    for key in ("mixup", "cutmix"):
-        if not isinstance(own[key], (int, float)) or own[key] < 0:
-            raise ConfigError(f"data.params.{key} = {own[key]!r}: give the Beta alpha, a "
-                              "number > 0 (e.g. 0.2 MixUp, 1.0 CutMix), or 0 for off")
-        if own[key] and cfg.competition.problem == "regression":
-            raise ConfigError(f"data.params.{key} = {own[key]} on a regression: MixUp and "
-                              f"CutMix mix class labels; set data.params.{key} = 0")
-    if not 0 <= own["mix_prob"] <= 1:
-        raise ConfigError(f"data.params.mix_prob = {own['mix_prob']!r}: give the share of "
-                          "training batches to mix, in [0, 1]")
-    augment_settings(own["augment"])  # an unknown key fails here, before any training
-    tta_transforms(own["tta"])
-    return own, params
+def check_image(cfg: Config) -> None:
+    """The [image] checks that need kit/data/images.py, before any file is read: an unknown
+    augment key or TTA view (kit/config.py checks the rest)."""
+    augment_settings(cfg.image.augment)
+    tta_transforms(cfg.image.tta)
 
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
-    own, hook_params = image_params(cfg)
+    check_image(cfg)
+    image, hook_params = cfg.image, dict(cfg.data.params)
     load = load_hook(comp_dir, "layout", "load", required=True)
     if "problem" in inspect.signature(load).parameters:  # a hook that serves both kinds
         hook_params = {**hook_params, "problem": cfg.competition.problem}
@@ -113,20 +88,20 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     if train.labels is None or len(train) == 0:
         raise DataError(f"{comp_dir / 'layout.py'}: load() returned no labelled train images")
     if train.paths is not None:  # skip unreadable train images; blanks stand in for test ones
-        ok = check_images(train.paths, max_bad_fraction=own["max_bad_fraction"], what="train")
+        ok = check_images(train.paths, max_bad_fraction=image.max_bad_fraction, what="train")
         train = _subset(train, ok)
-        check_images(test.paths, max_bad_fraction=own["max_bad_fraction"], what="test")
-    state = {"train": train, "test": test, "own": own, "reduce": 1,
+        check_images(test.paths, max_bad_fraction=image.max_bad_fraction, what="test")
+    state = {"train": train, "test": test, "reduce": 1,
              "demo": (Path(data_dir) / "DEMO_README.txt").exists()}
     if train.paths is not None and len(train):
-        state["reduce"] = reduce_factor(train.paths[0], own["size"])
-        if own["predecode"]:
+        state["reduce"] = reduce_factor(train.paths[0], image.size)
+        if image.predecode:
             for part, split in (("x_train", train), ("x_test", test)):
-                state[part] = decode_all(split.paths, own["size"], channels=own["channels"],
+                state[part] = decode_all(split.paths, image.size, channels=image.channels,
                                          cache_dir=cache)
     else:  # gray pixels for an RGB backbone (or the reverse): convert once, vectorized
-        state["x_train"] = match_channels(train.pixels, own["channels"], "train pixels")
-        state["x_test"] = match_channels(test.pixels, own["channels"], "test pixels")
+        state["x_train"] = match_channels(train.pixels, image.channels, "train pixels")
+        state["x_test"] = match_channels(test.pixels, image.channels, "test pixels")
     if cfg.competition.problem == "regression":
         check_target("regression", train.labels, cfg.data.target, str(comp_dir / "layout.py"))
         y, classes = np.asarray(train.labels, dtype=np.float64), []
@@ -152,7 +127,7 @@ def build(cfg: Config, prep: Prepared, objective: Objective) -> torch.nn.Module:
         warnings.warn(f"demo data and no weights file for {m.name}: training from scratch "
                       f"(real runs need {missing_weights_error(m.name)})", stacklevel=2)
         m = _no_download(cfg)
-    model = build_image_model(m.name, len(prep.classes), in_chans=prep.state["own"]["channels"],
+    model = build_image_model(m.name, len(prep.classes), in_chans=cfg.image.channels,
                               pretrained=m.pretrained, weights=m.weights,
                               params=m.params_for(m.name), outputs=objective.n_outputs)
     if cfg.train.channels_last:
@@ -160,9 +135,9 @@ def build(cfg: Config, prep: Prepared, objective: Objective) -> torch.nn.Module:
     return model
 
 
-def _augment(own: dict) -> RandomAffine | None:
+def _augment(image: ImageConfig) -> RandomAffine | None:
     """The GPU version of the augment settings (colour jitter and `extra` are file-only)."""
-    a = augment_settings(own["augment"])
+    a = augment_settings(image.augment)
     if not a["affine"] and not a["hflip"]:
         return None
     return RandomAffine(degrees=a["rotate"], scale=a["scale"], translate=a["translate"],
@@ -172,7 +147,7 @@ def _augment(own: dict) -> RandomAffine | None:
 def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, device, *,
            objective: Objective, train: bool = False, seed: int = 0):
     """Batches of the train rows `rows` (part "train") or of the whole test set."""
-    own, st, t = prep.state["own"], prep.state, cfg.train
+    image, st, t = cfg.image, prep.state, cfg.train
     split = st[part]
     rows = np.arange(len(split)) if rows is None else rows
     labels = objective.batch_target(prep.y[rows]) if part == "train" else None
@@ -180,11 +155,11 @@ def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, devi
     if x is not None:  # pixels / predecoded images: slices of one uint8 tensor
         where = device if t.device_data else "cpu"
         return DeviceBatches(x[rows], labels, t.batch_size, train, seed, where,
-                             _augment(own) if train else None, mean=own["mean"], std=own["std"],
-                             index=rows, drop_last=train)
-    tf = build_transforms(own["size"], train=train, mean=own["mean"], std=own["std"],
-                          augment=own["augment"], seed=seed)
-    ds = ImageFileDataset(split.paths[rows], labels, tf, channels=own["channels"], index=rows,
+                             _augment(image) if train else None, mean=image.mean,
+                             std=image.std, index=rows, drop_last=train)
+    tf = build_transforms(image.size, train=train, mean=image.mean, std=image.std,
+                          augment=image.augment, seed=seed)
+    ds = ImageFileDataset(split.paths[rows], labels, tf, channels=image.channels, index=rows,
                           reduce=st["reduce"], on_error="blank" if part == "test" else "skip")
     workers, drop_last = t.num_workers, train and len(ds) > t.batch_size
     shard = dist.sampler(ds, shuffle=train, seed=seed, drop_last=drop_last)  # None: one process
@@ -195,20 +170,20 @@ def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, devi
         generator=torch.Generator().manual_seed(seed))
 
 
-def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config, own: dict) -> np.ndarray:
-    """Probabilities in `rows` order, averaged over the TTA views when train.tta is on."""
-    if cfg.train.tta:
-        model = TTAModel(model, tta_transforms(own["tta"], own["tta_shift"]))
+def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config) -> np.ndarray:
+    """Probabilities in `rows` order, averaged over image.tta's views (and identity)."""
+    if cfg.image.tta:
+        model = TTAModel(model, tta_transforms(cfg.image.tta, cfg.image.tta_shift))
     return trainer.predict_rows(model, batches, rows)
 
 
-def sample_batch(batches, own: dict) -> dict:
+def sample_batch(batches, image: ImageConfig) -> dict:
     """The first augmented batch as the model sees it, de-normalized to [0, 1] on the CPU:
     {"x": N x C x H x W float, "y": class indices} (at most SAMPLE_IMAGES images)."""
     batch = next(iter(batches))
     x = batch["x"][:SAMPLE_IMAGES].detach().float().cpu()
-    mean = torch.tensor(own["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(own["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    mean = torch.tensor(image.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(image.std, dtype=torch.float32).view(1, -1, 1, 1)
     return {"x": (x * std + mean).clamp(0, 1), "y": batch["y"][:SAMPLE_IMAGES].cpu()}
 
 
@@ -231,7 +206,7 @@ def fine_tuning_config(cfg: Config, *, quiet: bool = False) -> Config:
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg = fine_tuning_config(ctx.cfg, quiet=ctx.fold > 0)
-    own, started = prep.state["own"], time.monotonic()
+    started = time.monotonic()
     seed = cfg.train.seed * 1000 + ctx.fold
     torch.manual_seed(seed)  # same fold, same initial weights
     objective = Objective.for_fold(cfg, prep.classes, prep.y[ctx.train_idx], standardize=True)
@@ -242,25 +217,26 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
                      train=True, seed=seed)
     valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device, objective=objective)
     if ctx.fold == 0:  # for the run's sample grid (kit/plots.py draws it from ctx.extras)
-        ctx.extras["sample_batch"] = sample_batch(train_b, own)
+        ctx.extras["sample_batch"] = sample_batch(train_b, cfg.image)
 
     def on_epoch_start(model, epoch: int) -> None:  # the trainer sets the loader's epoch
         if cfg.train.freeze_epochs:
             set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
 
     trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
-    trainer.train_batch_transform = batch_mix(own, len(prep.classes), objective.problem)
+    trainer.train_batch_transform = batch_mix(cfg.image, len(prep.classes),
+                                             objective.problem)
     result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.extras.get("resume", False),
                          on_epoch_start=on_epoch_start)
     if result.best_path is None:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
-    valid = _predict(trainer, model, valid_b, ctx.valid_idx, cfg, own)
+    valid = _predict(trainer, model, valid_b, ctx.valid_idx, cfg)
     test_rows = np.arange(len(prep.test_ids))
     test = _predict(trainer, model, loader(prep, cfg, "test", None, ctx.device,
-                                           objective=objective), test_rows, cfg, own)
+                                           objective=objective), test_rows, cfg)
     info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
-            "best_score": result.best_score, "tta": bool(cfg.train.tta),
+            "best_score": result.best_score, "tta": bool(cfg.image.tta),
             "seconds": time.monotonic() - started}
     return FoldOutput(valid.astype(np.float64), test.astype(np.float64), info)
 
@@ -280,7 +256,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     model.to(device)
     rows = np.arange(len(prep.test_ids))
     return _predict(trainer, model, loader(prep, cfg, "test", None, device, objective=objective),
-                    rows, cfg, prep.state["own"]).astype(np.float64)
+                    rows, cfg).astype(np.float64)
 
 
 def _no_download(cfg: Config):
