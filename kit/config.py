@@ -28,6 +28,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("competition", "task"): ("tabular", "image"),
     ("competition", "problem"): PROBLEMS,
     ("data", "target_transform"): ("none", "log1p"),
+    ("features", "scaling"): ("standard", "quantile"),
     ("optim", "loss"): ("auto", "mse", "huber"),
     ("train", "scheduler"): ("cosine", "plateau"),
     ("train", "monitor"): ("metric", "loss"),
@@ -73,6 +74,10 @@ class FeaturesConfig:
     # log1p of non-negative numeric columns whose training-fold skewness exceeds this
     # (0 = off; 0.75 is the usual choice for linear models on skewed sizes and areas)
     log1p_skewed: float = 0.0
+    # numeric columns as networks and linear models see them, after median imputation:
+    # "standard" (z-scores) or "quantile" (QuantileTransformer to a normal, then z-scores;
+    # fitted per fold; kit/data/tabular.py). Trees take raw values either way.
+    scaling: str = "standard"
     # columns target-encoded inside each fold (scikit-learn's TargetEncoder, fitted on the
     # fold's training rows; those rows get theirs by an inner K-fold): te_<column>[_<class>]
     target_encode: tuple[str, ...] = ()

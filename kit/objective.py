@@ -9,6 +9,10 @@ One place for it, so the trainer, the tasks and the models never branch on the k
     pred = objective.to_original(objective.predict(outputs).numpy())
 
 Classification: `y` is the class index; predictions are (N, C) probabilities.
+A model may return (N, k, outputs): k ensemble members (TabM, kit/models/tabular.py). The
+loss is then the mean of the members' losses, each on its own output (a loss on their
+average would train one model, not k), and the prediction the mean of the members'
+probabilities (or values).
 Regression: `y` is the fold's transformed target (log1p if asked, then standardized with
 the fold's training rows for networks); predictions are (N, 1) values on the original
 scale, so metrics and prediction files never see the model's space.
@@ -118,6 +122,8 @@ class Objective:
         return 1 if self.regression or self.num_classes == 2 else self.num_classes
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if outputs.dim() == 3:  # k members: every row counted once per member
+            return self.loss(outputs.flatten(0, 1), y.repeat_interleave(outputs.shape[1], dim=0))
         if self.regression:
             return self._loss(outputs.float().squeeze(1), y.float())
         if self.num_classes == 2:
@@ -130,7 +136,11 @@ class Objective:
         return self._loss(outputs, y.long())
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Probabilities (N, C), or (N, 1) values in the model's space (a regression)."""
+        """Probabilities (N, C), or (N, 1) values in the model's space (a regression); for
+        (N, k, outputs) the mean over the k members."""
+        if outputs.dim() == 3:
+            n, k = outputs.shape[:2]
+            return self.predict(outputs.flatten(0, 1)).view(n, k, -1).mean(1)
         outputs = outputs.float()
         if self.regression:
             return outputs[:, :1]

@@ -61,6 +61,12 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
            "min_samples_leaf": {"low": 1, "high": 20, "int": True, "log": True}},
     "mlp": {"dropout": {"low": 0.0, "high": 0.5},
             "emb_dim": {"low": 2, "high": 16, "int": True}},
+    # TabM's search space in its paper, narrowed to what a CPU trains in minutes (k stays)
+    "tabm": {"n_blocks": {"low": 1, "high": 4, "int": True},
+             "d_block": {"low": 64, "high": 512, "int": True, "log": True},
+             "dropout": {"low": 0.0, "high": 0.5},
+             "d_embedding": {"low": 8, "high": 32, "int": True},
+             "n_bins": {"low": 8, "high": 64, "int": True, "log": True}},
 }
 _KEYS = {"low", "high", "log", "int", "choices"}
 

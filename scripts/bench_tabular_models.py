@@ -42,7 +42,7 @@ from kit.models import MODELS  # noqa: E402
 from kit.paths import ROOT, data_root  # noqa: E402
 from kit.threads import usable_cores  # noqa: E402
 
-KINDS = ("gbdt", "lgbm", "xgb", "catboost", "rf", "mlp")
+KINDS = ("gbdt", "lgbm", "xgb", "catboost", "rf", "mlp", "tabm")
 CV = {"cv.n_splits": 3, "cv.repeats": 1}  # every run
 
 # --set overrides per kind on every dataset. The boosters' rounds are a cap: early stopping
@@ -77,6 +77,8 @@ BIG_TABLE = {
            "model.params.rf.min_samples_leaf": 20},
     # the MLP: 4 epochs of batches of 1024 rows (521 steps, ~3.3 s per epoch measured)
     "mlp": {"train.epochs": 4, "train.batch_size": 1024},
+    # TabM: as the MLP, its k = 8 members cost about k times an MLP step
+    "tabm": {"train.epochs": 4, "train.batch_size": 1024},
 }
 
 

@@ -1,6 +1,7 @@
 """kit.predict / scripts/predict.py: a finished run's submission again, from its checkpoints.
 
-Real runs of scripts/train.py on the Titanic demo data (gbdt and a 2-epoch mlp, 2 folds),
+Real runs of scripts/train.py on the Titanic demo data (gbdt, and a 2-epoch tabm and mlp,
+2 folds; tabm's numeric bins come back from preprocessors.json),
 shared by the module; predict must give the run's own test predictions without training,
 leave the run folder as it was, and run inside an offline inference kernel.
 """
@@ -53,6 +54,11 @@ def gbdt_run(tmp_path_factory, data) -> Path:
 
 
 @pytest.fixture(scope="module")
+def tabm_run(tmp_path_factory, data) -> Path:
+    return train(tmp_path_factory.mktemp("tabm"), data, "tabm")
+
+
+@pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory, data) -> Path:
     return train(tmp_path_factory.mktemp("mlp"), data, "mlp")
 
@@ -62,7 +68,7 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("model", ["gbdt", pytest.param("mlp", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("model", ["gbdt", "tabm", pytest.param("mlp", marks=pytest.mark.slow)])
 def test_predict_reproduces_the_runs_test_predictions(model, request, data, tmp_path):
     run = request.getfixturevalue(f"{model}_run")
     before = digests(run)

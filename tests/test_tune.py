@@ -123,3 +123,11 @@ def test_an_unreachable_storage_is_a_clear_error(world, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --storage sqlite:///") and "reachable" in err
     assert json.dumps(err)  # one printable line
+
+
+def test_every_shipped_search_space_names_its_builders_parameters():
+    from kit.config import Config
+    from kit.tuning import DEFAULT_SPACES, search_space
+
+    for model, space in DEFAULT_SPACES.items():
+        assert list(search_space(Config(), model)) == list(space), model

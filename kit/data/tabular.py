@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit.data.bins import NumericBins
 from kit.errors import DataError
 from kit.io import write_json
 from kit.objective import TargetTransform
@@ -32,10 +33,15 @@ def _columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 class NumericPreprocessor:
     """Median imputation (NaN and +-inf) then standardization, per column; with `log1p_skewed`
-    > 0, log1p first on non-negative columns whose fitting-rows skewness exceeds it."""
+    > 0, log1p first on non-negative columns whose fitting-rows skewness exceeds it. With
+    `scaling = "quantile"`, scikit-learn's QuantileTransformer (to a normal distribution,
+    as TabM and RealMLP preprocess) between the imputation and the standardization: a
+    network then sees heavy tails and outliers as it sees the bulk; trees do not care."""
 
-    def __init__(self, log1p_skewed: float = 0.0) -> None:
+    def __init__(self, log1p_skewed: float = 0.0, scaling: str = "standard") -> None:
         self.log1p_skewed = log1p_skewed
+        self.scaling = scaling
+        self.quantile = None  # the fitted QuantileTransformer under scaling = "quantile"
         self.log1p = np.zeros(0, dtype=bool)  # per column: log1p applied before the rest
         self.columns: list[str] = []
         self.median: np.ndarray = np.zeros(0)
@@ -53,10 +59,21 @@ class NumericPreprocessor:
             median = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(columns))
         self.median = np.nan_to_num(median, nan=0.0)  # an all-NaN column imputes 0
         x = np.where(np.isnan(x), self.median, x)
+        if self.scaling == "quantile" and len(x):
+            x = self._fit_quantile(x)
         self.mean = x.mean(axis=0) if len(x) else np.zeros(len(columns))
         std = x.std(axis=0) if len(x) else np.ones(len(columns))
         self.std = np.where(std > 1e-12, std, 1.0)  # constant column -> all zeros, not NaN
         return self
+
+    def _fit_quantile(self, x: np.ndarray) -> np.ndarray:
+        from sklearn.preprocessing import QuantileTransformer
+
+        # TabM's recipe: about one quantile per 30 rows, 10 to 1000
+        n_quantiles = max(min(len(x) // 30, 1000), 10)
+        self.quantile = QuantileTransformer(n_quantiles=min(n_quantiles, len(x)),
+                                            output_distribution="normal", subsample=None)
+        return self.quantile.fit_transform(x)
 
     def _skewed(self, x: np.ndarray) -> np.ndarray:
         """Columns to log1p: non-negative, skewness (NaN ignored) above the threshold."""
@@ -114,18 +131,34 @@ class NumericPreprocessor:
         bad = ~np.isfinite(x)
         if bad.any():
             np.copyto(x, np.broadcast_to(self.median.astype(work), x.shape), where=bad)
+        if self.quantile is not None:
+            x = self.quantile.transform(x).astype(work, copy=False)
         x -= self.mean.astype(work)
         x *= (1.0 / self.std).astype(work)
         return x.astype(np.float32, copy=False)
 
     def state_dict(self) -> dict:
-        return {"columns": self.columns, "median": self.median.tolist(),
-                "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "log1p_skewed": self.log1p_skewed, "log1p": self.log1p.tolist()}
+        state = {"columns": self.columns, "median": self.median.tolist(),
+                 "mean": self.mean.tolist(), "std": self.std.tolist(),
+                 "log1p_skewed": self.log1p_skewed, "log1p": self.log1p.tolist(),
+                 "scaling": self.scaling}
+        if self.quantile is not None:  # its fitted state, restored by from_state
+            state["quantiles"] = self.quantile.quantiles_.tolist()
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> NumericPreprocessor:
-        obj = cls(state.get("log1p_skewed", 0.0))  # runs before log1p_skewed have no key
+        obj = cls(state.get("log1p_skewed", 0.0),  # runs before these keys have none
+                  state.get("scaling", "standard"))
+        if "quantiles" in state:
+            from sklearn.preprocessing import QuantileTransformer
+
+            quantiles = np.asarray(state["quantiles"], np.float64)
+            obj.quantile = QuantileTransformer(n_quantiles=len(quantiles),
+                                               output_distribution="normal", subsample=None)
+            obj.quantile.quantiles_ = quantiles
+            obj.quantile.references_ = np.linspace(0, 1, len(quantiles))
+            obj.quantile.n_features_in_ = quantiles.shape[1]
         obj.log1p = np.asarray(state.get("log1p", [False] * len(state["columns"])), dtype=bool)
         obj.columns = list(state["columns"])
         obj.median, obj.mean, obj.std = (np.asarray(state[k], dtype=np.float64)
@@ -197,13 +230,22 @@ def _as_str(series: pd.Series) -> pd.Series:
 
 
 def save_preprocessors(path: Path, num: NumericPreprocessor, cat: CategoricalPreprocessor,
-                       target: TargetTransform | None = None) -> None:
-    """One JSON per fold: the numeric and categorical state, and a regression's target
-    transform (kit/objective.py)."""
+                       target: TargetTransform | None = None,
+                       bins: NumericBins | None = None) -> None:
+    """One JSON per fold: the numeric and categorical state, a regression's target
+    transform (kit/objective.py) and the numeric bins of an embedding (kit/data/bins.py)."""
     state = {"numeric": num.state_dict(), "categorical": cat.state_dict()}
     if target is not None:
         state["target"] = target.state_dict()
+    if bins is not None:
+        state["bins"] = bins.state_dict()
     write_json(path, state)
+
+
+def load_bins(path: Path) -> NumericBins | None:
+    """The fold's numeric bins, None when its model took none."""
+    state = json.loads(Path(path).read_text()).get("bins")
+    return None if state is None else NumericBins.from_state(state)
 
 
 def load_preprocessors(path: Path

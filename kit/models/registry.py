@@ -98,7 +98,7 @@ def check_params(builder: Callable, params: dict, where: str = "model.params") -
 
 # What a task knows about the data; each builder declares the ones it needs.
 # `member_params` ({model name: its model.params}) serves builders made of other models.
-DATA_ARGS = ("n_numeric", "cardinalities", "n_outputs", "problem", "member_params")
+DATA_ARGS = ("n_numeric", "cardinalities", "n_outputs", "problem", "member_params", "bins")
 
 
 def build_model(name: str, *args: Any, task: str | None = None, **params: Any) -> Any:

@@ -1,5 +1,5 @@
-"""Tabular model kinds: the torch MLP and the scikit-learn estimators (gbdt, linear, rf,
-extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters.py.
+"""Tabular model kinds: the torch networks (mlp, tabm) and the scikit-learn estimators
+(gbdt, linear, rf, extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters.py.
 
 A builder takes the data-derived arguments it names (kit.models.registry.DATA_ARGS) and
 `[model.params.<name>]` as keyword-only arguments.
@@ -41,6 +41,74 @@ class TabularMLP(nn.Module):
 def mlp(n_numeric: int, cardinalities: list[int], n_outputs: int, *,
         hidden: list[int] = (128, 64), dropout: float = 0.2, emb_dim: int = 8) -> nn.Module:
     return TabularMLP(n_numeric, cardinalities, n_outputs, tuple(hidden), dropout, emb_dim)
+
+
+class TabM(nn.Module):
+    """TabM's ensemble backbone (the `tabm` package) on the kit's inputs: numeric columns
+    through `num_embeddings` (or as they are), categorical indices through embeddings as in
+    the MLP. The package's own TabM one-hot encodes categories, which makes its first layer
+    as wide as the summed cardinalities: on kit/data/synthetic.py's table (Zipf categories
+    of up to 5,000 levels) that layer was most of a step, hence the package's parts here.
+    Returns (N, k, outputs); kit/objective.py trains on the members' mean loss."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], n_outputs: int, *,
+                 num_embeddings: nn.Module | None, d_numeric: int, emb_dim: int,
+                 backbone: dict):
+        from tabm import EnsembleView, LinearEnsemble, make_tabm_backbone
+
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.cat_embeddings = nn.ModuleList(
+            nn.Embedding(card, min(emb_dim, (card + 1) // 2)) for card in cardinalities)
+        widths = [d_numeric] * n_numeric + [e.embedding_dim for e in self.cat_embeddings]
+        self.n_numeric = n_numeric
+        self.view = EnsembleView(k=backbone["k"])
+        self.backbone = make_tabm_backbone(d_in=sum(widths), start_scaling_init_chunks=widths,
+                                           **backbone)
+        self.output = LinearEnsemble(backbone["d_block"], n_outputs, k=backbone["k"])
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        parts = [emb(x_cat[:, i]) for i, emb in enumerate(self.cat_embeddings)]
+        if self.n_numeric:
+            numeric = x_num if self.num_embeddings is None else self.num_embeddings(x_num)
+            parts.insert(0, numeric.flatten(1))
+        return self.output(self.backbone(self.view(torch.cat(parts, dim=1))))
+
+
+TABM_EMBEDDINGS = ("ple", "periodic", "none")
+
+
+@register("tabm", task="tabular", libraries=("torch", "tabm", "rtdl_num_embeddings"))
+def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *,
+         k: int = 8, n_blocks: int = 2, d_block: int = 256, dropout: float = 0.1,
+         embeddings: str = "ple", d_embedding: int = 16, n_bins: int = 48, emb_dim: int = 8,
+         arch_type: str = "tabm") -> nn.Module:
+    """TabM (Gorishniy et al., ICLR 2025): k MLPs sharing one backbone through BatchEnsemble
+    layers, trained on the mean of their losses and predicting the mean of their
+    probabilities (kit/objective.py). Numeric columns enter through embeddings:
+    piecewise-linear on bins fitted on the fold's training rows (`ple`; kit/tasks/tabular.py
+    fits them with kit/data/bins.py, at most `n_bins` per column), `periodic`, or `none`;
+    categorical columns through embeddings of at most `emb_dim` (their unseen and missing
+    indices included). The package's defaults (k = 32, d_block = 512) are sized for a GPU;
+    these for a CPU."""
+    import rtdl_num_embeddings as rne
+
+    if embeddings not in TABM_EMBEDDINGS:
+        raise ConfigError(f"model.params.tabm.embeddings = {embeddings!r}; valid: "
+                          f"{', '.join(TABM_EMBEDDINGS)}")
+    num_embeddings = None
+    if n_numeric and embeddings == "ple":
+        edges = [torch.as_tensor(e, dtype=torch.float32) for e in bins]
+        num_embeddings = rne.PiecewiseLinearEmbeddings(edges, d_embedding, activation=False,
+                                                       version="B")
+    elif n_numeric and embeddings == "periodic":
+        num_embeddings = rne.PeriodicEmbeddings(n_numeric, d_embedding, lite=False)
+    backbone = {"k": k, "n_blocks": n_blocks, "d_block": d_block, "dropout": dropout,
+                "arch_type": arch_type,  # the package's TabM.make choice of scaling init:
+                "start_scaling_init": "normal" if num_embeddings else "random-signs"}
+    return TabM(n_numeric, cardinalities, n_outputs, num_embeddings=num_embeddings,
+                d_numeric=d_embedding if num_embeddings else 1, emb_dim=emb_dim,
+                backbone=backbone)
 
 
 @register("gbdt", kind="sklearn", task="tabular")

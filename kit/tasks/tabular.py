@@ -28,11 +28,13 @@ import pyarrow.compute as pc
 from kit import distributed as dist
 from kit.config import AUTO, Config
 from kit.data.batches import TensorBatches
+from kit.data.bins import NumericBins
 from kit.data.csv import read_csv
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (
     CategoricalPreprocessor,
     NumericPreprocessor,
+    load_bins,
     load_preprocessors,
     save_preprocessors,
 )
@@ -180,7 +182,8 @@ def feature_columns(cfg: Config, train: pd.DataFrame) -> tuple[list[str], list[s
 
 def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
     train = tables.train.iloc[rows]
-    num = NumericPreprocessor(cfg.features.log1p_skewed).fit(train, tables.numeric)
+    num = NumericPreprocessor(cfg.features.log1p_skewed, cfg.features.scaling).fit(
+        train, tables.numeric)
     cat = CategoricalPreprocessor(min_count=2).fit(train, tables.categorical)
     return num, cat
 
@@ -217,8 +220,9 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
-    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target)
-    model = _build(cfg, entry, num, cat, objective, ctx.device)
+    bins = _fit_bins(cfg, entry, num, tables.train.iloc[rows])
+    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
+    model = _build(cfg, entry, num, cat, objective, ctx.device, bins)
     if entry.kind == "sklearn":
         valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
                                                    objective)
@@ -245,7 +249,18 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     return FoldOutput(valid_pred, test_pred, info)
 
 
-def _build(cfg: Config, entry, num, cat, objective: Objective, device):
+def _fit_bins(cfg: Config, entry, num, train: pd.DataFrame) -> NumericBins | None:
+    """Numeric bins for a model that embeds numbers piecewise-linearly (takes `bins`),
+    fitted on the fold's training rows as the network sees them."""
+    takes = inspect.signature(entry.builder).parameters
+    if "bins" not in takes:
+        return None
+    n_bins = cfg.model.params_for(entry.name).get("n_bins", takes["n_bins"].default)
+    return NumericBins(n_bins).fit(num.transform(train))
+
+
+def _build(cfg: Config, entry, num, cat, objective: Objective, device,
+           bins: NumericBins | None = None):
     params = cfg.model.params_for(entry.name)
     takes = inspect.signature(entry.builder).parameters
     # what the run decides for the tree libraries: the model seed, all usable cores unless
@@ -259,7 +274,8 @@ def _build(cfg: Config, entry, num, cat, objective: Objective, device):
     members = {name: cfg.model.params_for(name) for name in MODELS}
     return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
                        cardinalities=cat.cardinalities, n_outputs=objective.n_outputs,
-                       problem=objective.problem, member_params=members, **params)
+                       problem=objective.problem, member_params=members,
+                       bins=None if bins is None else bins.edges, **params)
 
 
 def _arrays(tables: Tables, part: str, rows, num, cat) -> np.ndarray:
@@ -375,13 +391,14 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     """Test predictions from a finished fold's saved preprocessors and best model; fold
     features are fitted again on the fold's training rows (the run's folds.csv)."""
     num, cat, target = load_preprocessors(fold_dir / "preprocessors.json")
+    bins = load_bins(fold_dir / "preprocessors.json")
     objective = Objective.for_config(cfg, prep.classes, target)
     entry = get_entry(cfg.model.name, "tabular")
     tables = _predict_tables(prep, cfg, Path(fold_dir))
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
         return _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
-    model = _build(cfg, entry, num, cat, objective, device)
+    model = _build(cfg, entry, num, cat, objective, device, bins)
     if entry.kind == "booster":
         path = fold_dir / model.file_name
         if not path.is_file():
