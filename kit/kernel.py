@@ -49,6 +49,9 @@ _RUN_SKIP = re.compile(
     re.IGNORECASE,
 )
 _RUN_SKIP_DIRS = {"cache", "predict"}
+# Pure-Python single-file modules the kit imports that Kaggle's image lacks (the tabm kind):
+# packed beside `kit/`, so an offline kernel trains and predicts with them.
+VENDORED = ("tabm", "rtdl_num_embeddings")
 
 
 def slugify(text: str) -> str:
@@ -143,12 +146,27 @@ def _tree(folder: Path, arcroot: str) -> list[tuple[str, Path]]:
 
 
 def _members(slug: str, mode: str) -> list[tuple[str, Path]]:
-    """(name in the archive, file) for the kit, the competition folder and the entry."""
+    """(name in the archive, file) for the kit, the competition folder, the entry and the
+    vendored modules."""
     entry = SCRIPTS / ENTRY[mode]
     if not entry.is_file():
         raise KaggleError(f"{entry} is missing: the {mode} kernel runs it; restore it from git")
     members = _tree(ROOT / "kit", "kit") + _tree(competition_dir(slug), f"competitions/{slug}")
-    return members + [(f"scripts/{ENTRY[mode]}", entry)]
+    return members + [(f"scripts/{ENTRY[mode]}", entry)] + _vendored()
+
+
+def _vendored() -> list[tuple[str, Path]]:
+    """The installed copies of VENDORED, packed beside `kit/` (on the kernel's sys.path)."""
+    import importlib.util
+
+    found = []
+    for module in VENDORED:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not str(spec.origin).endswith(".py") or spec.submodule_search_locations:
+            raise KaggleError(f"{module} is not installed as one .py file here; the kernel "
+                              f"packs it (Kaggle's image lacks it): pip install -e .")
+        found.append((f"{module}.py", Path(spec.origin)))
+    return found
 
 
 def _pack(members: list[tuple[str, Path]]) -> str:

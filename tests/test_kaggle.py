@@ -419,6 +419,19 @@ def _payload_files(script: str) -> dict[str, bytes]:
 SECRETS = (TOKEN, FILE_TOKEN, LEGACY_KEY)
 
 
+def test_the_kernel_packs_the_modules_kaggles_image_lacks(tmp_path):
+    """tabm and rtdl_num_embeddings (the tabm kind) ride beside kit/, byte for byte the
+    installed ones, where the kernel puts kit/ on sys.path."""
+    import rtdl_num_embeddings
+    import tabm
+
+    build = build_kernel("titanic", user="me", out=tmp_path / "k",
+                         overrides=["model.name=tabm"])
+    packed = _payload_files(Path(build["script"]).read_text())
+    for module in (tabm, rtdl_num_embeddings):
+        assert packed[f"{module.__name__}.py"] == Path(module.__file__).read_bytes()
+
+
 @pytest.fixture
 def planted_home(monkeypatch):
     """Fake credentials in the environment and in ~/.kaggle (HOME is a temporary folder)."""
