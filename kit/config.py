@@ -527,9 +527,24 @@ def profile_section(cfg: Config, profile: str | None) -> str:
 
 
 def load_resolved(path: str | Path) -> Config:
-    """Load a config.toml that a run saved (all keys present)."""
+    """Load a config.toml that a run saved (all keys present); a run saved before the
+    [image] section existed is read as it ran (_migrate)."""
     path = Path(path)
-    return _build(read_toml(path), str(path))
+    return _build(_migrate(read_toml(path)), str(path))
+
+
+def _migrate(raw: dict) -> dict:
+    """A saved run's config from before [image]: `train.tta` (a bool) and an image task's
+    settings in data.params become the [image] section they mean. A competition's own
+    config.toml gets an error naming the new key instead (_moved, _check_image_params)."""
+    tta_on = raw.get("train", {}).pop("tta", None)
+    if raw.get("competition", {}).get("task") != "image" or "image" in raw:
+        return raw
+    params = raw.get("data", {}).get("params", {})
+    image = raw["image"] = {k: params.pop(k) for k in typing.get_type_hints(ImageConfig)
+                            if k in params}
+    image["tta"] = image.get("tta", ["hflip"]) if tta_on else []  # then train.tta's list
+    return raw
 
 
 def to_toml(cfg: Config) -> str:

@@ -176,3 +176,22 @@ def test_image_settings_are_typed_and_an_old_data_params_key_names_the_new_one(t
 def test_bad_image_values_name_the_key(setting, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         apply_overrides(Config(), [setting])
+
+
+def test_a_run_saved_before_the_image_section_loads_as_it_ran(tmp_path):
+    tabular = to_toml(Config()).replace("[train]\n", "[train]\ntta = false\n")
+    (tmp_path / "tabular.toml").write_text(tabular)
+    assert load_resolved(tmp_path / "tabular.toml") == Config()
+    old_image = to_toml(apply_overrides(Config(), ["competition.task=image"]))
+    old_image = old_image.replace("[image]", "[old_image]").replace("[train]\n",
+                                                                    "[train]\ntta = true\n")
+    old_image = old_image.split("[old_image]")[0] + "[track]" + old_image.split("[track]")[1]
+    old_image = old_image.replace("[data.params]\n", "")
+    old_image += ('\n[data.params]\nsize = [64, 48]\nchannels = 1\nmean = [0.5]\nstd = [0.25]\n'
+                  'age_bounds = [30, 60]\n')
+    (tmp_path / "image.toml").write_text(old_image)
+    cfg = load_resolved(tmp_path / "image.toml")
+    assert (cfg.image.size, cfg.image.channels, cfg.image.tta) == ((64, 48), 1, ("hflip",))
+    assert cfg.data.params == {"age_bounds": [30, 60]}  # the layout's own arguments stay
+    (tmp_path / "image.toml").write_text(old_image.replace("tta = true", "tta = false"))
+    assert load_resolved(tmp_path / "image.toml").image.tta == ()
