@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kit.archive import safe_extract
 from kit.config import Config, load_config, load_resolved, profile_section, to_toml
+from kit.data.sources import source_exists
 from kit.errors import DataError, KitError
 from kit.hooks import load_hook
 from kit.io import write_json, write_text
@@ -113,12 +114,12 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
             print(f"demo recipe from config.toml [demo] (a CPU-sized run): {recipe}")
         return data_dir
     data_dir = data or data_root() / slug
-    if not (data_dir / cfg.data.train).exists():
+    if not source_exists(data_dir, cfg.data.train):
         archive = data_dir / f"{slug}.zip"
         if archive.exists():
             print(f"extracting {archive}")
             safe_extract(archive, data_dir)
-    if not (data_dir / cfg.data.train).exists():
+    if not source_exists(data_dir, cfg.data.train):
         fix = (f"kaggle competitions download -c {slug} -p {data_dir}" if cfg.competition.kaggle
                else f"copy the competition files into {data_dir}")
         raise DataError(f"no {cfg.data.train} in {data_dir}; get the data with `{fix}` "

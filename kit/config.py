@@ -63,6 +63,11 @@ class DataConfig:
     # predictions are inverted to the original scale before anything is scored or written
     target_transform: str = "none"
     params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
+    # tabular: column types where the first rows mislead ({"col": "float64"}; int64,
+    # float64, string, bool), and the CSV size above which a CSV is converted once to a
+    # parquet cache, streamed (kit/data/sources.py)
+    dtypes: dict = field(default_factory=dict)
+    csv_cache_mb: float = 256.0
 
 
 @dataclass(frozen=True)

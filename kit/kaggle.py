@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kit.archive import safe_extract
 from kit.config import Config, load_config
+from kit.data.sources import source_exists
 from kit.errors import KaggleError
 from kit.io import write_json
 from kit.paths import competition_dir, data_root
@@ -258,7 +259,7 @@ def download(slug: str, *, data: str | Path | None = None, force: bool = False) 
         args.append("--force")
     summary = {"competition": slug, "data_dir": str(dest), "command": display(args)}
     marker = dest / MARKER
-    if not force and (marker.exists() or (dest / cfg.data.train).exists()):
+    if not force and (marker.exists() or source_exists(dest, cfg.data.train)):
         files = json.loads(marker.read_text())["files"] if marker.exists() else []
         why = f"{marker.name} exists" if marker.exists() else f"{cfg.data.train} is there"
         return {**summary, "status": "present", "files": files, "message":

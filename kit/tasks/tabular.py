@@ -29,7 +29,7 @@ from kit import distributed as dist
 from kit.config import AUTO, Config
 from kit.data.batches import TensorBatches
 from kit.data.bins import NumericBins
-from kit.data.csv import read_csv
+from kit.data.sources import read_table
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (
     CategoricalPreprocessor,
@@ -70,10 +70,11 @@ class TabularTransform:
         return out
 
 
-def _read(cfg: Config, data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read(cfg: Config, data_dir: Path, cache_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = cfg.data
-    train = read_csv(data_dir / d.train, required=[d.id, d.target], what="train")
-    test = read_csv(data_dir / d.test, required=[d.id], what="test")
+    options = {"dtypes": d.dtypes, "cache_mb": d.csv_cache_mb, "cache_dir": cache_dir}
+    train = read_table(data_dir, d.train, what="train", required=[d.id, d.target], **options)
+    test = read_table(data_dir, d.test, what="test", required=[d.id], **options)
     dup = test[d.id][test[d.id].duplicated()]
     if len(dup):
         raise DataError(f"{data_dir / d.test}: duplicate ids in {d.id!r}: {dup.head(5).tolist()}")
@@ -85,7 +86,7 @@ def _read(cfg: Config, data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
     d, f = cfg.data, cfg.features
-    train, test = _read(cfg, data_dir)
+    train, test = _read(cfg, data_dir, cache_dir)
     hook = load_hook(comp_dir, "features", "build")
     if hook is not None:
         target_dtype = train[d.target].dtype
