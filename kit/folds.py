@@ -138,3 +138,40 @@ def check_folds(folds: np.ndarray, n_splits: int, groups: np.ndarray | None = No
             g, row = leaked.index[0], leaked.iloc[0]
             raise DataError(f"group {getattr(g, 'item', lambda: g)()!r} appears in folds "
                             f"{row['min']} and {row['max']}: leak")
+
+
+def hash_folds(keys, n_splits: int, seed: int = 42) -> np.ndarray:
+    """Fold ids (0..n_splits-1) from a stable hash of each row's id, or group id under group
+    folds, for tables streamed batch by batch: a row's fold depends on its own key only,
+    so any batch is assigned without the rest of the table.
+
+    Where it differs from make_folds' contract: it is a function of the keys and
+    (n_splits, seed) alone, so it stays the same whatever the rows' order, but it does not
+    stratify: the classes' (or the target's) share per fold is only as even as a random
+    split of that many rows, and fold sizes vary by about sqrt(N / n_splits). Repeat r
+    uses seed + r. fold_balance() reports what came out.
+    """
+    key = hashlib.blake2b(str(seed).encode(), digest_size=8).hexdigest()[:16]
+    hashed = pd.util.hash_array(_as_keys(keys), hash_key=key, categorize=False)
+    return (hashed % np.uint64(n_splits)).astype(np.int64)
+
+
+def _as_keys(keys) -> np.ndarray:
+    """Keys hashed by value: 7, 7.0 and "7" are one id, as the CSV may spell it either way."""
+    values = pd.Series(np.asarray(keys))
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    return values.astype(str).to_numpy(dtype=object)
+
+
+def fold_balance(folds: np.ndarray, y: np.ndarray, n_splits: int, *,
+                 problem: str = "classification") -> pd.DataFrame:
+    """Per fold: its rows, and each class's share (classification) or the target mean."""
+    frame = pd.DataFrame({"fold": folds, "y": y})
+    grouped = frame.groupby("fold")["y"]
+    if problem == "regression":
+        table = pd.DataFrame({"rows": grouped.size(), "target_mean": grouped.mean()})
+    else:
+        table = pd.crosstab(frame["fold"], frame["y"], normalize="index").add_prefix("share_")
+        table.insert(0, "rows", grouped.size())
+    return table.reindex(range(n_splits), fill_value=0)

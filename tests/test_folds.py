@@ -131,3 +131,32 @@ def test_zero_inflated_regression_target_puts_its_zeros_evenly_in_the_folds():
     y = np.r_[np.zeros(600), rng.lognormal(0, 1, 400)]  # 60 % zeros: sales, counts
     folds = make_folds(y, CVConfig(n_splits=5, seed=0, bins=10), problem="regression")
     assert [int((y[folds == k] == 0).sum()) for k in range(5)] == [120] * 5
+
+
+# --- hashed folds (streamed tables) ---------------------------------------------------------
+
+
+def test_hash_folds_are_row_local_stable_and_roughly_balanced():
+    from kit.folds import fold_balance, hash_folds
+
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(100_000) + 1
+    y = (rng.random(100_000) < 0.3).astype(int)
+    folds = hash_folds(ids, 5, seed=42)
+    assert folds.min() == 0 and folds.max() == 4  # every row exactly one fold
+    # a row's fold is its id's: batch by batch, or in another order, the same
+    np.testing.assert_array_equal(np.concatenate([hash_folds(ids[i:i + 777], 5, 42)
+                                                  for i in range(0, len(ids), 777)]), folds)
+    order = rng.permutation(len(ids))
+    np.testing.assert_array_equal(hash_folds(ids[order], 5, 42), folds[order])
+    np.testing.assert_array_equal(hash_folds(ids.astype(str), 5, 42), folds)  # "7" is 7
+    np.testing.assert_array_equal(hash_folds(ids.astype(float), 5, 42), folds)  # 7.0 too
+    assert (hash_folds(ids, 5, seed=43) != folds).mean() > 0.7  # another repeat reshuffles
+    balance = fold_balance(folds, y, 5)
+    assert abs(balance["rows"] - 20_000).max() < 5 * np.sqrt(20_000)
+    assert abs(balance["share_1"] - 0.3).max() < 0.02  # approximate stratification
+    groups = np.repeat(np.arange(2000), 3)  # group folds: hash the group id
+    grouped = hash_folds(groups, 5, 1)
+    assert (pd.Series(grouped).groupby(groups).nunique() == 1).all()
+    reg = fold_balance(folds, rng.normal(size=100_000), 5, problem="regression")
+    assert list(reg.columns) == ["rows", "target_mean"]
