@@ -46,3 +46,29 @@ def call_with_params(fn: Callable, params: dict, where: str, *args):
         raise ConfigError(f"{where}: unknown params {unknown}; "
                           f"{fn.__module__}.{fn.__name__} takes {', '.join(valid) or 'none'}")
     return fn(*args, **params)
+
+
+BATCH_ROWS = 65_536  # rows per call of a batch hook
+
+
+def map_batches(fn: Callable, frame, *, hide: tuple[str, ...] = (), where: str = "",
+                batch_rows: int = BATCH_ROWS):
+    """`fn(batch) -> batch` over `frame` in slices of `batch_rows` rows, as a streamed table
+    would meet it: the `hide` columns (the target) are taken out before the call and put
+    back after, and a call that changes its batch's row count or order is an error."""
+    import pandas as pd
+
+    from kit.errors import DataError
+
+    parts = []
+    for start in range(0, len(frame), batch_rows):
+        batch = frame.iloc[start:start + batch_rows]
+        out = fn(batch.drop(columns=[c for c in hide if c in batch.columns]))
+        if not isinstance(out, pd.DataFrame) or not out.index.equals(batch.index):
+            got = (f"{len(out)} rows with another index" if isinstance(out, pd.DataFrame)
+                   else type(out).__name__)
+            raise DataError(f"{where}: {fn.__name__}() must return its batch's {len(batch)} "
+                            f"rows in order, with their index; got {got}: add columns, never "
+                            "drop or reorder rows")
+        parts.append(out.assign(**{c: batch[c] for c in hide if c in batch.columns}))
+    return pd.concat(parts) if parts else frame

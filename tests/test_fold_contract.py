@@ -277,3 +277,43 @@ def test_the_cpu_profile_is_printed_and_resume_keeps_the_runs_config(world):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "device profile" not in proc.stdout
     assert json.loads((run / "fold1" / "done.json").read_text())["model_file"] == "model.skops"
+
+
+# --- the batch hook: features.py transform_batch(frame) -> frame ----------------------------
+
+BATCH_HOOK = '''
+SEEN = []
+
+
+def transform_batch(frame):
+    assert "label" not in frame.columns  # label-free: the kit hides the target
+    SEEN.append(len(frame))
+    frame = frame.copy()
+    frame["lvl3_b"] = (frame["lvl3"] == "b").astype(float)
+    return frame
+'''
+
+
+def test_a_batch_hook_adds_row_local_columns_without_seeing_the_label(world):
+    comp = competition(world / "comps", "batched", numeric=["x", "lvl3_b"],
+                       features=BATCH_HOOK)
+    proc, summary = train(world, comp, "--folds", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.isfinite(summary["cv"]["mean"])  # lvl3_b exists only through the hook
+
+
+def test_a_batch_hook_that_drops_rows_is_an_error_naming_it(world):
+    from kit.errors import DataError
+    from kit.hooks import map_batches
+
+    frame = pd.DataFrame({"a": np.arange(10), "label": np.arange(10) % 2})
+    out = map_batches(lambda b: b.assign(a2=b["a"] * 2), frame, hide=("label",), batch_rows=3)
+    assert out["a2"].tolist() == list(range(0, 20, 2)) and out["label"].tolist() == [0, 1] * 5
+    with pytest.raises(DataError, match=r"features.py: <lambda>\(\) must return its batch's 3 "
+                                        r"rows in order.*got 2 rows.*never drop or reorder"):
+        map_batches(lambda b: b.iloc[1:], frame, batch_rows=3, where="features.py")
+    comp = competition(world / "comps", "dropping", numeric=["x"],
+                       features="def transform_batch(frame):\n    return frame.iloc[::2]\n")
+    proc, _ = train(world, comp, "--folds", "1")
+    assert proc.returncode == 2 and "transform_batch() must return" in proc.stderr
+    assert not (world / "subs" / comp).exists() or not list((world / "subs" / comp).iterdir())

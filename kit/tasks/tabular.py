@@ -42,7 +42,7 @@ from kit.errors import CheckpointError, DataError
 from kit.fold_features import fold_functions
 from kit.fold_tables import ROW, Tables, fold_setup, write_tables
 from kit.folds import fold_rows
-from kit.hooks import call_with_params, load_hook
+from kit.hooks import call_with_params, load_hook, map_batches
 from kit.importance import write_fold_importance
 from kit.io import atomic_path, write_csv
 from kit.metrics import get_metric
@@ -97,6 +97,11 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         if train[d.target].notna().all():  # a concat with test turns int labels into floats
             train[d.target] = train[d.target].astype(target_dtype)
     train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    batch_hook = load_hook(comp_dir, "features", "transform_batch")
+    if batch_hook is not None:  # row-local and label-free: streamed tables can run it too
+        where = str(comp_dir / "features.py")
+        train = map_batches(batch_hook, train, hide=(d.target,), where=where)
+        test = map_batches(batch_hook, test, where=where)
     source = str(data_dir / d.train)
     check_target(cfg.competition.problem, train[d.target], d.target, source)
     if cfg.competition.problem == "regression":

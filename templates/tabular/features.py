@@ -14,6 +14,18 @@ compute new columns for (no target column); return only the new columns, indexed
         rate = fit.groupby("city")["target"].mean()
         return pd.DataFrame({"city_rate": frame["city"].map(rate)}, index=frame.index)
 
+For a table too big for build(train, test) (it gets both whole), or simply for
+features that need no other row, write transform_batch(frame) -> frame instead: called
+on one slice of rows at a time (65,536), train and test alike, without the target
+column; return the same rows, in order, with the new columns added. Use build() when a
+feature needs other rows (group counts over train and test, ranks), transform_batch()
+when each row's features come from that row alone:
+
+    def transform_batch(frame):
+        frame = frame.copy()
+        frame["ratio"] = frame["a"] / (frame["b"] + 1)
+        return frame
+
 Two more optional hooks change a fold's training rows only (never validation rows):
 keep_train_rows(frame) -> bool mask (drop outliers) and extra_train_rows(fit) -> DataFrame
 (labelled rows to add, e.g. a Playground episode's original dataset, with the target and
