@@ -109,3 +109,20 @@ def test_train_py_trains_from_parquet_files(tmp_path):
                           "--set", "data.train=train.parquet", "--set", "data.test=test.parquet",
                           "--set", "model.name=lgbm"])
     assert np.isfinite(summary["cv"]["mean"]) and os.path.exists(summary["submission"])
+
+
+def test_parts_with_other_columns_and_a_row_cut_short_are_named(tmp_path, table):
+    (tmp_path / "parts").mkdir()
+    table.iloc[:150].to_parquet(tmp_path / "parts" / "a.parquet", index=False)
+    table.iloc[150:].assign(x=lambda f: f["x"].astype(str)).to_parquet(
+        tmp_path / "parts" / "b.parquet", index=False)
+    with pytest.raises(DataError, match=r"b.parquet and .*a.parquet are parts of one table but "
+                                        r"differ in column\(s\) \['x'\]"):
+        read_table(tmp_path, "parts", what="train")
+    rows = ["id,count,target"] + [f"{i},{i % 7},{i % 2}" for i in range(3000)]
+    rows[2001] = "2000,5"  # a row cut short in the middle of the file
+    (tmp_path / "cut.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"cut.csv, line 2002 has 2 of 3 fields: '2000,5' is not "
+                                        r"a whole row .*download the file again"):
+        csv_to_parquet(tmp_path / "cut.csv", tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*"))

@@ -82,6 +82,7 @@ def read_table(data_dir: Path, spec: str, *, what: str, required: list[str] = ()
         if _kind(path) == "csv" and (dtypes or path.stat().st_size > cache_mb * 2**20):
             path = csv_to_parquet(path, _cache_folder(path, cache_dir), dtypes)
         frames.append(read_csv(path, what=what) if _kind(path) == "csv" else _read_parquet(path))
+    _check_same_columns(frames, files)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -89,6 +90,18 @@ def read_table(data_dir: Path, spec: str, *, what: str, required: list[str] = ()
                         f"{list(frame.columns)[:20]}); fix data.id / data.target / features in "
                         "the competition's config.toml")
     return frame
+
+
+def _check_same_columns(frames: list[pd.DataFrame], files: list[Path]) -> None:
+    """Parts of one table hold the same columns with the same types."""
+    first = frames[0].dtypes
+    for frame, path in zip(frames[1:], files[1:], strict=True):
+        if not frame.dtypes.equals(first):
+            names = set(first.index) ^ set(frame.columns)
+            differ = sorted(names) or [c for c in first.index if first[c] != frame.dtypes[c]]
+            raise DataError(f"{path} and {files[0]} are parts of one table but differ in "
+                            f"column(s) {differ[:5]}; give every part the same columns and "
+                            "types (or set data.dtypes for CSV parts)")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -194,8 +207,16 @@ def _arrow(name: str):
 
 
 def _mismatch(path: Path, message: str, rows_done: int, types: dict) -> DataError:
-    """The first value after `rows_done` rows that does not fit its inferred type."""
+    """The first row after `rows_done` rows that is short, or whose value does not fit its
+    column's inferred type."""
     columns = list(types)
+    if "CSV parse error" in message:  # a row with too few or too many fields
+        line, record = _first_short(path, rows_done, len(columns))
+        if line is None:
+            return DataError(f"{path}: {message}; download the file again")
+        return DataError(f"{path}, line {line} has {len(record)} of {len(columns)} fields: "
+                         f"{','.join(record)[:80]!r} is not a whole row (a broken download?); "
+                         "download the file again or fix that line")
     line, column, value = _first_misfit(path, rows_done, types)
     if column is None:
         return DataError(f"{path}: {message}; set data.dtypes for the column it names")
@@ -223,6 +244,18 @@ def _first_misfit(path: Path, rows_done: int, types: dict):
                 if not _fits(value, str(types[column]), options):
                     return reader.line_num, column, value
     return None, None, None
+
+
+def _first_short(path: Path, rows_done: int, n_columns: int):
+    """(line number, fields) of the first record from row `rows_done` on whose field count
+    is not `n_columns`; (None, None) when none is."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for i, record in enumerate(reader):
+            if i >= rows_done and len(record) != n_columns:
+                return reader.line_num, record
+    return None, None
 
 
 def _fits(value: str, kind: str, options) -> bool:
