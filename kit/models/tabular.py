@@ -45,22 +45,28 @@ def mlp(n_numeric: int, cardinalities: list[int], n_outputs: int, *,
 
 class TabM(nn.Module):
     """TabM's ensemble backbone (the `tabm` package) on the kit's inputs: numeric columns
-    through `num_embeddings` (or as they are), categorical indices through embeddings as in
-    the MLP. The package's own TabM one-hot encodes categories, which makes its first layer
-    as wide as the summed cardinalities: on kit/data/synthetic.py's table (Zipf categories
-    of up to 5,000 levels) that layer was most of a step, hence the package's parts here.
-    Returns (N, k, outputs); kit/objective.py trains on the members' mean loss."""
+    through `num_embeddings` (or as they are); categorical indices one-hot encoded, as the
+    package's TabM does, up to `onehot_max` codes, and through embeddings as in the MLP
+    above that. The package's own TabM one-hot encodes every column, which makes its first
+    layer as wide as the summed cardinalities: on kit/data/synthetic.py's table (Zipf
+    categories of up to 5,000 levels) that layer was most of a step, hence the package's
+    parts here. Returns (N, k, outputs); kit/objective.py trains on the members' mean loss."""
 
     def __init__(self, n_numeric: int, cardinalities: list[int], n_outputs: int, *,
                  num_embeddings: nn.Module | None, d_numeric: int, emb_dim: int,
-                 backbone: dict):
+                 onehot_max: int, backbone: dict):
         from tabm import EnsembleView, LinearEnsemble, make_tabm_backbone
 
         super().__init__()
         self.num_embeddings = num_embeddings
-        self.cat_embeddings = nn.ModuleList(
-            nn.Embedding(card, min(emb_dim, (card + 1) // 2)) for card in cardinalities)
-        widths = [d_numeric] * n_numeric + [e.embedding_dim for e in self.cat_embeddings]
+        self.onehot = [card <= onehot_max for card in cardinalities]
+        self.cardinalities = list(cardinalities)
+        self.cat_embeddings = nn.ModuleDict({
+            str(i): nn.Embedding(card, min(emb_dim, (card + 1) // 2))
+            for i, card in enumerate(cardinalities) if not self.onehot[i]})
+        widths = [d_numeric] * n_numeric + [
+            card if self.onehot[i] else self.cat_embeddings[str(i)].embedding_dim
+            for i, card in enumerate(cardinalities)]
         self.n_numeric = n_numeric
         self.view = EnsembleView(k=backbone["k"])
         self.backbone = make_tabm_backbone(d_in=sum(widths), start_scaling_init_chunks=widths,
@@ -68,10 +74,15 @@ class TabM(nn.Module):
         self.output = LinearEnsemble(backbone["d_block"], n_outputs, k=backbone["k"])
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        parts = [emb(x_cat[:, i]) for i, emb in enumerate(self.cat_embeddings)]
+        parts = []
         if self.n_numeric:
             numeric = x_num if self.num_embeddings is None else self.num_embeddings(x_num)
-            parts.insert(0, numeric.flatten(1))
+            parts.append(numeric.flatten(1))
+        for i, card in enumerate(self.cardinalities):
+            if self.onehot[i]:
+                parts.append(nn.functional.one_hot(x_cat[:, i], card).to(x_num.dtype))
+            else:
+                parts.append(self.cat_embeddings[str(i)](x_cat[:, i]))
         return self.output(self.backbone(self.view(torch.cat(parts, dim=1))))
 
 
@@ -82,14 +93,14 @@ TABM_EMBEDDINGS = ("ple", "periodic", "none")
 def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *,
          k: int = 8, n_blocks: int = 2, d_block: int = 256, dropout: float = 0.1,
          embeddings: str = "ple", d_embedding: int = 16, n_bins: int = 48, emb_dim: int = 8,
-         arch_type: str = "tabm") -> nn.Module:
+         onehot_max: int = 16, arch_type: str = "tabm") -> nn.Module:
     """TabM (Gorishniy et al., ICLR 2025): k MLPs sharing one backbone through BatchEnsemble
     layers, trained on the mean of their losses and predicting the mean of their
     probabilities (kit/objective.py). Numeric columns enter through embeddings:
     piecewise-linear on bins fitted on the fold's training rows (`ple`; kit/tasks/tabular.py
     fits them with kit/data/bins.py, at most `n_bins` per column), `periodic`, or `none`;
-    categorical columns through embeddings of at most `emb_dim` (their unseen and missing
-    indices included). The package's defaults (k = 32, d_block = 512) are sized for a GPU;
+    categorical columns one-hot up to `onehot_max` codes, through embeddings of at most
+    `emb_dim` above (their unseen and missing indices included). The package's defaults (k = 32, d_block = 512) are sized for a GPU;
     these for a CPU."""
     import rtdl_num_embeddings as rne
 
@@ -108,7 +119,7 @@ def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *
                 "start_scaling_init": "normal" if num_embeddings else "random-signs"}
     return TabM(n_numeric, cardinalities, n_outputs, num_embeddings=num_embeddings,
                 d_numeric=d_embedding if num_embeddings else 1, emb_dim=emb_dim,
-                backbone=backbone)
+                onehot_max=onehot_max, backbone=backbone)
 
 
 @register("gbdt", kind="sklearn", task="tabular")
