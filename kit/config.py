@@ -121,7 +121,7 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 64  # tabular: 0 = from the fold's training rows (kit/tasks/tabular.py)
     warmup_epochs: float = 1.0
     min_lr: float = 1e-5  # cosine floor; 0 freezes the end of training (warned)
     scheduler: str = "cosine"
@@ -366,7 +366,8 @@ def _validate(cfg: Config, source: str) -> None:
     checks = [
         (cfg.cv.n_splits >= 2, "cv.n_splits must be at least 2"),
         (cfg.train.epochs >= 1, "train.epochs must be at least 1"),
-        (cfg.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (cfg.train.batch_size >= 0, "train.batch_size must be at least 1 (0: a tabular task "
+                                    "picks it from the training rows)"),
         (cfg.train.accum_steps >= 1, "train.accum_steps must be at least 1"),
         (cfg.optim.lr > 0, "optim.lr must be positive"),
         (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),

@@ -195,3 +195,14 @@ def test_a_run_saved_before_the_image_section_loads_as_it_ran(tmp_path):
     assert cfg.data.params == {"age_bounds": [30, 60]}  # the layout's own arguments stay
     (tmp_path / "image.toml").write_text(old_image.replace("tta = true", "tta = false"))
     assert load_resolved(tmp_path / "image.toml").image.tta == ()
+
+
+def test_batch_size_zero_is_for_tabular_tasks_only():
+    from kit.tasks.image import check_image
+
+    cfg = apply_overrides(Config(), ["competition.task=image", "train.batch_size=0"])
+    with pytest.raises(ConfigError, match=r"train.batch_size = 0 .* is for tabular tasks; give "
+                                          r"the images per batch"):
+        check_image(cfg)
+    with pytest.raises(ConfigError, match=r"train.batch_size must be at least 1 \(0: a tabular"):
+        apply_overrides(Config(), ["train.batch_size=-1"])

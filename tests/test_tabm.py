@@ -140,3 +140,31 @@ def test_quantile_scaling_is_sklearns_fitted_on_the_fold_and_survives_the_json(t
     np.testing.assert_array_equal(again.transform(test), num.transform(test))
     standard = NumericPreprocessor().fit(train, ["area", "age"])
     assert standard.quantile is None and np.abs(standard.transform(test)).max() > 100
+
+
+# --- train.batch_size = 0 ------------------------------------------------------------------------
+
+
+def test_batch_size_zero_scales_with_the_training_rows(tmp_path):
+    import json
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    from kit.cli import train_main
+    from kit.hooks import load_hook
+    from kit.tasks.tabular import batch_size_for
+
+    assert [batch_size_for(n) for n in (10, 713, 876, 5_000, 18_200, 533_000)] == [
+        32, 32, 32, 256, 1024, 1024]
+    data = tmp_path / "data"
+    load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")(data)
+    summary = train_main(["--comp", "titanic", "--data", str(data), "--runs", str(tmp_path / "r"),
+                          "--submissions", str(tmp_path / "s"), "--folds", "1",
+                          "--set", "model.name=tabm", "--set", "train.batch_size=0",
+                          "--set", "train.epochs=1", "--set", "cv.repeats=1"])
+    run = Path(summary["run_dir"])
+    train_rows = int((pd.read_csv(run / "folds.csv")["fold"] != 0).sum())
+    steps = pd.read_csv(run / "fold0" / "history.csv")["step"].iloc[0]
+    assert steps == train_rows // batch_size_for(train_rows)  # full batches of the picked size
+    assert json.loads((run / "scores.json").read_text())["n_folds_trained"] == 1

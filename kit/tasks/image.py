@@ -54,7 +54,7 @@ from kit.data.images import (
     tta_transforms,
 )
 from kit.data.mixing import batch_mix
-from kit.errors import DataError
+from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
 from kit.metrics import get_metric
@@ -74,6 +74,9 @@ def check_image(cfg: Config) -> None:
     augment key or TTA view (kit/config.py checks the rest)."""
     augment_settings(cfg.image.augment)
     tta_transforms(cfg.image.tta)
+    if not cfg.train.batch_size:
+        raise ConfigError("train.batch_size = 0 (picked from the rows) is for tabular tasks; "
+                          "give the images per batch, e.g. train.batch_size = 64")
 
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Prepared:
