@@ -113,7 +113,11 @@ class Trainer:
         # DDP: all-reduce gradients only on the micro-step that steps the optimizer; that
         # needs the epoch's last batch known, or a final partial step would be unsynced
         skip_sync = accum > 1 and n_batches is not None and hasattr(model, "no_sync")
+        # the time spent waiting for the loader's next batch (timm's data_time): a share
+        # near 0 means the network, not the loader, sets the pace
+        waited, asked = 0.0, time.perf_counter()
         for i, batch in enumerate(bar):
+            waited += time.perf_counter() - asked
             if cap and i >= cap:
                 break
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
@@ -141,12 +145,14 @@ class Trainer:
                 if self.tracker.every_steps and self.main:
                     self.tracker.log_step(self.step, {"loss": running, "lr": lr})
                 shown = now
+            asked = time.perf_counter()
         if pending:  # a partial accumulation left by a loader without len()
             self._optimizer_step(model, opt)
         bar.close()
         seconds = time.perf_counter() - start
         train_loss = dist.mean_across_ranks(total_loss.item() / max(seen, 1), self.device)
-        return {"train_loss": train_loss, "lr": lr, "samples_per_s": seen / max(seconds, 1e-9)}
+        return {"train_loss": train_loss, "lr": lr, "samples_per_s": seen / max(seconds, 1e-9),
+                "data_wait": waited / max(seconds, 1e-9)}
 
     def _autocast(self):
         if self.amp_dtype is None:  # a disabled autocast still costs a context per step

@@ -293,3 +293,44 @@ def test_resume_steps_the_optimizer_this_run_chooses(tmp_path):
     resumed.fit(Net(), batches, batches, labels, resume=True)
     assert [group["fused"] for group in resumed.opt.param_groups] == [True, True]
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2
+
+
+def test_the_share_of_the_epoch_spent_waiting_for_batches_is_recorded(tmp_path):
+    """history.csv's data_wait: near 1 when the loader is the bottleneck, low when the
+    batches are ready (timm's data time against the epoch's time)."""
+    from kit.config import Config, TrainConfig
+    from kit.metrics import get_metric
+    from kit.objective import Objective
+    from kit.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    batches = [{"x_num": torch.as_tensor(rng.normal(size=(16, 4)), dtype=torch.float32),
+                "x_cat": torch.zeros(16, 0, dtype=torch.long),
+                "y": torch.as_tensor(rng.integers(0, 2, 16)), "index": torch.arange(16)}
+               for _ in range(4)]
+
+    class Slow:
+        def __len__(self):
+            return len(batches)
+
+        def __iter__(self):
+            for b in batches:
+                time.sleep(0.05)
+                yield b
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 1)
+
+        def forward(self, x_num, x_cat):
+            return self.fc(x_num)
+
+    cfg = Config(train=TrainConfig(amp="off", epochs=1, warmup_epochs=0))
+    shares = {}
+    for name, loader in (("slow", Slow()), ("ready", batches)):
+        trainer = Trainer(cfg, tmp_path / name, torch.device("cpu"), get_metric("accuracy"),
+                          Objective("classification", 2))
+        trainer.fit(Net(), loader, batches, np.concatenate([b["y"] for b in batches]))
+        shares[name] = pd.read_csv(tmp_path / name / "history.csv")["data_wait"].iloc[0]
+    assert shares["slow"] > 0.7 and shares["ready"] < shares["slow"] / 2, shares
