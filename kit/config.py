@@ -344,11 +344,9 @@ def _build(raw: dict, source: str) -> Config:
         kwargs = {}
         for key, value in values.items():
             if key not in hints:
-                raise ConfigError(
-                    f"{source}: {_moved(name, key)}" if _moved(name, key) else
-                    f"{source}: unknown key '{name}.{key}'; valid keys in [{name}]: "
-                    f"{', '.join(hints)}"
-                )
+                raise ConfigError(f"{source}: " + (
+                    _moved(name, key) or f"unknown key '{name}.{key}'; valid keys in "
+                                         f"[{name}]: {', '.join(hints)}"))
             kwargs[key] = _cast(value, hints[key], f"{source}: {name}.{key}")
         sections[name] = cls(**kwargs)
     cfg = Config(**sections)
@@ -456,11 +454,9 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict, source: str = "--s
         key = parts[1]
         hints = typing.get_type_hints(types_[section])
         if key not in hints:
-            raise ConfigError(
-                f"{source} {dotted}: {_moved(section, key)}" if _moved(section, key) else
-                f"{source} {dotted}: unknown key '{key}' in [{section}]; valid keys: "
-                f"{', '.join(hints)}"
-            )
+            raise ConfigError(f"{source} {dotted}: " + (
+                _moved(section, key) or f"unknown key '{key}' in [{section}]; valid keys: "
+                                        f"{', '.join(hints)}"))
         if len(parts) > 2:
             if hints[key] is not dict and typing.get_origin(hints[key]) is not dict:
                 raise ConfigError(f"{source} {dotted}: {section}.{key} is not a table")

@@ -54,7 +54,8 @@ class TowardAverage:
         base = x.mean(axis=1)
         self.ridge.fit(x - base[:, None], y - base)
         c = self.ridge.coef_
-        self.coef_ = 1 / x.shape[1] + c - c.mean()  # the columns of x - mean(x) sum to 0
+        # (x - mean(x)) @ c = x @ (c - mean(c)): each row of x - mean(x) sums to 0
+        self.coef_ = 1 / x.shape[1] + c - c.mean()
         self.intercept_ = self.ridge.intercept_
         fixed = getattr(self.ridge, "alpha", None)  # Ridge has one; RidgeCV picks alpha_
         self.alpha_ = float(self.ridge.alpha_ if fixed is None else fixed)

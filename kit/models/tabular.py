@@ -105,6 +105,8 @@ def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *
     chosen)."""
     import rtdl_num_embeddings as rne
 
+    del n_bins  # kit/tasks/tabular.py fits the bins with it; a parameter here so that
+    #             [model.params.tabm] and tune.py accept it
     if embeddings not in TABM_EMBEDDINGS:
         raise ConfigError(f"model.params.tabm.embeddings = {embeddings!r}; valid: "
                           f"{', '.join(TABM_EMBEDDINGS)}")
