@@ -16,12 +16,15 @@ cd "$(dirname "$0")/.."
 out="${1:-gpu_figures}"
 max_seconds="${2:-420}"
 mkdir -p "$out"
-if [ ! -x .venv/bin/python ]; then
+# PY=python3 uses a Python that already holds torch and the kit's needs (a GPU image with no
+# package index: carry the missing wheels, e.g. albumentations, and put them on PYTHONPATH).
+py="${PY:-.venv/bin/python}"
+if [ ! -x "$py" ] && ! command -v "$py" > /dev/null; then
     python3 -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[dev]"
+    py=.venv/bin/python
 fi
-py=.venv/bin/python
 "$py" -c "import torch, sys; ok = torch.cuda.is_available(); print('cuda:', ok, \
 torch.cuda.get_device_name(0) if ok else ''); sys.exit(0 if ok else 1)" | tee "$out/device.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$out/device.txt" || true
