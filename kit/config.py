@@ -35,7 +35,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "min_delta_mode"): ("abs", "rel"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "device"): ("auto", "cpu", "cuda", "mps"),
-    ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group"),
+    ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group", "hash"),
+    ("data", "out_of_core"): ("auto", "on", "off"),
     ("submission", "kind"): ("auto", "label", "proba", "value"),
     ("ensemble", "fold_vote"): ("soft", "hard"),
 }
@@ -68,6 +69,10 @@ class DataConfig:
     # parquet cache, streamed (kit/data/sources.py)
     dtypes: dict = field(default_factory=dict)
     csv_cache_mb: float = 256.0
+    # tables larger than memory (kit/out_of_core.py): "auto" streams the whole run when the
+    # training files exceed out_of_core_mb on disk; "on" / "off" force either path
+    out_of_core: str = "auto"
+    out_of_core_mb: float = 2048.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ class CVConfig:
     n_splits: int = 5
     seed: int = 42  # the split's seed; repeat r of a repeated CV uses seed + r
     repeats: int = 1  # R x n_splits fold fits, each repeat another shuffle of the rows
+    # "hash": a stable hash of the id (of cv.group when set) mod n_splits, row-local, as
+    # the out-of-core path splits (kit/folds.py hash_folds); not stratified
     strategy: str = "stratified"
     group: str = ""  # column holding the group id (group / stratified_group)
     bins: int = 10  # regression + stratified: folds stratified on this many target quantiles

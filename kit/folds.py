@@ -67,6 +67,10 @@ def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray 
     The rows are split in the order of their ids, so reordering train.csv (or a features.py
     that reorders rows) keeps every id in its fold.
     """
+    if cv.strategy == "hash":  # row-local: the out-of-core path's folds, here in memory
+        keys = ids if groups is None else groups
+        return np.stack([hash_folds(keys, cv.n_splits, cv.seed + r) for r in range(cv.repeats)],
+                        axis=1)
     order = _id_order(ids)
     back = np.empty_like(order)
     back[order] = np.arange(len(order))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kit import distributed as dist
+from kit import out_of_core
 from kit.blending import fold_vote_hard
 from kit.config import Config
 from kit.errors import DataError
@@ -91,11 +92,13 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
     """Train every fold (or the first `opts.folds`), write predictions, scores, submission."""
+    comp_dir = competition_dir(cfg.competition.slug)
+    if out_of_core.wanted(cfg, opts.data_dir):  # a table larger than memory: streamed throughout
+        return out_of_core.run(cfg, opts, comp_dir)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
     metric = get_metric(cfg.competition.metric, cfg.competition.problem)
     task = get_task(cfg.competition.task)
-    comp_dir = competition_dir(cfg.competition.slug)
     main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training

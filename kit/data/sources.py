@@ -92,6 +92,39 @@ def read_table(data_dir: Path, spec: str, *, what: str, required: list[str] = ()
     return frame
 
 
+def parquet_sources(data_dir: Path, spec: str, *, what: str, required: list[str] = (),
+                    dtypes: dict | None = None, cache_dir: Path | None = None) -> list[Path]:
+    """`spec`'s files as parquet, never read whole: every CSV converted (streamed) to its
+    cached parquet; the parts' schemas must agree, and `required` columns exist."""
+    import pyarrow.parquet as pq
+
+    files = source_files(data_dir, spec, what)
+    dtypes = _check_dtypes(dtypes or {})
+    paths = [csv_to_parquet(f, _cache_folder(f, cache_dir), dtypes) if _kind(f) == "csv" else f
+             for f in files]
+    schemas = []
+    for path in paths:
+        try:
+            schemas.append(pq.read_schema(path))
+        except Exception as exc:  # noqa: BLE001 - pyarrow's errors vary by what is wrong
+            raise DataError(f"{path} is not a readable parquet file ({exc}); "
+                            "download it again") from None
+    for path, schema in zip(paths[1:], schemas[1:], strict=True):
+        if not schema.equals(schemas[0]):
+            first = dict(zip(schemas[0].names, schemas[0].types, strict=True))
+            here = dict(zip(schema.names, schema.types, strict=True))
+            differ = sorted(set(first) ^ set(here)) or [c for c in first if first[c] != here[c]]
+            raise DataError(f"{path} and {paths[0]} are parts of one table but differ in "
+                            f"column(s) {differ[:5]}; give every part the same columns and "
+                            "types (or set data.dtypes for CSV parts)")
+    missing = [c for c in required if c not in schemas[0].names]
+    if missing:
+        raise DataError(f"{files[0]} has no column(s) {missing} (columns: "
+                        f"{schemas[0].names[:20]}); fix data.id / data.target in the "
+                        "competition's config.toml")
+    return paths
+
+
 def _check_same_columns(frames: list[pd.DataFrame], files: list[Path]) -> None:
     """Parts of one table hold the same columns with the same types."""
     first = frames[0].dtypes

@@ -291,6 +291,13 @@ class XGBoost(Booster):
                                    nthread=self.num_threads)
         held = xgb.QuantileDMatrix(valid, label=y_valid, ref=data, enable_categorical=True,
                                    nthread=self.num_threads)
+        self.fit_matrices(data, held)
+
+    def fit_matrices(self, data, held) -> None:
+        """Train on XGBoost matrices built elsewhere (from a DataIter over record batches:
+        kit/out_of_core.py), early stopping on `held`."""
+        import xgboost as xgb
+
         record: dict = {}
         model = xgb.train(self._library_params(), data, num_boost_round=self.rounds,
                           evals=[(held, "valid")], evals_result=record,

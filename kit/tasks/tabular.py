@@ -112,7 +112,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         if len(classes) < 2:
             raise DataError(f"{source}: target {d.target!r} has one value {classes}; "
                             "nothing to learn")
-        _check_classes(cfg, classes, data_dir)
+        check_classes(cfg, classes, data_dir)
         y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
     numeric, categorical = feature_columns(cfg, train)
     columns = [*numeric, *categorical]
@@ -155,7 +155,7 @@ def _regression_target(cfg: Config, target: pd.Series, source: str) -> np.ndarra
     return y
 
 
-def _check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
+def check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
     """With data.classes set (Titanic: [0, 1]), any other target value is a data error."""
     expected = set(cfg.data.classes)
     unexpected = [c for c in classes if str(c) not in expected]
@@ -227,7 +227,7 @@ def batch_size_for(rows: int) -> int:
     return int(np.clip(2 ** round(np.log2(max(rows, 1) / 25)), 32, 1024))
 
 
-def _sized(cfg: Config, rows: int) -> Config:
+def sized(cfg: Config, rows: int) -> Config:
     """The config with `train.batch_size = 0` resolved for `rows` training rows."""
     if cfg.train.batch_size:
         return cfg
@@ -239,13 +239,13 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     started = time.monotonic()
     tables, rows = fold_setup(prep, ctx.cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
                                prep.state["tables"].cache / f"fold{ctx.fold}")
-    cfg = _sized(ctx.cfg, len(rows))
+    cfg = sized(ctx.cfg, len(rows))
     num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
-    bins = _fit_bins(cfg, entry, num, tables.train.iloc[rows])
+    bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
-    model = _build(cfg, entry, num, cat, objective, ctx.device, bins)
+    model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
     if entry.kind == "sklearn":
         valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
                                                    objective)
@@ -262,7 +262,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
                              valid, prep.y, resume=ctx.extras.get("resume", False))
         if result.best_path is None:
             raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
-        _load_best(model, result.best_path)
+        load_best(model, result.best_path)
         valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
         test = _batches(tables, cfg, TabularTransform(num, cat), "test", device=ctx.device)
         test_pred = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
@@ -272,7 +272,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     return FoldOutput(valid_pred, test_pred, info)
 
 
-def _fit_bins(cfg: Config, entry, num, train: pd.DataFrame) -> NumericBins | None:
+def fit_bins(cfg: Config, entry, num, train: pd.DataFrame) -> NumericBins | None:
     """Numeric bins for a model that embeds numbers piecewise-linearly (takes `bins`),
     fitted on the fold's training rows as the network sees them."""
     takes = inspect.signature(entry.builder).parameters
@@ -282,7 +282,7 @@ def _fit_bins(cfg: Config, entry, num, train: pd.DataFrame) -> NumericBins | Non
     return NumericBins(n_bins).fit(num.transform(train))
 
 
-def _build(cfg: Config, entry, num, cat, objective: Objective, device,
+def build_fold_model(cfg: Config, entry, num, cat, objective: Objective, device,
            bins: NumericBins | None = None):
     params = cfg.model.params_for(entry.name)
     takes = inspect.signature(entry.builder).parameters
@@ -356,24 +356,30 @@ def _fit_booster(model, tables: Tables, ctx: FoldContext, rows, num, cat, object
     valid = booster_frame(_part(tables, "train", ctx.valid_idx), num, cat)
     y_valid = objective.batch_target(tables.y[ctx.valid_idx])
     model.fit(train, objective.batch_target(tables.y[rows]), valid, y_valid)
-    model.save(ctx.fold_dir / model.file_name)
+    info = save_booster(model, ctx.fold_dir, num, cat)
+    valid_pred = booster_predict(model, valid, objective)
+    test_pred = booster_predict(model, booster_frame(tables.test, num, cat), objective)
+    return valid_pred, test_pred, info
+
+
+def save_booster(model, fold_dir: Path, num, cat) -> dict:
+    """A fitted booster's model file, history.csv (validation loss per round) and
+    importance.csv; the fold's info."""
+    model.save(fold_dir / model.file_name)
     history = pd.DataFrame({"round": np.arange(1, len(model.history) + 1),
                             f"valid_{model.loss_name}": model.history})
-    write_csv(ctx.fold_dir / "history.csv", history)
+    write_csv(fold_dir / "history.csv", history)
     features = [*num.columns, *cat.columns]
-    write_fold_importance(ctx.fold_dir, features, model.importance(list(train.columns)),
+    write_fold_importance(fold_dir, features, model.importance(safe_names(features)),
                           model.importance_type)
-    valid_pred = _booster_predict(model, valid, objective)
-    test_pred = _booster_predict(model, booster_frame(tables.test, num, cat), objective)
     stopped = len(model.history) < model.rounds
-    return valid_pred, test_pred, {
-        "model_file": model.file_name, "best_iteration": model.best_iteration,
-        "rounds": len(model.history),
-        "stop_reason": f"best round {model.best_iteration} of {len(model.history)}"
-                       + (" (early stopping)" if stopped else " (round budget reached)")}
+    return {"model_file": model.file_name, "best_iteration": model.best_iteration,
+            "rounds": len(model.history),
+            "stop_reason": f"best round {model.best_iteration} of {len(model.history)}"
+                           + (" (early stopping)" if stopped else " (round budget reached)")}
 
 
-def _booster_predict(model, frame: pd.DataFrame, objective: Objective) -> np.ndarray:
+def booster_predict(model, frame: pd.DataFrame, objective: Objective) -> np.ndarray:
     out = model.predict(frame)
     return objective.to_original(out[:, None]) if objective.regression else out
 
@@ -406,14 +412,14 @@ def _load_sklearn(path: Path):
     return sio.load(path, trusted=SKOPS_TRUSTED)
 
 
-def _load_best(model, path: Path) -> None:
+def load_best(model, path: Path) -> None:
     model.load_state_dict(load_checkpoint(path)["model"])
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
     """Test predictions from a finished fold's saved preprocessors and best model; fold
     features are fitted again on the fold's training rows (the run's folds.csv)."""
-    cfg = _sized(cfg, len(prep.ids))  # prediction: any batch size gives the same values
+    cfg = sized(cfg, len(prep.ids))  # prediction: any batch size gives the same values
     num, cat, target = load_preprocessors(fold_dir / "preprocessors.json")
     bins = load_bins(fold_dir / "preprocessors.json")
     objective = Objective.for_config(cfg, prep.classes, target)
@@ -422,18 +428,18 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
         return _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
-    model = _build(cfg, entry, num, cat, objective, device, bins)
+    model = build_fold_model(cfg, entry, num, cat, objective, device, bins)
     if entry.kind == "booster":
         path = fold_dir / model.file_name
         if not path.is_file():
             raise CheckpointError(f"{path} is missing; was this fold trained with "
                                   f"model.name = {entry.name!r}?")
-        return _booster_predict(model.load(path), booster_frame(tables.test, num, cat),
+        return booster_predict(model.load(path), booster_frame(tables.test, num, cat),
                                 objective)
     best = sorted(fold_dir.glob("best_*.pt"))
     if not best:
         raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
-    _load_best(model, best[-1])
+    load_best(model, best[-1])
     trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
     model.to(device)
     loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=device)

@@ -1,6 +1,10 @@
-"""Feature engineering for __SLUG__: build(train, test) -> (train, test).
+"""Feature engineering for __SLUG__: transform_batch(frame) -> frame (live below), and the
+optional hooks this doc shows.
 
-Called once before the folds are made. Add columns here and list them in config.toml
+transform_batch runs on one slice of rows at a time, train and test alike, so it works for
+a table of any size, also out of core (README: Tables larger than memory). build(train,
+test) -> (train, test) gets both frames whole, once before the folds are made; it is
+refused for a table streamed out of core. Add columns here and list them in config.toml
 under [features] numeric / categorical. Use only statistics that need no labels (the
 folds are made afterwards, so anything fitted on the target here would leak). Keep the
 target column in train and the row order of both frames.
@@ -42,5 +46,5 @@ from __future__ import annotations
 import pandas as pd
 
 
-def build(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return train, test
+def transform_batch(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
