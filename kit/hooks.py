@@ -8,6 +8,7 @@ The kit never needs editing to add a competition; a missing optional hook return
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
@@ -23,7 +24,12 @@ def load_hook(comp_dir: Path, module: str, name: str, *, required: bool = False)
         if required:
             raise ConfigError(f"{path} is missing; it must define {name}(...)")
         return None
-    key = f"kit_hooks.{Path(comp_dir).name}.{module}".replace("-", "_")
+    # one module per file and version: another competition folder of the same name, or
+    # the file edited since (a test, a notebook session), is loaded afresh
+    stat = path.stat()
+    version = hashlib.blake2b(f"{path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}".encode(),
+                              digest_size=6).hexdigest()
+    key = f"kit_hooks.{Path(comp_dir).name}.{module}_{version}".replace("-", "_")
     if key not in sys.modules:
         spec = importlib.util.spec_from_file_location(key, path)
         mod = importlib.util.module_from_spec(spec)

@@ -1,0 +1,119 @@
+"""The out-of-core run (kit/out_of_core.py) against the in-memory path on small generated
+tables, forced by data.out_of_core = "on" or a low data.out_of_core_mb."""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from kit.cli import run_script, train_main
+from kit.data.synthetic import write_competition
+from kit.folds import hash_folds
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SLUG = "synthetic-tabular"
+
+
+@pytest.fixture
+def comp(tmp_path, monkeypatch):
+    """A 2,400-row synthetic competition (1,920 train, 480 test rows) set up as a user would."""
+    comps = tmp_path / "comps"
+    monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(comps))
+    write_competition(tmp_path / "data", 2400, seed=1, competitions=comps)
+    return tmp_path
+
+
+def argv(tmp, *sets, folds=None):
+    out = ["--comp", SLUG, "--data", str(tmp / "data"), "--runs", str(tmp / "runs"),
+           "--submissions", str(tmp / "subs"), "--set", "cv.n_splits=3",
+           "--set", "model.params.xgb.rounds=30", "--set", "train.epochs=2"]
+    for s in sets:
+        out += ["--set", s]
+    return out + (["--folds", str(folds)] if folds else [])
+
+
+def oof(summary) -> pd.DataFrame:
+    return pd.read_parquet(f"{summary['run_dir']}/oof.parquet").sort_values("id", ignore_index=True)
+
+
+@pytest.mark.parametrize("kind,folds", [("xgb", None), ("mlp", 1)])
+def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, folds):
+    """Same hashed folds, same preprocessing (no medians differ at this size: the sample is
+    the table), same model: the same OOF and submission. A network's later folds start
+    from the RNG state earlier folds left, which the two paths use differently, so the
+    network compares its first fold."""
+    same = [f"model.name={kind}", "cv.strategy=hash", "cv.repeats=1", "train.device_data=false"]
+    streamed = train_main(argv(comp, "data.out_of_core=on", *same, folds=folds))
+    memory = train_main(argv(comp, "data.out_of_core=off", *same, folds=folds))
+    a, b = oof(streamed), oof(memory)
+    assert len(a) == len(b) == (1920 if folds is None else len(a))
+    np.testing.assert_array_equal(a["id"], b["id"])
+    np.testing.assert_array_equal(a["fold"], b["fold"])
+    np.testing.assert_allclose(a[["p_0", "p_1"]], b[["p_0", "p_1"]], rtol=1e-6, atol=1e-7)
+    sub_a, sub_b = pd.read_csv(streamed["submission"]), pd.read_csv(memory["submission"])
+    pd.testing.assert_series_equal(sub_a["id"], sub_b["id"])
+    np.testing.assert_allclose(sub_a["target"], sub_b["target"], rtol=1e-6, atol=1e-7)
+    assert streamed["cv"]["folds"] == pytest.approx(memory["cv"]["folds"], abs=1e-9)
+
+
+def test_every_row_gets_one_fold_from_its_id_and_auto_switches_by_size(comp, capsys):
+    summary = train_main(argv(comp, "data.out_of_core_mb=0.01", "model.name=xgb"))
+    assert "out of core:" in capsys.readouterr().out  # auto took the streamed path
+    prepared = pq.read_table(f"{summary['run_dir']}/cache/train.parquet").to_pandas()
+    train = pd.read_csv(comp / "data" / "train.csv")
+    assert len(prepared) == len(train) and prepared["_row"].tolist() == list(range(len(train)))
+    np.testing.assert_array_equal(prepared["_fold"], hash_folds(train["id"].to_numpy(), 3, 42))
+    assert set(prepared["_fold"]) == {0, 1, 2}
+    frame = oof(summary)
+    assert sorted(frame["id"]) == sorted(train["id"]) and frame["id"].is_unique
+    submission = pd.read_csv(summary["submission"])
+    sample = pd.read_csv(comp / "data" / "sample_submission.csv")
+    pd.testing.assert_series_equal(submission["id"], sample["id"])
+    assert submission["target"].between(0, 1).all()
+
+
+def test_a_regression_streams_too(comp):
+    train = pd.read_csv(comp / "data" / "train.csv")
+    train["target"] = train["num_00"] * 3 + train["target"]  # a value to predict
+    train.to_csv(comp / "data" / "train.csv", index=False)
+    summary = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb",
+                              "competition.problem=regression", "competition.metric=rmse",
+                              "submission.kind=value"))
+    assert summary["cv"]["oof"] < train["target"].std()  # learned something
+    assert pd.read_csv(summary["submission"])["target"].notna().all()
+
+
+def test_kinds_that_cannot_stream_and_whole_table_hooks_stop_before_training(comp, capsys):
+    code = run_script(train_main, argv(comp, "data.out_of_core=on", "model.name=catboost"))
+    err = capsys.readouterr().err
+    assert code == 2 and "'catboost' cannot stream" in err and "mlp, tabm, xgb" in err
+    (comp / "comps" / SLUG / "features.py").write_text(
+        "def build(train, test):\n    return train, test\n")
+    code = run_script(train_main, argv(comp, "data.out_of_core=on", "model.name=xgb"))
+    err = capsys.readouterr().err
+    assert code == 2 and "build()" in err and "transform_batch" in err
+    assert not (comp / "subs").exists()
+
+
+def test_a_test_file_missing_a_sample_id_writes_no_submission(comp, capsys):
+    test = pd.read_csv(comp / "data" / "test.csv")
+    missing = test["id"].iloc[-1]
+    test.iloc[:-1].to_csv(comp / "data" / "test.csv", index=False)
+    code = run_script(train_main, argv(comp, "data.out_of_core=on", "model.name=xgb"))
+    err = capsys.readouterr().err
+    assert code == 2 and f"no id {missing!r}" in err.replace('"', "'")
+    assert not list((comp / "subs").rglob("*.csv"))
+    assert not list((comp / "runs").rglob("submission.csv"))
+
+
+def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):
+    (comp / "comps" / SLUG / "features.py").write_text(
+        "def transform_batch(frame):\n"
+        "    assert 'target' not in frame.columns\n"
+        "    frame = frame.copy()\n"
+        "    frame['num_sum'] = frame['num_00'] + frame['num_02']\n"
+        "    return frame\n")
+    summary = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb"))
+    prepared = pq.read_schema(f"{summary['run_dir']}/cache/test.parquet")
+    assert "num_sum" in prepared.names
