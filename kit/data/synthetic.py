@@ -44,6 +44,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,28 @@ def make_table(n_rows: int, seed: int = 0, *, logit: bool = False) -> pd.DataFra
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
         raise ConfigError(f"n_rows={n_rows!r}: give the number of rows, an integer >= 1")
     rng = np.random.default_rng(seed)
-    effects = [rng.normal(0.0, sd, card) for sd, card in zip(CAT_EFFECT_SD, CARDINALITIES)]
+    return _rows(rng, _world(rng), n_rows, 0, logit)
+
+
+def table_chunks(n_rows: int, chunk_rows: int, seed: int = 0) -> Iterator[pd.DataFrame]:
+    """The same recipe in chunks of `chunk_rows` (ids 0..n_rows-1 in order), for tables
+    too big to make whole: one world (the level effects) and one generator run on through
+    the chunks, so the chunks are one table, though not make_table(n_rows)'s rows."""
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1 or chunk_rows < 1:
+        raise ConfigError(f"n_rows={n_rows!r}, chunk_rows={chunk_rows!r}: give integers >= 1")
+    rng = np.random.default_rng(seed)
+    world = _world(rng)
+    for start in range(0, n_rows, chunk_rows):
+        yield _rows(rng, world, min(chunk_rows, n_rows - start), start)
+
+
+def _world(rng: np.random.Generator) -> list[np.ndarray]:
+    """Each categorical level's effect on the log-odds (drawn first: fixed-size draws)."""
+    return [rng.normal(0.0, sd, card) for sd, card in zip(CAT_EFFECT_SD, CARDINALITIES)]
+
+
+def _rows(rng: np.random.Generator, effects: list[np.ndarray], n_rows: int, first_id: int,
+          logit: bool = False) -> pd.DataFrame:
     x = _numerics(rng, n_rows)
     codes = [_zipf_codes(rng, card, n_rows) for card in CARDINALITIES]
     missing = rng.random((n_rows, len(MISSING)), dtype=np.float32) < MISSING_RATE
@@ -88,7 +110,7 @@ def make_table(n_rows: int, seed: int = 0, *, logit: bool = False) -> pd.DataFra
     for k, column in enumerate(MISSING):
         x[missing[:, k], column] = np.nan
     frame = pd.DataFrame(x, columns=[f"num_{i:02d}" for i in range(N_NUMERIC)])
-    frame.insert(0, "id", np.arange(n_rows, dtype=np.int64))
+    frame.insert(0, "id", np.arange(first_id, first_id + n_rows, dtype=np.int64))
     for j, code in enumerate(codes):
         frame[f"cat_{j}"] = np.array([f"{'abcdefghij'[j]}{k}" for k in range(CARDINALITIES[j])],
                                      dtype=object)[code]
@@ -157,7 +179,7 @@ def write_competition(folder: Path, n_rows: int, seed: int = 0, *, test_fraction
     # 0.5, not 0: the sample's dtype is the submission's, and a probability cast to an
     # integer column would be truncated to 0
     _write_csv(folder / "sample_submission.csv", pd.DataFrame({"id": test["id"], "target": 0.5}))
-    return _new_competition(slug, competitions or competitions_root(), n_rows, seed)
+    return new_competition(slug, competitions or competitions_root(), n_rows, seed)
 
 
 def _write_csv(dest: Path, frame: pd.DataFrame) -> None:
@@ -177,7 +199,7 @@ EDITS = ((r'^metric = "[^"]*"', 'metric = "auc"'),
          (r'^kind = "auto"', 'kind = "proba"'))
 
 
-def _new_competition(slug: str, root: Path, n_rows: int, seed: int) -> Path:
+def new_competition(slug: str, root: Path, n_rows: int, seed: int) -> Path:
     """scripts/new_competition.py SLUG --task tabular, then the EDIT lines (EDITS)."""
     env = {**os.environ, "KIT_COMPETITIONS_ROOT": str(root)}
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "new_competition.py"), slug,
