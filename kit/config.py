@@ -146,6 +146,10 @@ class TrainConfig:
     # thread: the sync costs more than the math.
     num_threads: int = 0
     device_data: bool = False  # keep the whole tensor dataset on the device (small data)
+    # xgb on a Dask cluster (xgboost.dask over the out-of-core run's parquet): "local:N" for
+    # a LocalCluster of N worker processes here, or a scheduler address ("tcp://host:8786");
+    # "" = off. The run folder must be on a filesystem every worker reads (README)
+    dask_scheduler: str = ""
     compile: bool = False
     channels_last: bool = False
     freeze_epochs: int = 0  # backbone frozen for the first N epochs (pretrained models)
@@ -361,6 +365,12 @@ def _build(raw: dict, source: str) -> Config:
     return cfg
 
 
+def _dask_scheduler_ok(value: str) -> bool:
+    if value.startswith("local:"):
+        return value[6:].isdigit() and int(value[6:]) >= 1
+    return value == "" or "://" in value
+
+
 def _validate(cfg: Config, source: str) -> None:
     for (section, key), choices in CHOICES.items():
         value = getattr(getattr(cfg, section), key)
@@ -370,6 +380,11 @@ def _validate(cfg: Config, source: str) -> None:
             )
     checks = [
         (cfg.cv.n_splits >= 2, "cv.n_splits must be at least 2"),
+        (_dask_scheduler_ok(cfg.train.dask_scheduler),
+         f"train.dask_scheduler = {cfg.train.dask_scheduler!r}: give \"local:N\" (N worker "
+         "processes here), a scheduler address such as \"tcp://10.0.0.5:8786\", or \"\" (off)"),
+        (cfg.data.out_of_core_mb > 0, "data.out_of_core_mb must be positive (the training "
+                                      "files' size above which the run streams)"),
         (cfg.train.epochs >= 1, "train.epochs must be at least 1"),
         (cfg.train.batch_size >= 0, "train.batch_size must be at least 1 (0: a tabular task "
                                     "picks it from the training rows)"),

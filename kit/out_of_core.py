@@ -59,6 +59,7 @@ from kit.metrics import get_metric
 from kit.models import get_entry
 from kit.objective import Objective
 from kit.runs import oof_frame, pred_columns, pred_frame, scores_dict, write_scores
+from kit.stream_metrics import MetricSums
 from kit.submission import build_submission, validate_submission
 from kit.tasks.tabular import (
     ROW,
@@ -79,7 +80,8 @@ from kit.trainer import Trainer
 STREAMING_KINDS = ("mlp", "tabm", "xgb")
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 SAMPLE_ROWS = 200_000  # training rows sampled per fold for bins and target scaling
-FOLD, Y = "_fold", "_y"
+VALID_ROWS = 500_000  # at most this many validation rows score a network's epochs
+FOLD, Y, PART = "_fold", "_y", "_part"  # PART: 0..99 from a hash of the row number
 WHOLE_TABLE_HOOKS = ("build", "fold_features", "keep_train_rows", "extra_train_rows")
 
 
@@ -88,7 +90,7 @@ def wanted(cfg: Config, data_dir: Path) -> bool:
     mode = cfg.data.out_of_core
     if cfg.competition.task != "tabular" or mode == "off":
         return False
-    if mode == "on":
+    if mode == "on" or cfg.train.dask_scheduler:  # Dask reads the prepared parquet
         return True
     files = source_files(data_dir, cfg.data.train, "train")
     return sum(f.stat().st_size for f in files) > cfg.data.out_of_core_mb * 2**20
@@ -102,6 +104,10 @@ def check_supported(cfg: Config, comp_dir: Path) -> None:
         raise ConfigError(f"model.name = {entry.name!r} cannot stream: {why}; the kinds that "
                           f"stream are {', '.join(STREAMING_KINDS)} (--set model.name=xgb), "
                           "or sample the table, or set data.out_of_core = \"off\" if it fits")
+    if cfg.train.dask_scheduler and entry.name != "xgb":
+        raise ConfigError(f"train.dask_scheduler = {cfg.train.dask_scheduler!r} trains xgb "
+                          f"(xgboost.dask), not model.name = {entry.name!r}; set "
+                          "model.name = \"xgb\" or train.dask_scheduler = \"\"")
     needs = [f"features.py {name}()" for name in WHOLE_TABLE_HOOKS
              if (name != "fold_features" or cfg.features.fold_hook)
              and load_hook(comp_dir, "features", name) is not None]
@@ -232,6 +238,8 @@ class _Prepared:
         out[Y] = self._target(frame[d.target], path, offset)
         keys = frame[cv.group] if cv.group else frame[d.id]
         out[FOLD] = hash_folds(keys.to_numpy(), cv.n_splits, cv.seed).astype(np.int8)
+        out[PART] = (out[ROW].to_numpy().astype(np.uint64) * np.uint64(2654435761)
+                     % np.uint64(2**32) % np.uint64(100)).astype(np.int8)
         self.fold_rows += np.bincount(out[FOLD], minlength=cv.n_splits)
         if self.classes:
             np.add.at(self.counts, (out[FOLD].to_numpy(), out[Y].to_numpy()), 1)
@@ -294,11 +302,15 @@ def _cast(table: pa.Table, schema: pa.Schema, path: Path, offset: int) -> pa.Tab
 # --- one fold --------------------------------------------------------------------------------
 
 
-def scan(path: Path, columns: list[str], fold: int, *, valid: bool) -> Iterator[pd.DataFrame]:
-    """The fold's training rows (valid=False) or validation rows, in file order."""
-    for batch in pq_batches([path], [*columns, FOLD]):
+def scan(path: Path, columns: list[str], fold: int, *, valid: bool, parts: int = 100
+         ) -> Iterator[pd.DataFrame]:
+    """The fold's training rows (valid=False) or validation rows (with `parts` < 100: the
+    validation rows whose PART is below it), in file order."""
+    for batch in pq_batches([path], [*columns, FOLD, PART]):
         mask = pc.equal(batch.column(FOLD), fold) if valid else \
             pc.not_equal(batch.column(FOLD), fold)
+        if parts < 100:
+            mask = pc.and_(mask, pc.less(batch.column(PART), parts))
         rows = batch.filter(mask)
         if rows.num_rows:
             yield rows.select(columns).to_pandas()
@@ -332,7 +344,7 @@ class _ByRow:
 
 
 def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, tracker,
-             deadline) -> dict:
+             deadline, client=None) -> dict:
     """Train fold `fold`; write its oof.parquet and test_pred.parquet batch by batch."""
     started = time.monotonic()
     entry = get_entry(cfg.model.name, "tabular")
@@ -354,7 +366,8 @@ def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, track
         predict, info = _fit_network(model, st, cfg, fold, fold_dir, device, num, cat,
                                      objective, tracker, deadline)
     else:
-        predict, info = _fit_xgb(model, st, fold, fold_dir, num, cat, objective)
+        fit = _fit_xgb if client is None else _fit_xgb_dask
+        predict, info = fit(model, st, fold, fold_dir, num, cat, objective, client)
     _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y], fold,
                                                 valid=True), predict, st.classes, fold=fold,
                  id_col=cfg.data.id)
@@ -372,16 +385,18 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
     columns = [ROW, *st.numeric, *st.categorical, Y]
     transform = TabularTransform(num, cat, objective)
 
-    def stream(valid: bool, **kw) -> TabularStream:
-        flt = pc.field(FOLD) == fold if valid else pc.field(FOLD) != fold
-        return TabularStream(st.train, columns=columns, transform=transform,
-                             batch_size=cfg.train.batch_size, filter=flt, **kw)
-
-    train = stream_loader(stream(False, shuffle=True, seed=cfg.train.seed + fold,
-                                 drop_last=True), num_workers=cfg.train.num_workers)
-    valid = stream_loader(stream(True))
+    # epochs are scored on at most about VALID_ROWS of the fold's validation rows (a fixed
+    # subset, PART below `parts`); the fold's score and OOF cover them all
+    parts = min(100, int(np.ceil(100 * VALID_ROWS / max(int(st.fold_rows[fold]), 1))))
+    train = stream_loader(TabularStream(
+        st.train, columns=columns, transform=transform, batch_size=cfg.train.batch_size,
+        filter=pc.field(FOLD) != fold, shuffle=True, seed=cfg.train.seed + fold,
+        drop_last=True), num_workers=cfg.train.num_workers)
+    flt = (pc.field(FOLD) == fold) & (pc.field(PART) < parts)
+    valid = stream_loader(TabularStream(st.train, columns=columns, transform=transform,
+                                        batch_size=cfg.train.batch_size, filter=flt))
     rows, labels = [], []
-    for frame in scan(st.train, [ROW, Y], fold, valid=True):
+    for frame in scan(st.train, [ROW, Y], fold, valid=True, parts=parts):
         rows.append(frame[ROW].to_numpy())
         labels.append(frame[Y].to_numpy())
     by_row = _ByRow(np.concatenate(rows), np.concatenate(labels))
@@ -408,7 +423,7 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
     return predict, {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
 
 
-def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective):
+def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
     import xgboost as xgb
 
     features = [*st.numeric, *st.categorical]
@@ -440,6 +455,50 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
     del data, held
     info = save_booster(model, fold_dir, num, cat)
     return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), info
+
+
+def _fit_xgb_dask(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
+    """xgboost.dask over the prepared parquet read by dask.dataframe: each partition becomes
+    a booster frame on its worker; predictions are then made here, batch by batch."""
+    import dask.dataframe as dd
+
+    features = [*st.numeric, *st.categorical]
+    frame = dd.read_parquet(str(st.train), columns=[*features, Y, FOLD], split_row_groups=True)
+    workers = len(client.scheduler_info()["workers"])
+    if frame.npartitions < workers:  # every worker gets rows
+        frame = frame.repartition(npartitions=workers)
+    meta = booster_frame(frame._meta, num, cat)
+
+    def part(valid: bool):
+        rows = frame[(frame[FOLD] == fold) if valid else (frame[FOLD] != fold)]
+        x = rows.map_partitions(booster_frame, num, cat, meta=meta)
+        y = rows[Y].map_partitions(lambda s: pd.Series(objective.batch_target(s.to_numpy()),
+                                                       index=s.index), meta=(Y, "f8"))
+        return x, y
+
+    model.fit_dask(client, *part(False), *part(True))
+    info = save_booster(model, fold_dir, num, cat)
+    info["dask_scheduler"] = str(client.scheduler.address)
+    return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), info
+
+
+def dask_client(spec: str):
+    """A dask.distributed Client: a LocalCluster of N worker processes for "local:N", else
+    the scheduler at `spec`. Needs the [dask] extra."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(f"train.dask_scheduler = {spec!r} needs Dask: pip install -e \".[dask]\""
+                          ) from None
+    if spec.startswith("local:"):
+        cluster = LocalCluster(n_workers=int(spec[6:]), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster)
+    try:
+        return Client(spec, timeout="30s")
+    except OSError as exc:
+        raise ConfigError(f"train.dask_scheduler = {spec!r}: no scheduler answered ({exc}); "
+                          "start one (dask scheduler) and its workers, or use \"local:N\"") from None
 
 
 def _write_preds(dest: Path, frames: Iterator[pd.DataFrame], predict, classes: list, *,
@@ -487,24 +546,15 @@ def run(cfg: Config, opts, comp_dir: Path) -> dict:
     print(f"fold balance ({int(st.fold_rows.sum()):,} rows):\n{st.balance.to_string()}")
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
     tracker = make_tracker(cfg, opts.run_dir, main=True)
-    fold_scores, infos = [], []
-    for k in range(n_folds):
-        fold_dir = opts.run_dir / f"fold{k}"
-        done = fold_dir / "done.json"
-        if not done.exists():
-            if deadline is not None and time.monotonic() >= deadline:
-                print(f"time budget reached before fold {k}; keeping {k} finished folds")
-                break
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            tracker.start_fold(k)
-            write_json(done, fit_fold(st, cfg, k, fold_dir, opts.device, tracker, deadline))
-        score = _score(metric, [fold_dir / "oof.parquet"], st.classes)
-        print(f"fold {k}: {metric.name} {score:.4f}")
-        tracker.finish_fold({"fold": k, "score": score})
-        if opts.on_fold is not None:
-            opts.on_fold(k, score)
-        fold_scores.append(score)
-        infos.append(_read_json(done))
+    client = dask_client(cfg.train.dask_scheduler) if cfg.train.dask_scheduler else None
+    try:
+        fold_scores, infos = _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client)
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
     if not fold_scores:
         raise DataError("no fold finished (time budget too small?); nothing to submit")
     folds = [opts.run_dir / f"fold{k}" for k in range(len(fold_scores))]
@@ -546,6 +596,30 @@ def run(cfg: Config, opts, comp_dir: Path) -> dict:
     return summary
 
 
+def _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client):
+    """Train the folds not yet done (done.json), score each from its oof.parquet."""
+    fold_scores, infos = [], []
+    for k in range(n_folds):
+        fold_dir = opts.run_dir / f"fold{k}"
+        done = fold_dir / "done.json"
+        if not done.exists():
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"time budget reached before fold {k}; keeping {k} finished folds")
+                break
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            tracker.start_fold(k)
+            write_json(done, fit_fold(st, cfg, k, fold_dir, opts.device, tracker, deadline,
+                                      client))
+        score = _score(metric, [fold_dir / "oof.parquet"], st.classes)
+        print(f"fold {k}: {metric.name} {score:.4f}")
+        tracker.finish_fold({"fold": k, "score": score})
+        if opts.on_fold is not None:
+            opts.on_fold(k, score)
+        fold_scores.append(score)
+        infos.append(_read_json(done))
+    return fold_scores, infos
+
+
 def _read_json(path: Path) -> dict:
     import json
 
@@ -553,14 +627,17 @@ def _read_json(path: Path) -> dict:
 
 
 def _score(metric, files: list[Path], classes: list) -> float:
-    """The metric over prediction files, read as compact arrays (targets, float32 columns)."""
+    """The metric over prediction files, summed batch by batch (kit/stream_metrics.py)."""
     cols = pred_columns(classes)
-    table = pa.concat_tables(pq.read_table(f, columns=["target", *cols]) for f in files)
-    target = table.column("target").to_pandas()
-    y = pd.Index(classes).get_indexer(target) if classes else target.to_numpy(np.float64)
-    pred = np.column_stack([table.column(c).to_numpy().astype(np.float32) for c in cols])
-    del table
-    return float(metric(y, pred.astype(np.float64) if not classes else pred))
+    sums = MetricSums(metric, len(classes))
+    for batch in pq_batches(files, ["target", *cols]):
+        target = batch.column(0).to_pandas()
+        y = pd.Index(classes).get_indexer(target) if classes else target.to_numpy(np.float64)
+        sums.add(y, np.column_stack([batch.column(c).to_numpy() for c in cols]))
+    score = sums.value()
+    if sums.bound > 1e-4:
+        print(f"{metric.name} from binned predictions: within {sums.bound:.1e} of the exact value")
+    return score
 
 
 def _concat(parts: list[Path], dest: Path) -> None:

@@ -54,7 +54,8 @@ def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, fol
     sub_a, sub_b = pd.read_csv(streamed["submission"]), pd.read_csv(memory["submission"])
     pd.testing.assert_series_equal(sub_a["id"], sub_b["id"])
     np.testing.assert_allclose(sub_a["target"], sub_b["target"], rtol=1e-6, atol=1e-7)
-    assert streamed["cv"]["folds"] == pytest.approx(memory["cv"]["folds"], abs=1e-9)
+    # the streamed score bins the predictions (kit/stream_metrics.py): within 1e-5 here
+    assert streamed["cv"]["folds"] == pytest.approx(memory["cv"]["folds"], abs=1e-5)
 
 
 def test_every_row_gets_one_fold_from_its_id_and_auto_switches_by_size(comp, capsys):
@@ -117,3 +118,30 @@ def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):
     summary = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb"))
     prepared = pq.read_schema(f"{summary['run_dir']}/cache/test.parquet")
     assert "num_sum" in prepared.names
+
+
+def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, capsys):
+    summary = train_main(argv(comp, "model.name=xgb", "train.dask_scheduler=local:2"))
+    assert "out of core:" in capsys.readouterr().out  # Dask reads the prepared parquet
+    run = pd.read_json(f"{summary['run_dir']}/scores.json", typ="series")
+    assert all(info["dask_scheduler"].startswith("tcp://") for info in run["fold_info"])
+    assert 0.6 < summary["cv"]["oof"] < 0.95
+    submission = pd.read_csv(summary["submission"])
+    sample = pd.read_csv(comp / "data" / "sample_submission.csv")
+    pd.testing.assert_series_equal(submission["id"], sample["id"])
+    assert submission["target"].between(0, 1).all()
+    code = run_script(train_main, argv(comp, "model.name=mlp", "train.dask_scheduler=local:2"))
+    assert code == 2 and "trains xgb (xgboost.dask)" in capsys.readouterr().err
+
+
+def test_a_network_scores_its_epochs_on_a_bounded_subset_and_its_fold_on_all_rows(
+        comp, monkeypatch):
+    import kit.out_of_core as ooc
+
+    monkeypatch.setattr(ooc, "VALID_ROWS", 100)  # ~15 % of a fold's 640 validation rows
+    summary = train_main(argv(comp, "data.out_of_core=on", "model.name=mlp", folds=1))
+    frame = oof(summary)
+    prepared = pq.read_table(f"{summary['run_dir']}/cache/train.parquet").to_pandas()
+    assert len(frame) == (prepared["_fold"] == 0).sum()  # every validation row predicted
+    history = pd.read_csv(f"{summary['run_dir']}/fold0/history.csv")
+    assert history["val_metric"].iloc[-1] != pytest.approx(summary["cv"]["folds"][0], abs=1e-3)

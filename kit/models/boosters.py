@@ -305,6 +305,23 @@ class XGBoost(Booster):
         self._stopped(record["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]  # the trees up to the best round
 
+    def fit_dask(self, client, train, y, valid, y_valid) -> None:
+        """Train with xgboost.dask on Dask collections (one booster, rows spread over the
+        cluster's workers), early stopping on `valid`."""
+        from xgboost import dask as dxgb
+
+        data = dxgb.DaskQuantileDMatrix(client, train, y, enable_categorical=True)
+        held = dxgb.DaskQuantileDMatrix(client, valid, y_valid, ref=data,
+                                        enable_categorical=True)
+        params = {k: v for k, v in self._library_params().items() if k != "nthread"}
+        out = dxgb.train(client, params, data, num_boost_round=self.rounds,
+                         evals=[(held, "valid")], early_stopping_rounds=self.early_stopping_rounds,
+                         verbose_eval=False)
+        model = out["booster"]
+        self._stopped(out["history"]["valid"][self.loss_name], model.best_iteration + 1)
+        self.model = model[:self.best_iteration]
+        self.model.set_param({"nthread": self.num_threads})
+
     def _predict(self, frame):
         import xgboost as xgb
 
