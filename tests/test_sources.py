@@ -126,3 +126,24 @@ def test_parts_with_other_columns_and_a_row_cut_short_are_named(tmp_path, table)
                                         r"a whole row .*download the file again"):
         csv_to_parquet(tmp_path / "cut.csv", tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*"))
+
+
+def test_an_interrupted_conversion_leaves_no_half_cache_and_the_next_run_converts(
+        tmp_path, monkeypatch):
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"id": range(20000), "x": np.arange(20000) * 0.5}).to_csv(path, index=False)
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 4096)  # many batches
+    whole = sources._batches
+
+    def interrupted(*args):  # Ctrl-C after the first record batch was written
+        batches = whole(*args)
+        yield next(batches)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        csv_to_parquet(path, tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir()), "no half-written cache"
+    monkeypatch.setattr(sources, "_batches", whole)
+    frame = pd.read_parquet(csv_to_parquet(path, tmp_path / "cache"))
+    assert len(frame) == 20000 and frame["x"].iloc[-1] == 9999.5
