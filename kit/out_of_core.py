@@ -33,6 +33,7 @@ STREAMING_KINDS.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -431,9 +432,9 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
     class Batches(xgb.DataIter):
         """The fold's rows as (booster frame, label) batches; XGBoost may pass twice."""
 
-        def __init__(self, valid: bool):
+        def __init__(self, valid: bool, cache_prefix: str | None = None):
             self.valid, self.frames = valid, None
-            super().__init__()
+            super().__init__(cache_prefix=cache_prefix)
 
         def reset(self) -> None:
             self.frames = None
@@ -449,12 +450,35 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
             return True
 
     threads = model.num_threads
-    data = xgb.QuantileDMatrix(Batches(False), enable_categorical=True, nthread=threads)
-    held = xgb.QuantileDMatrix(Batches(True), ref=data, enable_categorical=True, nthread=threads)
+    quantized = int(st.fold_rows.sum()) * len(features)  # about a byte per value
+    if quantized <= xgb_memory_budget():
+        data = xgb.QuantileDMatrix(Batches(False), enable_categorical=True, nthread=threads)
+        held = xgb.QuantileDMatrix(Batches(True), ref=data, enable_categorical=True,
+                                   nthread=threads)
+    else:  # pages cached on disk and fetched per tree level (XGBoost's external memory;
+        # its docs advise the default depthwise growth there, not lossguide)
+        cache = str(fold_dir / "xgb-cache" / "pages")
+        (fold_dir / "xgb-cache").mkdir(exist_ok=True)
+        data = xgb.ExtMemQuantileDMatrix(Batches(False, cache), enable_categorical=True,
+                                         nthread=threads)
+        held = xgb.ExtMemQuantileDMatrix(Batches(True, cache + "-valid"), ref=data,
+                                         enable_categorical=True, nthread=threads)
+        print(f"fold {fold}: xgb on external memory ({quantized / 2**30:.1f} GiB quantized "
+              f"above the {xgb_memory_budget() / 2**30:.1f} GiB budget), pages in {cache}")
     model.fit_matrices(data, held)
     del data, held
+    shutil.rmtree(fold_dir / "xgb-cache", ignore_errors=True)
     info = save_booster(model, fold_dir, num, cat)
+    info["xgb_matrix"] = "quantile" if quantized <= xgb_memory_budget() else "external"
     return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), info
+
+
+def xgb_memory_budget() -> int:
+    """Bytes XGBoost's quantized training matrix may take: half the memory available now."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):  # not Linux: assume it fits
+        return 1 << 62
 
 
 def _fit_xgb_dask(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
