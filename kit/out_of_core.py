@@ -14,7 +14,9 @@ hash_folds, the in-memory path's cv.strategy = "hash"), the row number `_row`; t
 batches land in one parquet file in the run's cache. Per fold: the preprocessors are
 fitted in one pass (kit/data/stream_fit.py); a network (mlp, tabm) trains through
 TabularStream filtered on `_fold`; XGBoost trains on a QuantileDMatrix built from a
-DataIter over the same batches (about one byte per value once quantized). Predictions are
+DataIter over the same batches (about one byte per value once quantized; beyond half the
+available memory, on external memory), or with xgboost.dask on a cluster; LightGBM on a
+Dataset built from lgb.Sequence objects, one per row group. Predictions are
 made scan by scan and written batch by batch to parquet; the run's OOF and test files and
 the submission are assembled from the folds' files as streams. The submission is checked
 against the sample chunk by chunk (the test file's ids in the sample's order, every value
@@ -23,7 +25,7 @@ valid) into a temporary file, then renamed.
 What stays in memory, by design: per fold, the validation rows' labels and a network's
 validation predictions (the metric each epoch), a sample of at most SAMPLE_ROWS training
 rows (tabm's bins, a regression's target scaling), XGBoost's labels, gradients and
-quantized matrix; at the end, the OOF targets and predictions for the OOF score.
+quantized matrix, LightGBM's labels and binned Dataset.
 
 Refused here, each with its reason (they need the whole table): features.py build(),
 fold_features, keep_train_rows and extra_train_rows, features.target_encode, quantile
@@ -72,13 +74,14 @@ from kit.tasks.tabular import (
     feature_columns,
     fit_bins,
     load_best,
+    safe_names,
     save_booster,
     sized,
 )
 from kit.track import make_tracker
 from kit.trainer import Trainer
 
-STREAMING_KINDS = ("mlp", "tabm", "xgb")
+STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 SAMPLE_ROWS = 200_000  # training rows sampled per fold for bins and target scaling
 VALID_ROWS = 500_000  # at most this many validation rows score a network's epochs
@@ -367,7 +370,8 @@ def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, track
         predict, info = _fit_network(model, st, cfg, fold, fold_dir, device, num, cat,
                                      objective, tracker, deadline)
     else:
-        fit = _fit_xgb if client is None else _fit_xgb_dask
+        fit = {"xgb": _fit_xgb, "lgbm": _fit_lgbm}[entry.name] if client is None \
+            else _fit_xgb_dask
         predict, info = fit(model, st, fold, fold_dir, num, cat, objective, client)
     _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y], fold,
                                                 valid=True), predict, st.classes, fold=fold,
@@ -471,6 +475,66 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
     info = save_booster(model, fold_dir, num, cat)
     info["xgb_matrix"] = "quantile" if quantized <= xgb_memory_budget() else "external"
     return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), info
+
+
+def _fit_lgbm(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
+    """LightGBM's Dataset from lgb.Sequence objects, one per row group of the prepared
+    parquet, each read when LightGBM asks for its rows (a sample for the bins, then all
+    of them once, in order); the labels are held, as LightGBM needs them whole."""
+    import lightgbm as lgb
+
+    lgb.Sequence.register(_GroupRows)  # an ABC: LightGBM checks isinstance
+    features = [*st.numeric, *st.categorical]
+    names = safe_names(features)
+    categorical = list(range(len(st.numeric), len(features)))
+
+    def matrix(frame: pd.DataFrame) -> np.ndarray:  # booster_frame's values, category codes
+        return np.hstack([num.values(frame), cat.transform(frame).astype(np.float64)])
+
+    def dataset(valid: bool, reference=None):
+        seqs, labels = [], []
+        file = pq.ParquetFile(st.train)
+        for group in range(file.num_row_groups):
+            table = file.read_row_group(group, columns=[FOLD, Y])
+            keep = pc.equal(table[FOLD], fold) if valid else pc.not_equal(table[FOLD], fold)
+            y = table.filter(keep)[Y].to_numpy()
+            if len(y):
+                seqs.append(_GroupRows(st.train, group, len(y), fold, valid, features, matrix))
+                labels.append(y)
+        return lgb.Dataset(seqs, label=objective.batch_target(np.concatenate(labels)),
+                           feature_name=names, categorical_feature=categorical,
+                           reference=reference, free_raw_data=True)
+
+    data = dataset(False)
+    model.fit_datasets(data, dataset(True, data))
+    del data
+    info = save_booster(model, fold_dir, num, cat)
+    return (lambda frame: booster_predict(model, matrix(frame), objective)), info
+
+
+class _GroupRows:
+    """One row group's training (or validation) rows as LightGBM's Sequence: read and
+    converted when first asked for, one group held at a time (a class-wide slot)."""
+
+    batch_size = BATCH_ROWS
+    _held: tuple = (None, None)
+
+    def __init__(self, path, group, rows, fold, valid, features, matrix):
+        self.key = (str(path), group, fold, valid)
+        self.rows, self.features, self.matrix = rows, features, matrix
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index):
+        key, x = _GroupRows._held
+        if key != self.key:
+            path, group, fold, valid = self.key
+            table = pq.ParquetFile(path).read_row_group(group, columns=[*self.features, FOLD])
+            keep = pc.equal(table[FOLD], fold) if valid else pc.not_equal(table[FOLD], fold)
+            x = self.matrix(table.filter(keep).select(self.features).to_pandas())
+            _GroupRows._held = (self.key, x)
+        return x[index]
 
 
 def xgb_memory_budget() -> int:

@@ -37,7 +37,7 @@ def oof(summary) -> pd.DataFrame:
     return pd.read_parquet(f"{summary['run_dir']}/oof.parquet").sort_values("id", ignore_index=True)
 
 
-@pytest.mark.parametrize("kind,folds", [("xgb", None), ("mlp", 1)])
+@pytest.mark.parametrize("kind,folds", [("xgb", None), ("lgbm", None), ("mlp", 1)])
 def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, folds):
     """Same hashed folds, same preprocessing (no medians differ at this size: the sample is
     the table), same model: the same OOF and submission. A network's later folds start

@@ -201,6 +201,13 @@ class LightGBM(Booster):
 
         data = lgb.Dataset(train, label=y, categorical_feature=_categorical(train) or "auto")
         held = lgb.Dataset(valid, label=y_valid, reference=data)
+        self.fit_datasets(data, held)
+
+    def fit_datasets(self, data, held) -> None:
+        """Train on LightGBM Datasets built elsewhere (from lgb.Sequence batches:
+        kit/out_of_core.py), early stopping on `held`."""
+        import lightgbm as lgb
+
         record: dict = {}
         self.model = lgb.train(
             self._library_params(), data, num_boost_round=self.rounds, valid_sets=[held],
