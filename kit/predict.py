@@ -110,6 +110,11 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.threads import apply_thread_budget
 
     cfg = load_resolved(run / "config.toml")
+    scores = run / "scores.json"
+    if scores.exists() and _read_json(scores).get("out_of_core"):
+        raise CheckpointError(f"{run} trained out of core: its test_pred.parquet and "
+                              "submission.csv are already the folds' predictions, written "
+                              "batch by batch; predict.py re-predicts in-memory runs only")
     check_library_versions(run)
     slug = cfg.competition.slug
     data_dir = _data_dir(cfg, run, data)

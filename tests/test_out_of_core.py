@@ -158,3 +158,24 @@ def test_xgboost_beyond_its_memory_budget_trains_on_external_memory(comp, monkey
     assert info["xgb_matrix"] == "external"
     assert not list((comp / "runs").rglob("xgb-cache"))  # the page cache is removed
     assert external["cv"]["oof"] == pytest.approx(in_core["cv"]["oof"], abs=0.02)
+
+
+def test_parquet_parts_with_other_schemas_and_an_empty_glob_are_named(tmp_path):
+    from kit.data.sources import parquet_sources
+    from kit.errors import DataError
+
+    pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"id": [3, 4], "x": ["u", "v"]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"b.parquet and .*a.parquet are parts of one table "
+                                        r"but differ in column\(s\) \['x'\]"):
+        parquet_sources(tmp_path, "*.parquet", what="train")
+    with pytest.raises(DataError, match="no files match"):
+        parquet_sources(tmp_path, "train-*.parquet", what="train")
+
+
+def test_predict_py_refuses_an_out_of_core_run(comp, capsys):
+    from kit.predict import predict_main
+
+    summary = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb", folds=1))
+    code = run_script(predict_main, ["--run", summary["run_dir"], "--data", str(comp / "data")])
+    assert code == 2 and "trained out of core" in capsys.readouterr().err
