@@ -183,9 +183,14 @@ def _classes(cfg: Config, files: list[Path], data_dir: Path) -> list:
 
 
 def pq_batches(files: list[Path], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The files' record batches in order (row groups in file order, BATCH_ROWS at most)."""
+    """The files' record batches in order (row groups in file order, BATCH_ROWS at most).
+    One row group at a time: ParquetFile.iter_batches over a whole file reads ahead of a
+    slow consumer without bound (measured: 3.4 GB more at 10M rows)."""
     for path in files:
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        file = pq.ParquetFile(path)
+        for group in range(file.num_row_groups):
+            yield from file.iter_batches(batch_size=BATCH_ROWS, row_groups=[group],
+                                         columns=columns, use_threads=False)
 
 
 class _Prepared:
