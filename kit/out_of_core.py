@@ -1,8 +1,9 @@
 """The out-of-core tabular run: a table larger than memory streamed through the whole of
 `train.py`, from the source files to the submission, in record batches.
 
-When: `data.out_of_core = "auto"` (the default) takes this path when the training files
-exceed `data.out_of_core_mb` on disk; "on" / "off" force either. Smaller tables keep the
+When (`reason`): `data.out_of_core = "auto"` (the default) takes this path when the
+training files exceed `data.out_of_core_mb` on disk, or `train.dask_scheduler` is set;
+"on" / "off" force either. Smaller tables keep the
 in-memory path (kit/tasks/tabular.py under kit/pipeline.py), which has everything this
 one refuses below.
 
@@ -89,20 +90,25 @@ FOLD, Y, PART = "_fold", "_y", "_part"  # PART: 0..99 from a hash of the row num
 WHOLE_TABLE_HOOKS = ("build", "fold_features", "keep_train_rows", "extra_train_rows")
 
 
-def wanted(cfg: Config, data_dir: Path) -> bool:
-    """Whether this run streams end to end (module doc)."""
+def reason(cfg: Config, data_dir: Path) -> str:
+    """Why this run streams end to end (module doc), or "" when it does not."""
     mode = cfg.data.out_of_core
     if cfg.competition.task != "tabular" or mode == "off":
-        return False
-    if mode == "on" or cfg.train.dask_scheduler:  # Dask reads the prepared parquet
-        return True
+        return ""
+    if mode == "on":
+        return "data.out_of_core = \"on\""
+    if cfg.train.dask_scheduler:  # the Dask workers read the prepared parquet
+        return f"train.dask_scheduler = {cfg.train.dask_scheduler!r}"
     files = source_files(data_dir, cfg.data.train, "train")
-    return sum(f.stat().st_size for f in files) > cfg.data.out_of_core_mb * 2**20
+    size = sum(f.stat().st_size for f in files) / 2**20
+    if size <= cfg.data.out_of_core_mb:
+        return ""
+    return f"the training files ({size:,.0f} MB) pass data.out_of_core_mb = {cfg.data.out_of_core_mb:g}"
 
 
-def check_supported(cfg: Config, comp_dir: Path) -> None:
+def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
     """Refuse, before anything is read or written, what needs the whole table."""
-    why = "the training data is out of core (data.out_of_core_mb or data.out_of_core = \"on\")"
+    why = f"this run streams out of core ({why})"
     entry = get_entry(cfg.model.name, "tabular")
     if entry.name not in STREAMING_KINDS:
         raise ConfigError(f"model.name = {entry.name!r} cannot stream: {why}; the kinds that "
@@ -624,17 +630,18 @@ def _write_preds(dest: Path, frames: Iterator[pd.DataFrame], predict, classes: l
 # --- the run ---------------------------------------------------------------------------------
 
 
-def run(cfg: Config, opts, comp_dir: Path) -> dict:
-    """pipeline.run_cv for a table larger than memory (module doc); `opts` a RunOptions."""
-    check_supported(cfg, comp_dir)
+def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
+    """pipeline.run_cv for a table larger than memory (module doc); `opts` a RunOptions,
+    `why` what reason() said."""
+    check_supported(cfg, comp_dir, why)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
     metric = get_metric(cfg.competition.metric, cfg.competition.problem)
     sample_path = opts.data_dir / cfg.data.sample_submission
     sample_head = _sample_head(sample_path)
     key = cfg.cv.group or cfg.data.id
-    print(f"out of core: streamed from parquet in batches of {BATCH_ROWS:,} rows; folds by a "
-          f"hash of {key!r} (cv.strategy = \"hash\", not stratified)")
+    print(f"out of core ({why}): streamed from parquet in batches of {BATCH_ROWS:,} rows; "
+          f"folds by a hash of {key!r} (cv.strategy = \"hash\", not stratified)")
     st = prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
     print(f"fold balance ({int(st.fold_rows.sum()):,} rows):\n{st.balance.to_string()}")
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)

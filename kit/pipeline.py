@@ -93,8 +93,9 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
     """Train every fold (or the first `opts.folds`), write predictions, scores, submission."""
     comp_dir = competition_dir(cfg.competition.slug)
-    if out_of_core.wanted(cfg, opts.data_dir):  # a table larger than memory: streamed throughout
-        return out_of_core.run(cfg, opts, comp_dir)
+    why = out_of_core.reason(cfg, opts.data_dir)
+    if why:  # a table larger than memory: streamed throughout
+        return out_of_core.run(cfg, opts, comp_dir, why)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
     metric = get_metric(cfg.competition.metric, cfg.competition.problem)

@@ -60,7 +60,7 @@ def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, fol
 
 def test_every_row_gets_one_fold_from_its_id_and_auto_switches_by_size(comp, capsys):
     summary = train_main(argv(comp, "data.out_of_core_mb=0.01", "model.name=xgb"))
-    assert "out of core:" in capsys.readouterr().out  # auto took the streamed path
+    assert "MB) pass data.out_of_core_mb = 0.01" in capsys.readouterr().out  # auto streamed
     prepared = pq.read_table(f"{summary['run_dir']}/cache/train.parquet").to_pandas()
     train = pd.read_csv(comp / "data" / "train.csv")
     assert len(prepared) == len(train) and prepared["_row"].tolist() == list(range(len(train)))
@@ -122,7 +122,7 @@ def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):
 
 def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, capsys):
     summary = train_main(argv(comp, "model.name=xgb", "train.dask_scheduler=local:2"))
-    assert "out of core:" in capsys.readouterr().out  # Dask reads the prepared parquet
+    assert "out of core (" in capsys.readouterr().out  # Dask reads the prepared parquet
     run = pd.read_json(f"{summary['run_dir']}/scores.json", typ="series")
     assert all(info["dask_scheduler"].startswith("tcp://") for info in run["fold_info"])
     assert 0.6 < summary["cv"]["oof"] < 0.95
