@@ -73,6 +73,9 @@ class DataConfig:
     # training files exceed out_of_core_mb on disk; "on" / "off" force either path
     out_of_core: str = "auto"
     out_of_core_mb: float = 2048.0
+    # out of core, xgb: the memory its quantized training matrix may take before it goes to
+    # XGBoost's external memory (0 = half the memory available at the fold's start)
+    out_of_core_xgb_mb: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,10 @@ from kit.trainer import Trainer
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 SAMPLE_ROWS = 200_000  # training rows sampled per fold for bins and target scaling
-VALID_ROWS = 500_000  # at most this many validation rows score a network's epochs
+VALID_ROWS = 500_000  # at most this many validation rows watched for early stopping
+# XGBoost's in-memory QuantileDMatrix per training value, measured (bench_out_of_core's
+# table: 5 % missing in five columns, categoricals up to 5,000 levels): 8.9 bytes
+QUANTIZED_BYTES = 9
 FOLD, Y, PART = "_fold", "_y", "_part"  # PART: 0..99 from a hash of the row number
 WHOLE_TABLE_HOOKS = ("build", "fold_features", "keep_train_rows", "extra_train_rows")
 
@@ -322,13 +325,17 @@ def scan(path: Path, columns: list[str], fold: int, *, valid: bool, parts: int =
     """The fold's training rows (valid=False) or validation rows (with `parts` < 100: the
     validation rows whose PART is below it), in file order."""
     for batch in pq_batches([path], [*columns, FOLD, PART]):
-        mask = pc.equal(batch.column(FOLD), fold) if valid else \
-            pc.not_equal(batch.column(FOLD), fold)
-        if parts < 100:
-            mask = pc.and_(mask, pc.less(batch.column(PART), parts))
-        rows = batch.filter(mask)
+        rows = batch.filter(_rows_mask(batch, fold, valid, parts))
         if rows.num_rows:
             yield rows.select(columns).to_pandas()
+
+
+def _rows_mask(table, fold: int, valid: bool, parts: int = 100):
+    """The fold's training rows, or its validation rows with PART below `parts`."""
+    if not valid:
+        return pc.not_equal(table[FOLD], fold)
+    mask = pc.equal(table[FOLD], fold)
+    return pc.and_(mask, pc.less(table[PART], parts)) if parts < 100 else mask
 
 
 class _Sample:
@@ -383,7 +390,7 @@ def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, track
     else:
         fit = {"xgb": _fit_xgb, "lgbm": _fit_lgbm}[entry.name] if client is None \
             else _fit_xgb_dask
-        predict, info = fit(model, st, fold, fold_dir, num, cat, objective, client)
+        predict, info = fit(cfg, model, st, fold, fold_dir, num, cat, objective, client)
     _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y], fold,
                                                 valid=True), predict, st.classes, fold=fold,
                  id_col=cfg.data.id)
@@ -394,6 +401,13 @@ def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, track
     return info
 
 
+def valid_parts(st: Streamed, fold: int) -> int:
+    """Early stopping (a network's epochs, a booster's rounds) watches at most about
+    VALID_ROWS of the fold's validation rows: those whose PART is below this. The fold's
+    score and OOF cover them all."""
+    return min(100, int(np.ceil(100 * VALID_ROWS / max(int(st.fold_rows[fold]), 1))))
+
+
 def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, num, cat,
                  objective, tracker, deadline):
     import torch
@@ -401,9 +415,7 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
     columns = [ROW, *st.numeric, *st.categorical, Y]
     transform = TabularTransform(num, cat, objective)
 
-    # epochs are scored on at most about VALID_ROWS of the fold's validation rows (a fixed
-    # subset, PART below `parts`); the fold's score and OOF cover them all
-    parts = min(100, int(np.ceil(100 * VALID_ROWS / max(int(st.fold_rows[fold]), 1))))
+    parts = valid_parts(st, fold)
     train = stream_loader(TabularStream(
         st.train, columns=columns, transform=transform, batch_size=cfg.train.batch_size,
         filter=pc.field(FOLD) != fold, shuffle=True, seed=cfg.train.seed + fold,
@@ -439,7 +451,7 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
     return predict, {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
 
 
-def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
+def _fit_xgb(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
     import xgboost as xgb
 
     features = [*st.numeric, *st.categorical]
@@ -456,7 +468,8 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
 
         def next(self, input_data) -> bool:
             if self.frames is None:
-                self.frames = scan(st.train, [*features, Y], fold, valid=self.valid)
+                self.frames = scan(st.train, [*features, Y], fold, valid=self.valid,
+                                   parts=valid_parts(st, fold) if self.valid else 100)
             frame = next(self.frames, None)
             if frame is None:
                 return False
@@ -465,8 +478,10 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
             return True
 
     threads = model.num_threads
-    quantized = int(st.fold_rows.sum()) * len(features)  # about a byte per value
-    if quantized <= xgb_memory_budget():
+    rows = int(st.fold_rows.sum() - st.fold_rows[fold])
+    quantized = rows * len(features) * QUANTIZED_BYTES
+    budget = xgb_memory_budget(cfg)
+    if quantized <= budget:
         data = xgb.QuantileDMatrix(Batches(False), enable_categorical=True, nthread=threads)
         held = xgb.QuantileDMatrix(Batches(True), ref=data, enable_categorical=True,
                                    nthread=threads)
@@ -478,17 +493,17 @@ def _fit_xgb(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective
                                          nthread=threads)
         held = xgb.ExtMemQuantileDMatrix(Batches(True, cache + "-valid"), ref=data,
                                          enable_categorical=True, nthread=threads)
-        print(f"fold {fold}: xgb on external memory ({quantized / 2**30:.1f} GiB quantized "
-              f"above the {xgb_memory_budget() / 2**30:.1f} GiB budget), pages in {cache}")
+        print(f"fold {fold}: xgb on external memory (its matrix, about {quantized / 2**30:.1f} "
+              f"GiB, passes the {budget / 2**30:.1f} GiB budget), pages in {cache}")
     model.fit_matrices(data, held)
     del data, held
     shutil.rmtree(fold_dir / "xgb-cache", ignore_errors=True)
     info = save_booster(model, fold_dir, num, cat)
-    info["xgb_matrix"] = "quantile" if quantized <= xgb_memory_budget() else "external"
+    info["xgb_matrix"] = "quantile" if quantized <= budget else "external"
     return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), info
 
 
-def _fit_lgbm(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
+def _fit_lgbm(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
     """LightGBM's Dataset from lgb.Sequence objects, one per row group of the prepared
     parquet, each read when LightGBM asks for its rows (a sample for the bins, then all
     of them once, in order); the labels are held, as LightGBM needs them whole."""
@@ -505,12 +520,13 @@ def _fit_lgbm(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objectiv
     def dataset(valid: bool, reference=None):
         seqs, labels = [], []
         file = pq.ParquetFile(st.train)
+        parts = valid_parts(st, fold) if valid else 100
         for group in range(file.num_row_groups):
-            table = file.read_row_group(group, columns=[FOLD, Y])
-            keep = pc.equal(table[FOLD], fold) if valid else pc.not_equal(table[FOLD], fold)
-            y = table.filter(keep)[Y].to_numpy()
+            table = file.read_row_group(group, columns=[FOLD, PART, Y])
+            y = table.filter(_rows_mask(table, fold, valid, parts))[Y].to_numpy()
             if len(y):
-                seqs.append(_GroupRows(st.train, group, len(y), fold, valid, features, matrix))
+                seqs.append(_GroupRows(st.train, group, len(y), (fold, valid, parts), features,
+                                       matrix))
                 labels.append(y)
         return lgb.Dataset(seqs, label=objective.batch_target(np.concatenate(labels)),
                            feature_name=names, categorical_feature=categorical,
@@ -530,8 +546,8 @@ class _GroupRows:
     batch_size = BATCH_ROWS
     _held: tuple = (None, None)
 
-    def __init__(self, path, group, rows, fold, valid, features, matrix):
-        self.key = (str(path), group, fold, valid)
+    def __init__(self, path, group, rows, which, features, matrix):
+        self.key = (str(path), group, *which)  # which: (fold, valid, parts)
         self.rows, self.features, self.matrix = rows, features, matrix
 
     def __len__(self) -> int:
@@ -540,23 +556,27 @@ class _GroupRows:
     def __getitem__(self, index):
         key, x = _GroupRows._held
         if key != self.key:
-            path, group, fold, valid = self.key
-            table = pq.ParquetFile(path).read_row_group(group, columns=[*self.features, FOLD])
-            keep = pc.equal(table[FOLD], fold) if valid else pc.not_equal(table[FOLD], fold)
-            x = self.matrix(table.filter(keep).select(self.features).to_pandas())
+            path, group, fold, valid, parts = self.key
+            table = pq.ParquetFile(path).read_row_group(group,
+                                                        columns=[*self.features, FOLD, PART])
+            rows = table.filter(_rows_mask(table, fold, valid, parts))
+            x = self.matrix(rows.select(self.features).to_pandas())
             _GroupRows._held = (self.key, x)
         return x[index]
 
 
-def xgb_memory_budget() -> int:
-    """Bytes XGBoost's quantized training matrix may take: half the memory available now."""
+def xgb_memory_budget(cfg: Config) -> int:
+    """Bytes XGBoost's quantized training matrix may take before it goes to external
+    memory: data.out_of_core_xgb_mb, or half the memory available now."""
+    if cfg.data.out_of_core_xgb_mb:
+        return int(cfg.data.out_of_core_xgb_mb * 2**20)
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
     except (ValueError, OSError):  # not Linux: assume it fits
         return 1 << 62
 
 
-def _fit_xgb_dask(model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
+def _fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
     """xgboost.dask over the prepared parquet read by dask.dataframe: each partition becomes
     a booster frame on its worker; predictions are then made here, batch by batch."""
     import dask.dataframe as dd

@@ -147,13 +147,10 @@ def test_a_network_scores_its_epochs_on_a_bounded_subset_and_its_fold_on_all_row
     assert history["val_metric"].iloc[-1] != pytest.approx(summary["cv"]["folds"][0], abs=1e-3)
 
 
-def test_xgboost_beyond_its_memory_budget_trains_on_external_memory(comp, monkeypatch):
-    import kit.out_of_core as ooc
-
+def test_xgboost_beyond_its_memory_budget_trains_on_external_memory(comp):
     sets = ["data.out_of_core=on", "model.name=xgb"]
     in_core = train_main(argv(comp, *sets, folds=1))
-    monkeypatch.setattr(ooc, "xgb_memory_budget", lambda: 1000)  # bytes: nothing fits
-    external = train_main(argv(comp, *sets, folds=1))
+    external = train_main(argv(comp, *sets, "data.out_of_core_xgb_mb=0.001", folds=1))
     info = pd.read_json(f"{external['run_dir']}/fold0/done.json", typ="series")
     assert info["xgb_matrix"] == "external"
     assert not list((comp / "runs").rglob("xgb-cache"))  # the page cache is removed
