@@ -151,6 +151,7 @@ class Streamed:
 
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streamed:
+    """The one pass over the sources (module doc): cache/train.parquet, cache/test.parquet."""
     d = cfg.data
     kw = {"dtypes": d.dtypes, "cache_dir": cache}
     train_files = parquet_sources(data_dir, d.train, what="train", required=[d.id, d.target], **kw)
