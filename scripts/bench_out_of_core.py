@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--kinds", default="mlp,xgb", help=f"of {', '.join(KINDS)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-runs", action="store_true", help="keep the run folders")
+    p.add_argument("--skip-csv", action="store_true", help="no CSV conversion figures")
     p.add_argument("--summary-json", type=Path)
     p.add_argument("--hwm-child", type=Path, help=argparse.SUPPRESS)
     args, rest = p.parse_known_args(argv)
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, rows in sizes.items():
         data = work / f"data-{name}"
         log(f"writing {rows:,} training rows (+{rows // 10:,} test) to {data}")
-        write_data(data, rows, args.seed, csv=rows == args.rows)
+        write_data(data, rows, args.seed, csv=rows == args.rows and not args.skip_csv)
         for kind in kinds:
             result = run_train(data, work, kind, name)
             if kind == "mlp":
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"peak_rss_mb": peak,
                "peak_ratio": {k: round(v[large] / v[small], 3) for k, v in peak.items()},
                "mlp_data_wait_fraction": results["runs"].get("mlp", {}).get(large, {}).get("data_wait"),
-               **csv_figures(work / f"data-{large}" / "train.csv", work),
+               **({} if args.skip_csv else csv_figures(work / f"data-{large}" / "train.csv", work)),
                "cores": os.cpu_count(), **results}
     print(json.dumps(summary))
     if args.summary_json:
