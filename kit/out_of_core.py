@@ -55,7 +55,7 @@ from kit.data.sources import parquet_sources, source_files
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.stream_fit import fit_streamed
 from kit.data.tabular import save_preprocessors
-from kit.errors import ConfigError, DataError, SubmissionError
+from kit.errors import ConfigError, DataError
 from kit.folds import hash_folds
 from kit.hooks import load_hook, map_batches
 from kit.io import atomic_path, write_json
@@ -64,7 +64,7 @@ from kit.models import get_entry
 from kit.objective import Objective
 from kit.runs import oof_frame, pred_columns, pred_frame, scores_dict, write_scores
 from kit.stream_metrics import MetricSums
-from kit.submission import build_submission, validate_submission
+from kit.submission import sample_head, write_streamed_submission
 from kit.tasks.tabular import (
     ROW,
     TabularTransform,
@@ -659,7 +659,7 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
     deadline = started + opts.max_time if opts.max_time else None
     metric = get_metric(cfg.competition.metric, cfg.competition.problem)
     sample_path = opts.data_dir / cfg.data.sample_submission
-    sample_head = _sample_head(sample_path)
+    head = sample_head(sample_path)
     key = cfg.cv.group or cfg.data.id
     print(f"out of core ({why}): streamed from parquet in batches of {BATCH_ROWS:,} rows; "
           f"folds by a hash of {key!r} (cv.strategy = \"hash\", not stratified)")
@@ -691,7 +691,7 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
         batches = _mean_test(folds, st.classes, cfg.ensemble.fold_vote, test_tmp)
         if opts.submit:
             submission = write_streamed_submission(
-                batches, st.classes, sample_path, sample_head, opts.run_dir / "submission.csv",
+                batches, st.classes, sample_path, head, opts.run_dir / "submission.csv",
                 kind=kind, metric=metric.name)
             marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
             name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
@@ -794,61 +794,3 @@ def _mean_test(folds: list[Path], classes: list, vote: str, dest: Path
     finally:
         if writer is not None:
             writer.close()
-
-
-def _sample_head(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise SubmissionError(f"sample submission not found: {path}; it comes with the "
-                              "competition data (set data.sample_submission in config.toml)")
-    return pd.read_csv(path, nrows=1000)
-
-
-def write_streamed_submission(batches, classes: list, sample_path: Path, head: pd.DataFrame,
-                              dest: Path, *, kind: str, metric: str) -> Path:
-    """The submission built chunk by chunk in the test file's order, each chunk checked
-    against the sample's rows at the same place (ids equal in order, values valid); into
-    a temporary file, renamed when every row matched."""
-    dtypes = {c: head[c].dtype for c in head.columns}
-    id_col = head.columns[0]
-    sample = pd.read_csv(sample_path, chunksize=BATCH_ROWS, dtype=dtypes)
-    buffered = head.iloc[:0]
-    done = 0
-    with atomic_path(dest) as tmp, open(tmp, "w", newline="") as out:
-        out.write(",".join(head.columns) + "\n")
-        for ids, pred in batches:
-            while len(buffered) < len(ids):
-                chunk = next(sample, None)
-                if chunk is None:
-                    break
-                buffered = pd.concat([buffered, chunk], ignore_index=True)
-            want, buffered = buffered.iloc[:len(ids)], buffered.iloc[len(ids):]
-            if len(want) < len(ids):
-                raise SubmissionError(f"{sample_path}: has {done + len(want)} rows, the test "
-                                      f"file more; test id {ids[len(want)]!r} is not in the "
-                                      "sample: use the competition's own test file")
-            _same_ids(want[id_col], ids, done, sample_path)
-            frame = build_submission(ids, pred, classes, want.reset_index(drop=True), kind=kind,
-                                     metric=metric)
-            validate_submission(frame, want.reset_index(drop=True), source=str(dest),
-                                metric=metric)
-            frame.to_csv(out, header=False, index=False)
-            done += len(ids)
-        left = buffered if len(buffered) else next(sample, None)
-        if left is not None and len(left):
-            raise SubmissionError(f"the test file has no id {left[id_col].iloc[0]!r} that "
-                                  f"{sample_path} has (row {done}); the test file must hold "
-                                  "every id of the sample: use the competition's own test file")
-    return dest
-
-
-def _same_ids(want: pd.Series, ids: np.ndarray, done: int, sample_path: Path) -> None:
-    got = pd.Series(ids).astype(str).to_numpy()
-    expected = want.astype(str).to_numpy()
-    differ = np.flatnonzero(got != expected)
-    if len(differ):
-        i = int(differ[0])
-        raise SubmissionError(f"row {done + i} of the test file has id {got[i]!r}, "
-                              f"{sample_path} has {expected[i]!r} there; the out-of-core path "
-                              "writes the submission in the test file's order, which must be "
-                              "the sample's (sort one like the other), and every sample id "
-                              "must be in the test file")

@@ -127,3 +127,28 @@ def test_probabilities_for_a_sample_with_integer_placeholders_stay_probabilities
     written = pd.read_csv(tmp_path / "sub.csv")
     assert written["id"].tolist() == [7, 8, 9]
     assert written["target"].tolist() == [0.65, 0.5, 0.1]
+
+
+def test_a_streamed_submission_matches_the_sample_chunk_by_chunk(tmp_path):
+    from kit.submission import sample_head, write_streamed_submission
+
+    sample_path = tmp_path / "sample.csv"
+    pd.DataFrame({"id": [10, 11, 12, 13], "target": 0.5}).to_csv(sample_path, index=False)
+    proba = np.array([[0.8, 0.2], [0.4, 0.6], [0.5, 0.5], [0.1, 0.9]])
+
+    def batches(ids):
+        yield np.array(ids[:2]), proba[:2]
+        yield np.array(ids[2:]), proba[2:len(ids)]
+
+    dest = write_streamed_submission(batches([10, 11, 12, 13]), [0, 1], sample_path,
+                                     sample_head(sample_path), tmp_path / "sub.csv",
+                                     kind="proba", metric="auc")
+    written = pd.read_csv(dest)
+    assert written["id"].tolist() == [10, 11, 12, 13]
+    np.testing.assert_allclose(written["target"], proba[:, 1])
+    with pytest.raises(SubmissionError, match=r"row 2 of the test file has id '13', .* has "
+                                              r"'12' there"):
+        write_streamed_submission(batches([10, 11, 13, 12]), [0, 1], sample_path,
+                                  sample_head(sample_path), tmp_path / "bad.csv",
+                                  kind="proba", metric="auc")
+    assert not (tmp_path / "bad.csv").exists() and not list(tmp_path.glob(".bad*"))
