@@ -494,8 +494,8 @@ def _fit_xgb(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, c
                                          nthread=threads)
         held = xgb.ExtMemQuantileDMatrix(Batches(True, cache + "-valid"), ref=data,
                                          enable_categorical=True, nthread=threads)
-        print(f"fold {fold}: xgb on external memory (its matrix, about {quantized / 2**30:.1f} "
-              f"GiB, passes the {budget / 2**30:.1f} GiB budget), pages in {cache}")
+        print(f"fold {fold}: xgb on external memory (its matrix, about {quantized / 2**20:,.0f}"
+              f" MB, passes the {budget / 2**20:,.0f} MB budget), pages in {cache}")
     model.fit_matrices(data, held)
     del data, held
     shutil.rmtree(fold_dir / "xgb-cache", ignore_errors=True)
