@@ -74,8 +74,10 @@ class DataConfig:
     out_of_core: str = "auto"
     out_of_core_mb: float = 2048.0
     # out of core, xgb: the memory its quantized training matrix may take before it goes to
-    # XGBoost's external memory (0 = half the memory available at the fold's start)
-    out_of_core_xgb_mb: float = 0.0
+    # XGBoost's external memory (0 = half the memory available at the fold's start). 1 GB:
+    # on 20M rows external memory matched the in-memory matrix's AUC and time in 41 % of
+    # its peak memory (README: Tables larger than memory)
+    out_of_core_xgb_mb: float = 1024.0
 
 
 @dataclass(frozen=True)

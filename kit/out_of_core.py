@@ -15,8 +15,8 @@ hash_folds, the in-memory path's cv.strategy = "hash"), the row number `_row`; t
 batches land in one parquet file in the run's cache. Per fold: the preprocessors are
 fitted in one pass (kit/data/stream_fit.py); a network (mlp, tabm) trains through
 TabularStream filtered on `_fold`; XGBoost trains on a QuantileDMatrix built from a
-DataIter over the same batches (about one byte per value once quantized; beyond half the
-available memory, on external memory), or with xgboost.dask on a cluster; LightGBM on a
+DataIter over the same batches (on XGBoost's external memory when that matrix would pass
+data.out_of_core_xgb_mb), or with xgboost.dask on a cluster; LightGBM on a
 Dataset built from lgb.Sequence objects, one per row group. Predictions are
 made scan by scan and written batch by batch to parquet; the run's OOF and test files and
 the submission are assembled from the folds' files as streams. The submission is checked
