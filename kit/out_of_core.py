@@ -36,6 +36,7 @@ STREAMING_KINDS.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -737,14 +738,8 @@ def _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client):
         if opts.on_fold is not None:
             opts.on_fold(k, score)
         fold_scores.append(score)
-        infos.append(_read_json(done))
+        infos.append(json.loads(done.read_text()))
     return fold_scores, infos
-
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())
 
 
 def _score(metric, files: list[Path], classes: list) -> float:

@@ -18,7 +18,8 @@ from kit.errors import SubmissionError
 from kit.io import atomic_path, write_csv
 
 
-def read_sample(path: str | Path) -> pd.DataFrame:
+def read_sample(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
+    """The sample submission (its first `nrows` rows when given)."""
     path = Path(path)
     if not path.exists():
         raise SubmissionError(
@@ -26,7 +27,7 @@ def read_sample(path: str | Path) -> pd.DataFrame:
             "(set data.sample_submission in the competition's config.toml)"
         )
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, nrows=nrows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"cannot read sample submission {path}: {exc}") from None
 
@@ -174,11 +175,8 @@ CHUNK_ROWS = 65_536  # sample rows read at a time
 
 
 def sample_head(path: Path) -> pd.DataFrame:
-    """The sample's first rows (its columns and dtypes), checked to exist before training."""
-    if not path.exists():
-        raise SubmissionError(f"sample submission not found: {path}; it comes with the "
-                              "competition data (set data.sample_submission in config.toml)")
-    return pd.read_csv(path, nrows=1000)
+    """The sample's first rows (its columns and dtypes), read before training."""
+    return read_sample(path, nrows=1000)
 
 
 def write_streamed_submission(batches, classes: list, sample_path: Path, head: pd.DataFrame,
