@@ -212,7 +212,10 @@ class TabularStream(IterableDataset):
 
         def stop() -> None:  # each stage joins its thread; also when a transform raised,
             for stage in (chunks, frames, tables):  # whose traceback would keep them alive
-                stage.close()
+                try:
+                    stage.close()
+                except ValueError:  # "generator already executing": a Ctrl-C / SIGTERM
+                    pass  # landed inside this stage, which is unwinding and joins itself
 
         try:
             batches = self._batches(chunks)
