@@ -595,12 +595,29 @@ def _fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, n
         x = rows.map_partitions(booster_frame, num, cat, meta=meta)
         y = rows[Y].map_partitions(lambda s: pd.Series(objective.batch_target(s.to_numpy()),
                                                        index=s.index), meta=(Y, "f8"))
-        return x, y
+        return _spread(client, x, y)
 
-    model.fit_dask(client, *part(False), *part(True))
+    holding = model.fit_dask(client, *part(False), *part(True))
     info = save_booster(model, fold_dir, num, cat)
-    info["dask_scheduler"] = str(client.scheduler.address)
+    info.update(dask_scheduler=str(client.scheduler.address), dask_workers=holding)
     return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), info
+
+
+def _spread(client, x, y):
+    """x and y computed partition by partition, round-robin over the workers, the i-th of
+    each on the same one, and handed back as persisted collections, so that xgboost.dask
+    finds every worker holding rows. Left to the scheduler, a small table's partitions can
+    all land on one worker (dask.dataframe marks its readers' tasks as data producers, placed
+    anywhere), and xgboost.dask fails on a worker without rows when a column is categorical."""
+    workers = sorted(client.scheduler_info()["workers"])
+
+    def placed(frame):
+        futures = {part.key: client.compute(part, workers=[workers[i % len(workers)]])
+                   for i, part in enumerate(frame.to_delayed())}
+        rebuild, args = frame.__dask_postpersist__()
+        return rebuild(futures, *args)
+
+    return placed(x), placed(y)
 
 
 def dask_client(spec: str):

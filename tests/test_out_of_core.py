@@ -125,6 +125,7 @@ def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, ca
     assert "out of core (" in capsys.readouterr().out  # Dask reads the prepared parquet
     run = pd.read_json(f"{summary['run_dir']}/scores.json", typ="series")
     assert all(info["dask_scheduler"].startswith("tcp://") for info in run["fold_info"])
+    assert [info["dask_workers"] for info in run["fold_info"]] == [2, 2, 2]  # both hold rows
     assert 0.6 < summary["cv"]["oof"] < 0.95
     submission = pd.read_csv(summary["submission"])
     sample = pd.read_csv(comp / "data" / "sample_submission.csv")

@@ -312,9 +312,10 @@ class XGBoost(Booster):
         self._stopped(record["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]  # the trees up to the best round
 
-    def fit_dask(self, client, train, y, valid, y_valid) -> None:
+    def fit_dask(self, client, train, y, valid, y_valid) -> int:
         """Train with xgboost.dask on Dask collections (one booster, rows spread over the
-        cluster's workers), early stopping on `valid`."""
+        cluster's workers), early stopping on `valid`. Returns how many workers held
+        training rows."""
         from xgboost import dask as dxgb
 
         data = dxgb.DaskQuantileDMatrix(client, train, y, enable_categorical=True)
@@ -328,6 +329,7 @@ class XGBoost(Booster):
         self._stopped(out["history"]["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]
         self.model.set_param({"nthread": self.num_threads})
+        return len(data.worker_map)
 
     def _predict(self, frame):
         import xgboost as xgb
