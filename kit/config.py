@@ -69,7 +69,7 @@ class DataConfig:
     # parquet cache, streamed (kit/data/sources.py)
     dtypes: dict = field(default_factory=dict)
     csv_cache_mb: float = 256.0
-    # tables larger than memory (kit/out_of_core.py): "auto" streams the whole run when the
+    # tables larger than memory (kit/out_of_core/): "auto" streams the whole run when the
     # training files exceed out_of_core_mb on disk; "on" / "off" force either path
     out_of_core: str = "auto"
     out_of_core_mb: float = 2048.0

@@ -169,7 +169,7 @@ def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = ""
     return frame
 
 
-# --- streamed: a test set too big to hold (kit/out_of_core.py) ------------------------------
+# --- streamed: a test set too big to hold (kit/out_of_core/) ------------------------------
 
 CHUNK_ROWS = 65_536  # sample rows read at a time
 

@@ -1,4 +1,4 @@
-"""The out-of-core run (kit/out_of_core.py) against the in-memory path on small generated
+"""The out-of-core run (kit/out_of_core/) against the in-memory path on small generated
 tables, forced by data.out_of_core = "on" or a low data.out_of_core_mb."""
 
 import numpy as np
@@ -137,9 +137,9 @@ def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, ca
 
 def test_a_network_scores_its_epochs_on_a_bounded_subset_and_its_fold_on_all_rows(
         comp, monkeypatch):
-    import kit.out_of_core as ooc
+    from kit.out_of_core import prepared as layout
 
-    monkeypatch.setattr(ooc, "VALID_ROWS", 100)  # ~15 % of a fold's 640 validation rows
+    monkeypatch.setattr(layout, "VALID_ROWS", 100)  # ~15 % of a fold's 640 validation rows
     summary = train_main(argv(comp, "data.out_of_core=on", "model.name=mlp", folds=1))
     frame = oof(summary)
     prepared = pq.read_table(f"{summary['run_dir']}/cache/train.parquet").to_pandas()

@@ -205,7 +205,7 @@ class LightGBM(Booster):
 
     def fit_datasets(self, data, held) -> None:
         """Train on LightGBM Datasets built elsewhere (from lgb.Sequence batches:
-        kit/out_of_core.py), early stopping on `held`."""
+        kit/out_of_core/), early stopping on `held`."""
         import lightgbm as lgb
 
         record: dict = {}
@@ -302,7 +302,7 @@ class XGBoost(Booster):
 
     def fit_matrices(self, data, held) -> None:
         """Train on XGBoost matrices built elsewhere (from a DataIter over record batches:
-        kit/out_of_core.py), early stopping on `held`."""
+        kit/out_of_core/), early stopping on `held`."""
         import xgboost as xgb
 
         record: dict = {}
