@@ -1,6 +1,8 @@
 """The out-of-core run (kit/out_of_core/) against the in-memory path on small generated
 tables, forced by data.out_of_core = "on" or a low data.out_of_core_mb."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -106,6 +108,28 @@ def test_a_test_file_missing_a_sample_id_writes_no_submission(comp, capsys):
     assert code == 2 and f"no id {missing!r}" in err.replace('"', "'")
     assert not list((comp / "subs").rglob("*.csv"))
     assert not list((comp / "runs").rglob("submission.csv"))
+
+
+def test_a_resumed_run_reuses_its_prepared_table_while_the_sources_are_unchanged(comp, capsys):
+    import os
+
+    first = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb"))
+    run_dir = Path(first["run_dir"])
+    prepared = run_dir / "cache" / "train.parquet"
+    written = prepared.stat().st_mtime_ns
+    (run_dir / "fold2" / "done.json").unlink()  # as if stopped in the last fold
+    capsys.readouterr()
+    resume = ["--resume", str(run_dir), "--submissions", str(comp / "subs")]
+    again = train_main(resume)
+    assert "prepared table reused" in capsys.readouterr().out
+    assert prepared.stat().st_mtime_ns == written
+    assert again["cv"]["folds"] == pytest.approx(first["cv"]["folds"])
+    pd.testing.assert_frame_equal(pd.read_csv(again["submission"]), pd.read_csv(first["submission"]))
+    source = comp / "data" / "train.csv"
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    train_main(resume)
+    assert "prepared table reused" not in capsys.readouterr().out
+    assert prepared.stat().st_mtime_ns != written
 
 
 def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):

@@ -4,6 +4,7 @@ on its `_fold`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from kit.data.sources import parquet_sources
 from kit.errors import DataError
 from kit.folds import hash_folds
 from kit.hooks import load_hook, map_batches
-from kit.io import atomic_path
+from kit.io import atomic_path, write_json
 from kit.tasks.tabular import ROW, check_classes, feature_columns
 
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
@@ -39,6 +40,18 @@ class Streamed:
     fold_rows: np.ndarray  # rows per fold
     balance: pd.DataFrame  # per fold: rows and class shares, or the target mean
 
+    def to_json(self) -> dict:
+        return {"numeric": self.numeric, "categorical": self.categorical,
+                "classes": self.classes, "fold_rows": self.fold_rows.tolist(),
+                "balance": self.balance.to_dict(orient="list")}
+
+    @classmethod
+    def load(cls, path: Path, cache: Path) -> Streamed:
+        saved = json.loads(path.read_text())
+        return cls(cache / "train.parquet", cache / "test.parquet", saved["numeric"],
+                   saved["categorical"], saved["classes"], np.array(saved["fold_rows"]),
+                   pd.DataFrame(saved["balance"]))
+
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streamed:
     """The one pass over the sources (package doc): cache/train.parquet, cache/test.parquet."""
@@ -46,6 +59,11 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
     kw = {"dtypes": d.dtypes, "cache_dir": cache}
     train_files = parquet_sources(data_dir, d.train, what="train", required=[d.id, d.target], **kw)
     test_files = parquet_sources(data_dir, d.test, what="test", required=[d.id], **kw)
+    stamp = _stamp(cfg, [*train_files, *test_files, comp_dir / "features.py"])
+    done = cache / "prepared.json"
+    if done.exists() and json.loads(done.read_text())["stamp"] == stamp:
+        print(f"prepared table reused: {cache} (same sources, features.py and config)")
+        return Streamed.load(done, cache)
     classes = (_classes(cfg, train_files, data_dir)
                if cfg.competition.problem == "classification" else [])
     hook = load_hook(comp_dir, "features", "transform_batch")
@@ -56,8 +74,18 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
     _Prepared(cfg, classes, train=False, columns=columns).write(
         test_files, cache / "test.parquet", hook, where)
     numeric, categorical = columns
-    return Streamed(cache / "train.parquet", cache / "test.parquet", numeric, categorical,
-                    classes, writer.fold_rows, writer.balance())
+    st = Streamed(cache / "train.parquet", cache / "test.parquet", numeric, categorical,
+                  classes, writer.fold_rows, writer.balance())
+    write_json(done, {"stamp": stamp, **st.to_json()})  # last: a resumed run may trust it
+    return st
+
+
+def _stamp(cfg: Config, files: list[Path]) -> list:
+    """What the prepared table depends on: the files' sizes and mtimes, the config's data,
+    features, cv and problem."""
+    stats = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] if f.exists() else [str(f)]
+             for f in files]
+    return [stats, repr((cfg.data, cfg.features, cfg.cv, cfg.competition.problem))]
 
 
 def _classes(cfg: Config, files: list[Path], data_dir: Path) -> list:
