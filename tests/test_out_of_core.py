@@ -144,7 +144,11 @@ def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):
     assert "num_sum" in prepared.names
 
 
-def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, capsys):
+def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, capsys,
+                                                                       monkeypatch):
+    from kit.out_of_core import prepared as layout
+
+    monkeypatch.setattr(layout, "BATCH_ROWS", 500)  # row groups dask's reader may merge
     summary = train_main(argv(comp, "model.name=xgb", "train.dask_scheduler=local:2"))
     assert "out of core (" in capsys.readouterr().out  # Dask reads the prepared parquet
     run = pd.read_json(f"{summary['run_dir']}/scores.json", typ="series")
@@ -157,6 +161,42 @@ def test_xgboost_on_a_two_worker_dask_cluster_writes_a_valid_submission(comp, ca
     assert submission["target"].between(0, 1).all()
     code = run_script(train_main, argv(comp, "model.name=mlp", "train.dask_scheduler=local:2"))
     assert code == 2 and "trains xgb (xgboost.dask)" in capsys.readouterr().err
+
+
+def test_xgboost_on_a_scheduler_and_workers_started_as_the_readme_says(comp, tmp_path):
+    """`dask scheduler`, `dask worker ADDRESS`, then the run pointed at the address."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from dask.distributed import Client
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(file)], **quiet)]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(file.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", address,
+                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      **quiet))
+        with Client(address, timeout="30s") as probe:
+            probe.wait_for_workers(2, timeout=60)
+        summary = train_main(argv(comp, "model.name=xgb", f"train.dask_scheduler={address}",
+                                  folds=1))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=60)
+    run = pd.read_json(f"{summary['run_dir']}/scores.json", typ="series")
+    assert run["fold_info"][0]["dask_scheduler"] == address
+    assert run["fold_info"][0]["dask_workers"] == 2
+    submission = pd.read_csv(summary["submission"])
+    assert submission["target"].between(0, 1).all() and len(submission) == 480
 
 
 def test_a_network_scores_its_epochs_on_a_bounded_subset_and_its_fold_on_all_rows(

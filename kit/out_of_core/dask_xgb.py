@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kit.config import Config
@@ -15,22 +16,25 @@ from kit.tasks.tabular import booster_frame, booster_predict, save_booster
 
 def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
     """xgboost.dask over the prepared parquet read by dask.dataframe: each partition becomes
-    a booster frame on its worker; predictions are then made here, batch by batch."""
+    a booster frame and its labels on one worker; predictions are then made here, batch by
+    batch."""
     import dask.dataframe as dd
 
     features = [*st.numeric, *st.categorical]
     frame = dd.read_parquet(str(st.train), columns=[*features, Y, FOLD], split_row_groups=True)
-    workers = len(client.scheduler_info()["workers"])
-    if frame.npartitions < workers:  # every worker gets rows
-        frame = frame.repartition(npartitions=workers)
-    meta = booster_frame(frame._meta, num, cat)
+
+    def with_label(rows: pd.DataFrame) -> pd.DataFrame:
+        out = booster_frame(rows, num, cat)
+        out[Y] = objective.batch_target(rows[Y].to_numpy()).astype(np.float64)
+        return out
+
+    meta = with_label(frame._meta)
+    names = [c for c in meta.columns if c != Y]
 
     def part(valid: bool):
         rows = frame[(frame[FOLD] == fold) if valid else (frame[FOLD] != fold)]
-        x = rows.map_partitions(booster_frame, num, cat, meta=meta)
-        y = rows[Y].map_partitions(lambda s: pd.Series(objective.batch_target(s.to_numpy()),
-                                                       index=s.index), meta=(Y, "f8"))
-        return _spread(client, x, y)
+        placed = spread(client, rows.map_partitions(with_label, meta=meta))
+        return placed[names], placed[Y]  # one partition each per placed partition
 
     holding = model.fit_dask(client, *part(False), *part(True))
     info = save_booster(model, fold_dir, num, cat)
@@ -38,21 +42,21 @@ def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, nu
     return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), info
 
 
-def _spread(client, x, y):
-    """x and y computed partition by partition, round-robin over the workers, the i-th of
-    each on the same one, and handed back as persisted collections, so that xgboost.dask
-    finds every worker holding rows. Left to the scheduler, a small table's partitions can
-    all land on one worker (dask.dataframe marks its readers' tasks as data producers, placed
-    anywhere), and xgboost.dask fails on a worker without rows when a column is categorical."""
+def spread(client, frame):
+    """`frame` computed partition by partition on the workers in turn (at least one
+    partition each) and returned persisted, so xgboost.dask finds every worker holding
+    rows. Left to the scheduler, partitions can all land on one worker (dask.dataframe
+    marks its readers' tasks as data producers, placed anywhere), and XGBoost fails on a
+    worker without rows when a column is categorical. Partitions are counted after
+    dask's optimizer, which merges a parquet file's row groups when few columns are read."""
     workers = sorted(client.scheduler_info()["workers"])
-
-    def placed(frame):
-        futures = {part.key: client.compute(part, workers=[workers[i % len(workers)]])
-                   for i, part in enumerate(frame.to_delayed())}
-        rebuild, args = frame.__dask_postpersist__()
-        return rebuild(futures, *args)
-
-    return placed(x), placed(y)
+    frame = frame.optimize()
+    if frame.npartitions < len(workers):
+        frame = frame.repartition(npartitions=len(workers)).optimize()
+    futures = {part.key: client.compute(part, workers=[workers[i % len(workers)]])
+               for i, part in enumerate(frame.to_delayed(optimize_graph=False))}
+    rebuild, args = frame.__dask_postpersist__()
+    return rebuild(futures, *args)
 
 
 def dask_client(spec: str):
@@ -68,7 +72,14 @@ def dask_client(spec: str):
                                dashboard_address=None)
         return Client(cluster)
     try:
-        return Client(spec, timeout="30s")
+        client = Client(spec, timeout="30s")
     except OSError as exc:
         raise ConfigError(f"train.dask_scheduler = {spec!r}: no scheduler answered ({exc}); "
                           "start one (dask scheduler) and its workers, or use \"local:N\"") from None
+    try:
+        client.wait_for_workers(1, timeout=60)
+    except TimeoutError:
+        client.close()
+        raise ConfigError(f"train.dask_scheduler = {spec!r}: the scheduler has no workers after "
+                          f"60 s; start them with: dask worker {spec}") from None
+    return client
