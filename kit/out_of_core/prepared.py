@@ -41,13 +41,14 @@ class Streamed:
     balance: pd.DataFrame  # per fold: rows and class shares, or the target mean
 
     def to_json(self) -> dict:
+        """What prepared.json keeps of it (the paths are the cache's)."""
         return {"numeric": self.numeric, "categorical": self.categorical,
                 "classes": self.classes, "fold_rows": self.fold_rows.tolist(),
                 "balance": self.balance.to_dict(orient="list")}
 
     @classmethod
-    def load(cls, path: Path, cache: Path) -> Streamed:
-        saved = json.loads(path.read_text())
+    def from_json(cls, saved: dict, cache: Path) -> Streamed:
+        """The inverse of to_json, for the files in `cache`."""
         return cls(cache / "train.parquet", cache / "test.parquet", saved["numeric"],
                    saved["categorical"], saved["classes"], np.array(saved["fold_rows"]),
                    pd.DataFrame(saved["balance"]))
@@ -61,9 +62,10 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
     test_files = parquet_sources(data_dir, d.test, what="test", required=[d.id], **kw)
     stamp = _stamp(cfg, [*train_files, *test_files, comp_dir / "features.py"])
     done = cache / "prepared.json"
-    if done.exists() and json.loads(done.read_text())["stamp"] == stamp:
+    saved = json.loads(done.read_text()) if done.exists() else {}
+    if saved.get("stamp") == stamp:
         print(f"prepared table reused: {cache} (same sources, features.py and config)")
-        return Streamed.load(done, cache)
+        return Streamed.from_json(saved, cache)
     classes = (_classes(cfg, train_files, data_dir)
                if cfg.competition.problem == "classification" else [])
     hook = load_hook(comp_dir, "features", "transform_batch")
@@ -83,7 +85,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
 def _stamp(cfg: Config, files: list[Path]) -> list:
     """What the prepared table depends on: the files' sizes and mtimes, the config's data,
     features, cv and problem."""
-    stats = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] if f.exists() else [str(f)]
+    stats = [[str(f), *((f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else ())]
              for f in files]
     return [stats, repr((cfg.data, cfg.features, cfg.cv, cfg.competition.problem))]
 
