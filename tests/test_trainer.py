@@ -44,12 +44,21 @@ def start(tmp_path, data, *extra):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def wait_for(path: Path, proc, timeout=120):
+def wait_for(path: Path, proc, timeout=120, *, ready=None):
+    """Until `path` exists (or `ready()` holds, `path` then naming what is awaited)."""
+    ready = ready or path.exists
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not ready():
         assert proc.poll() is None, f"run ended before {path} appeared: {proc.stderr.read()}"
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
+
+
+def started_run(tmp_path, proc) -> Path:
+    """The run's folder once its config.toml is written (the folder appears first)."""
+    runs = tmp_path / "runs" / "titanic"
+    wait_for(runs / "*" / "config.toml", proc, ready=lambda: any(runs.glob("*/config.toml")))
+    return only_run(tmp_path)
 
 
 def test_sigkill_mid_fold_then_resume_equals_uninterrupted(tmp_path, demo):
@@ -60,8 +69,7 @@ def test_sigkill_mid_fold_then_resume_equals_uninterrupted(tmp_path, demo):
 
     cut = tmp_path / "cut"
     proc = start(cut, demo, *SLOW_MLP)
-    wait_for(cut / "runs" / "titanic", proc)
-    run = only_run(cut)
+    run = started_run(cut, proc)
     wait_for(run / "fold1" / "last.pt", proc)  # fold 0 finished, fold 1 in progress
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -81,8 +89,7 @@ def test_sigkill_mid_fold_then_resume_equals_uninterrupted(tmp_path, demo):
 
 def test_sigterm_stops_cleanly_and_keeps_last_checkpoint(tmp_path, demo):
     proc = start(tmp_path, demo, *SLOW_MLP)
-    wait_for(tmp_path / "runs" / "titanic", proc)
-    run = only_run(tmp_path)
+    run = started_run(tmp_path, proc)
     wait_for(run / "fold0" / "last.pt", proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
