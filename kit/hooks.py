@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kit.errors import ConfigError
+from kit.io import file_stamp
 
 
 def load_hook(comp_dir: Path, module: str, name: str, *, required: bool = False) -> Callable | None:
@@ -26,9 +27,7 @@ def load_hook(comp_dir: Path, module: str, name: str, *, required: bool = False)
         return None
     # one module per file and version: another competition folder of the same name, or
     # the file edited since (a test, a notebook session), is loaded afresh
-    stat = path.stat()
-    version = hashlib.blake2b(f"{path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}".encode(),
-                              digest_size=6).hexdigest()
+    version = hashlib.blake2b(file_stamp(path.resolve()).encode(), digest_size=6).hexdigest()
     key = f"kit_hooks.{Path(comp_dir).name}.{module}_{version}".replace("-", "_")
     if key not in sys.modules:
         spec = importlib.util.spec_from_file_location(key, path)

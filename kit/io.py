@@ -2,6 +2,7 @@
 
 An interrupted run (Ctrl-C, SIGKILL, a full disk) therefore never leaves a half-written
 checkpoint, prediction file or submission, and never clobbers the previous good one.
+And file_stamp, the one key caches use to notice a changed input file.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def save_torch(dest: str | Path, obj: Any) -> Path:
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
     return Path(dest)
+
+
+def file_stamp(path: str | Path) -> str:
+    """`path`, its size and its mtime (ns) in one string, "<path>|missing" when absent: a
+    cache key that changes when the file does."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path}|missing"
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _json_default(value: Any) -> Any:

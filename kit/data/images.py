@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from kit.data.batches import target_array
 from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv, save_npy  # noqa: F401
 from kit.errors import ConfigError, DataError
+from kit.io import file_stamp
 
 # OpenCV's own thread pool does not survive fork(): a DataLoader worker forked after the
 # parent resized an image in parallel can hang forever in its first cv2 call. Parallelism
@@ -214,12 +215,8 @@ def decode_all(paths: Sequence, size: Sequence[int], *, channels: int = 3, threa
     dest = None
     if cache_dir:
         stamp = hashlib.sha1()
-        for path in paths:
-            try:
-                stat = os.stat(path)
-                stamp.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-            except OSError:  # missing: decoded as a blank, keyed as missing
-                stamp.update(f"{path}|missing\n".encode())
+        for path in paths:  # a missing file is decoded as a blank, keyed as missing
+            stamp.update(f"{file_stamp(path)}\n".encode())
         dest = Path(cache_dir) / f"decoded-{stamp.hexdigest()[:12]}-{len(paths)}-{h}x{w}x{channels}.npy"
     if dest is not None and dest.exists():
         return np.load(dest)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from kit.data.batches import TensorBatches, target_array
 from kit.errors import DataError
-from kit.io import atomic_path
+from kit.io import atomic_path, file_stamp
 
 
 def read_pixel_csv(path: Path, *, label: str | None, shape: Sequence[int] = (1, 28, 28),
@@ -57,8 +57,7 @@ def read_pixel_csv(path: Path, *, label: str | None, shape: Sequence[int] = (1, 
 
 
 def _cache_paths(path: Path, cache_dir: Path, label, shape) -> tuple[Path, Path]:
-    stat = path.stat()  # the key changes when the file does (size, mtime)
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{label}|{tuple(shape)}"
+    key = hashlib.sha1(f"{file_stamp(path.resolve())}|{label}|{tuple(shape)}"
                        .encode()).hexdigest()[:12]
     stem = Path(cache_dir) / f"{path.stem}-{key}"
     return stem.with_suffix(".x.npy"), stem.with_suffix(".y.npy")

@@ -20,7 +20,7 @@ from kit.data.sources import parquet_sources
 from kit.errors import DataError
 from kit.folds import hash_folds
 from kit.hooks import load_hook, map_batches
-from kit.io import atomic_path, write_json
+from kit.io import atomic_path, file_stamp, write_json
 from kit.tasks.tabular import ROW, check_classes, feature_columns
 
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
@@ -85,9 +85,8 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
 def _stamp(cfg: Config, files: list[Path]) -> list:
     """What the prepared table depends on: the files' sizes and mtimes, the config's data,
     features, cv and problem."""
-    stats = [[str(f), *((f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else ())]
-             for f in files]
-    return [stats, repr((cfg.data, cfg.features, cfg.cv, cfg.competition.problem))]
+    return [[file_stamp(f) for f in files],
+            repr((cfg.data, cfg.features, cfg.cv, cfg.competition.problem))]
 
 
 def _classes(cfg: Config, files: list[Path], data_dir: Path) -> list:
