@@ -44,20 +44,19 @@ def start(tmp_path, data, *extra):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def wait_for(path: Path, proc, timeout=120, *, ready=None):
-    """Until `path` exists (or `ready()` holds, `path` then naming what is awaited)."""
-    ready = ready or path.exists
+def wait_for(pattern: Path, proc, timeout=120):
+    """Until a file matches `pattern` (a path, or a glob in its last parts), while `proc` runs."""
+    root = Path(pattern.anchor)
     deadline = time.monotonic() + timeout
-    while not ready():
-        assert proc.poll() is None, f"run ended before {path} appeared: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not any(root.glob(str(pattern.relative_to(root)))):
+        assert proc.poll() is None, f"run ended before {pattern} appeared: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"{pattern} never appeared"
         time.sleep(0.02)
 
 
 def started_run(tmp_path, proc) -> Path:
     """The run's folder once its config.toml is written (the folder appears first)."""
-    runs = tmp_path / "runs" / "titanic"
-    wait_for(runs / "*" / "config.toml", proc, ready=lambda: any(runs.glob("*/config.toml")))
+    wait_for(tmp_path / "runs" / "titanic" / "*" / "config.toml", proc)
     return only_run(tmp_path)
 
 
