@@ -30,6 +30,7 @@ from kit.runs import (
     pred_frame,
     read_fold,
     read_folds,
+    read_split_key,
     scores_dict,
     shared_split,
     write_fold,
@@ -78,6 +79,12 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
         if split.shape[1] != cfg.cv.repeats:
             raise DataError(f"{run_dir / 'folds.csv'} holds {split.shape[1]} repeats, the "
                             f"config cv.repeats = {cfg.cv.repeats}; start a new run")
+        saved = read_split_key(run_dir)
+        if saved and saved != key:  # same ids, other targets or groups: other data
+            raise DataError(f"{run_dir / 'folds.csv'}: the run began on split {saved}, the "
+                            f"data in hand gives split {key} (a target or group changed); "
+                            "its finished folds were trained on other data: start a new run "
+                            "instead of --resume")
     else:
         def make():  # seeded: the same on every DDP rank
             return make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
@@ -117,7 +124,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     oof_parts, test_preds, fold_scores, infos = [], [], [], []
     for k in range(n_folds):
         fold_dir = opts.run_dir / f"fold{k}"
-        done = read_fold(fold_dir)
+        done = read_fold(fold_dir) if opts.resume else None  # a new run trains every fold
         if done is None:
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"time budget reached before fold {k}; keeping {k} finished folds")

@@ -175,6 +175,15 @@ def read_folds(run_dir: Path, ids, name: str = "folds.csv") -> np.ndarray | None
     return saved[columns].to_numpy()
 
 
+def read_split_key(run_dir: Path, name: str = "folds.csv") -> str:
+    """The split hash folds.csv was written with ("" for a run from before splits had one)."""
+    path = run_dir / name
+    if not path.exists():
+        return ""
+    saved = pd.read_csv(path, usecols=lambda c: c == "split", nrows=1)
+    return str(saved["split"].iloc[0]) if len(saved.columns) and len(saved) else ""
+
+
 def shared_split(comp_runs: Path, key: str, ids, make) -> np.ndarray:
     """The competition's stored split `key` (runs/<slug>/splits/<key>.csv), made with
     `make()` and stored the first time: every run with the same key uses the same folds,
