@@ -210,14 +210,11 @@ class CVConfig:
 class SubmissionConfig:
     id: str = ""  # id column in the submission (default: data.id)
     target: str = ""  # prediction column (default: data.target)
-    # auto: "label" for a classification, "value" for a regression; label: argmax class;
-    # proba: probability of the positive class; value: the regression prediction
+    # auto: what the metric scores (kit.submission.submission_form, the one rule):
+    # probabilities for auc / logloss, labels for accuracy / f1_macro, values for a
+    # regression; label: argmax class; proba: one probability per sample column (the
+    # positive class's for one column); value: the regression prediction
     kind: str = "auto"
-
-    def resolved_kind(self, problem: str) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return "value" if problem == "regression" else "label"
 
 
 @dataclass(frozen=True)
@@ -415,7 +412,7 @@ def _validate(cfg: Config, source: str) -> None:
          "folds: set ensemble.fold_vote = \"soft\""),
         (_kind_fits(cfg),
          f"submission.kind = {cfg.submission.kind!r} does not fit competition.problem = "
-         f"{cfg.competition.problem!r}; use \"auto\" (label / value), or \"label\" / "
+         f"{cfg.competition.problem!r}; use \"auto\" (what the metric scores), or \"label\" / "
          "\"proba\" for a classification, \"value\" for a regression"),
         (
             cfg.cv.strategy not in ("group", "stratified_group") or bool(cfg.cv.group),
@@ -453,8 +450,8 @@ def _image_checks(image: ImageConfig, problem: str) -> list[tuple[bool, str]]:
 
 
 def _kind_fits(cfg: Config) -> bool:
-    kind = cfg.submission.resolved_kind(cfg.competition.problem)
-    return (kind == "value") == (cfg.competition.problem == "regression")
+    kind = cfg.submission.kind
+    return kind == "auto" or (kind == "value") == (cfg.competition.problem == "regression")
 
 
 def _to_raw(cfg: Config) -> dict:

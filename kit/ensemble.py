@@ -25,8 +25,9 @@ from kit.blending import METHODS, Stack, blend, check_method, parse_weights
 from kit.ensemble_report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
 from kit.hill_climbing import DEFAULT_HILL, HillSettings
-from kit.metrics import get_metric
-from kit.runs import Run, load_run, new_run_dir
+from kit.metrics import Metric, get_metric
+from kit.runs import Run, load_run
+from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
 __all__ = ["METHODS", "check_folds_shared", "ensemble_runs", "resolve_run_dir", "stack_runs"]
 
@@ -196,26 +197,30 @@ def ensemble_runs(
     cfg = runs[0].cfg
     metric = get_metric(cfg.competition.metric, stack.problem)
     sample = sample_path(cfg, slug, data_dir)
+    form = submission_form(read_sample(sample), metric=metric.name, kind=cfg.submission.kind,
+                           problem=stack.problem, classes=stack.classes, source=sample)
     what = f"classes {stack.classes}" if stack.classes else "a regression"
     log(f"{len(runs)} runs aligned: {len(stack.oof_ids)} OOF rows, {len(stack.test_ids)} test "
         f"rows, {what}, metric {metric.name} ({metric.mode})")
-    _warn_hard(method, metric.name, cfg.submission.resolved_kind(stack.problem))
+    _warn_hard(method, metric, form)
     parsed = parse_weights(weights, len(runs)) if weights is not None else None
     result = blend(stack, method, metric, parsed, hill=hill)
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
+    # built from demo-trained runs, the ensemble keeps the mark: submit.py refuses it
+    demo = "demo" if any(demo_trained(run.path) for run in runs) else ""
     summary = write_ensemble_run(
-        runs, stack, result, metric, sample_path=sample,
-        run_dir=new_run_dir(runs_root / slug, "ensemble", method), submissions_dir=subs_root / slug,
-        split="" if split_warnings else runs[0].split,
+        runs, stack, result, metric, form, sample_path=sample,
+        runs_dir=runs_root / slug, name=("ensemble", method, demo),
+        submissions_dir=subs_root / slug, split="" if split_warnings else runs[0].split,
     )
-    return {**summary, "warnings": split_warnings}
+    return {**summary, "warnings": split_warnings, "demo": bool(demo)}
 
 
-def _warn_hard(method: str, metric: str, kind: str) -> None:
-    if method == "hard" and (metric in ("logloss", "auc") or kind == "proba"):
+def _warn_hard(method: str, metric: Metric, form: SubmissionForm) -> None:
+    if method == "hard" and (metric.scores == "probabilities" or form.kind == "proba"):
         warnings.warn(
             f"hard voting outputs one-hot votes, not probabilities, but the metric is "
-            f"{metric!r} and submission.kind is {kind!r}; --method soft or weighted suits "
-            "these better",
+            f"{metric.name!r} and the submission holds {form.kind!r}; --method soft or "
+            "weighted suits these better",
             stacklevel=3,
         )

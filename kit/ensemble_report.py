@@ -22,6 +22,7 @@ from kit.io import atomic_path, write_json, write_text
 from kit.metrics import Metric
 from kit.runs import (
     Run,
+    new_run_dir,
     oof_frame,
     pred_frame,
     provenance,
@@ -30,6 +31,7 @@ from kit.runs import (
     write_scores,
 )
 from kit.submission import (
+    SubmissionForm,
     build_submission,
     read_sample,
     validate_submission,
@@ -115,21 +117,23 @@ def write_ensemble_run(
     stack: Stack,
     blend: Blend,
     metric: Metric,
+    form: SubmissionForm,
     *,
     sample_path: Path,
-    run_dir: Path,
+    runs_dir: Path,
+    name: tuple[str, ...],
     submissions_dir: Path,
     split: str = "",
 ) -> dict:
-    """Write the ensemble's run folder and submission copy; return the summary dict."""
+    """Write the ensemble's run folder (runs_dir/<time>_<name parts>) and submission copy;
+    return the summary dict."""
     cfg = runs[0].cfg
     sample = read_sample(sample_path)
-    kind = cfg.submission.resolved_kind(stack.problem)
-    frame = build_submission(stack.test_ids, blend.test, stack.target_classes, sample,
-                             kind=kind, metric=metric.name)
+    frame = build_submission(stack.test_ids, blend.test, stack.target_classes, sample, form)
     # Checked before the folder exists: a bad submission leaves no half-made ensemble run.
-    validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", metric=metric.name)
-    run_dir.mkdir(parents=True)
+    validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", form=form)
+    run_dir = new_run_dir(runs_dir, *name)
+    run_dir.mkdir(parents=True, exist_ok=True)  # new_run_dir may have made it already
     write_predictions(
         run_dir,
         oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
@@ -141,9 +145,8 @@ def write_ensemble_run(
     names = [run.path.name for run in runs]
     corr = correlation(stack.oof)
     heatmap = save_heatmap(run_dir / "correlation.png", names, corr)
-    write_submission(frame, sample_path, run_dir / "submission.csv", metric=metric.name)
-    copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv",
-                            metric=metric.name)
+    write_submission(frame, sample_path, run_dir / "submission.csv", form)
+    copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv", form)
     summary = _summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr)
     write_json(run_dir / "ensemble.json", {**summary, **provenance()})
     return summary

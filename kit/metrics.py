@@ -1,5 +1,6 @@
-"""Metric registry: a name maps to a function of (targets, predictions), a mode and the
-problem kind it scores.
+"""Metric registry: a name maps to a function of (targets, predictions), a mode and what it
+scores (labels, probabilities or values), which decides the problem kind and the form of the
+submission (kit/submission.py `submission_form`).
 
 Classification: targets are class indices (int, shape N), predictions (N, C) probabilities
 with rows summing to 1. Regression: targets are values (float, N) and predictions (N, 1)
@@ -16,13 +17,23 @@ from sklearn import metrics as skm
 
 from kit.errors import ConfigError, DataError
 
+# What a metric scores, so what a submission must hold for it: "labels" (one class per row,
+# e.g. accuracy), "probabilities" (a score per class: Kaggle ranks or weighs them, auc,
+# logloss), "values" (a regression's number). Ranked guesses (MAP@k) will be a fourth.
+SCORES = ("labels", "probabilities", "values")
+
 
 @dataclass(frozen=True)
 class Metric:
     name: str
     fn: Callable[[np.ndarray, np.ndarray], float]
     mode: str  # "max": higher is better, "min": lower is better
-    problem: str = "classification"  # or "regression"
+    scores: str = "labels"  # one of SCORES
+
+    @property
+    def problem(self) -> str:
+        """The problem kind it scores: "regression" for values, else "classification"."""
+        return "regression" if self.scores == "values" else "classification"
 
     def __call__(self, labels: np.ndarray, proba: np.ndarray) -> float:
         proba = np.asarray(proba)
@@ -37,9 +48,12 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register(name: str, mode: str, problem: str = "classification"):
+def register(name: str, mode: str, scores: str = "labels"):
+    if scores not in SCORES:
+        raise ValueError(f"metric {name!r}: scores = {scores!r}; valid: {', '.join(SCORES)}")
+
     def deco(fn):
-        METRICS[name] = Metric(name, fn, mode, problem)
+        METRICS[name] = Metric(name, fn, mode, scores)
         return fn
 
     return deco
@@ -55,24 +69,24 @@ def f1_macro(labels, proba):
     return skm.f1_score(labels, proba.argmax(1), average="macro", labels=np.arange(proba.shape[1]))
 
 
-@register("logloss", "min")
+@register("logloss", "min", "probabilities")
 def logloss(labels, proba):
     return skm.log_loss(labels, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1]))
 
 
-@register("auc", "max")
+@register("auc", "max", "probabilities")
 def auc(labels, proba):
     if proba.shape[1] == 2:
         return skm.roc_auc_score(labels, proba[:, 1])
     return skm.roc_auc_score(labels, proba, multi_class="ovr", labels=np.arange(proba.shape[1]))
 
 
-@register("rmse", "min", "regression")
+@register("rmse", "min", "values")
 def rmse(y, pred):
     return skm.root_mean_squared_error(y, pred)
 
 
-@register("rmsle", "min", "regression")
+@register("rmsle", "min", "values")
 def rmsle(y, pred):
     """Predictions below 0 are scored as 0 (log1p is undefined below -1 and Kaggle's
     targets under rmsle are non-negative); negative targets are refused."""
@@ -82,12 +96,12 @@ def rmsle(y, pred):
     return skm.root_mean_squared_log_error(y, np.clip(pred, 0, None))
 
 
-@register("mae", "min", "regression")
+@register("mae", "min", "values")
 def mae(y, pred):
     return skm.mean_absolute_error(y, pred)
 
 
-@register("r2", "max", "regression")
+@register("r2", "max", "values")
 def r2(y, pred):
     return skm.r2_score(y, pred)
 

@@ -38,7 +38,7 @@ from kit.runs import (
     write_predictions,
     write_scores,
 )
-from kit.submission import build_submission, read_sample, write_submission
+from kit.submission import build_submission, read_sample, submission_form, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
 from kit.track import make_tracker
 from kit.trainer import Trainer
@@ -250,16 +250,16 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
               f"{top}, ...")
     submission = copy = None
     if opts.submit:
-        frame = build_submission(prep.test_ids, test, classes, sample,
-                                 kind=cfg.submission.resolved_kind(cfg.competition.problem),
-                                 metric=metric.name)
         sample_path = opts.data_dir / cfg.data.sample_submission
-        submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv",
-                                      metric=metric.name)
+        form = submission_form(sample, metric=metric.name, kind=cfg.submission.kind,
+                               problem=cfg.competition.problem, classes=classes,
+                               source=sample_path)
+        frame = build_submission(prep.test_ids, test, classes, sample, form)
+        submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv", form)
         marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
         name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
         copy = write_submission(frame, sample_path, opts.submissions_dir /
-                                cfg.competition.slug / name, metric=metric.name)
+                                cfg.competition.slug / name, form)
     seconds = time.monotonic() - started
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
           f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")

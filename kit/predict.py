@@ -105,7 +105,13 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.devices import pick_device
     from kit.pipeline import fold_mean
     from kit.seed import seed_everything
-    from kit.submission import build_submission, read_sample, write_submission
+    from kit.submission import (
+        build_submission,
+        demo_trained,
+        read_sample,
+        submission_form,
+        write_submission,
+    )
     from kit.tasks import get_task
     from kit.threads import apply_thread_budget
 
@@ -132,11 +138,13 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     frame = pred_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
-    metric = cfg.competition.metric
-    submission = build_submission(prep.test_ids, test, prep.classes, read_sample(sample_path),
-                                  kind=cfg.submission.resolved_kind(cfg.competition.problem),
-                                  metric=metric)
-    written = write_submission(submission, sample_path, out / "submission.csv", metric=metric)
+    sample = read_sample(sample_path)
+    form = submission_form(sample, metric=cfg.competition.metric, kind=cfg.submission.kind,
+                           problem=cfg.competition.problem, classes=prep.classes,
+                           source=sample_path)
+    submission = build_submission(prep.test_ids, test, prep.classes, sample, form)
+    name = "submission_demo.csv" if demo_trained(run) else "submission.csv"  # keeps the mark
+    written = write_submission(submission, sample_path, out / name, form)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
                "test_pred": str(out / "test_pred.parquet"), "submission": str(written),
                "max_abs_diff_vs_run": compare_with_run(run, frame)}

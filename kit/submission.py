@@ -1,21 +1,106 @@
 """Submissions: built from test probabilities, checked against the sample, written atomically.
 
-A submission that does not match the competition's sample submission (columns, order,
-ids, row count, dtypes, missing values) is a SubmissionError, never a file.
+What a submission holds follows its metric, by one rule (`submission_form`): labels for a
+label metric, probabilities for a probability metric (one column per class, named as the
+sample names them), values for a regression. A submission that does not match the
+competition's sample submission (columns, order, ids, row count, dtypes, missing values)
+is a SubmissionError, never a file.
 
-    write_submission(frame, sample_path="data/titanic/gender_submission.csv",
-                     dest="runs/titanic/.../submission.csv")
+    form = submission_form(sample, metric="auc", classes=[0, 1])
+    frame = build_submission(ids, proba, [0, 1], sample, form)
+    write_submission(frame, "data/<slug>/sample_submission.csv", "runs/<slug>/.../submission.csv",
+                     form)
 """
 
 from __future__ import annotations
 
+import json
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kit.errors import SubmissionError
+from kit.errors import ConfigError, SubmissionError
 from kit.io import atomic_path, write_csv
+from kit.metrics import get_metric
+
+# `[submission] kind = "auto"` writes what the metric scores (kit.metrics.SCORES)
+AUTO_KIND = {"labels": "label", "probabilities": "proba", "values": "value"}
+
+
+@dataclass(frozen=True)
+class SubmissionForm:
+    """What a submission holds after its id column: the sample's prediction `columns`, as
+    labels, probabilities or values (`kind`), for `metric`."""
+
+    kind: str  # "label" (a class per row), "proba" (a probability per column), "value"
+    metric: str
+    columns: tuple[str, ...]  # the sample's prediction columns, in its order
+    class_of: tuple[int, ...] = ()  # proba: each column's class index (given the classes)
+
+    @property
+    def floats(self) -> bool:
+        """Probabilities and values are floats, even where the sample holds 0 placeholders."""
+        return self.kind != "label"
+
+
+def submission_form(sample: pd.DataFrame, *, metric: str, kind: str = "auto",
+                    problem: str | None = None, classes: list | None = None,
+                    source: str | Path = "") -> SubmissionForm:
+    """The one rule from metric, problem kind, `[submission] kind` and the sample to what a
+    submission holds; with `classes`, which class each probability column is.
+
+    >>> submission_form(sample, metric="auc").kind  # "proba"; accuracy: "label"
+    """
+    scored = get_metric(metric, problem)
+    if kind == "auto":
+        kind = AUTO_KIND[scored.scores]
+    elif (kind == "value") != (scored.scores == "values"):
+        raise ConfigError(f"submission.kind = {kind!r} does not fit metric {metric!r}, which "
+                              f"scores {scored.scores}; set submission.kind = \"auto\"")
+    elif AUTO_KIND[scored.scores] != kind:
+        warnings.warn(f"submission.kind = {kind!r} but metric {metric!r} scores "
+                      f"{scored.scores}; Kaggle scores the file as it is: \"auto\" writes "
+                      f"{scored.scores}", stacklevel=2)
+    where = f"{source}: " if source else ""
+    columns = tuple(str(c) for c in sample.columns[1:])
+    if not columns:
+        raise SubmissionError(f"{where}the sample has only the column {sample.columns[0]!r}; "
+                              "a submission needs an id column and a prediction column")
+    if kind != "proba" and len(columns) != 1:
+        raise SubmissionError(
+            f"{where}the sample has {len(columns)} prediction columns {list(columns)}, but "
+            f"submission.kind = {kind!r} writes one; for one probability per class use a "
+            "probability metric (auc, logloss) or submission.kind = \"proba\"")
+    class_of = ()
+    if kind == "proba" and classes is not None:
+        class_of = _class_columns(columns, [str(c) for c in classes], where)
+    return SubmissionForm(kind, scored.name, columns, class_of)
+
+
+def _class_columns(columns: tuple[str, ...], names: list[str], where: str) -> tuple[int, ...]:
+    """Each probability column's class index: one column is the positive (last) class of a
+    binary target; several are named by class, exactly or after one shared prefix
+    ("Class_1" for class "1", "Status_C" for "C")."""
+    if len(columns) == 1 and len(names) == 2:
+        return (1,)
+    index = {name: i for i, name in enumerate(names)}
+    for prefix in _prefixes(columns[0], names):
+        stripped = [c[len(prefix):] if c.startswith(prefix) else None for c in columns]
+        if sorted(map(str, stripped)) == sorted(names):
+            return tuple(index[c] for c in stripped)
+    raise SubmissionError(
+        f"{where}the sample's prediction columns {list(columns)} do not name the classes "
+        f"{names}: a probability submission writes one column per class (one column for a "
+        "binary target); check data.target and data.sample_submission")
+
+
+def _prefixes(column: str, names: list[str]) -> list[str]:
+    """Candidate prefixes: what is left of `column` before a class name that ends it."""
+    return sorted({column[:len(column) - len(n)] for n in names if column.endswith(n)}, key=len)
 
 
 def read_sample(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
@@ -33,9 +118,11 @@ def read_sample(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
 
 
 def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: str = "",
-                        metric: str = "") -> None:
-    """Raise SubmissionError naming the first mismatch between `frame` and `sample`; float
-    prediction columns must be finite, and non-negative under `metric` "rmsle"."""
+                        form: SubmissionForm | None = None) -> None:
+    """Raise SubmissionError naming the first mismatch between `frame` and `sample`. With a
+    `form`, its prediction columns may be floats where the sample holds integers, and must
+    be finite (probabilities in [0, 1]; non-negative under rmsle); without one, every
+    column keeps the sample's type."""
     where = f"{source}: " if source else ""
     if list(frame.columns) != list(sample.columns):
         raise SubmissionError(
@@ -45,6 +132,24 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
     if len(frame) != len(sample):
         raise SubmissionError(f"{where}{len(frame)} rows, the sample has {len(sample)}")
     id_col = sample.columns[0]
+    _check_ids(frame, sample, id_col, where)
+    for col in sample.columns:
+        if frame[col].isna().any():
+            raise SubmissionError(f"{where}column {col!r} has missing values")
+        want, got = sample[col].dtype, frame[col].dtype
+        predicted = form is not None and col != id_col
+        if _kind(want) != _kind(got) and not (
+                predicted and form.floats and _kind(want) == "int" and _kind(got) == "float"):
+            # a label column must keep the sample's type (1 is not 1.0 to a scorer); a
+            # probability or value goes where the sample holds placeholders (target = 0)
+            raise SubmissionError(
+                f"{where}column {col!r} has dtype {got}, the sample has {want}"
+            )
+        if predicted and _kind(got) == "float":
+            _check_values(frame[col].to_numpy(np.float64), col, where, form)
+
+
+def _check_ids(frame: pd.DataFrame, sample: pd.DataFrame, id_col: str, where: str) -> None:
     missing_id = frame[id_col].isna()
     if missing_id.any():  # before the id sets: a missing id is not an id string
         rows = frame.index[missing_id][:5].tolist()
@@ -59,41 +164,18 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
             f"{where}ids in {id_col!r} differ from the sample: missing {missing}, "
             f"unexpected {extra}"
         )
-    for col in sample.columns:
-        if frame[col].isna().any():
-            raise SubmissionError(f"{where}column {col!r} has missing values")
-        want, got = sample[col].dtype, frame[col].dtype
-        values = col != id_col and _kind(got) == "float" and _scores_floats(metric)
-        if _kind(want) != _kind(got) and not (values and _kind(want) == "int"):
-            # a regression's or a probability metric's sample may hold integer placeholders
-            # (count = 0, target = 0): the predictions are floats; a label column must keep
-            # the sample's type (1 is not 1.0 to a scorer)
-            raise SubmissionError(
-                f"{where}column {col!r} has dtype {got}, the sample has {want}"
-            )
-        if col != id_col and _kind(got) == "float":
-            _check_values(frame[col].to_numpy(np.float64), col, where, metric)
 
 
-def _regression(metric: str) -> bool:
-    from kit.metrics import METRICS
-
-    return metric in METRICS and METRICS[metric].problem == "regression"
-
-
-PROBABILITY_METRICS = ("auc", "logloss")  # scored on probabilities, not labels
-
-
-def _scores_floats(metric: str) -> bool:
-    return _regression(metric) or metric in PROBABILITY_METRICS
-
-
-def _check_values(values: np.ndarray, col: str, where: str, metric: str) -> None:
+def _check_values(values: np.ndarray, col: str, where: str, form: SubmissionForm) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         raise SubmissionError(f"{where}column {col!r} has non-finite values (inf) in rows "
                               f"{np.flatnonzero(bad)[:5].tolist()}; the model diverged")
-    if metric == "rmsle" and (values < 0).any():
+    outside = (values < 0) | (values > 1)
+    if form.kind == "proba" and outside.any():
+        raise SubmissionError(f"{where}column {col!r} holds probabilities, but rows "
+                              f"{np.flatnonzero(outside)[:5].tolist()} are outside [0, 1]")
+    if form.metric == "rmsle" and (values < 0).any():
         raise SubmissionError(f"{where}column {col!r} has negative values in rows "
                               f"{np.flatnonzero(values < 0)[:5].tolist()}, which rmsle cannot "
                               "score")
@@ -110,36 +192,23 @@ def _kind(dtype) -> str:
     return "str"
 
 
-def build_submission(
-    ids: np.ndarray,
-    proba: np.ndarray,
-    classes: list,
-    sample: pd.DataFrame,
-    *,
-    kind: str = "label",
-    metric: str = "",
-) -> pd.DataFrame:
-    """The submission frame in the sample's row order: argmax labels, positive-class proba,
-    or regression values (full float64 precision; clipped at 0 under rmsle, as it scores)."""
-    id_col, target_col = sample.columns[0], sample.columns[-1]
-    if kind == "label":
-        values = np.asarray(classes, dtype=object)[proba.argmax(1)]
-    elif kind == "value":
-        values = proba[:, 0].astype(np.float64)
-        if metric == "rmsle":
-            values = np.clip(values, 0, None)
-    else:
-        values = proba[:, -1]
-    frame = pd.DataFrame({id_col: ids, target_col: values})
-    try:
-        if kind == "label":  # probabilities and values stay float64: a cast to an
-            # integer sample column (a placeholder 0) would truncate them all to 0
-            frame[target_col] = frame[target_col].astype(sample[target_col].dtype)
-    except (ValueError, TypeError):
-        raise SubmissionError(
-            f"predicted labels {list(classes)[:5]} cannot be written as the sample's "
-            f"{sample[target_col].dtype} column {target_col!r}; check data.target and "
-            "submission.kind") from None
+def build_submission(ids: np.ndarray, pred: np.ndarray, classes: list, sample: pd.DataFrame,
+                     form: SubmissionForm) -> pd.DataFrame:
+    """The submission frame in the sample's row order, as `form` says: argmax labels in the
+    sample's type, one probability per column, or regression values (full float64
+    precision; clipped at 0 under rmsle, as it scores)."""
+    id_col = sample.columns[0]
+    frame = pd.DataFrame({id_col: ids})
+    if form.kind == "label":
+        frame[form.columns[0]] = _labels(pred, classes, sample[form.columns[0]])
+    elif form.kind == "value":
+        values = pred[:, 0].astype(np.float64)
+        frame[form.columns[0]] = np.clip(values, 0, None) if form.metric == "rmsle" else values
+    else:  # float64 even where the sample holds integer placeholders (a cast would give 0)
+        if len(form.class_of) != len(form.columns):
+            raise ValueError("a proba form needs the classes: submission_form(..., classes=)")
+        for col, k in zip(form.columns, form.class_of):
+            frame[col] = pred[:, k].astype(np.float64)
     if pd.api.types.is_integer_dtype(sample[id_col].dtype):
         frame[id_col] = frame[id_col].astype(sample[id_col].dtype)
     order = pd.Index(frame[id_col].astype(str)).get_indexer(sample[id_col].astype(str))
@@ -149,15 +218,29 @@ def build_submission(
     return frame.iloc[order].reset_index(drop=True)
 
 
-def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path, *,
-                     metric: str = "") -> Path:
+def _labels(pred: np.ndarray, classes: list, column: pd.Series) -> pd.Series:
+    """The argmax class of each row, in the sample column's type."""
+    labels = pd.Series(np.asarray(classes, dtype=object)[pred.argmax(1)])
+    try:
+        return labels.astype(column.dtype)
+    except (ValueError, TypeError):
+        raise SubmissionError(
+            f"predicted labels {list(classes)[:5]} cannot be written as the sample's "
+            f"{column.dtype} column {column.name!r}; check data.target and "
+            "submission.kind") from None
+
+
+def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path,
+                     form: SubmissionForm) -> Path:
     """Validate `frame` against the sample submission, then write it atomically to `dest`."""
-    validate_submission(frame, read_sample(sample_path), source=str(dest), metric=metric)
+    validate_submission(frame, read_sample(sample_path), source=str(dest), form=form)
     return write_csv(dest, frame)
 
 
-def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = "") -> pd.DataFrame:
-    """Check a submission CSV on disk (before `kaggle competitions submit`)."""
+def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = "",
+                  form: SubmissionForm | None = None) -> pd.DataFrame:
+    """Check a submission CSV on disk (before `kaggle competitions submit`): against `form`,
+    else the form `metric` gives with submission.kind "auto", else type for type."""
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"submission file not found: {path}")
@@ -165,8 +248,36 @@ def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = ""
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: not a readable CSV ({exc})") from None
-    validate_submission(frame, read_sample(sample_path), source=str(path), metric=metric)
+    sample = read_sample(sample_path)
+    if form is None and metric:
+        form = submission_form(sample, metric=metric, source=sample_path)
+    validate_submission(frame, sample, source=str(path), form=form)
     return frame
+
+
+# --- demo-trained files ---------------------------------------------------------------------
+
+DEMO_MARK = re.compile(r"_demo(-\d+)?$")  # a run folder "..._demo" ("-2": a name collision)
+
+
+def demo_trained(path: str | Path) -> bool:
+    """Whether `path` (a submission, prediction file or run folder) was made by demo-trained
+    runs: its name ends `_demo`, or the run folder holding it (within two levels) has a name
+    ending `_demo` or "demo": true in run.json."""
+    path = Path(path).resolve()
+    if DEMO_MARK.search(path.stem if path.suffix else path.name):
+        return True
+    for folder in [path, *path.parents][:4]:
+        if (folder / "config.toml").is_file():  # the nearest run folder decides
+            return bool(DEMO_MARK.search(folder.name)) or _records_demo(folder / "run.json")
+    return False
+
+
+def _records_demo(run_json: Path) -> bool:
+    try:
+        return json.loads(run_json.read_text()).get("demo") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 # --- streamed: a test set too big to hold (kit/out_of_core/) ------------------------------
@@ -180,7 +291,7 @@ def sample_head(path: Path) -> pd.DataFrame:
 
 
 def write_streamed_submission(batches, classes: list, sample_path: Path, head: pd.DataFrame,
-                              dest: Path, *, kind: str, metric: str) -> Path:
+                              dest: Path, form: SubmissionForm) -> Path:
     """The submission built chunk by chunk in the test file's order, each chunk checked
     against the sample's rows at the same place (ids equal in order, values valid); into
     a temporary file, renamed when every row matched."""
@@ -203,10 +314,8 @@ def write_streamed_submission(batches, classes: list, sample_path: Path, head: p
                                       f"file more; test id {ids[len(want)]!r} is not in the "
                                       "sample: use the competition's own test file")
             _same_ids(want[id_col], ids, done, sample_path)
-            frame = build_submission(ids, pred, classes, want.reset_index(drop=True), kind=kind,
-                                     metric=metric)
-            validate_submission(frame, want.reset_index(drop=True), source=str(dest),
-                                metric=metric)
+            frame = build_submission(ids, pred, classes, want.reset_index(drop=True), form)
+            validate_submission(frame, want.reset_index(drop=True), source=str(dest), form=form)
             frame.to_csv(out, header=False, index=False)
             done += len(ids)
         left = buffered if len(buffered) else next(sample, None)

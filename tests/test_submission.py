@@ -1,9 +1,30 @@
+"""kit.submission: the one rule from metric to submission form, building in the sample's
+order, validation, atomic writes, the streamed path and the demo mark."""
+
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from kit.errors import SubmissionError
-from kit.submission import build_submission, validate_file, validate_submission, write_submission
+from kit.errors import ConfigError, SubmissionError
+from kit.metrics import METRICS
+from kit.submission import (
+    build_submission,
+    demo_trained,
+    submission_form,
+    validate_file,
+    validate_submission,
+    write_submission,
+)
+
+
+def form(sample, metric="accuracy", kind="auto", classes=(0, 1)):
+    """The form for `metric`; classes matter to probability columns only."""
+    problem = METRICS[metric].problem
+    return submission_form(sample, metric=metric, kind=kind, problem=problem,
+                           classes=list(classes) if problem == "classification" else None)
 
 
 @pytest.fixture
@@ -13,10 +34,10 @@ def sample():
 
 def test_build_orders_rows_like_the_sample_and_casts_labels(sample):
     proba = np.array([[0.2, 0.8], [0.9, 0.1], [0.4, 0.6]])
-    frame = build_submission(np.array([894, 892, 893]), proba, [0, 1], sample)
+    frame = build_submission(np.array([894, 892, 893]), proba, [0, 1], sample, form(sample))
     assert frame["PassengerId"].tolist() == [892, 893, 894]
     assert frame["Survived"].tolist() == [0, 1, 1] and frame["Survived"].dtype == np.int64
-    validate_submission(frame, sample)
+    validate_submission(frame, sample, form=form(sample))
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -39,17 +60,17 @@ def test_bad_submission_is_never_written(tmp_path, sample):
     dest = tmp_path / "sub.csv"
     dest.write_text("previous good file\n")
     with pytest.raises(SubmissionError):
-        write_submission(sample.iloc[:2], tmp_path / "sample.csv", dest)
+        write_submission(sample.iloc[:2], tmp_path / "sample.csv", dest, form(sample))
     assert dest.read_text() == "previous good file\n"  # not clobbered
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary left behind
-    write_submission(sample, tmp_path / "sample.csv", dest)
+    write_submission(sample, tmp_path / "sample.csv", dest, form(sample))
     validate_file(dest, tmp_path / "sample.csv")
 
 
 def test_unwritable_labels_are_a_submission_error(sample):
     with pytest.raises(SubmissionError, match="cannot be written"):
         build_submission(np.array([892, 893, 894]), np.eye(2)[[0, 1, 0]], ["dead", "alive"],
-                         sample)
+                         sample, form(sample))
 
 
 # --- regression values -------------------------------------------------------------------------
@@ -63,10 +84,10 @@ def price_sample():
 def test_values_keep_full_float64_precision_through_the_csv(tmp_path, price_sample):
     price_sample.to_csv(tmp_path / "sample.csv", index=False)
     values = np.array([[123456.78901234], [0.1 + 0.2], [2 / 3]])  # 0.30000000000000004
-    frame = build_submission(np.array([1463, 1461, 1462]), values, [], price_sample,
-                             kind="value", metric="rmse")
+    rmse = form(price_sample, "rmse")
+    frame = build_submission(np.array([1463, 1461, 1462]), values, [], price_sample, rmse)
     assert frame["SalePrice"].dtype == np.float64
-    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="rmse")
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", rmse)
     back = validate_file(tmp_path / "sub.csv", tmp_path / "sample.csv", metric="rmse")
     assert back["Id"].tolist() == [1461, 1462, 1463]
     assert back["SalePrice"].tolist() == [0.1 + 0.2, 2 / 3, 123456.78901234]  # bit for bit
@@ -81,28 +102,29 @@ def test_a_value_that_is_not_a_finite_number_is_rejected(price_sample, bad, mess
     frame = price_sample.assign(SalePrice=[1.0, bad, 2.0])
     for metric in ("rmse", "rmsle"):
         with pytest.raises(SubmissionError, match=message):
-            validate_submission(frame, price_sample, metric=metric)
+            validate_submission(frame, price_sample, form=form(price_sample, metric))
 
 
 def test_a_negative_value_is_rejected_under_rmsle_only(tmp_path, price_sample):
     frame = price_sample.assign(SalePrice=[1.0, 2.0, -0.5])
     with pytest.raises(SubmissionError, match=r"negative values in rows \[2\], which rmsle"):
-        validate_submission(frame, price_sample, metric="rmsle")
-    validate_submission(frame, price_sample, metric="rmse")
+        validate_submission(frame, price_sample, form=form(price_sample, "rmsle"))
+    validate_submission(frame, price_sample, form=form(price_sample, "rmse"))
     price_sample.to_csv(tmp_path / "sample.csv", index=False)
     dest = tmp_path / "sub.csv"
     with pytest.raises(SubmissionError, match="negative values"):
-        write_submission(frame, tmp_path / "sample.csv", dest, metric="rmsle")
+        write_submission(frame, tmp_path / "sample.csv", dest, form(price_sample, "rmsle"))
     assert not dest.exists()
 
 
 def test_build_clips_negative_values_at_zero_under_rmsle_only(price_sample):
     values = np.array([[-3.5], [0.0], [2.5]])
     ids = price_sample["Id"].to_numpy()
-    clipped = build_submission(ids, values, [], price_sample, kind="value", metric="rmsle")
+    rmsle = form(price_sample, "rmsle")
+    clipped = build_submission(ids, values, [], price_sample, rmsle)
     assert clipped["SalePrice"].tolist() == [0.0, 0.0, 2.5]
-    validate_submission(clipped, price_sample, metric="rmsle")
-    kept = build_submission(ids, values, [], price_sample, kind="value", metric="rmse")
+    validate_submission(clipped, price_sample, form=rmsle)
+    kept = build_submission(ids, values, [], price_sample, form(price_sample, "rmse"))
     assert kept["SalePrice"].tolist() == [-3.5, 0.0, 2.5]
 
 
@@ -111,8 +133,8 @@ def test_values_for_a_sample_with_integer_placeholders_are_written(tmp_path):
                            "count": [0, 0]})
     sample.to_csv(tmp_path / "sample.csv", index=False)
     frame = build_submission(sample["datetime"].to_numpy(), np.array([[12.5], [3.25]]), [],
-                             sample, kind="value", metric="rmsle")
-    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="rmsle")
+                             sample, form(sample, "rmsle"))
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", form(sample, "rmsle"))
     assert pd.read_csv(tmp_path / "sub.csv")["count"].tolist() == [12.5, 3.25]
 
 
@@ -122,8 +144,9 @@ def test_probabilities_for_a_sample_with_integer_placeholders_stay_probabilities
     sample = pd.DataFrame({"id": [7, 8, 9], "target": [0, 0, 0]})
     sample.to_csv(tmp_path / "sample.csv", index=False)
     proba = np.array([[0.9, 0.1], [0.35, 0.65], [0.5, 0.5]])
-    frame = build_submission(np.array([9, 7, 8]), proba, [0, 1], sample, kind="proba")
-    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", metric="auc")
+    auc = form(sample, "auc")
+    frame = build_submission(np.array([9, 7, 8]), proba, [0, 1], sample, auc)
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", auc)
     written = pd.read_csv(tmp_path / "sub.csv")
     assert written["id"].tolist() == [7, 8, 9]
     assert written["target"].tolist() == [0.65, 0.5, 0.1]
@@ -140,15 +163,101 @@ def test_a_streamed_submission_matches_the_sample_chunk_by_chunk(tmp_path):
         yield np.array(ids[:2]), proba[:2]
         yield np.array(ids[2:]), proba[2:len(ids)]
 
+    auc = form(sample_head(sample_path), "auc")
     dest = write_streamed_submission(batches([10, 11, 12, 13]), [0, 1], sample_path,
-                                     sample_head(sample_path), tmp_path / "sub.csv",
-                                     kind="proba", metric="auc")
+                                     sample_head(sample_path), tmp_path / "sub.csv", auc)
     written = pd.read_csv(dest)
     assert written["id"].tolist() == [10, 11, 12, 13]
     np.testing.assert_allclose(written["target"], proba[:, 1])
     with pytest.raises(SubmissionError, match=r"row 2 of the test file has id '13', .* has "
                                               r"'12' there"):
         write_streamed_submission(batches([10, 11, 13, 12]), [0, 1], sample_path,
-                                  sample_head(sample_path), tmp_path / "bad.csv",
-                                  kind="proba", metric="auc")
+                                  sample_head(sample_path), tmp_path / "bad.csv", auc)
     assert not (tmp_path / "bad.csv").exists() and not list(tmp_path.glob(".bad*"))
+
+
+# --- the form follows the metric (kit.submission.submission_form) ------------------------------
+
+
+@pytest.mark.parametrize("metric, kind", [("accuracy", "label"), ("f1_macro", "label"),
+                                          ("auc", "proba"), ("logloss", "proba"),
+                                          ("rmse", "value"), ("rmsle", "value")])
+def test_auto_writes_what_the_metric_scores(sample, metric, kind):
+    assert form(sample, metric).kind == kind
+
+
+def test_auc_with_kind_auto_writes_probabilities_not_labels(tmp_path, sample):
+    """issue 27: `metric = "auc"` and kind "auto" wrote hard 0/1 labels."""
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    proba = np.array([[0.2, 0.8], [0.9, 0.1], [0.4, 0.6]])
+    auc = form(sample, "auc")
+    frame = build_submission(sample["PassengerId"].to_numpy(), proba, [0, 1], sample, auc)
+    write_submission(frame, tmp_path / "sample.csv", tmp_path / "sub.csv", auc)
+    assert pd.read_csv(tmp_path / "sub.csv")["Survived"].tolist() == [0.8, 0.1, 0.6]
+
+
+def test_a_multiclass_probability_metric_writes_one_column_per_class_as_the_sample_names_them(
+        tmp_path):
+    """issue 27: kind "proba" wrote the last class's probability only."""
+    sample = pd.DataFrame({"id": [1, 2], "Class_3": 0.0, "Class_1": 0.0, "Class_2": 0.0})
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])  # classes "1", "2", "3"
+    logloss = form(sample, "logloss", classes=["1", "2", "3"])
+    frame = build_submission(np.array([1, 2]), proba, ["1", "2", "3"], sample, logloss)
+    assert list(frame.columns) == ["id", "Class_3", "Class_1", "Class_2"]
+    np.testing.assert_allclose(frame[["Class_1", "Class_2", "Class_3"]].to_numpy(), proba)
+    validate_submission(frame, sample, form=logloss)
+    exact = pd.DataFrame({"id": [1], "b": [0], "a": [0]})  # columns named by the class itself
+    assert form(exact, "auc", classes=["a", "b"]).class_of == (1, 0)
+
+
+def test_probability_columns_that_do_not_name_the_classes_are_refused_by_name():
+    sample = pd.DataFrame({"id": [1], "A": [0.0], "B": [0.0], "C": [0.0]})
+    with pytest.raises(SubmissionError, match=r"columns \['A', 'B', 'C'\] do not name the "
+                                              r"classes \['cat', 'dog', 'eel'\]"):
+        form(sample, "logloss", classes=["cat", "dog", "eel"])
+    with pytest.raises(SubmissionError, match=r"one column for a binary target"):
+        form(sample.iloc[:, :2], "logloss", classes=["cat", "dog", "eel"])
+    with pytest.raises(SubmissionError, match=r"3 prediction columns .* writes one"):
+        form(sample, "accuracy")
+
+
+def test_integer_placeholders_take_floats_only_where_the_metric_scores_them(tmp_path, sample):
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    floats = sample.assign(Survived=[0.25, 0.5, 1.0])
+    floats.to_csv(tmp_path / "sub.csv", index=False)
+    validate_file(tmp_path / "sub.csv", tmp_path / "sample.csv", metric="auc")
+    with pytest.raises(SubmissionError, match="dtype float64, the sample has int64"):
+        validate_file(tmp_path / "sub.csv", tmp_path / "sample.csv", metric="accuracy")
+    with pytest.raises(SubmissionError, match=r"probabilities, but rows \[0\] are outside"):
+        validate_submission(floats.assign(Survived=[1.5, 0.5, 0.5]), sample,
+                            form=form(sample, "auc"))
+
+
+def test_a_kind_that_contradicts_the_metric_is_refused_or_warned(sample):
+    with pytest.raises(ConfigError, match="submission.kind = 'value' does not fit metric "
+                                          "'accuracy'"):
+        form(sample, "accuracy", kind="value")
+    with pytest.warns(UserWarning, match="metric 'auc' scores probabilities"):
+        assert form(sample, "auc", kind="label").kind == "label"
+
+
+# --- demo-trained files --------------------------------------------------------------------
+
+
+def test_demo_trained_reads_the_mark_from_names_and_run_json(tmp_path):
+    def run(name: str, demo: bool) -> Path:
+        folder = tmp_path / "some_demo" / "runs" / name  # a "_demo" above the run: no mark
+        (folder / "predict").mkdir(parents=True)
+        (folder / "config.toml").write_text("")
+        (folder / "run.json").write_text(json.dumps({"demo": demo}))
+        return folder
+
+    real, named, recorded = run("1_gbdt_raw", False), run("2_gbdt_raw_demo", False), \
+        run("3_gbdt_raw", True)
+    assert not demo_trained(real / "submission.csv")
+    assert not demo_trained(real / "predict" / "submission.csv")
+    assert demo_trained(named / "predict" / "submission.csv") and demo_trained(named)
+    assert demo_trained(recorded / "submission.csv")
+    assert demo_trained(tmp_path / "subs" / "20240101-120000_gbdt_raw_demo.csv")
+    assert demo_trained(tmp_path / "runs" / "20240101-120000_ensemble_soft_demo-2")
+    assert not demo_trained(tmp_path / "subs" / "20240101-120000_gbdt_raw.csv")

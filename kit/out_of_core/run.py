@@ -27,7 +27,7 @@ from kit.out_of_core.fit import fit_fold
 from kit.out_of_core.prepared import BATCH_ROWS, pq_batches, prepare
 from kit.runs import pred_columns, pred_frame, scores_dict, write_scores
 from kit.stream_metrics import MetricSums
-from kit.submission import sample_head, write_streamed_submission
+from kit.submission import sample_head, submission_form, write_streamed_submission
 from kit.track import make_tracker
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
@@ -113,13 +113,15 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
                          repeats=1, repeat_means=[], fold_info=infos,
                          split=f"hash:{key}:{cfg.cv.n_splits}:{cfg.cv.seed}", out_of_core=True)
     copy = submission = None
-    kind = cfg.submission.resolved_kind(cfg.competition.problem)
     with atomic_path(opts.run_dir / "test_pred.parquet") as test_tmp:
         batches = _mean_test(folds, st.classes, cfg.ensemble.fold_vote, test_tmp)
         if opts.submit:
+            form = submission_form(head, metric=metric.name, kind=cfg.submission.kind,
+                                   problem=cfg.competition.problem, classes=st.classes,
+                                   source=sample_path)
             submission = write_streamed_submission(
                 batches, st.classes, sample_path, head, opts.run_dir / "submission.csv",
-                kind=kind, metric=metric.name)
+                form)
             marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
             name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
             copy = opts.submissions_dir / cfg.competition.slug / name
