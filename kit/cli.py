@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from kit.archive import safe_extract
+from kit.archive import is_extracted, safe_extract
 from kit.config import Config, load_config, load_resolved, profile_section, to_toml
 from kit.data.sources import source_exists
 from kit.errors import DataError, KitError
@@ -114,11 +114,12 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
             print(f"demo recipe from config.toml [demo] (a CPU-sized run): {recipe}")
         return data_dir
     data_dir = data or data_root() / slug
-    if not source_exists(data_dir, cfg.data.train):
-        archive = data_dir / f"{slug}.zip"
-        if archive.exists():
-            print(f"extracting {archive}")
-            safe_extract(archive, data_dir)
+    archive = data_dir / f"{slug}.zip"
+    # A present train.csv may be cut short by an interrupted unzip: while the zip is here,
+    # only the marker of a finished extraction of this very zip says the files are whole.
+    if archive.exists() and not is_extracted(archive, data_dir):
+        print(f"extracting {archive}")
+        safe_extract(archive, data_dir)
     if not source_exists(data_dir, cfg.data.train):
         fix = (f"kaggle competitions download -c {slug} -p {data_dir}" if cfg.competition.kaggle
                else f"copy the competition files into {data_dir}")

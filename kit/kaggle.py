@@ -14,6 +14,7 @@ shown or put in an error, and built folders are scanned for them (`find_secrets`
 from __future__ import annotations
 
 import json
+import netrc
 import os
 import re
 import shutil
@@ -22,15 +23,13 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from kit.archive import safe_extract
+from kit.archive import MARKER, is_extracted, read_marker, safe_extract
 from kit.config import Config, load_config
 from kit.data.sources import source_exists
 from kit.errors import KaggleError
-from kit.io import write_json
 from kit.paths import competition_dir, data_root
 from kit.submission import validate_file
 
-MARKER = ".kit-download.json"  # written after a complete extraction: makes download idempotent
 TOKEN_HELP = (
     "create a token at https://www.kaggle.com/settings/api ('Generate New Token'), then "
     "either `export KAGGLE_API_TOKEN=<token>` or save it to ~/.kaggle/access_token "
@@ -100,8 +99,31 @@ def _file_secrets(path: Path) -> list[str]:
     return [str(data[k]) for k in keys if isinstance(data.get(k), str)]
 
 
+def _netrc_paths() -> list[Path]:
+    """Where `wandb login` (and curl, requests) keep passwords: $NETRC, else ~/.netrc."""
+    if os.environ.get("NETRC"):
+        return [Path(os.environ["NETRC"]).expanduser()]
+    return [Path.home() / ".netrc", Path.home() / "_netrc"]  # _netrc: Windows
+
+
+def _netrc_secrets(path: Path) -> list[str]:
+    """The passwords and accounts in a netrc file (login names are not secret: a Kaggle
+    user name in a kernel id must not count as a leak)."""
+    if not path.is_file():
+        return []
+    try:
+        hosts = netrc.netrc(str(path)).hosts.values()
+        return [value for entry in hosts for value in entry[1:] if value]
+    except (netrc.NetrcParseError, UnicodeDecodeError):  # hide the word after the keyword
+        words = path.read_text(encoding="utf-8", errors="replace").split()
+        return [b for a, b in zip(words, words[1:]) if a in ("password", "account")]
+    except OSError:
+        return []
+
+
 def secret_values() -> list[str]:
-    """Credential values on this machine (env tokens, ~/.kaggle files); never printed."""
+    """Credential values on this machine (env tokens, ~/.kaggle files, ~/.netrc passwords
+    such as wandb's key); never printed."""
     values = []
     for name in ("KAGGLE_API_TOKEN", "KAGGLE_KEY", "WANDB_API_KEY"):
         value = os.environ.get(name, "").strip()
@@ -114,6 +136,8 @@ def secret_values() -> list[str]:
             for path in sorted(folder.iterdir()):
                 if path.is_file():
                     values += _file_secrets(path)
+    for path in _netrc_paths():
+        values += _netrc_secrets(path)
     # Short values would match by accident (and reveal nothing worth hiding).
     return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
 
@@ -258,13 +282,12 @@ def download(slug: str, *, data: str | Path | None = None, force: bool = False) 
     if force:
         args.append("--force")
     summary = {"competition": slug, "data_dir": str(dest), "command": display(args)}
-    marker = dest / MARKER
-    if not force and (marker.exists() or source_exists(dest, cfg.data.train)):
-        files = json.loads(marker.read_text())["files"] if marker.exists() else []
-        why = f"{marker.name} exists" if marker.exists() else f"{cfg.data.train} is there"
+    archive = dest / f"{slug}.zip"
+    why = _present(dest, archive, cfg.data.train)
+    if not force and why:
+        files = (read_marker(dest) or {}).get("files", [])
         return {**summary, "status": "present", "files": files, "message":
                 f"{dest} already holds the data ({why}); --force downloads it again"}
-    archive = dest / f"{slug}.zip"
     if force or not archive.exists():  # a zip left by an interrupted extraction is reused
         dest.mkdir(parents=True, exist_ok=True)
         run_cli(args, context="download", slug=slug)
@@ -277,10 +300,23 @@ def download(slug: str, *, data: str | Path | None = None, force: bool = False) 
             )
         archive = zips[0]
     files = [str(p.relative_to(dest.resolve())) for p in safe_extract(archive, dest)]
-    write_json(marker, {"archive": archive.name, "files": files})
     archive.unlink()  # the extracted files are the data; a second copy doubles the disk use
     return {**summary, "status": "downloaded", "files": files,
             "message": f"extracted {len(files)} files into {dest}"}
+
+
+def _present(dest: Path, archive: Path, train: str) -> str:
+    """Why `dest` holds the data already ('' when it does not).
+
+    While the zip is there, only the marker of a finished extraction of that zip counts:
+    a train.csv beside it may be cut short by an interrupted unzip. Without a zip, files
+    placed by hand count as they are.
+    """
+    if archive.exists():
+        return f"{MARKER} names {archive.name}" if is_extracted(archive, dest) else ""
+    if (dest / MARKER).exists():
+        return f"{MARKER} exists"
+    return f"{train} is there" if source_exists(dest, train) else ""
 
 
 def submit(

@@ -24,6 +24,8 @@ import shutil
 import subprocess
 import tarfile
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from kit.config import load_config
@@ -82,8 +84,9 @@ def _check_source(ref: str, what: str) -> None:
         )
 
 
-def validate_kernel_metadata(meta: dict, folder: Path) -> None:
-    """Check kernel-metadata.json the way `kaggle kernels push` does, and a bit stricter."""
+def validate_kernel_metadata(meta: dict, folder: Path, *, code_dir: Path | None = None) -> None:
+    """Check kernel-metadata.json the way `kaggle kernels push` does, and a bit stricter;
+    the code file is looked for in `code_dir` (a build's staging folder) or `folder`."""
     where = folder / "kernel-metadata.json"
     ident, title = meta.get("id", ""), meta.get("title", "")
     if not re.fullmatch(r"[^/\s]+/[^/\s]+", str(ident)):
@@ -108,7 +111,7 @@ def validate_kernel_metadata(meta: dict, folder: Path) -> None:
         raise KaggleError(f"{where}: competition_sources must list the competition slug")
     for ref in meta.get("dataset_sources", []):
         _check_source(ref, f"{where}: dataset source")
-    code = folder / str(meta.get("code_file", ""))
+    code = (code_dir or folder) / str(meta.get("code_file", ""))
     if not meta.get("code_file") or not code.is_file():
         raise KaggleError(f"{where}: code_file {meta.get('code_file')!r} is not a file in {folder}")
 
@@ -198,17 +201,32 @@ def _commit(packed: list[str]) -> str:
     return head + ("+dirty" if _git("status", "--porcelain", "--", *packed) else "")
 
 
-def _fresh(folder: Path, marker: str) -> Path:
-    """Empty `folder` for a rebuild; refuse to clear a folder the kit did not build."""
+def _check_clearable(folder: Path, marker: str) -> None:
+    """Refuse to replace a folder the kit did not build (files, but no `marker`)."""
     if folder.exists() and any(folder.iterdir()) and not (folder / marker).exists():
         raise KaggleError(f"refusing to clear {folder}: it has files but no {marker}; pass an "
                           "empty or new --out folder")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
 
 
-def build_run_dataset(slug: str, run: str | Path, user: str, dest_root: Path) -> dict:
+@contextmanager
+def _staged(folder: Path, marker: str) -> Iterator[Path]:
+    """An empty staging folder beside `folder`, put in its place when the block completes:
+    an interrupted or refused build leaves the previous folder, never half a new one (which
+    would also lack `marker`, so the next build would refuse to clear it)."""
+    _check_clearable(folder, marker)
+    stage = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        shutil.rmtree(folder, ignore_errors=True)
+        stage.rename(folder)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def build_run_dataset(slug: str, run: str | Path, user: str, dest_root: Path, *,
+                      secrets: list[str] | None = None) -> dict:
     """Copy what inference needs from a run folder into a Kaggle dataset folder."""
     run = Path(run)
     if not (run / "config.toml").is_file():
@@ -217,17 +235,19 @@ def build_run_dataset(slug: str, run: str | Path, user: str, dest_root: Path) ->
     ds_slug = slugify(f"{slug}-{run.name}")[:50].strip("-")
     meta = {"title": f"kit {slug} {run.name}"[:50].strip(), "id": f"{user}/{ds_slug}",
             "licenses": [{"name": LICENSE}]}
-    validate_dataset_metadata(meta, dest_root / ds_slug)
-    folder = _fresh(dest_root / ds_slug, "dataset-metadata.json")
-    for _, path in _tree(run, "."):
-        rel = path.relative_to(run)
-        best = list(path.parent.glob("best*.pt"))
-        if rel.parts[0] in _RUN_SKIP_DIRS or _RUN_SKIP.fullmatch(path.name) or (
-                path.name == "last.pt" and best):
-            continue  # last.pt only matters for resuming; the best checkpoint predicts
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, folder / rel)
-    write_json(folder / "dataset-metadata.json", meta)
+    folder = dest_root / ds_slug
+    validate_dataset_metadata(meta, folder)
+    with _staged(folder, "dataset-metadata.json") as stage:
+        for _, path in _tree(run, "."):
+            rel = path.relative_to(run)
+            best = list(path.parent.glob("best*.pt"))
+            if rel.parts[0] in _RUN_SKIP_DIRS or _RUN_SKIP.fullmatch(path.name) or (
+                    path.name == "last.pt" and best):
+                continue  # last.pt only matters for resuming; the best checkpoint predicts
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, stage / rel)
+        write_json(stage / "dataset-metadata.json", meta)
+        check_no_secrets(stage, secrets)
     return {"dataset_dir": str(folder), "dataset_id": meta["id"], "dataset_slug": ds_slug}
 
 
@@ -252,14 +272,15 @@ def build_kernel(
     load_config(competition_dir(slug) / "config.toml", overrides=list(overrides))  # fail here
     user = resolve_user(user)
     title = title or f"kit {slug} {mode}"
-    folder = _fresh(Path(out) if out else ROOT / "build" / "kernels" / slug, "kernel-metadata.json")
+    folder = Path(out) if out else ROOT / "build" / "kernels" / slug
+    _check_clearable(folder, "kernel-metadata.json")  # before a run dataset is built
     summary: dict = {"competition": slug, "mode": mode, "kernel_dir": str(folder)}
     sources = [weights_dataset] if weights_dataset else []
     for ref in sources:
         _check_source(ref, "--weights-dataset")
     if mode == "predict":
         dest_root = Path(dataset_out) if dataset_out else ROOT / "build" / "datasets"
-        summary.update(build_run_dataset(slug, run, user, dest_root))
+        summary.update(build_run_dataset(slug, run, user, dest_root, secrets=secret_values()))
         sources.append(summary["dataset_id"])
     members = _members(slug, mode)
     secrets = secret_values()
@@ -271,11 +292,11 @@ def build_kernel(
     spec = {"slug": slug, "mode": mode, "title": title, "commit": _commit(packed),
             "args": [a for o in overrides for a in ("--set", o)]
             + (["--folds", str(folds)] if folds else []),
+            "overrides": list(overrides),  # the kernel's final check reads the same config
             "dataset": summary.get("dataset_slug", "")}
     script = TEMPLATE.read_text(encoding="utf-8")
     script = script.replace("__KIT_TITLE__", title).replace("__KIT_SPEC__", pprint.pformat(spec))
     script = script.replace("__KIT_PAYLOAD__", "\n" + _pack(members))
-    write_text(folder / CODE_FILE, script)
     meta = {
         "id": f"{user}/{slugify(title)}", "title": title, "code_file": CODE_FILE,
         "language": "python", "kernel_type": "script", "is_private": True,
@@ -283,9 +304,10 @@ def build_kernel(
         "dataset_sources": sources, "competition_sources": [slug],
         "kernel_sources": [], "model_sources": [],
     }
-    validate_kernel_metadata(meta, folder)
-    write_json(folder / "kernel-metadata.json", meta)
-    for built in [folder] + ([Path(summary["dataset_dir"])] if mode == "predict" else []):
-        check_no_secrets(built, secrets)
+    with _staged(folder, "kernel-metadata.json") as stage:
+        write_text(stage / CODE_FILE, script)
+        validate_kernel_metadata(meta, folder, code_dir=stage)
+        write_json(stage / "kernel-metadata.json", meta)
+        check_no_secrets(stage, secrets)
     return {**summary, "kernel_id": meta["id"], "script": str(folder / CODE_FILE),
             "metadata": meta, "files": [name for name, _ in members]}

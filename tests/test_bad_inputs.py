@@ -442,3 +442,22 @@ def test_cv_repeats_below_one(noise_world, capsys):
     comp = competition(noise_world / "comps", "no-repeats", numeric=["x"])
     fails(noise_world, capsys, noise_args(noise_world, comp, "--set", "cv.repeats=0"),
           ConfigError, "cv.repeats = 0", "give 1")
+
+
+# --- a download is complete or absent (issue 27) ------------------------------------------
+
+def test_a_cut_short_train_csv_beside_a_damaged_zip(world, capsys):
+    """An interrupted unzip left train.csv cut at a line boundary beside its zip: the run
+    extracts again (no marker names the zip) and refuses the damaged member, never trains."""
+    data = world / "data"
+    full = (data / "train.csv").read_bytes()
+    lines = full.splitlines(keepends=True)
+    (data / "train.csv").write_bytes(b"".join(lines[:300]))
+    with zipfile.ZipFile(data / "titanic.zip", "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("train.csv", full)
+    raw = bytearray((data / "titanic.zip").read_bytes())
+    raw[raw.index(lines[-1])] ^= 0xFF  # one flipped byte: the member's CRC fails
+    (data / "titanic.zip").write_bytes(bytes(raw))
+    fails(world, capsys, argv(world), DataError, "titanic.zip", "member 'train.csv' is damaged",
+          "delete the archive and download again")
+    assert not list(data.glob(".*kit-part*"))

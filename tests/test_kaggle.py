@@ -634,3 +634,66 @@ def test_end_to_end_kernel_trains_offline_and_writes_a_valid_submission(
     assert (runs[0] / "fold1" / "model.txt").is_file()  # LightGBM's own format
     assert "accuracy" in (runs[0] / "scores.json").read_text()
     assert leaks([Path(build["kernel_dir"]), root / "working"], (done.stdout, done.stderr)) == []
+
+
+# --- the kernel's final check follows the metric; kernel folders are built whole -------------
+
+
+STUB_TRAIN_PROBA = STUB_TRAIN.replace(
+    "dest.write_text(sample.read_text())",
+    "import pandas as pd\n"
+    "pd.read_csv(sample).assign(Survived=0.25).to_csv(dest, index=False)")
+
+
+@pytest.mark.parametrize("metric, status", [("auc", 0), ("accuracy", 2)])
+def test_the_kernel_final_check_takes_probabilities_where_the_metric_scores_them(
+        tmp_path, stubs, metric, status):
+    """issue 27 item 8: the check ran without the metric, so probabilities against the
+    sample's integer placeholders (Survived = 0) were refused after the whole kernel."""
+    (stubs / "train.py").write_text(STUB_TRAIN_PROBA)
+    config = tmp_path / "competitions" / "titanic" / "config.toml"
+    config.write_text(config.read_text().replace('metric = "accuracy"', f'metric = "{metric}"'))
+    root = kaggle_tree(tmp_path)
+    build = build_kernel("titanic", user="me", out=tmp_path / "k")
+    done = run_kernel(build["script"], kernel_env(tmp_path, root), root)
+    assert done.returncode == status, done.stderr
+    final = root / "working" / "submission.csv"
+    if status == 0:
+        assert set(pd.read_csv(final)["Survived"]) == {0.25}
+    else:  # a label metric keeps the sample's integer labels
+        assert "dtype float64, the sample has int64" in done.stderr and not final.exists()
+
+
+def test_inference_kernel_with_a_probability_metric_writes_probabilities(tmp_path, monkeypatch):
+    """train.py with metric auc writes probabilities (it wrote hard 0/1 labels), and the
+    inference kernel, the real predict.py offline, writes the same file and accepts it."""
+    monkeypatch.delenv("KIT_COMPETITIONS_ROOT")  # the real competitions/titanic
+    root = kaggle_tree(tmp_path)
+    data = root / "input" / "titanic"
+    done = run_script("train.py", "--comp", "titanic", "--data", str(data), "--folds", "2",
+                      "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
+                      "--set", "model.name=gbdt", "--set", "competition.metric=auc",
+                      "--summary-json", str(tmp_path / "train.json"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = Path(json.loads((tmp_path / "train.json").read_text())["run_dir"])
+    trained = pd.read_csv(run / "submission.csv")
+    assert trained["Survived"].dtype == float and trained["Survived"].between(0, 1).all()
+    assert trained["Survived"].nunique() > 2  # scores, not labels
+    build = build_kernel("titanic", user="me", mode="predict", run=run, out=tmp_path / "k",
+                         dataset_out=tmp_path / "ds")
+    Path(build["dataset_dir"]).rename(root / "input" / build["dataset_slug"])
+    done = run_kernel(build["script"], kernel_env(tmp_path, root), root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not (tmp_path / "network.log").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(root / "working" / "submission.csv"), trained)
+
+
+def test_a_failed_kernel_build_leaves_the_previous_folder_whole(tmp_path, stubs):
+    first = build_kernel("titanic", user="me", out=tmp_path / "k")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "k").iterdir()}
+    with pytest.raises(KaggleError, match="at least 5 characters"):
+        build_kernel("titanic", user="me", out=tmp_path / "k", title="kit")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "k").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    again = build_kernel("titanic", user="me", out=tmp_path / "k")  # not "refusing to clear"
+    assert Path(again["script"]).read_bytes() == Path(first["script"]).read_bytes()

@@ -93,3 +93,50 @@ def test_run_folders_hold_no_credentials(tmp_path, titanic_demo):
     leaked = [str(p) for p in Path(summary["run_dir"]).rglob("*") if p.is_file()
               and any(s.encode() in p.read_bytes() for s in secrets.values())]
     assert not leaked and not any(s in proc.stdout + proc.stderr for s in secrets.values())
+
+
+# --- ~/.netrc: where `wandb login` keeps its key ------------------------------------------
+
+WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"  # wandb keys: 40 hex characters
+
+
+@pytest.fixture
+def netrc_home(tmp_path, monkeypatch):
+    """A HOME of our own whose ~/.netrc holds a wandb key; no other credential anywhere."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("NETRC", "KAGGLE_API_TOKEN", "KAGGLE_KEY", "WANDB_API_KEY",
+                 "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    netrc = home / ".netrc"  # the layout `wandb login` writes
+    netrc.write_text(f"machine api.wandb.ai\n  login kaggle-user-name\n  password {WANDB_KEY}\n")
+    netrc.chmod(0o600)
+    return home
+
+
+def test_a_wandb_key_in_netrc_stops_an_upload_and_is_scrubbed(tmp_path, netrc_home):
+    from kit.errors import KaggleError
+    from kit.kaggle import check_no_secrets, scrub, secret_values
+
+    built = tmp_path / "kernel"
+    built.mkdir()
+    (built / "kernel-metadata.json").write_text('{"id": "kaggle-user-name/kit-titanic"}')
+    check_no_secrets(built)  # a login name is not a secret: the kernel id is no leak
+    (built / "notes.txt").write_text(f"WANDB_API_KEY={WANDB_KEY}\n")
+    with pytest.raises(KaggleError, match=r"credential values found in .*notes.txt"):
+        check_no_secrets(built)
+    assert scrub(f"key {WANDB_KEY} end") == "key *** end"
+    assert "kaggle-user-name" not in secret_values()
+
+
+def test_the_netrc_env_var_names_the_file_and_a_malformed_one_is_still_read(tmp_path,
+                                                                            netrc_home,
+                                                                            monkeypatch):
+    from kit.kaggle import secret_values
+
+    other = tmp_path / "elsewhere.netrc"
+    other.write_text("password lonely-secret-0123 machine\n")  # no machine first: unparsable
+    monkeypatch.setenv("NETRC", str(other))
+    values = secret_values()
+    assert "lonely-secret-0123" in values and WANDB_KEY not in values

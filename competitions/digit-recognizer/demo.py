@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from kit.io import write_csv, write_text
+
 
 def _to_mnist(images: np.ndarray) -> np.ndarray:
     out = np.zeros((len(images), 28, 28), np.uint8)
@@ -22,6 +24,8 @@ def _to_mnist(images: np.ndarray) -> np.ndarray:
 
 
 def make_demo(data_dir: Path, seed: int = 0, n_test: int = 400) -> None:
+    """Write the demo files into `data_dir`, each through a temporary name (kit.io): an
+    interrupted demo never leaves a half file that a later run (or --data DIR) trusts."""
     from sklearn.datasets import load_digits
 
     data_dir = Path(data_dir)
@@ -33,11 +37,12 @@ def make_demo(data_dir: Path, seed: int = 0, n_test: int = 400) -> None:
     columns = [f"pixel{i}" for i in range(784)]
     train = pd.DataFrame(pixels[n_test:], columns=columns)
     train.insert(0, "label", labels[n_test:])
-    train.to_csv(data_dir / "train.csv", index=False)
-    pd.DataFrame(pixels[:n_test], columns=columns).to_csv(data_dir / "test.csv", index=False)
-    pd.DataFrame({"ImageId": np.arange(1, n_test + 1), "Label": 0}).to_csv(
-        data_dir / "sample_submission.csv", index=False)
-    (data_dir / "DEMO_README.txt").write_text(
+    write_csv(data_dir / "train.csv", train)
+    write_csv(data_dir / "test.csv", pd.DataFrame(pixels[:n_test], columns=columns))
+    write_csv(data_dir / "sample_submission.csv",
+              pd.DataFrame({"ImageId": np.arange(1, n_test + 1), "Label": 0}))
+    write_text(
+        data_dir / "DEMO_README.txt",
         "SYNTHETIC DEMO DATA written by `--demo`: scikit-learn's 8x8 handwritten digits\n"
         "upscaled to 28x28 in the digit-recognizer CSV layout. Not the Kaggle data.\n"
         "Get the real files with: kaggle competitions download -c digit-recognizer "

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit.io import atomic_path, write_csv, write_text
+
 COLUMNS = [
     "Id", "MSSubClass", "MSZoning", "LotFrontage", "LotArea", "Street", "Alley", "LotShape",
     "LandContour", "Utilities", "LotConfig", "LandSlope", "Neighborhood", "Condition1",
@@ -216,6 +218,8 @@ def _kaggle_test_gaps(test: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
 
 
 def make_demo(data_dir: Path, seed: int = 0) -> None:
+    """Write the demo files into `data_dir`, each through a temporary name (kit.io): an
+    interrupted demo never leaves a half file that a later run (or --data DIR) trusts."""
     rng = np.random.default_rng(seed)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -224,12 +228,14 @@ def make_demo(data_dir: Path, seed: int = 0) -> None:
     _add_outliers(train, rng)
     test = _kaggle_test_gaps(_houses(365, 1096, rng), rng)
     # Kaggle's files write NA for missing and whole numbers without ".0".
-    train.to_csv(data_dir / "train.csv", index=False, na_rep="NA", float_format="%.0f")
-    test.to_csv(data_dir / "test.csv", index=False, na_rep="NA", float_format="%.0f")
+    for name, frame in (("train.csv", train), ("test.csv", test)):
+        with atomic_path(data_dir / name) as tmp:
+            frame.to_csv(tmp, index=False, na_rep="NA", float_format="%.0f")
     # The real sample submission predicts one constant, the mean train price.
     sample = pd.DataFrame({"Id": test["Id"], "SalePrice": round(train["SalePrice"].mean(), 6)})
-    sample.to_csv(data_dir / "sample_submission.csv", index=False)
+    write_csv(data_dir / "sample_submission.csv", sample)
     slug = "house-prices-advanced-regression-techniques"
-    (data_dir / "DEMO_README.txt").write_text(
+    write_text(
+        data_dir / "DEMO_README.txt",
         "SYNTHETIC DEMO DATA written by `--demo`, not the real House Prices files.\n"
         f"Download the real data with: kaggle competitions download -c {slug} -p data/{slug}\n")

@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from kit.io import atomic_path, write_csv, write_text
+
 H, W = 128, 96  # portrait, like the real 512 x 384 photos
 SKIN = {"Asian": (170, 200, 230), "White": (190, 210, 240), "Black": (60, 90, 130)}  # BGR
 MASK_COLOURS = [(235, 235, 235), (200, 120, 40), (40, 40, 40), (180, 170, 240), (90, 160, 90)]
@@ -67,27 +69,39 @@ def _faces(person, rng):
                               mask=mask, mask_colour=colour)
 
 
+def _write_jpg(dest: Path, img: np.ndarray) -> None:
+    """JPEG quality 90 through a temporary name (cv2.imwrite picks the format from the
+    name's extension, so the bytes are encoded first)."""
+    ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode {dest}")
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
 def make_demo(data_dir: Path, seed: int = 0, n_people: int = 48, n_eval_people: int = 16) -> None:
+    """Write the demo files into `data_dir`, each through a temporary name (kit.io): an
+    interrupted demo never leaves a half file that a later run (or --data DIR) trusts."""
     rng = np.random.default_rng(seed)
     data_dir = Path(data_dir)
     train = _people(n_people, rng, 1)
     for person in train.itertuples():
         folder = data_dir / "train" / "images" / person.path
-        folder.mkdir(parents=True, exist_ok=True)
         for stem, img in _faces(person, rng):
-            cv2.imwrite(str(folder / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    train.to_csv(data_dir / "train" / "train.csv", index=False)
+            _write_jpg(folder / f"{stem}.jpg", img)
+    write_csv(data_dir / "train" / "train.csv", train)
     names = []
     (data_dir / "eval" / "images").mkdir(parents=True, exist_ok=True)
     for person in _people(n_eval_people, rng, 900001).itertuples():
         for stem, img in _faces(person, rng):
             name = hashlib.sha1(f"{seed}/{person.path}/{stem}".encode()).hexdigest() + ".jpg"
-            cv2.imwrite(str(data_dir / "eval" / "images" / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            _write_jpg(data_dir / "eval" / "images" / name, img)
             names.append(name)
     order = rng.permutation(len(names))
-    pd.DataFrame({"ImageID": np.asarray(names)[order], "ans": 0}).to_csv(
-        data_dir / "eval" / "info.csv", index=False)
-    (data_dir / "DEMO_README.txt").write_text(
+    write_csv(data_dir / "eval" / "info.csv",
+              pd.DataFrame({"ImageID": np.asarray(names)[order], "ans": 0}))
+    write_text(
+        data_dir / "DEMO_README.txt",
         "SYNTHETIC DEMO DATA written by `--demo`: drawn faces in the mask competition's layout\n"
         "(train/train.csv, train/images/<person>/{mask1..5,incorrect_mask,normal}.jpg,\n"
         "eval/info.csv, eval/images/). Not real photos; scores mean nothing for the real task.\n")

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit.io import write_csv, write_text
+
 SURNAMES = ["Smith", "Brown", "Kelly", "Andersson", "Sage", "Goodwin", "Carter", "Palsson",
             "Rice", "Skoog", "Johnson", "Fortune", "Panula", "Asplund", "Baclini", "Ford",
             "Harris", "Williams", "Allison", "Hart", "West", "Davies", "Moran", "Lefebre"]
@@ -50,17 +52,20 @@ def _survived(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_demo(data_dir: Path, seed: int = 0) -> None:
+    """Write the demo files into `data_dir`, each through a temporary name (kit.io): an
+    interrupted demo never leaves a half file that a later run (or --data DIR) trusts."""
     rng = np.random.default_rng(seed)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     train = _passengers(891, 1, rng)
     train.insert(1, "Survived", _survived(train, rng))
     test = _passengers(418, 892, rng)
-    train.to_csv(data_dir / "train.csv", index=False)
-    test.to_csv(data_dir / "test.csv", index=False)
+    write_csv(data_dir / "train.csv", train)
+    write_csv(data_dir / "test.csv", test)
     gender = pd.DataFrame({"PassengerId": test["PassengerId"],
                            "Survived": (test["Sex"] == "female").astype(np.int64)})
-    gender.to_csv(data_dir / "gender_submission.csv", index=False)
-    (data_dir / "DEMO_README.txt").write_text(
+    write_csv(data_dir / "gender_submission.csv", gender)
+    write_text(
+        data_dir / "DEMO_README.txt",
         "SYNTHETIC DEMO DATA written by `--demo`, not the real Titanic files.\n"
         "Download the real data with: kaggle competitions download -c titanic -p data/titanic\n")
