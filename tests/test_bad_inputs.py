@@ -461,3 +461,19 @@ def test_a_cut_short_train_csv_beside_a_damaged_zip(world, capsys):
     fails(world, capsys, argv(world), DataError, "titanic.zip", "member 'train.csv' is damaged",
           "delete the archive and download again")
     assert not list(data.glob(".*kit-part*"))
+
+
+def test_submitting_a_demo_trained_file(world):
+    """submit.py refuses a file made from demo-trained runs unless --force (issue 27)."""
+    import subprocess
+    import sys
+
+    demo = world / "subs" / "titanic" / "20260101-000000_gbdt_raw_demo.csv"
+    demo.write_text((world / "data" / "gender_submission.csv").read_text())
+    before = snapshot(world)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "submit.py"), "--comp",
+                           "titanic", "--file", str(demo), "-m", "x", "--dry-run"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert all(f in done.stderr for f in (str(demo), "demo-trained", "--force")), done.stderr
+    assert snapshot(world) == before

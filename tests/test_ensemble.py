@@ -353,3 +353,24 @@ def test_hill_options_are_checked_and_recorded(two_runs, tmp_path):
     saved = json.loads((Path(summary["run_dir"]) / "ensemble.json").read_text())
     assert saved["settings"] == {"max_steps": 3, "negative_weights": False, "bags": 1,
                                  "bag_fraction": 0.5, "seed": 0}
+
+
+def test_an_ensemble_of_demo_trained_runs_keeps_the_demo_mark(tmp_path, two_runs):
+    """issue 27 item 10: an ensemble of _demo runs was named like a real one."""
+    from kit.submission import demo_trained
+
+    a, b = two_runs
+    demo_a, demo_b = a.rename(a.with_name(a.name + "_demo")), b.with_name("B_gbdt_raw_2")
+    b.rename(demo_b)
+    (demo_b / "run.json").write_text(json.dumps({"demo": True}))  # the mark in run.json only
+    roots = {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
+             "data_dir": tmp_path / "data", "log": lambda _: None}
+    for members in ([demo_a, demo_b], [demo_b, demo_a]):
+        summary = ensemble.ensemble_runs("titanic", members, method="soft", **roots)
+        assert re.search(r"_ensemble_soft_demo(-\d+)?$", Path(summary["run_dir"]).name)
+        assert summary["demo"] and Path(summary["submission"]).stem.endswith("_demo")
+        assert demo_trained(summary["submission"]) and demo_trained(summary["run_dir"])
+    real = make_run(tmp_path / "runs", "C_mlp_raw", np.full(12, 0.5), np.full(10, 0.5))
+    other = make_run(tmp_path / "runs", "D_mlp_raw", np.full(12, 0.4), np.full(10, 0.4))
+    summary = ensemble.ensemble_runs("titanic", [real, other], method="soft", **roots)
+    assert not summary["demo"] and not demo_trained(summary["submission"])

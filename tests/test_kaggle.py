@@ -697,3 +697,30 @@ def test_a_failed_kernel_build_leaves_the_previous_folder_whole(tmp_path, stubs)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     again = build_kernel("titanic", user="me", out=tmp_path / "k")  # not "refusing to clear"
     assert Path(again["script"]).read_bytes() == Path(first["script"]).read_bytes()
+
+
+def test_submit_refuses_a_demo_trained_file_unless_forced(tmp_path, titanic_data):
+    """issue 27 item 10: `submit.py --dry-run` on a demo-trained file said it would submit."""
+    sample = (titanic_data / "gender_submission.csv").read_text()
+    copy = tmp_path / "subs" / "titanic" / "20240101-120000_gbdt_raw_demo.csv"
+    run = tmp_path / "runs" / "titanic" / "20240101-120000_gbdt_raw"  # the mark in run.json
+    for folder in (copy.parent, run):
+        folder.mkdir(parents=True)
+    (run / "config.toml").write_text("")
+    (run / "run.json").write_text(json.dumps({"demo": True}))
+    copy.write_text(sample)
+    (run / "submission.csv").write_text(sample)
+    for demo in (copy, run / "submission.csv"):
+        common = ["--comp", "titanic", "--file", str(demo), "-m", "x", "--data",
+                  str(titanic_data)]
+        for extra in ([], ["--dry-run"]):
+            done = run_script("submit.py", *common, *extra)
+            assert done.returncode == 2 and "is demo-trained" in done.stderr, done.stderr
+            assert "--force" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        forced = run_script("submit.py", *common, "--dry-run", "--force")
+        assert forced.returncode == 0 and "demo-trained" in forced.stdout, forced.stderr
+    assert calls(tmp_path) == []
+    (run / "run.json").write_text(json.dumps({"demo": False}))
+    real = run_script("submit.py", "--comp", "titanic", "--file", str(run / "submission.csv"),
+                      "-m", "x", "--data", str(titanic_data), "--dry-run")
+    assert real.returncode == 0 and "demo-trained" not in real.stdout, real.stderr
