@@ -10,7 +10,7 @@ import string
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kit.config import Config, field_names, load_config
@@ -121,21 +121,48 @@ def _identity(frame):
     return {c: frame[c].to_numpy() for c in frame.columns}
 
 
+def valid_submission(ids: list, labels: list, columns: list, metric: str) -> bool:
+    """The oracle for a sample of ids 1, 2, 3 and integer placeholders 0: the same columns,
+    each id once, labels 0 / 1 (under auc also probabilities in [0, 1]), none missing."""
+    def label_ok(v):
+        return (v in (0, 1) and not isinstance(v, float)) or (
+            metric == "auc" and isinstance(v, float) and 0 <= v <= 1)
+
+    return (columns == ["id", "target"] and len(ids) == 3 and sorted(map(str, ids)) == [
+        "1", "2", "3"] and all(isinstance(i, int) for i in ids) and all(map(label_ok, labels)))
+
+
+# Half the draws start from a valid submission, so both decisions are exercised every run.
+some_ids = st.one_of(st.permutations([1, 2, 3]),
+                     st.lists(st.sampled_from([1, 2, 3, 4, "x", None]), max_size=5))
+some_labels = st.one_of(st.lists(st.sampled_from([0, 1]), min_size=3, max_size=3),
+                        st.lists(st.sampled_from([0, 1, 0.5, "a", None]), max_size=5))
+some_columns = st.one_of(st.just(["id", "target"]), st.sampled_from(
+    [["target", "id"], ["id"], ["id", "target", "x"]]))
+
+
 @FUZZ
-@given(ids=st.lists(st.sampled_from([1, 2, 3, 4, "x", None]), max_size=5),
-       labels=st.lists(st.sampled_from([0, 1, 0.5, "a", None]), max_size=5),
-       columns=st.sampled_from([["id", "target"], ["target", "id"], ["id"], ["id", "target", "x"]]))
-def test_submission_validator(tmp_path, ids, labels, columns):
+@given(ids=some_ids, labels=some_labels, columns=some_columns, metric=st.sampled_from(["", "auc"]))
+@example(ids=[3, 1, 2], labels=[0, 1, 1], columns=["id", "target"], metric="")  # accepted
+@example(ids=[3, 1, 2], labels=[0, 0.5, 1], columns=["id", "target"], metric="auc")  # accepted
+@example(ids=[3, 1, 2], labels=[0, 0.5, 1], columns=["id", "target"], metric="")  # refused
+def test_submission_validator(tmp_path, ids, labels, columns, metric):
+    """The validator's decision, accept or refuse, is the oracle's; a refusal names the file."""
     sample = tmp_path / "sample.csv"
     pd.DataFrame({"id": [1, 2, 3], "target": [0, 0, 0]}).to_csv(sample, index=False)
     n = min(len(ids), len(labels))
-    frame = pd.DataFrame({"id": ids[:n], "target": labels[:n], "x": [0] * n})[columns]
+    ids, labels = list(ids[:n]), list(labels[:n])
+    frame = pd.DataFrame({"id": ids, "target": labels, "x": [0] * n})[columns]
     path = tmp_path / "sub.csv"
     frame.to_csv(path, index=False)
+    expected = valid_submission(ids, labels, columns, metric)
     try:
-        validate_file(path, sample)
+        validate_file(path, sample, metric=metric)
+        accepted = True
     except SubmissionError as exc:
         assert str(path) in str(exc)
+        accepted = False
+    assert accepted == expected, (ids, labels, columns, metric)
 
 
 def test_unreadable_submission_file_is_a_submission_error(tmp_path):
