@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_matrix(names, summary["correlation"]))
     print(f"\nrun folder  {summary['run_dir']}")
     print(f"submission  {summary['submission']}")
+    if summary["demo"]:
+        print("note: built from demo-trained runs, so named _demo; submit.py refuses it "
+              "without --force")
     print(f"heatmap     {summary['heatmap']}")
     print(f"OOF {summary['metric']} = {summary['oof_score']:.5f}"
           + (" (cross-validated weights)" if summary["oof_score_cv"] is not None else ""))

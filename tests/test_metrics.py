@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kit.errors import ConfigError, DataError
-from kit.metrics import get_metric
+from kit.metrics import METRICS, SCORES, get_metric
 
 Y = np.array([1.0, 2.0, 3.0])
 PRED = np.array([1.0, 2.0, 5.0])  # errors 0, 0, 2
@@ -98,3 +98,25 @@ def test_modes_and_problem_kinds(name, mode):
     low, high = 0.1, 0.9
     assert metric.better(high, low) is (mode == "max")
     assert metric.better(low, high) is (mode == "min")
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_every_metric_says_what_it_scores_and_that_decides_its_submission(name):
+    """The contract sweep: a registered metric scores labels, probabilities or values; its
+    problem kind and the form kind = "auto" writes follow from that alone."""
+    import pandas as pd
+
+    from kit.submission import submission_form
+
+    metric = METRICS[name]
+    assert metric.scores in SCORES
+    assert metric.problem == ("regression" if metric.scores == "values" else "classification")
+    sample = pd.DataFrame({"id": [1, 2], "target": [0, 0]})
+    kind = submission_form(sample, metric=name, classes=None).kind
+    assert kind == {"labels": "label", "probabilities": "proba", "values": "value"}[
+        metric.scores]
+
+
+def test_kaggle_scores_auc_and_logloss_on_probabilities():
+    assert {n for n, m in METRICS.items() if m.scores == "probabilities"} == {"auc", "logloss"}
+    assert {n for n, m in METRICS.items() if m.scores == "labels"} == {"accuracy", "f1_macro"}
