@@ -83,9 +83,12 @@ class DataConfig:
 @dataclass(frozen=True)
 class FeaturesConfig:
     name: str = "raw"  # shows in the run folder name
-    # column lists, or "auto": numeric dtypes / everything else, id and target excluded
+    # column lists, taken as they are, or "auto": the columns train and test both hold
+    # after features.py, numbers as numeric and the rest categorical (kit/data/columns.py);
+    # id, target, cv.group, the other list's columns and `exclude` left out
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # columns "auto" must not take (an id-like code, a leak)
     # log1p of non-negative numeric columns whose training-fold skewness exceeds this
     # (0 = off; 0.75 is the usual choice for linear models on skewed sizes and areas)
     log1p_skewed: float = 0.0

@@ -444,6 +444,19 @@ def test_cv_repeats_below_one(noise_world, capsys):
           ConfigError, "cv.repeats = 0", "give 1")
 
 
+# --- feature lists (issue 27: what both files can give) -----------------------------------
+
+def test_a_target_that_test_csv_also_holds(world, capsys):
+    fails(world, capsys, argv(world, "--set", "data.target=Pclass"), DataError,
+          "test.csv", "data.target = 'Pclass'", "train-only columns (the likely targets): "
+          "['Survived']")
+
+
+def test_an_excluded_name_that_is_not_a_column(world, capsys):
+    fails(world, capsys, argv(world, "--set", "features.exclude=Cabn"), ConfigError,
+          "features.exclude", "'Cabn'", "'Cabin'")
+
+
 # --- a download is complete or absent (issue 27) ------------------------------------------
 
 def test_a_cut_short_train_csv_beside_a_damaged_zip(world, capsys):

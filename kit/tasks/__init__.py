@@ -30,6 +30,10 @@ class Prepared:
     groups: np.ndarray | None  # group per train row (folds never split one), or None
     test_ids: np.ndarray  # ids for the submission's id column
     state: Any = None  # task-private
+    # the resolved feature lists, plain JSON: {"numeric": [...], "categorical": [...]} for a
+    # table ("auto" as it came out today), {} for images. A run stores them, and explicit
+    # lists in its config.toml are taken as they are, so it predicts alike next month.
+    features: dict = field(default_factory=dict)
 
 
 @dataclass

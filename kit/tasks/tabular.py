@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from kit import distributed as dist
-from kit.config import AUTO, Config
+from kit.config import Config
 from kit.data.batches import TensorBatches
 from kit.data.bins import NumericBins
+from kit.data.columns import check_target_column, feature_columns
 from kit.data.sources import read_table
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (
@@ -76,6 +76,7 @@ def _read(cfg: Config, data_dir: Path, cache_dir: Path) -> tuple[pd.DataFrame, p
     options = {"dtypes": d.dtypes, "cache_mb": d.csv_cache_mb, "cache_dir": cache_dir}
     train = read_table(data_dir, d.train, what="train", required=[d.id, d.target], **options)
     test = read_table(data_dir, d.test, what="test", required=[d.id], **options)
+    check_target_column(cfg, train.columns, test, data_dir / d.test)  # before a hook blurs it
     dup = test[d.id][test[d.id].duplicated()]
     if len(dup):
         raise DataError(f"{data_dir / d.test}: duplicate ids in {d.id!r}: {dup.head(5).tolist()}")
@@ -114,7 +115,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             "nothing to learn")
         check_classes(cfg, classes, data_dir)
         y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
-    numeric, categorical = feature_columns(cfg, train)
+    numeric, categorical = feature_columns(cfg, train, test.columns)
     columns = [*numeric, *categorical]
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
@@ -131,6 +132,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
+                    features={"numeric": numeric, "categorical": categorical},
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
@@ -163,28 +165,6 @@ def check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
         raise DataError(f"{data_dir / cfg.data.train}: target {cfg.data.target!r} has values "
                         f"{sorted(classes, key=str)[:10]}, expected only {list(cfg.data.classes)} "
                         f"(data.classes); fix the target column or data.classes")
-
-
-def feature_columns(cfg: Config, train: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """features.numeric / categorical, with "auto" inferred from the dtypes after the hook:
-    numbers (not booleans) are numeric, everything else categorical; id, target, group and
-    columns listed on the other side are excluded. What "auto" chose is printed."""
-    f, skip = cfg.features, {cfg.data.id, cfg.data.target, cfg.cv.group}
-    auto_num, auto_cat = f.numeric == AUTO, f.categorical == AUTO
-    numeric = [] if auto_num else list(f.numeric)
-    categorical = [] if auto_cat else list(f.categorical)
-    listed = skip | set(numeric) | set(categorical)
-    rest = [c for c in train.columns if c not in listed]
-    is_num = {c: pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(
-        train[c]) for c in rest}
-    if auto_num:
-        numeric = [c for c in rest if is_num[c]]
-    if auto_cat:
-        categorical = [c for c in rest if not is_num[c]]
-    for what, cols, auto in (("numeric", numeric, auto_num), ("categorical", categorical, auto_cat)):
-        if auto and dist.is_main():
-            print(f"features.{what} = \"auto\": {len(cols)} columns {cols}")
-    return numeric, categorical
 
 
 def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
