@@ -12,11 +12,14 @@ The kit, not the function, guarantees that no row sees its own label:
 - the fold's training rows get theirs by an inner K-fold over those rows: each inner
   held-out part fitted on the other parts, so a training row's column never used its label
   (leave-one-out is not enough: on a low-cardinality column (S - y_i) / (n - 1) gives the
-  label away, as the CatBoost paper shows).
+  label away, as the CatBoost paper shows). With cv.group the inner split keeps a group
+  on one side too, as the outer one does: a group's rate made from a row's group-mates
+  would otherwise carry their labels, which the outer folds keep apart, into its column.
 
     fns = fold_functions(cfg, features_hook)
     train_cols, test_cols = fit_fold_columns(fns, train, fit_rows, valid_rows, test,
-                                             target="Survived", n_inner=5, seed=42)
+                                             target="Survived", n_inner=5, seed=42,
+                                             groups=None, stratify=False)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
 from kit.errors import DataError
 
@@ -79,16 +82,40 @@ def apply(fns: Sequence[FoldFn], fit: pd.DataFrame, frame: pd.DataFrame) -> pd.D
 
 def fit_fold_columns(fns: Sequence[FoldFn], train: pd.DataFrame, fit_rows: np.ndarray,
                      valid_rows: np.ndarray, test: pd.DataFrame, *, target: str, n_inner: int,
-                     seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     seed: int, groups: np.ndarray | None = None, stratify: bool = False
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(columns for the fit and validation rows, indexed by train row position; columns for
     the test rows, by test row position). The functions see test rows indexed after the
-    train rows (len(train) + position), so an index names one row across both files."""
+    train rows (len(train) + position), so an index names one row across both files.
+    `groups` (one per fit row) keeps each group in one inner part; `stratify` balances the
+    target's classes over the inner parts as well (cv.strategy = "stratified_group")."""
     fit = train.iloc[fit_rows]
     valid_cols = apply(fns, fit, train.iloc[valid_rows].drop(columns=target))
     shifted = test.drop(columns=target, errors="ignore").set_axis(len(train) + np.arange(len(test)))
     test_cols = apply(fns, fit, shifted).set_axis(np.arange(len(test)))
-    inner = KFold(min(n_inner, len(fit_rows)), shuffle=True, random_state=seed)
+    labels = fit[target].to_numpy() if stratify else None
     parts = [apply(fns, fit.iloc[part_fit], fit.iloc[held].drop(columns=target))
-             for part_fit, held in inner.split(fit_rows)]
+             for part_fit, held in inner_split(len(fit_rows), n_inner, seed, groups, labels)]
     fit_cols = pd.concat(parts).loc[fit.index]
     return pd.concat([fit_cols, valid_cols]), test_cols
+
+
+def inner_split(n_rows: int, n_inner: int, seed: int, groups: np.ndarray | None = None,
+                labels: np.ndarray | None = None):
+    """(fit, held-out) positions of the inner K-fold over a fold's n_rows training rows:
+    scikit-learn's KFold, or with groups GroupKFold / StratifiedGroupKFold (with labels),
+    the splitters kit/folds.py uses for the outer folds."""
+    x = np.zeros(n_rows)
+    if groups is None:
+        return KFold(min(n_inner, n_rows), shuffle=True, random_state=seed).split(x)
+    n_groups = len(pd.unique(groups))
+    if n_groups < 2:
+        raise DataError(f"a fold's training rows hold {n_groups} group(s) of cv.group, and its "
+                        "fold features need 2 for the inner K-fold; give cv.group a column "
+                        "with more groups, or drop the fold features (features.target_encode, "
+                        "features.fold_hook = false)")
+    if labels is not None:
+        return StratifiedGroupKFold(min(n_inner, n_groups), shuffle=True,
+                                    random_state=seed).split(x, labels, groups)
+    return GroupKFold(min(n_inner, n_groups), shuffle=True, random_state=seed).split(
+        x, groups=groups)

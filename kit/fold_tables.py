@@ -88,7 +88,8 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
     if fns:
         train_cols, test_cols = fit_fold_columns(
             fns, frame, rows, valid_idx, prep.state["test_frame"], target=cfg.data.target,
-            n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold)
+            n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold, groups=_groups(cfg, frame, rows),
+            stratify=cfg.cv.strategy == "stratified_group" and bool(prep.classes))
         clash = [c for c in train_cols.columns if c in frame.columns]
         if clash:
             raise DataError(f"fold features {clash} already exist as columns; give them new "
@@ -98,6 +99,17 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
         categorical += [c for c in train_cols.columns if c not in numeric]
         train, test = train.join(train_cols), test.join(test_cols)
     return write_tables(train, test, cache, numeric, categorical, y), rows
+
+
+def _groups(cfg: Config, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
+    """cv.group of the fit rows, for the inner K-fold of the fold features; an added row
+    without one (extra_train_rows) is a group of its own."""
+    if not cfg.cv.group:
+        return None
+    codes, _ = pd.factorize(frame[cfg.cv.group].iloc[rows])
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
+    return codes
 
 
 def _extra_rows(prep: Prepared, cfg: Config, fold: int, rows: np.ndarray):

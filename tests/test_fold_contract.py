@@ -317,3 +317,36 @@ def test_a_batch_hook_that_drops_rows_is_an_error_naming_it(world):
     proc, _ = train(world, comp, "--folds", "1")
     assert proc.returncode == 2 and "transform_batch() must return" in proc.stderr
     assert not (world / "subs" / comp).exists() or not list((world / "subs" / comp).iterdir())
+
+
+GROUP_SPY = '''
+import json, os
+import pandas as pd
+
+def build(train, test):
+    train["g"] = train["id"] % 40  # 40 groups of 15 rows, the rows of one spread over train.csv
+    return train, test
+
+def fold_features(fit, frame):
+    if frame.index.max() < 600:  # a fold's validation rows or an inner held-out part
+        shared = sorted(set(fit["g"]) & set(frame["g"]))
+        with open(os.environ["SPY_LOG"], "a") as log:
+            log.write(json.dumps({"frame": len(frame), "shared": shared}) + "\\n")
+    return pd.DataFrame({"fit_rate": fit["label"].mean()}, index=frame.index)
+'''
+
+
+@pytest.mark.parametrize("strategy", ["group", "stratified_group"])
+def test_the_inner_split_of_fold_features_keeps_groups_together(world, monkeypatch, strategy):
+    """cv.group: the outer folds keep a group on one side, and so must the inner K-fold that
+    gives a fold's training rows their fold features (else a row's group-mates' labels,
+    which a group rate is made of, reach it from the other side)."""
+    monkeypatch.setenv("SPY_LOG", str(world / "spy.jsonl"))
+    comp = competition(world / "comps", "grouped", numeric=["x"], features=GROUP_SPY)
+    proc, _ = train(world, comp, "--folds", "1", "--set", f"cv.strategy={strategy}",
+                    "--set", "cv.group=g")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = [json.loads(line) for line in (world / "spy.jsonl").read_text().splitlines()]
+    assert len(calls) == 6  # the validation rows, then 5 inner held-out parts
+    assert sum(c["frame"] for c in calls[1:]) == 480  # every training row once
+    assert [c["shared"] for c in calls] == [[]] * 6
