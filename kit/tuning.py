@@ -1,7 +1,17 @@
 """Optuna tuning: each trial is a CV run on the competition's shared folds.
 
-    study = open_study(cfg, "gbdt", storage=None, name="gbdt")      # runs/<slug>/tune/gbdt.journal
-    tune(cfg, opts_for_trial, study, model="gbdt", trials=30)
+    parts = study_parts(cfg, space, data_dir, comp_dir, known)       # kit/study_key.py
+    study, folder = open_study(cfg, comp_runs, study_name("gbdt", parts), None, parts,
+                               seed=study_seed(cfg.train.seed))
+    tune(study, folder, space, run_trial, trials=30)
+
+A study is its own: it is keyed on everything its trials' scores depend on (kit/study_key.py:
+the training files' content, the competition's hooks, the competition, the metric, the
+resolved config less what only sets speed or host, and the search space). The default name
+carries the key, so other data or another space starts another study; a study named with
+--study that was started under another key is refused. Each trial trains in a folder of its
+own, made with mkdir (a folder an earlier study of the same name left behind is never
+reused), and each process seeds its sampler apart (study_seed).
 
 The search space is `[tune.<model>]` in config.toml, entries `name = {low = .., high = ..,
 log = true}` (`int = true` for integers) or `name = {choices = [..]}`, over the model's
@@ -22,8 +32,10 @@ from __future__ import annotations
 
 import difflib
 import fcntl
+import itertools
 import math
 import os
+import re
 import socket
 import warnings
 from collections.abc import Callable
@@ -112,35 +124,97 @@ def suggest(trial, space: dict[str, dict]) -> dict:
     return out
 
 
-def open_study(cfg: Config, comp_runs: Path, name: str, storage: str | None):
-    """Create or load study `name`: on a journal file under runs/<slug>/tune/ or at a URL."""
+_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/@]*):(?P<password>.*)@")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password as ***: 'postgresql://u:***@host/db'."""
+    found = _PASSWORD.match(url)
+    return url if not found else f"{found['head']}:***@{url[found.end():]}"
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (a driver's error) without the URL's password, raw or percent-decoded."""
+    from urllib.parse import unquote
+
+    found = _PASSWORD.match(url)
+    if not found or not found["password"]:
+        return text
+    for secret in (found["password"], unquote(found["password"])):
+        text = text.replace(secret, "***")
+    return text
+
+
+def open_study(cfg: Config, comp_runs: Path, name: str, storage: str | None, parts: dict,
+               *, seed: int):
+    """Create or load study `name` (on a journal file under runs/<slug>/tune/ or at a URL)
+    and claim it for `parts` (kit.study_key); a study of another key is refused. `seed`
+    seeds this process's sampler (kit.study_key.study_seed: apart from other processes)."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-    from optuna.storages.journal import JournalFileBackend
 
     folder = comp_runs / "tune"
-    folder.mkdir(parents=True, exist_ok=True)
-    if storage:
-        try:
-            with warnings.catch_warnings():  # Optuna marks the heartbeat experimental
-                warnings.simplefilter("ignore")
-                backend = RDBStorage(storage, heartbeat_interval=60, grace_period=120,
-                                     heartbeat_stale_trial_callback=
-                                     RetryHeartbeatStaleTrialCallback(max_retry=3))
-        except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server not answering
-            raise ConfigError(f"--storage {storage}: cannot open it ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); check the URL and that the "
-                              "database server is reachable, or leave --storage out") from None
-    else:
-        backend = JournalStorage(JournalFileBackend(str(folder / f"{name}.journal")))
-    direction = "maximize" if _mode(cfg) == "max" else "minimize"
-    study = optuna.create_study(
-        study_name=name, storage=backend, direction=direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=cfg.train.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3))
+    backend, where = _backend(folder, name, storage)
+    with warnings.catch_warnings():  # constant_liar is marked experimental before Optuna 5
+        warnings.simplefilter("ignore")
+        # constant_liar: a RUNNING trial counts as a bad one, so processes sharing the study
+        # do not all sample next to the same promising point
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    kwargs = {"study_name": name, "storage": backend, "sampler": sampler,
+              "pruner": optuna.pruners.MedianPruner(n_startup_trials=3)}
+    try:  # load first: a refused study is only read
+        study = optuna.load_study(**kwargs)
+    except KeyError:
+        direction = "maximize" if _mode(cfg) == "max" else "minimize"
+        study = optuna.create_study(**kwargs, direction=direction, load_if_exists=True)
+    _claim(study, parts, where)
     if not storage:
         _retry_dead_trials(study)
     return study, folder / name
+
+
+def _backend(folder: Path, name: str, storage: str | None):
+    """The Optuna storage and how to name it in a message (a URL without its password)."""
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    if not storage:
+        folder.mkdir(parents=True, exist_ok=True)
+        journal = folder / f"{name}.journal"
+        return JournalStorage(JournalFileBackend(str(journal))), str(journal)
+    try:
+        with warnings.catch_warnings():  # Optuna marks the heartbeat experimental
+            warnings.simplefilter("ignore")
+            backend = RDBStorage(storage, heartbeat_interval=60, grace_period=120,
+                                 heartbeat_stale_trial_callback=
+                                 RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server not answering
+        why = _scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", storage)
+        raise ConfigError(f"--storage {mask_url(storage)}: cannot open it ({why}); check the "
+                          "URL and that the database server is reachable, or leave --storage "
+                          "out") from None
+    return backend, f"--storage {mask_url(storage)}"
+
+
+def _claim(study, parts: dict, where: str) -> None:
+    """Mark a new study with `parts`; refuse one started under another key, whose trials
+    were scored on other data, another config or another space."""
+    # trials before the key: a process beside us sets the key before its first trial, so
+    # trials seen here mean its key is seen below
+    trials = study.get_trials(deepcopy=False)
+    stored = study.user_attrs.get("key")
+    if stored == parts["key"]:
+        return
+    if stored is None and not trials:  # a new study
+        study.set_user_attr("parts", parts)
+        study.set_user_attr("key", parts["key"])
+        return
+    old = study.user_attrs.get("parts", {})
+    differ = ", ".join(k for k in parts if k != "key" and old.get(k) != parts[k])
+    why = (f"with other {differ} (key {stored}, here {parts['key']})" if stored else
+           "by a kit that did not key studies on their data, config and search space")
+    raise ConfigError(f"study {study.study_name!r} ({where}) was started {why}; its trials "
+                      "do not compare with these: give another name with --study NAME, or "
+                      "leave --study out (the default name carries the key)")
 
 
 def _mode(cfg: Config) -> str:
@@ -183,20 +257,37 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def new_trial_dir(folder: Path, number: int) -> Path:
+    """A new, empty folder for trial `number`: trial_0007, or trial_0007_1, .. where an
+    earlier study of this name (its journal removed) left one; a trial reports only folds
+    it trained itself."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for again in itertools.count():
+        path = folder / (f"trial_{number:04d}" + (f"_{again}" if again else ""))
+        try:
+            path.mkdir()  # atomic: two processes never get the same folder
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def tune(study, folder: Path, space: dict, run_trial: Callable[[dict, object], float], *,
-         trials: int, timeout: float | None = None, progress: bool = True) -> dict:
+         trials: int, timeout: float | None = None, progress: str = "bar",
+         attrs: dict | None = None) -> dict:
     """Run trials until `trials` have finished in total (COMPLETE or PRUNED, over every
     process sharing the study) or `timeout` seconds pass; returns the best trial. The count
     and the ask share a file lock, so processes of one machine never overshoot; processes
-    on several machines (a database storage) may each start one trial past the count."""
+    on several machines (a database storage) may each start one trial past the count.
+    `progress`: "bar" (a tqdm bar), "lines" (a line per trial: --jobs children share a
+    terminal) or "none"; `attrs` are recorded on each trial beside the host and pid."""
     import time
 
-    import optuna
     from optuna.trial import TrialState
     from tqdm.auto import tqdm
 
     started, done_states = time.monotonic(), (TrialState.COMPLETE, TrialState.PRUNED)
-    bar = tqdm(total=trials, desc="trials", disable=not progress)
+    bar = tqdm(total=trials, desc="trials", disable=progress != "bar")
 
     def count(states) -> int:
         return len(study.get_trials(deepcopy=False, states=states))
@@ -206,23 +297,47 @@ def tune(study, folder: Path, space: dict, run_trial: Callable[[dict, object], f
             if count(done_states) + count((TrialState.RUNNING,)) >= trials:
                 break
             trial = study.ask()
-            trial.set_user_attr("host", socket.gethostname())
-            trial.set_user_attr("pid", os.getpid())
-        params = suggest(trial, space)
-        try:
-            value = run_trial(params, trial)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
-        except Exception:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        else:
-            study.tell(trial, value if math.isfinite(value) else None,
-                       state=TrialState.COMPLETE if math.isfinite(value) else TrialState.FAIL)
+            for key, value in {"host": socket.gethostname(), "pid": os.getpid(),
+                               **(attrs or {})}.items():
+                trial.set_user_attr(key, value)
+        state, value = _run_one(study, trial, space, run_trial)
         bar.n = count(done_states)
         best = _best(study)
         bar.set_postfix(best=f"{best.value:.5f}" if best else "-", refresh=True)
+        if progress == "lines":
+            print(_trial_line(trial.number, state, value, best, bar.n, trials), flush=True)
     bar.close()
+    return best_trial(study)
+
+
+def _run_one(study, trial, space: dict, run_trial) -> tuple[object, float | None]:
+    """Train one trial and tell the study how it ended: (its TrialState, its value)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    params = suggest(trial, space)
+    try:
+        value = run_trial(params, trial)
+    except optuna.TrialPruned:
+        state, value = TrialState.PRUNED, None
+    except Exception:  # Ctrl-C leaves it RUNNING: the next process to open the study retries it
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    else:
+        state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAIL
+    value = value if state == TrialState.COMPLETE else None
+    study.tell(trial, value, state=state)
+    return state, value
+
+
+def _trial_line(number: int, state, value, best, finished: int, trials: int) -> str:
+    shown = f"{value:.5f}" if value is not None else state.name.lower()
+    lead = f"best {best.value:.5f} (trial {best.number})" if best else "no best yet"
+    return f"trial {number}: {shown}; {lead}; {finished}/{trials} finished"
+
+
+def best_trial(study) -> dict:
+    """The best finished trial's number, value and params ({} before the first)."""
     best = _best(study)
     return {"number": best.number, "value": best.value, "params": best.params} if best else {}
 

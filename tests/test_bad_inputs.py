@@ -490,3 +490,24 @@ def test_submitting_a_demo_trained_file(world):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert all(f in done.stderr for f in (str(demo), "demo-trained", "--force")), done.stderr
     assert snapshot(world) == before
+
+
+# --- tuning (issue 27: a study is its own) ------------------------------------------------
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--storage", "postgresql://kit:s3cret@127.0.0.1:1/db"],
+     ("--storage postgresql://kit:***@127.0.0.1:1/db", "reachable")),
+    (["--jobs", "0"], ("--jobs 0", "give 1 or more")),
+])
+def test_tune_refusals(world, capsys, extra, fragments):
+    """tune.py: a storage URL's password is never echoed; --jobs below 1 is refused."""
+    from scripts_tune import main
+
+    before = snapshot(world)
+    args = ["--comp", "titanic", "--model", "gbdt", "--trials", "1", "--data",
+            str(world / "data"), "--runs", str(world / "runs"), *extra]
+    assert run_script(main, args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "s3cret" not in err and all(f in err for f in fragments), err
+    assert snapshot(world) == before and not (world / "runs" / "titanic" / "tune").exists()
