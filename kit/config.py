@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import ConfigError
+from kit.paths import check_slug
 
 # The problem kind decides the loss, the head size, the metrics that apply, the prediction
 # columns (p_<class> or pred) and what the ensemble may do (kit/objective.py).
@@ -377,6 +378,8 @@ def _dask_scheduler_ok(value: str) -> bool:
 
 
 def _validate(cfg: Config, source: str) -> None:
+    if cfg.competition.slug:  # empty: the competition's folder name (load_config)
+        check_slug(cfg.competition.slug, f"{source}: competition.slug")
     for (section, key), choices in CHOICES.items():
         value = getattr(getattr(cfg, section), key)
         if value not in choices:

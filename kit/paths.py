@@ -10,12 +10,26 @@ KIT_KAGGLE_ROOT moves that root so tests can stand up a fake `/kaggle` tree.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
 from kit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+# A competition's slug is a name, never a path: Kaggle's slugs are lowercase words joined by
+# hyphens. A run folder's config.toml "may come from anyone", so the slug it holds must not
+# lead outside the competitions folder (whose features.py the kit would then execute).
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def check_slug(slug: object, where: str = "competition.slug") -> str:
+    """`slug` when it is a competition name (^[a-z0-9][a-z0-9-]*$); else a ConfigError."""
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+        raise ConfigError(f"{where} = {slug!r} is not a competition name: use lowercase "
+                          "letters, digits and hyphens (a Kaggle slug such as 'titanic'), "
+                          "never a path")
+    return slug
 
 
 def competitions_root() -> Path:
@@ -66,7 +80,7 @@ def submissions_root() -> Path:
 
 def competition_dir(slug: str) -> Path:
     """The folder of a competition; an unknown slug lists the ones that exist."""
-    folder = competitions_root() / slug
+    folder = competitions_root() / check_slug(slug)
     if not (folder / "config.toml").exists():
         known = sorted(p.name for p in competitions_root().glob("*/config.toml") for p in [p.parent])
         raise ConfigError(
