@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import platform
+import shutil
 import signal
 import sys
 import threading
@@ -18,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kit.archive import is_extracted, safe_extract
-from kit.config import Config, load_config, load_resolved, profile_section, to_toml
+from kit.config import Config, load_config, profile_section, to_toml
 from kit.data.sources import source_exists
 from kit.errors import DataError, KitError
-from kit.hooks import load_hook
+from kit.hooks import hook_hashes, load_hook
 from kit.io import write_json, write_text
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
-from kit.runs import check_library_versions, new_run_dir, provenance
+from kit.runs import new_run_dir, provenance
 
 
 def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
@@ -80,16 +81,20 @@ def train_parser() -> argparse.ArgumentParser:
                    help="stop cleanly before this many seconds and submit the finished folds")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms")
     p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (track.wandb)")
-    p.add_argument("--profile", choices=("auto", "none"), default="auto",
-                   help="auto: apply the config's [cpu] / [gpu] / [mps] section for the device "
-                   "the run uses; none: the config as it is")
+    p.add_argument("--profile", choices=("auto", "none"),
+                   help="auto (default): apply the config's [cpu] / [gpu] / [mps] section for "
+                   "the device the run uses; none: the config as it is")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS",
+                   help="xgb on Dask: local:N or a scheduler address (train.dask_scheduler); "
+                   "a resumed Dask run names its scheduler here")
     return p
 
 
 def _overrides(args) -> list[str]:
     extra = list(args.overrides)
     for flag, key in ((args.seed, "train.seed"), (args.device, "train.device"),
-                      (args.max_time, "train.max_time")):
+                      (args.max_time, "train.max_time"),
+                      (args.dask_scheduler, "train.dask_scheduler")):
         if flag is not None:
             extra.append(f"{key}={flag}")
     if args.deterministic:
@@ -153,37 +158,21 @@ def train_main(argv: list[str] | None = None) -> dict:
     from kit import distributed as dist
     from kit.devices import pick_device
     from kit.metrics import get_metric
-    from kit.models.registry import library_versions
     from kit.pipeline import RunOptions, run_cv
+    from kit.resume import Resume
     from kit.seed import seed_everything, set_deterministic
     from kit.threads import apply_thread_budget
 
     args = train_parser().parse_args(argv)
-    if args.resume:
-        run_dir = args.resume
-        if not (run_dir / "config.toml").exists():
-            raise KitError(f"--resume {run_dir}: not a run folder (no config.toml); give a "
-                           "folder under runs/<comp>/")
-        cfg = load_resolved(run_dir / "config.toml")
-        check_library_versions(run_dir)
-        label = next((x for x in ("dryrun", "demo") if run_dir.name.endswith(f"_{x}")), "")
-        started_with = json.loads((run_dir / "run.json").read_text()) \
-            if (run_dir / "run.json").exists() else {}
-        if args.folds is None:  # the interrupted run's --folds and data
-            args.folds = started_with.get("folds")
-        if args.data is None and started_with.get("data_dir"):
-            args.data = Path(started_with["data_dir"])
-    else:
-        if not args.comp:
-            raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
-        cfg = _load_with_profile(args)
-        label = "dryrun" if args.dry_run else ("demo" if args.demo else "")
-        run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
-                              cfg.model.name, cfg.features.name, label)
+    resume = Resume.open(args) if args.resume else None
+    if resume is None and not args.comp:
+        raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
+    cfg = resume.cfg if resume else _load_with_profile(args)
+    label = resume.label if resume else \
+        ("dryrun" if args.dry_run else ("demo" if args.demo else ""))
     get_metric(cfg.competition.metric, cfg.competition.problem)  # before any folder is made
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
     place = dist.init(cfg.train.device)
-    run_dir = Path(dist.broadcast(str(run_dir)))  # ranks started a second apart agree
     if place.main:
         data_dir = resolve_data_dir(cfg, args.data, args.demo)
     dist.barrier()  # demo data written / archive extracted once, by rank 0
@@ -196,32 +185,65 @@ def train_main(argv: list[str] | None = None) -> dict:
         device = torch.device("cuda", place.local_rank)
     threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.threads
     folds = 1 if args.dry_run and not args.folds else args.folds
-    run_dir.mkdir(parents=True, exist_ok=True)
+    facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
+             "data_dir": str(data_dir), "threads": threads, "max_time": cfg.train.max_time,
+             "python": platform.python_version(), "torch": torch.__version__}
+    if resume:
+        run_dir = resume.run_dir
+    else:  # inputs checked: rank 0 makes the run's own folder, the other ranks take its name
+        run_dir = _start_run(args, cfg, label, argv, facts) if place.main else None
+        run_dir = Path(dist.broadcast(str(run_dir)))
     if place.main:
-        write_text(run_dir / "config.toml", to_toml(cfg))
-        write_json(run_dir / "run.json", {
-            **provenance(argv), "seed": cfg.train.seed, "cv_seed": cfg.cv.seed,
-            "device": str(device), "world_size": place.world_size,
-            "deterministic": cfg.train.deterministic, "python": platform.python_version(),
-            "torch": torch.__version__, "demo": args.demo, "folds": folds,
-            "data_dir": str(data_dir), "threads": threads,
-            "libraries": library_versions(cfg.model.name)})
         ranks = f" x {place.world_size} ranks (DDP)" if place.world_size > 1 else ""
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
+              + ("  resumed" if resume else "")
               + ("  deterministic: on" if cfg.train.deterministic else ""))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
-                      folds=folds,
-                      resume=bool(args.resume), max_time=cfg.train.max_time or None, label=label)
+                      folds=folds, resume=resume is not None,
+                      max_time=cfg.train.max_time or None, label=label,
+                      on_start=resume and functools.partial(
+                          resume.record, argv, **facts, libraries=_library_versions(cfg)))
     try:
         summary = run_cv(cfg, opts)
+    except BaseException:
+        if place.main and resume is None:
+            _drop_if_empty(run_dir)
+        raise
     finally:
         dist.cleanup()
     if not place.main:
         return summary
-    summary["demo"] = bool(args.demo)
-    if args.demo:
+    summary["demo"] = bool(args.demo or (resume and resume.started.get("demo")))
+    if summary["demo"]:
         print("(trained on DEMO DATA: the scores say the pipeline works, nothing about Kaggle)")
     if args.summary_json:
         write_json(args.summary_json, summary)
     return summary
+
+
+def _library_versions(cfg: Config) -> dict:
+    from kit.models.registry import library_versions
+
+    return library_versions(cfg.model.name)
+
+
+def _start_run(args, cfg: Config, label: str, argv, facts: dict) -> Path:
+    """A new run folder of its own (kit.runs.new_run_dir), its config.toml and run.json."""
+    run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
+                          cfg.model.name, cfg.features.name, label)
+    write_text(run_dir / "config.toml", to_toml(cfg))
+    write_json(run_dir / "run.json", {
+        **provenance(argv), "seed": cfg.train.seed, "cv_seed": cfg.cv.seed,
+        "deterministic": cfg.train.deterministic, "demo": args.demo, **facts,
+        "hooks": hook_hashes(competition_dir(cfg.competition.slug)),
+        "libraries": _library_versions(cfg)})
+    return run_dir
+
+
+def _drop_if_empty(run_dir: Path) -> None:
+    """A run that stopped before any fold left something to resume leaves no folder."""
+    if any(run_dir.glob("fold*/done.json")) or any(run_dir.glob("fold*/last.pt")):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"removed {run_dir}: the run stopped before its first fold (nothing to resume)")

@@ -40,6 +40,13 @@ def load_hook(comp_dir: Path, module: str, name: str, *, required: bool = False)
     return fn
 
 
+def hook_hashes(comp_dir: Path) -> dict[str, str]:
+    """{file name: sha256} of the competition folder's Python files (the hooks a run may
+    call): run.json keeps them, so predict and --resume notice an edited features.py."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(comp_dir).glob("*.py"))}
+
+
 def call_with_params(fn: Callable, params: dict, where: str, *args):
     """Call a hook with config params, refusing params its signature does not take."""
     sig = inspect.signature(fn)

@@ -6,6 +6,7 @@ The same loop serves every competition; what differs lives in the task adapter
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -18,10 +19,11 @@ import pandas as pd
 from kit import distributed as dist
 from kit import out_of_core
 from kit.blending import fold_vote_hard
-from kit.config import Config
+from kit.config import Config, to_toml
 from kit.errors import DataError
 from kit.folds import check_folds, fold_rows, make_split, split_key
 from kit.importance import write_run_importance
+from kit.io import write_text
 from kit.metrics import get_metric
 from kit.paths import competition_dir
 from kit.runs import (
@@ -56,6 +58,7 @@ class RunOptions:
     label: str = ""  # "dryrun" / "demo": marks the submission file name
     submit: bool = True  # false: no submission files (a tuning trial's CV run)
     on_fold: Callable[[int, float], None] | None = None  # (fold, score) after each fold
+    on_start: Callable[[], None] | None = None  # inputs and split checked, before fold 0
     comp_runs: Path | None = None  # where the competition's splits live (default: run_dir's parent)
 
 
@@ -109,6 +112,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     task = get_task(cfg.competition.task)
     main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
+    if main and not opts.resume and prep.features:
+        _store_feature_lists(cfg, prep.features, opts.run_dir)
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
@@ -116,6 +121,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
     n_folds = min(opts.folds or n_fits, n_fits)
     tracker = make_tracker(cfg, opts.run_dir, main=main)
+    if main and opts.on_start is not None:
+        opts.on_start()
 
     def make_trainer(cfg_, fold_dir, device, *, objective, desc=""):
         return Trainer(cfg_, fold_dir, device, metric, objective, deadline=deadline,
@@ -171,6 +178,13 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                       started, sample, split_hash)
     tracker.finish_cv(summary["cv"])
     return summary
+
+
+def _store_feature_lists(cfg: Config, features: dict, run_dir: Path) -> None:
+    """The run's config.toml names the columns it trained on, not "auto": predict.py and
+    --resume then build the same features next month, whatever "auto" would choose then."""
+    resolved = dataclasses.replace(cfg.features, **{k: tuple(v) for k, v in features.items()})
+    write_text(run_dir / "config.toml", to_toml(cfg.replace(features=resolved)))
 
 
 def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None:

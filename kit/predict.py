@@ -26,7 +26,7 @@ from kit.config import Config, load_resolved
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
-from kit.runs import check_library_versions, fold_dirs, pred_frame
+from kit.runs import check_hooks, check_library_versions, fold_dirs, pred_frame
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -123,6 +123,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
                               "batch by batch; predict.py re-predicts in-memory runs only")
     check_library_versions(run)
     slug = cfg.competition.slug
+    check_hooks(run, _read_json(run / "run.json").get("hooks"), slug)  # same code, same answer
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)
     seed_everything(cfg.train.seed)

@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 
 from kit.config import Config, load_resolved
-from kit.errors import DataError
+from kit.errors import CheckpointError, DataError
+from kit.hooks import hook_hashes
 from kit.io import write_csv, write_json, write_parquet
-from kit.paths import ROOT
+from kit.paths import ROOT, competition_dir
 
 RUN_FILES = ("oof.parquet", "test_pred.parquet", "scores.json", "config.toml")
 PRED = "pred"  # a regression's prediction column
@@ -47,17 +48,24 @@ def pred_columns(classes: list) -> list[str]:
 
 
 def new_run_dir(parent: Path, *parts: str) -> Path:
-    """<parent>/<YYYYmmdd-HHMMSS>_<part>_<part>..., suffixed -2, -3 ... when taken.
+    """Make and return <parent>/<YYYYmmdd-HHMMSS>_<part>_<part>..., suffixed -2, -3 ... when
+    taken. The folder is created here (mkdir without exist_ok), so two runs started in the
+    same second never share one.
 
-    >>> new_run_dir(Path("runs/titanic"), "mlp", "eng")  # runs/titanic/20260101-120000_mlp_eng
+    >>> new_run_dir(Path("runs/titanic"), "mlp", "eng")  # doctest: +SKIP
+    PosixPath('runs/titanic/20260101-120000_mlp_eng')
     """
     clean = [re.sub(r"[:/\\]", "-", p) for p in parts if p]
     stem = "_".join([time.strftime("%Y%m%d-%H%M%S"), *clean])
-    path, n = parent / stem, 1
-    while path.exists():
-        n += 1
-        path = parent / f"{stem}-{n}"
-    return path
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = parent / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
 
 
 def git_commit() -> str:
@@ -96,6 +104,25 @@ def check_library_versions(run: Path) -> list[str]:
     for message in out:
         warnings.warn(message, stacklevel=2)
     return out
+
+
+def check_hooks(run: Path, saved: dict | None, slug: str) -> None:
+    """Refuse when the competition's hooks (features.py, layout.py, ...) differ from those
+    the run trained with (run.json "hooks"): the same run would predict something else.
+    A run from before hooks were recorded (no "hooks") is read as it is, with a warning."""
+    folder = competition_dir(slug)
+    if saved is None:
+        warnings.warn(f"{run / 'run.json'} does not record its hooks' hashes (a run from "
+                      f"before they were kept): {folder}'s hooks are used as they are now",
+                      stacklevel=2)
+        return
+    now = hook_hashes(folder)
+    changed = sorted(n for n in {*saved, *now} if saved.get(n) != now.get(n))
+    if changed:
+        raise CheckpointError(
+            f"{run}: {', '.join(str(folder / n) for n in changed)} changed since the run "
+            "trained (run.json \"hooks\" holds their sha256); restore the run's version "
+            "(git log -- that file) or train a new run with the file as it is now")
 
 
 def fold_dirs(run: Path) -> list[Path]:

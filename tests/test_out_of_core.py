@@ -125,11 +125,17 @@ def test_a_resumed_run_reuses_its_prepared_table_while_the_sources_are_unchanged
     assert prepared.stat().st_mtime_ns == written
     assert again["cv"]["folds"] == pytest.approx(first["cv"]["folds"])
     pd.testing.assert_frame_equal(pd.read_csv(again["submission"]), pd.read_csv(first["submission"]))
+    # a changed source: the table is prepared again, and the folds trained on the old one
+    # are not mixed with the new (the resume is refused; the run's files stay as they were)
     source = comp / "data" / "train.csv"
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
-    train_main(resume)
-    assert "prepared table reused" not in capsys.readouterr().out
-    assert prepared.stat().st_mtime_ns != written
+    scores = (run_dir / "scores.json").read_bytes()
+    assert run_script(train_main, resume) == 2
+    out, err = capsys.readouterr()
+    assert "prepared table reused" not in out
+    assert "done.json: the fold trained on prepared table" in err
+    assert "start a new run instead of --resume" in err
+    assert (run_dir / "scores.json").read_bytes() == scores
 
 
 def test_transform_batch_runs_on_streamed_batches_with_the_target_hidden(comp):

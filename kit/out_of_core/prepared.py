@@ -4,6 +4,7 @@ on its `_fold`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,12 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kit.config import Config
+from kit.data.columns import check_target_column, feature_columns
 from kit.data.sources import parquet_sources
 from kit.errors import DataError
 from kit.folds import hash_folds
 from kit.hooks import load_hook, map_batches
 from kit.io import atomic_path, file_stamp, write_json
-from kit.tasks.tabular import ROW, check_classes, feature_columns
+from kit.tasks.tabular import ROW, check_classes
 
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 VALID_ROWS = 500_000  # at most this many validation rows watched for early stopping
@@ -39,6 +41,7 @@ class Streamed:
     classes: list
     fold_rows: np.ndarray  # rows per fold
     balance: pd.DataFrame  # per fold: rows and class shares, or the target mean
+    version: str = ""  # a hash of the stamp it was prepared from: each fold records it
 
     def to_json(self) -> dict:
         """What prepared.json keeps of it (the paths are the cache's)."""
@@ -51,7 +54,7 @@ class Streamed:
         """The inverse of to_json, for the files in `cache`."""
         return cls(cache / "train.parquet", cache / "test.parquet", saved["numeric"],
                    saved["categorical"], saved["classes"], np.array(saved["fold_rows"]),
-                   pd.DataFrame(saved["balance"]))
+                   pd.DataFrame(saved["balance"]), _version(saved.get("stamp")))
 
 
 def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streamed:
@@ -71,13 +74,15 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache: Path) -> Streame
     hook = load_hook(comp_dir, "features", "transform_batch")
     where = str(comp_dir / "features.py")
     cache.mkdir(parents=True, exist_ok=True)
-    writer = _Prepared(cfg, classes, train=True)
+    sources = tuple(pq.read_schema(files[0]).names for files in (train_files, test_files))
+    check_target_column(cfg, sources[0], _head(test_files[0]), test_files[0])
+    writer = _Prepared(cfg, classes, train=True, sources=sources)
     columns = writer.write(train_files, cache / "train.parquet", hook, where)
     _Prepared(cfg, classes, train=False, columns=columns).write(
         test_files, cache / "test.parquet", hook, where)
     numeric, categorical = columns
     st = Streamed(cache / "train.parquet", cache / "test.parquet", numeric, categorical,
-                  classes, writer.fold_rows, writer.balance())
+                  classes, writer.fold_rows, writer.balance(), _version(stamp))
     write_json(done, {"stamp": stamp, **st.to_json()})  # last: a resumed run may trust it
     return st
 
@@ -87,6 +92,15 @@ def _stamp(cfg: Config, files: list[Path]) -> list:
     features, cv and problem."""
     return [[file_stamp(f) for f in files],
             repr((cfg.data, cfg.features, cfg.cv, cfg.competition.problem))]
+
+
+def _head(path: Path) -> pd.DataFrame:
+    """The first rows of a test file: enough to tell a target column from a blank one."""
+    return next(pq.ParquetFile(path).iter_batches(batch_size=1000)).to_pandas()
+
+
+def _version(stamp) -> str:
+    return hashlib.blake2b(json.dumps(stamp).encode(), digest_size=8).hexdigest()
 
 
 def _classes(cfg: Config, files: list[Path], data_dir: Path) -> list:
@@ -125,8 +139,10 @@ def pq_batches(files: list[Path], columns: list[str] | None = None) -> Iterator[
 class _Prepared:
     """Writes one prepared parquet file batch by batch (package doc), atomically."""
 
-    def __init__(self, cfg: Config, classes: list, *, train: bool, columns=None):
+    def __init__(self, cfg: Config, classes: list, *, train: bool, columns=None,
+                 sources: tuple[list[str], list[str]] = ([], [])):
         self.cfg, self.classes, self.train, self.columns = cfg, classes, train, columns
+        self.sources = sources  # the train and test files' columns, before the batch hook
         k = cfg.cv.n_splits
         self.fold_rows = np.zeros(k, dtype=np.int64)
         self.counts = np.zeros((k, max(len(classes), 1)))  # rows per fold and class, or sums
@@ -162,7 +178,9 @@ class _Prepared:
     def _columns(self, frame: pd.DataFrame, path: Path, offset: int) -> pd.DataFrame:
         d, cv = self.cfg.data, self.cfg.cv
         if self.columns is None:  # "auto" decided on the first batch, as the hook shaped it
-            self.columns = feature_columns(self.cfg, frame)
+            train_cols, test_cols = self.sources  # the hook adds its columns to both files
+            both = [*test_cols, *(c for c in frame.columns if c not in train_cols)]
+            self.columns = feature_columns(self.cfg, frame, both)
         numeric, categorical = self.columns
         missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
         if missing:

@@ -93,7 +93,11 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
     st = prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
     print(f"fold balance ({int(st.fold_rows.sum()):,} rows):\n{st.balance.to_string()}")
     n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
+    for done in opts.run_dir.glob("fold*/done.json") if opts.resume else ():
+        _check_version(done, st, opts.run_dir)
     tracker = make_tracker(cfg, opts.run_dir, main=True)
+    if opts.on_start is not None:
+        opts.on_start()
     client = dask_client(cfg.train.dask_scheduler) if cfg.train.dask_scheduler else None
     try:
         fold_scores, infos = _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client)
@@ -152,14 +156,14 @@ def _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client):
     for k in range(n_folds):
         fold_dir = opts.run_dir / f"fold{k}"
         done = fold_dir / "done.json"
-        if not done.exists():
+        if not (opts.resume and done.exists()):
             if deadline is not None and time.monotonic() >= deadline:
                 print(f"time budget reached before fold {k}; keeping {k} finished folds")
                 break
             fold_dir.mkdir(parents=True, exist_ok=True)
             tracker.start_fold(k)
-            write_json(done, fit_fold(st, cfg, k, fold_dir, opts.device, tracker, deadline,
-                                      client))
+            info = fit_fold(st, cfg, k, fold_dir, opts.device, tracker, deadline, client)
+            write_json(done, {**info, "prepared": st.version})
         score = _score(metric, [fold_dir / "oof.parquet"], st.classes)
         print(f"fold {k}: {metric.name} {score:.4f}")
         tracker.finish_fold({"fold": k, "score": score})
@@ -168,6 +172,16 @@ def _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client):
         fold_scores.append(score)
         infos.append(json.loads(done.read_text()))
     return fold_scores, infos
+
+
+def _check_version(done: Path, st, run_dir: Path) -> None:
+    """A finished fold trained on the prepared table as it is now, or the resume stops."""
+    trained = json.loads(done.read_text()).get("prepared", "(not recorded)")
+    if trained != st.version:
+        raise DataError(f"{done}: the fold trained on prepared table {trained}, the sources "
+                        f"now give {st.version} (a source file, features.py or the config "
+                        f"changed since the run began); start a new run instead of "
+                        f"--resume {run_dir}")
 
 
 def _score(metric, files: list[Path], classes: list) -> float:
