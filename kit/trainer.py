@@ -13,6 +13,7 @@ stopping, RNG) written atomically every epoch so `--resume` continues where a ru
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import time
@@ -54,6 +55,21 @@ PROGRESS: bool | None = None
 
 def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k not in ("y", "index")}
+
+
+def best_checkpoint(fold_dir: Path) -> Path:
+    """A finished fold's best_*.pt: the one of done.json's best_epoch, or the only one."""
+    found = sorted(Path(fold_dir).glob("best_*.pt"))
+    done = Path(fold_dir) / "done.json"
+    epoch = json.loads(done.read_text()).get("best_epoch") if done.is_file() else None
+    if isinstance(epoch, int) and epoch >= 0:
+        found = [p for p in found if p.name.startswith(f"best_e{epoch:03d}_")]
+    if len(found) != 1:
+        what = ", ".join(p.name for p in found) or "none"
+        raise CheckpointError(f"{fold_dir}: expected one best_*.pt checkpoint of epoch "
+                              f"{epoch}, found {what}; retrain the fold (train.py --resume "
+                              "after removing its done.json) or copy the run folder whole")
+    return found[0]
 
 
 class Trainer:
@@ -285,6 +301,7 @@ class Trainer:
             history.append(row)
             self._report(row, stopper)
             self._save_last(model, opt, plateau, stopper, history, epoch, best_path)
+            self._drop_stale_best(best_path)
             if stopper.stopped:
                 reason = stopper.reason
                 break
@@ -328,9 +345,15 @@ class Trainer:
             return path
         save_torch(path, {"model": model.state_dict(),
                           "meta": {**self._meta(epoch, score), "weights": weights}})
-        if previous is not None and previous != path:
-            previous.unlink(missing_ok=True)
-        return path
+        return path  # `previous` goes once last.pt names the new one (_drop_stale_best)
+
+    def _drop_stale_best(self, best_path: Path | None) -> None:
+        """Remove best_*.pt files other than the one last.pt names: a kill at any moment
+        leaves the checkpoint that a resume or predict will look for."""
+        if self.main and best_path is not None:
+            for path in self.fold_dir.glob("best_*.pt"):
+                if path.name != best_path.name:
+                    path.unlink(missing_ok=True)
 
     def _meta(self, epoch: int, score: float) -> dict:
         return {"epoch": epoch, "score": score, "metric": self.metric.name,

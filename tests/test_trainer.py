@@ -340,3 +340,46 @@ def test_the_share_of_the_epoch_spent_waiting_for_batches_is_recorded(tmp_path):
         trainer.fit(Net(), loader, batches, np.concatenate([b["y"] for b in batches]))
         shares[name] = pd.read_csv(tmp_path / name / "history.csv")["data_wait"].iloc[0]
     assert shares["slow"] > 0.7 and shares["ready"] < shares["slow"] / 2, shares
+
+
+def test_the_previous_best_checkpoint_stays_until_last_pt_names_the_new_one(tmp_path):
+    """A kill between saving a new best and writing last.pt leaves the best that last.pt
+    names. Before: _save_best deleted the previous best first, so such a kill left last.pt
+    naming a file that was gone."""
+    from kit.trainer import Trainer
+
+    batches = toy_batches(4)
+    labels = labels_of(batches)
+    seen = []
+
+    class Watch(Trainer):
+        def _monitor_mode(self):
+            return "max"
+
+        def _monitored(self, row):  # every epoch a new best
+            return float(row["epoch"])
+
+        def _save_best(self, model, epoch, score, previous, **kw):
+            path = super()._save_best(model, epoch, score, previous, **kw)
+            seen.append(previous is None or previous.exists())  # before last.pt moves on
+            return path
+
+    result = toy_trainer(tmp_path, Watch, epochs=4).fit(Net(), batches, batches, labels)
+    assert len(seen) == 4 and all(seen)
+    assert [p.name for p in tmp_path.glob("best_*.pt")] == [result.best_path.name]
+
+
+def test_predict_takes_the_best_checkpoint_of_the_recorded_epoch(tmp_path):
+    """A stale best_*.pt beside the fold's own (a copy, an old kill) is never chosen by its
+    name's sort order; two candidates without a record are an error."""
+    import json
+
+    from kit.errors import CheckpointError
+    from kit.trainer import best_checkpoint
+
+    for name in ("best_e003_accuracy0.8000.pt", "best_e011_accuracy0.7000.pt"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match="expected one best_.*found best_e003"):
+        best_checkpoint(tmp_path)
+    (tmp_path / "done.json").write_text(json.dumps({"best_epoch": 3}))
+    assert best_checkpoint(tmp_path).name == "best_e003_accuracy0.8000.pt"

@@ -64,7 +64,7 @@ from kit.models.weights import cached_weights, missing_weights_error
 from kit.objective import Objective, TargetTransform, check_target
 from kit.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.trainer import Trainer, load_checkpoint
+from kit.trainer import Trainer, best_checkpoint, load_checkpoint
 
 SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
 
@@ -246,15 +246,13 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
     """Test predictions from a finished fold's best checkpoint (TTA as configured)."""
-    best = sorted(Path(fold_dir).glob("best_*.pt"))
-    if not best:
-        raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
+    best = best_checkpoint(fold_dir)
     target = None
     if cfg.competition.problem == "regression":
         target = TargetTransform.from_state(json.loads((Path(fold_dir) / "target.json").read_text()))
     objective = Objective.for_config(cfg, prep.classes, target)
     model = build(cfg.replace(model=_no_download(cfg)), prep, objective)
-    model.load_state_dict(load_checkpoint(best[-1], cfg.model.name)["model"])
+    model.load_state_dict(load_checkpoint(best, cfg.model.name)["model"])
     trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
     model.to(device)
     rows = np.arange(len(prep.test_ids))
