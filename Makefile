@@ -26,5 +26,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check kit scripts tests templates competitions
 
+# The environment and build files only: runs/ and submissions/ hold results (remove a run
+# folder by hand when you mean it).
 clean:
-	rm -rf $(VENV) build runs
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache catboost_info

@@ -49,3 +49,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def majority_share(train_csv, target: str) -> float:
+    """The accuracy of always answering the most frequent class: a learning test asserts
+    a margin above it, never a fixed number a constant model could pass."""
+    import pandas as pd
+
+    return float(pd.read_csv(train_csv)[target].value_counts(normalize=True).iloc[0])

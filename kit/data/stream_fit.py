@@ -5,10 +5,13 @@ CategoricalPreprocessor like their in-memory `fit`, saved and used the same way.
 Numeric columns: per column the count, sum and sum of squares of the finite values (and of
 their log1p, for the `log1p_skewed` choice, with the third power sum for the skewness).
 The median, which imputes missing values, comes from a uniform sample of `sample` rows
-(bottom-k on a seeded random key per row, merged batch by batch). With s sampled rows the
-sample median's rank in the column lies within eps = sqrt(ln(2 / delta) / (2 s)) of 1/2
-with probability at least 1 - delta (Dvoretzky-Kiefer-Wolfowitz): eps = 0.0085 for the
-default s = 100,000 at delta = 1e-6. A table of at most s rows is sampled whole, so its
+(bottom-k on a seeded random key per row, merged batch by batch). The median is that of
+the column's values in the sample, so it rests on the m sampled rows that hold a value in
+the column: its rank among the column's values lies within
+eps = sqrt(ln(2 / delta) / (2 m)) of 1/2 with probability at least 1 - delta
+(Dvoretzky-Kiefer-Wolfowitz, given m): eps = 0.0085 for a complete column at the default
+s = m = 100,000 and delta = 1e-6; a column missing in a share q of the rows has m near
+(1 - q) s, e.g. eps = 0.012 at q = 1/2. A table of at most s rows is sampled whole, so its
 median is exact. Means and standard deviations then follow exactly from the sums with the
 missing values counted at that median, as the in-memory fit imputes them.
 
