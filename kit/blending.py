@@ -15,14 +15,19 @@ Members are M arrays of one shape (N, C): class probabilities (a classification)
   classes to vote for: hard voting is refused there.
 
 Weight fitting. A classification minimises the blend's OOF log loss on the simplex (scipy
-SLSQP), not the competition metric: accuracy and F1 are step functions of the weights (zero
+SLSQP), not the competition metric (built-in or a competition's metric.py): accuracy, F1,
+QWK, MCC and MAP@k are step functions of the weights (zero
 gradient almost everywhere, many equal optima) and AUC depends on ranks only, so a direct
 search overfits the OOF rows it searches on. The log loss of a blend is minus the mean log
 of a linear function of the weights, hence smooth and convex: the optimum is global and
 reproducible. A regression minimises its metric itself, in the metric's space: squared
-error (rmse, r2; in log1p space for rmsle; SLSQP) or absolute error (mae; a linear program).
-Both are convex in the weights, and rmse, rmsle and r2 are monotone in the squared error,
-so these weights are the metric's own optimum. The cross-validated blend fits weights on all
+error (rmse, r2; in log1p space for rmsle; SLSQP) or absolute error (mae; a linear program;
+mape: the same on rows divided by |y|). All are convex in the weights, and rmse, rmsle and
+r2 are monotone in the squared error, so these weights are the metric's own optimum; smape
+and a competition's own regression metric have no such loss: hill climbing scores them
+directly. Hill climbing climbs on the metric itself, except a labels metric (accuracy, F1,
+QWK, MCC, balanced accuracy, or a metric.py with SCORES = "labels"), which it replaces by
+log loss (see THRESHOLDED). The cross-validated blend fits weights on all
 folds but one and blends the held-out fold with them: that is the score to trust (the
 in-sample one is optimistic).
 """
@@ -37,17 +42,20 @@ import numpy as np
 
 from kit.errors import ConfigError, DataError
 from kit.hill_climbing import DEFAULT_HILL, HillSettings, bagged_hill_climb
-from kit.metrics import Metric, from_space, get_metric, to_space
+from kit.metrics import Metric, as_metric, from_space, get_metric, to_space
 from kit.stacking import member_weights
 from kit.stacking import stack as level2
 
 METHODS = ("soft", "hard", "weighted", "hill", "stack")
-# hill climbing's objective for a thresholded metric (a step function of the weights: ties
-# everywhere, so a greedy search stops on noise); smooth metrics are their own objective
-THRESHOLDED = {"accuracy", "f1_macro"}
+# hill climbing's objective for a thresholded metric, one that scores labels (a step
+# function of the weights: ties everywhere, so a greedy search stops on noise); probability,
+# ranked and value metrics are their own objective (MAP@k moves with k guesses a row)
+THRESHOLDED = "labels"  # kit.metrics.SCORES
 # The error a regression's weights minimise, by metric: rmse, rmsle and r2 are monotone in
-# the (log1p space, for rmsle) squared error, mae is the absolute error.
-REGRESSION_LOSS = {"rmse": "squared", "rmsle": "squared", "r2": "squared", "mae": "absolute"}
+# the (log1p space, for rmsle) squared error, mae is the absolute error, mape the absolute
+# error relative to |y|.
+REGRESSION_LOSS = {"rmse": "squared", "rmsle": "squared", "r2": "squared", "mae": "absolute",
+                   "mape": "relative"}
 
 
 # --- spaces and votes -----------------------------------------------------------------
@@ -62,7 +70,7 @@ def _stack(members: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
 
 
 def soft_vote(members: Sequence[np.ndarray], weights: Sequence[float] | None = None, *,
-              metric: str | None = None) -> np.ndarray:
+              metric: str | Metric | None = None) -> np.ndarray:
     """Weighted mean of M (N, C) arrays in `metric`'s space; equal weights when none given.
 
     >>> soft_vote([np.array([[0.8, 0.2]]), np.array([[0.4, 0.6]])])  # [[0.6, 0.4]]
@@ -112,25 +120,29 @@ def check_method(method: str, problem: str) -> None:
 
 
 def fit_weights(members: Sequence[np.ndarray], labels: np.ndarray, *,
-                metric: str | None = None) -> np.ndarray:
+                metric: str | Metric | None = None) -> np.ndarray:
     """Weights on the simplex for the blend (module docstring): log loss of probabilities,
-    or, when `metric` names a regression metric, that metric's error in its space."""
+    or, when `metric` is a regression metric, that metric's error in its space."""
     stack = _stack(members)
     if len(stack) == 1:
         return np.ones(1)
-    if metric is None or get_metric(metric).problem == "classification":
+    if metric is None or as_metric(metric).problem == "classification":
         return _fit_log_loss(stack, np.asarray(labels, dtype=np.int64))
+    metric = as_metric(metric).name
     if metric not in REGRESSION_LOSS:
         raise ConfigError(
             f"no weight-fitting loss for regression metric {metric!r}; valid: "
-            f"{', '.join(REGRESSION_LOSS)} (add it to kit.blending.REGRESSION_LOSS), or give "
-            "--weights"
+            f"{', '.join(REGRESSION_LOSS)}; use --method hill (it climbs on the metric "
+            "itself), or give --weights"
         )
     if metric == "rmsle" and (np.asarray(labels) < 0).any():
         bad = np.asarray(labels)[np.asarray(labels) < 0][:3].tolist()
         raise DataError(f"rmsle is undefined for negative targets (e.g. {bad}); use "
                         "competition.metric = \"rmse\" or fix the target column")
     z, target = to_space(stack[:, :, 0].T, metric), to_space(labels, metric)  # (N, M), (N,)
+    if REGRESSION_LOSS[metric] == "relative":  # mape: |z w - y| / |y| (sklearn's epsilon)
+        scale = np.maximum(np.abs(target), np.finfo(np.float64).eps)[:, None]
+        return _fit_absolute(z / scale, target / scale[:, 0])
     if REGRESSION_LOSS[metric] == "absolute":
         return _fit_absolute(z, target)
     return _fit_squared(z, target)
@@ -207,15 +219,17 @@ def _clean(w: np.ndarray, loss: Callable, start: np.ndarray) -> np.ndarray:
     return w if loss(w) <= loss(start) else start
 
 
-def hill_objective(metric: str) -> str:
-    """The metric hill climbing minimises: log loss for a thresholded metric, else itself."""
-    return "logloss" if metric in THRESHOLDED else metric
+def hill_objective(metric: str | Metric) -> Metric:
+    """The metric hill climbing minimises: log loss for a thresholded metric, else itself
+    (a competition's metric.py included)."""
+    metric = as_metric(metric)
+    return get_metric("logloss") if metric.scores == THRESHOLDED else metric
 
 
-def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str,
+def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str | Metric,
              settings: HillSettings = DEFAULT_HILL) -> np.ndarray:
     """Hill-climbing weights (kit/hill_climbing.py) for `metric`'s objective, in its space."""
-    stack, target = _stack(members), get_metric(hill_objective(metric))
+    stack, target = _stack(members), hill_objective(metric)
     sign = -1.0 if target.mode == "max" else 1.0
     if target.problem == "regression":
         def loss(z: np.ndarray) -> float:
@@ -234,7 +248,7 @@ def proper(p: np.ndarray) -> np.ndarray:
 
 def cross_validated_blend(
     members: Sequence[np.ndarray], labels: np.ndarray, folds: np.ndarray, *,
-    metric: str | None = None, fit: Callable | None = None,
+    metric: str | Metric | None = None, fit: Callable | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """OOF blend where each fold's rows use weights fitted on the other folds only, by
     `fit(members, labels)` (default: fit_weights).
@@ -331,32 +345,32 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     """Apply `method` to aligned members; weighted without `weights` and hill fit them on
     OOF (and report the cross-validated score)."""
     check_method(method, stack.problem)
-    n_members, labels, name = len(stack.oof), stack.labels, metric.name
+    n_members, labels = len(stack.oof), stack.labels
     equal = np.full(n_members, 1 / n_members)
     if method == "hard":
         oof, test = hard_vote(stack.oof), hard_vote(stack.test)
         return Blend(method, equal, "equal", oof, test, metric(labels, oof), None, {})
     if method == "soft" or weights is not None:
         w = equal if weights is None else np.asarray(weights, float)
-        oof, test = soft_vote(stack.oof, w, metric=name), soft_vote(stack.test, w, metric=name)
+        oof, test = soft_vote(stack.oof, w, metric=metric), soft_vote(stack.test, w, metric=metric)
         source = "equal" if weights is None else "given"
         return Blend(method, w, source, oof, test, metric(labels, oof), None, {})
     if method == "stack":
         return _stack_blend(stack, metric)
     if method == "hill":
-        fit = functools.partial(fit_hill, metric=name, settings=hill)
+        fit = functools.partial(fit_hill, metric=metric, settings=hill)
     else:
-        fit = functools.partial(fit_weights, metric=name)
+        fit = functools.partial(fit_weights, metric=metric)
     w = fit(stack.oof, labels)
     fix = proper if stack.problem == "classification" else (lambda p: p)
-    in_sample = metric(labels, fix(soft_vote(stack.oof, w, metric=name)))
-    cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=name,
+    in_sample = metric(labels, fix(soft_vote(stack.oof, w, metric=metric)))
+    cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=metric,
                                                  fit=fit)
-    cv_oof, test = fix(cv_oof), fix(soft_vote(stack.test, w, metric=name))
-    objective = hill_objective(name) if method == "hill" else ""
+    cv_oof, test = fix(cv_oof), fix(soft_vote(stack.test, w, metric=metric))
+    objective = hill_objective(metric) if method == "hill" else None
     return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof),
-                 fold_weights, objective,
-                 get_metric(objective)(labels, cv_oof) if objective else None,
+                 fold_weights, objective.name if objective else "",
+                 objective(labels, cv_oof) if objective else None,
                  settings=dataclasses.asdict(hill) if method == "hill" else None)
 
 

@@ -157,7 +157,7 @@ def train_main(argv: list[str] | None = None) -> dict:
 
     from kit import distributed as dist
     from kit.devices import pick_device
-    from kit.metrics import get_metric
+    from kit.metric_file import resolve_metric
     from kit.pipeline import RunOptions, run_cv
     from kit.resume import Resume
     from kit.seed import seed_everything, set_deterministic
@@ -170,7 +170,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     cfg = resume.cfg if resume else _load_with_profile(args)
     label = resume.label if resume else \
         ("dryrun" if args.dry_run else ("demo" if args.demo else ""))
-    get_metric(cfg.competition.metric, cfg.competition.problem)  # before any folder is made
+    resolve_metric(cfg)  # built-in or competitions/<slug>/metric.py: before any folder is made
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
     place = dist.init(cfg.train.device)
     if place.main:

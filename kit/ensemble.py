@@ -25,7 +25,8 @@ from kit.blending import METHODS, Stack, blend, check_method, parse_weights
 from kit.ensemble_report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
 from kit.hill_climbing import DEFAULT_HILL, HillSettings
-from kit.metrics import Metric, get_metric
+from kit.metric_file import resolve_metric
+from kit.metrics import Metric, check_problem
 from kit.runs import Run, load_run
 from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
@@ -195,9 +196,10 @@ def ensemble_runs(
         log(f"warning: {message}; the blend's scores mix splits")
     check_method(method, stack.problem)
     cfg = runs[0].cfg
-    metric = get_metric(cfg.competition.metric, stack.problem)
+    metric = check_problem(resolve_metric(cfg), stack.problem)  # built-in or metric.py
+    check_direction(runs, metric)
     sample = sample_path(cfg, slug, data_dir)
-    form = submission_form(read_sample(sample), metric=metric.name, kind=cfg.submission.kind,
+    form = submission_form(read_sample(sample), metric=metric, kind=cfg.submission.kind,
                            problem=stack.problem, classes=stack.classes, source=sample)
     what = f"classes {stack.classes}" if stack.classes else "a regression"
     log(f"{len(runs)} runs aligned: {len(stack.oof_ids)} OOF rows, {len(stack.test_ids)} test "
@@ -216,8 +218,21 @@ def ensemble_runs(
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
 
 
+def check_direction(runs: list[Run], metric: Metric) -> None:
+    """Each member's scores.json stored the direction it was scored in; a metric file edited
+    since (MODE flipped) would rank the members and climb the weights the wrong way."""
+    for run in runs:
+        stored = run.scores.get("mode")
+        if run.scores.get("metric") == metric.name and stored and stored != metric.mode:
+            where = metric.source or "kit/metrics.py"
+            raise DataError(f"run {run.path} scored {metric.name!r} with mode {stored!r} "
+                            f"(scores.json), {where} now says {metric.mode!r}; restore MODE "
+                            "there or retrain the run")
+
+
 def _warn_hard(method: str, metric: Metric, form: SubmissionForm) -> None:
-    if method == "hard" and (metric.scores == "probabilities" or form.kind == "proba"):
+    if method == "hard" and (metric.scores in ("probabilities", "ranked")
+                             or form.kind in ("proba", "ranked")):
         warnings.warn(
             f"hard voting outputs one-hot votes, not probabilities, but the metric is "
             f"{metric.name!r} and the submission holds {form.kind!r}; --method soft or "

@@ -27,6 +27,7 @@ from kit.archive import MARKER, is_extracted, read_marker, safe_extract
 from kit.config import Config, load_config
 from kit.data.sources import source_exists
 from kit.errors import KaggleError
+from kit.metric_file import resolve_metric
 from kit.paths import competition_dir, data_root
 from kit.submission import validate_file
 
@@ -328,7 +329,7 @@ def submit(
     if not message.strip():
         raise KaggleError("the submission message (-m) is empty; say what this submission is")
     validate_file(file, competition_data(slug, data) / cfg.data.sample_submission,
-                  metric=cfg.competition.metric)
+                  metric=resolve_metric(cfg))  # a metric.py's ranked form too
     args = ["competitions", "submit", "-c", slug, "-f", str(file), "-m", message]
     summary = {"competition": slug, "file": str(file), "command": display(args)}
     if dry_run:

@@ -32,6 +32,7 @@ from kit.config import load_config
 from kit.errors import KaggleError
 from kit.io import write_json, write_text
 from kit.kaggle import check_no_secrets, find_secrets, kaggle_config, secret_values
+from kit.metric_file import resolve_metric
 from kit.paths import ROOT, competition_dir
 
 CODE_FILE = "kernel.py"
@@ -269,7 +270,8 @@ def build_kernel(
     if folds is not None and folds < 1:
         raise KaggleError(f"--folds {folds}: train at least 1 fold (or leave it out for all)")
     kaggle_config(slug)
-    load_config(competition_dir(slug) / "config.toml", overrides=list(overrides))  # fail here
+    cfg = load_config(competition_dir(slug) / "config.toml", overrides=list(overrides))
+    resolve_metric(cfg)  # fail here, not on Kaggle: a metric.py travels in the competition folder
     user = resolve_user(user)
     title = title or f"kit {slug} {mode}"
     folder = Path(out) if out else ROOT / "build" / "kernels" / slug

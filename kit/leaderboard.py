@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit.errors import KaggleError
+from kit.errors import ConfigError, DataError, KaggleError
 from kit.io import atomic_path
 
 COLUMNS = ["run", "started", "model", "features", "split", "metric", "cv", "cv_std", "oof",
@@ -39,16 +39,37 @@ def run_table(comp_runs: Path, comp_submissions: Path | None = None) -> pd.DataF
             "run": folder.name, "started": info.get("started", folder.name[:15]),
             "model": cfg.model.name if cfg else "", "features": cfg.features.name if cfg else "",
             "split": scores.get("split", ""), "metric": scores.get("metric", ""),
-            "mode": scores.get("mode", "max"), "cv": scores.get("mean", np.nan),
+            "mode": _mode(scores, cfg, folder), "cv": scores.get("mean", np.nan),
             "cv_std": scores.get("std", np.nan), "oof": scores.get("oof", np.nan),
             "seconds": scores.get("seconds", np.nan),
             "submission": sub.name if sub is not None and sub.is_file() else ""})
     table = pd.DataFrame(rows, columns=[*COLUMNS, "mode"])
     if table.empty:
         return table.drop(columns="mode")
-    higher = table["mode"].iloc[0] == "max"
-    return table.sort_values("cv", ascending=not higher, kind="stable").drop(
-        columns="mode").reset_index(drop=True)
+    # best first within each metric, in that metric's own direction (a run scored under
+    # another competition.metric is not ranked against these)
+    key = table["cv"].where(table["mode"] == "min", -table["cv"])
+    return table.assign(_key=key).sort_values(["metric", "_key"], kind="stable").drop(
+        columns=["mode", "_key"]).reset_index(drop=True)
+
+
+def _mode(scores: dict, cfg, folder: Path) -> str:
+    """The run's direction: scores.json's "mode"; a run written before it was stored asks
+    its metric (a built-in, or the competition's metric.py), never a guess."""
+    if scores.get("mode") in ("max", "min"):
+        return scores["mode"]
+    from kit.metric_file import resolve_metric
+    from kit.metrics import get_metric
+
+    name = scores.get("metric", "")
+    if cfg is not None and cfg.competition.metric == name:
+        return resolve_metric(cfg).mode
+    try:
+        return get_metric(name).mode
+    except ConfigError:
+        raise DataError(f"{folder / 'scores.json'} stores metric {name!r} without its mode and "
+                        "no config.toml beside it names it; add \"mode\": \"max\" or \"min\" "
+                        "there, or remove the run folder") from None
 
 
 def lb_scores(slug: str) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from kit.errors import DataError
 from kit.folds import check_folds, fold_rows, make_split, split_key
 from kit.importance import write_run_importance
 from kit.io import write_text
-from kit.metrics import get_metric
+from kit.metric_file import resolve_metric
 from kit.paths import competition_dir
 from kit.runs import (
     oof_frame,
@@ -108,7 +108,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
         return out_of_core.run(cfg, opts, comp_dir, why)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
-    metric = get_metric(cfg.competition.metric, cfg.competition.problem)
+    metric = resolve_metric(cfg)  # a built-in, or the competition's metric.py
     task = get_task(cfg.competition.task)
     main = dist.is_main()
     prep = task.prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
@@ -117,6 +117,9 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
+    submission_form(sample, metric=metric, kind=cfg.submission.kind,  # a form the sample
+                    problem=cfg.competition.problem, classes=prep.classes,  # cannot hold
+                    source=sample_path)  # (map@k's k) is refused before training
     split, split_hash = _split(prep, cfg, opts.run_dir, opts.comp_runs or opts.run_dir.parent)
     n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
     n_folds = min(opts.folds or n_fits, n_fits)
@@ -265,7 +268,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     submission = copy = None
     if opts.submit:
         sample_path = opts.data_dir / cfg.data.sample_submission
-        form = submission_form(sample, metric=metric.name, kind=cfg.submission.kind,
+        form = submission_form(sample, metric=metric, kind=cfg.submission.kind,
                                problem=cfg.competition.problem, classes=classes,
                                source=sample_path)
         frame = build_submission(prep.test_ids, test, classes, sample, form)

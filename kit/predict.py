@@ -103,6 +103,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     """Predict the test set with every finished fold of `run`; write a checked submission."""
     folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
     from kit.devices import pick_device
+    from kit.metric_file import resolve_metric
     from kit.pipeline import fold_mean
     from kit.seed import seed_everything
     from kit.submission import (
@@ -140,7 +141,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
     sample = read_sample(sample_path)
-    form = submission_form(sample, metric=cfg.competition.metric, kind=cfg.submission.kind,
+    form = submission_form(sample, metric=resolve_metric(cfg), kind=cfg.submission.kind,
                            problem=cfg.competition.problem, classes=prep.classes,
                            source=sample_path)
     submission = build_submission(prep.test_ids, test, prep.classes, sample, form)

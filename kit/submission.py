@@ -2,7 +2,8 @@
 
 What a submission holds follows its metric, by one rule (`submission_form`): labels for a
 label metric, probabilities for a probability metric (one column per class, named as the
-sample names them), values for a regression. A submission that does not match the
+sample names them), the top k classes of each row, space-separated, for a ranked metric
+(map@k: "14-35-14 10-26-26 Urea"), values for a regression. A submission that does not match the
 competition's sample submission (columns, order, ids, row count, dtypes, missing values)
 is a SubmissionError, never a file.
 
@@ -25,10 +26,10 @@ import pandas as pd
 
 from kit.errors import ConfigError, SubmissionError
 from kit.io import atomic_path, write_csv
-from kit.metrics import get_metric
+from kit.metrics import Metric, check_problem, get_metric, top_k
 
 # `[submission] kind = "auto"` writes what the metric scores (kit.metrics.SCORES)
-AUTO_KIND = {"labels": "label", "probabilities": "proba", "values": "value"}
+AUTO_KIND = {"labels": "label", "probabilities": "proba", "ranked": "ranked", "values": "value"}
 
 
 @dataclass(frozen=True)
@@ -36,26 +37,32 @@ class SubmissionForm:
     """What a submission holds after its id column: the sample's prediction `columns`, as
     labels, probabilities or values (`kind`), for `metric`."""
 
-    kind: str  # "label" (a class per row), "proba" (a probability per column), "value"
+    kind: str  # "label" (a class per row), "proba" (a probability per column), "ranked"
+    #            (the top k classes, space-separated), "value"
     metric: str
     columns: tuple[str, ...]  # the sample's prediction columns, in its order
     class_of: tuple[int, ...] = ()  # proba: each column's class index (given the classes)
+    k: int = 0  # ranked: guesses per row
+    classes: tuple[str, ...] = ()  # ranked: the names a guess may be (given the classes)
 
     @property
     def floats(self) -> bool:
         """Probabilities and values are floats, even where the sample holds 0 placeholders."""
-        return self.kind != "label"
+        return self.kind in ("proba", "value")
 
 
-def submission_form(sample: pd.DataFrame, *, metric: str, kind: str = "auto",
+def submission_form(sample: pd.DataFrame, *, metric: str | Metric, kind: str = "auto",
                     problem: str | None = None, classes: list | None = None,
                     source: str | Path = "") -> SubmissionForm:
-    """The one rule from metric, problem kind, `[submission] kind` and the sample to what a
-    submission holds; with `classes`, which class each probability column is.
+    """The one rule from metric (a built-in's name, or the Metric resolve_metric gave),
+    problem kind, `[submission] kind` and the sample to what a submission holds; with
+    `classes`, which class each probability column is, and how many guesses a row can hold.
 
-    >>> submission_form(sample, metric="auc").kind  # "proba"; accuracy: "label"
+    >>> submission_form(sample, metric="auc").kind  # "proba"; accuracy: "label"; map@3: "ranked"
     """
-    scored = get_metric(metric, problem)
+    scored = check_problem(metric, problem) if isinstance(metric, Metric) else \
+        get_metric(metric, problem)
+    metric = scored.name
     if kind == "auto":
         kind = AUTO_KIND[scored.scores]
     elif (kind == "value") != (scored.scores == "values"):
@@ -78,7 +85,29 @@ def submission_form(sample: pd.DataFrame, *, metric: str, kind: str = "auto",
     class_of = ()
     if kind == "proba" and classes is not None:
         class_of = _class_columns(columns, [str(c) for c in classes], where)
+    if kind == "ranked":
+        _check_guesses(scored, sample[columns[0]], classes, where)
+        names = tuple(str(c) for c in classes) if classes is not None else ()
+        return SubmissionForm(kind, scored.name, columns, (), scored.k, names)
     return SubmissionForm(kind, scored.name, columns, class_of)
+
+
+def _check_guesses(metric: Metric, placeholders: pd.Series, classes: list | None,
+                   where: str) -> None:
+    """Refuse a k the run cannot fill (more guesses than classes) or the sample does not show
+    (its placeholders hold another number of space-separated guesses than k)."""
+    k = metric.k
+    if classes is not None and k > len(classes):
+        raise ConfigError(f"competition.metric = {metric.name!r} writes {k} guesses a row, but "
+                          f"the target has {len(classes)} classes {list(classes)[:10]}; set k "
+                          f"to at most {len(classes)} (e.g. map@{len(classes)})")
+    counts = placeholders.dropna().astype(str).str.split().str.len()
+    shown = set(counts.head(1000).tolist())
+    if len(shown) == 1 and (n := shown.pop()) > 1 and n != k:  # one guess shows no count
+        raise SubmissionError(f"{where}the sample's {placeholders.name!r} placeholders hold {n} "
+                              f"space-separated guesses ({placeholders.iloc[0]!r}), but "
+                              f"competition.metric = {metric.name!r} writes {k}; set the "
+                              f"metric's k to {n} (e.g. map@{n})")
 
 
 def _class_columns(columns: tuple[str, ...], names: list[str], where: str) -> tuple[int, ...]:
@@ -138,6 +167,9 @@ def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: st
             raise SubmissionError(f"{where}column {col!r} has missing values")
         want, got = sample[col].dtype, frame[col].dtype
         predicted = form is not None and col != id_col
+        if predicted and form.kind == "ranked":  # strings of k guesses, whatever the sample's
+            _check_ranked(frame[col], col, where, form)
+            continue
         if _kind(want) != _kind(got) and not (
                 predicted and form.floats and _kind(want) == "int" and _kind(got) == "float"):
             # a label column must keep the sample's type (1 is not 1.0 to a scorer); a
@@ -164,6 +196,30 @@ def _check_ids(frame: pd.DataFrame, sample: pd.DataFrame, id_col: str, where: st
             f"{where}ids in {id_col!r} differ from the sample: missing {missing}, "
             f"unexpected {extra}"
         )
+
+
+def _check_ranked(column: pd.Series, col: str, where: str, form: SubmissionForm) -> None:
+    """Each row holds k distinct guesses (known classes when the form has them)."""
+    guesses = column.astype(str).str.split(expand=True)
+    counts = guesses.notna().sum(axis=1).to_numpy()
+    bad = np.flatnonzero(counts != form.k)
+    if len(bad):
+        raise SubmissionError(f"{where}column {col!r} must hold {form.k} space-separated "
+                              f"guesses a row ({form.metric}); rows {bad[:5].tolist()} hold "
+                              f"{counts[bad[:5]].tolist()}")
+    values = guesses.to_numpy(dtype=object)
+    same = np.zeros(len(values), bool)
+    for i in range(form.k):  # k is small (map@3): pairs of columns, no per-row Python
+        for j in range(i + 1, form.k):
+            same |= values[:, i] == values[:, j]
+    repeated = np.flatnonzero(same)
+    if len(repeated):
+        raise SubmissionError(f"{where}column {col!r} repeats a guess in rows "
+                              f"{repeated[:5].tolist()}; each of the {form.k} guesses must differ")
+    unknown = ~np.isin(values, form.classes) if form.classes else np.zeros(values.shape, bool)
+    if unknown.any():
+        raise SubmissionError(f"{where}column {col!r} guesses {sorted(set(values[unknown]))[:5]}"
+                              f", which are not among the classes {list(form.classes)[:10]}")
 
 
 def _check_values(values: np.ndarray, col: str, where: str, form: SubmissionForm) -> None:
@@ -201,6 +257,8 @@ def build_submission(ids: np.ndarray, pred: np.ndarray, classes: list, sample: p
     frame = pd.DataFrame({id_col: ids})
     if form.kind == "label":
         frame[form.columns[0]] = _labels(pred, classes, sample[form.columns[0]])
+    elif form.kind == "ranked":
+        frame[form.columns[0]] = ranked_guesses(pred, classes, form.k)
     elif form.kind == "value":
         values = pred[:, 0].astype(np.float64)
         frame[form.columns[0]] = np.clip(values, 0, None) if form.metric == "rmsle" else values
@@ -216,6 +274,19 @@ def build_submission(ids: np.ndarray, pred: np.ndarray, classes: list, sample: p
         missing = sample[id_col][order < 0].head(5).tolist()
         raise SubmissionError(f"no prediction for sample ids {missing}")
     return frame.iloc[order].reset_index(drop=True)
+
+
+def ranked_guesses(pred: np.ndarray, classes: list, k: int) -> np.ndarray:
+    """Each row's top k classes by probability, best first, joined by spaces (the same
+    top k the OOF score takes: kit.metrics.top_k).
+
+    >>> ranked_guesses(np.array([[0.2, 0.5, 0.3]]), ["a", "b", "c"], 2)  # ["b c"]
+    """
+    names = np.asarray([str(c) for c in classes], dtype=object)[top_k(pred, k)]  # (N, k)
+    joined = names[:, 0]
+    for j in range(1, k):
+        joined = joined + " " + names[:, j]
+    return joined
 
 
 def _labels(pred: np.ndarray, classes: list, column: pd.Series) -> pd.Series:
@@ -237,7 +308,7 @@ def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | P
     return write_csv(dest, frame)
 
 
-def validate_file(path: str | Path, sample_path: str | Path, *, metric: str = "",
+def validate_file(path: str | Path, sample_path: str | Path, *, metric: str | Metric = "",
                   form: SubmissionForm | None = None) -> pd.DataFrame:
     """Check a submission CSV on disk (before `kaggle competitions submit`): against `form`,
     else the form `metric` gives with submission.kind "auto", else type for type."""

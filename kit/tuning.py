@@ -218,9 +218,9 @@ def _claim(study, parts: dict, where: str) -> None:
 
 
 def _mode(cfg: Config) -> str:
-    from kit.metrics import get_metric
+    from kit.metric_file import resolve_metric
 
-    return get_metric(cfg.competition.metric, cfg.competition.problem).mode
+    return resolve_metric(cfg).mode  # a competition's metric.py says its own direction
 
 
 def _retry_dead_trials(study) -> None:

@@ -511,3 +511,41 @@ def test_tune_refusals(world, capsys, extra, fragments):
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert "s3cret" not in err and all(f in err for f in fragments), err
     assert snapshot(world) == before and not (world / "runs" / "titanic" / "tune").exists()
+
+
+# --- metrics a competition brings, ranked submissions (issue 30, items 1-2) ---------------
+
+PS = "playground-series-s5e6"  # MAP@3: the sample's placeholder shows three guesses
+
+
+def ps_argv(world: Path, *extra) -> list[str]:
+    return ["--comp", PS, "--data", str(world / "data"), "--runs", str(world / "runs"),
+            "--submissions", str(world / "subs"), "--set", "model.params.lgbm.rounds=5",
+            "--folds", "1", *extra]
+
+
+def test_a_metric_file_without_a_direction(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    world = make_world(tmp_path, PS)
+    comp = shutil.copytree(ROOT / "competitions" / PS, tmp_path / "comps" / PS)
+    (comp / "metric.py").write_text('NAME = "top3"\nSCORES = "ranked"\nK = 3\n'
+                                    "def score(labels, pred):\n    return 0.0\n")
+    monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(tmp_path / "comps"))
+    fails(world, capsys, ps_argv(world, "--set", "competition.metric=top3"), ConfigError,
+          str(comp / "metric.py"), "defines no MODE", 'MODE = "max" (higher is better)',
+          'MODE = "min"')
+    assert [p.name for p in (world / "runs" / PS).iterdir()] == [OLD_RUN]  # no new folder
+
+
+@pytest.mark.parametrize("metric, error, fragments", [
+    ("map@2", SubmissionError, ("sample_submission.csv", "placeholders hold 3 space-separated",
+                                "'map@2' writes 2", "map@3")),
+    ("map@8", ConfigError, ("'map@8' writes 8 guesses a row", "7 classes", "map@7")),
+    ("map@0", ConfigError, ("'map@0'", "k >= 1")),
+])
+def test_map_at_k_with_a_k_the_sample_or_classes_cannot_hold(tmp_path, capsys, metric, error,
+                                                             fragments):
+    world = make_world(tmp_path, PS)
+    fails(world, capsys, ps_argv(world, "--set", f"competition.metric={metric}"), error,
+          *fragments)

@@ -343,3 +343,35 @@ def test_stacking_classification_gives_probabilities():
     np.testing.assert_allclose(result.oof.sum(axis=1), 1.0)
     assert result.weights.argmax() == 1  # the truth's logit carries the largest coefficient
     assert result.score_cv < min(get_metric("logloss")(labels, m) for m in members)
+
+
+# --- metrics of issue 30 in blends -----------------------------------------------------------
+
+
+def test_hill_climbs_on_ranked_and_own_metrics_and_on_log_loss_for_labels_metrics():
+    from kit.blending import hill_objective
+    from kit.metrics import Metric
+
+    assert hill_objective("map@3").name == "map@3"  # MAP@k moves with three guesses a row
+    for name in ("accuracy", "qwk", "mcc", "balanced_accuracy"):
+        assert hill_objective(name).name == "logloss"
+    own = Metric("my_top3", lambda y, p: 0.0, "max", "ranked", 3, source="metric.py")
+    assert hill_objective(own) is own
+
+
+def test_mape_weights_minimise_the_relative_error():
+    # y = (1, 100): member a is exact on row 0 and 50 % off on row 1, member b the reverse.
+    # MAPE of w a + (1 - w) b: |1 - (w + 2 (1 - w))| / 1 + |100 - (150 w + 100 (1 - w))| / 100
+    #   = (1 - w) + w / 2, smallest at w = 1 (mae would weigh row 1's 50 units instead)
+    y = np.array([1.0, 100.0])
+    a, b = np.array([[1.0], [150.0]]), np.array([[2.0], [100.0]])
+    np.testing.assert_allclose(blending.fit_weights([a, b], y, metric="mape"), [1.0, 0.0],
+                               atol=1e-6)
+    np.testing.assert_allclose(blending.fit_weights([a, b], y, metric="mae"), [0.0, 1.0],
+                               atol=1e-6)
+
+
+def test_a_regression_metric_without_a_weight_loss_points_to_hill():
+    y = np.array([1.0, 2.0])
+    with pytest.raises(ConfigError, match=r"'smape'.*use --method hill"):
+        blending.fit_weights([y[:, None], y[:, None] + 1], y, metric="smape")

@@ -67,8 +67,9 @@ def valid_names(message: str) -> set[str]:
     return set(found.group(1).split(", "))
 
 
-CLASSIFICATION = {"accuracy", "auc", "f1_macro", "logloss"}
-REGRESSION = {"mae", "r2", "rmse", "rmsle"}
+CLASSIFICATION = {"accuracy", "auc", "balanced_accuracy", "f1_macro", "logloss", "map@k", "mcc",
+                  "qwk"}
+REGRESSION = {"mae", "mape", "r2", "rmse", "rmsle", "smape"}
 
 
 def test_a_regression_metric_for_a_classification_is_refused_with_the_valid_ones():
@@ -119,4 +120,78 @@ def test_every_metric_says_what_it_scores_and_that_decides_its_submission(name):
 
 def test_kaggle_scores_auc_and_logloss_on_probabilities():
     assert {n for n, m in METRICS.items() if m.scores == "probabilities"} == {"auc", "logloss"}
-    assert {n for n, m in METRICS.items() if m.scores == "labels"} == {"accuracy", "f1_macro"}
+    assert {n for n, m in METRICS.items() if m.scores == "labels"} == {
+        "accuracy", "balanced_accuracy", "f1_macro", "mcc", "qwk"}
+
+
+# --- the built-ins of issue 30: map@k, qwk, balanced_accuracy, mcc, mape, smape -------------
+
+# Four rows, five classes; the true classes 0, 1, 2, 3. Each row's top 3 by probability:
+#   row 0: [0, 1, 2] -> the true 0 at rank 1: 1
+#   row 1: [0, 2, 1] -> the true 1 at rank 3: 1/3   (p 0.3 for class 2 beats 0.2 for class 1)
+#   row 2: [4, 3, 0] -> the true 2 missing:  0
+#   row 3: [1, 3, 0] -> the true 3 at rank 2: 1/2  (classes 0 and 4 tie at 0.2 for the third
+#                                                   guess: the lower index, 0, takes it)
+# MAP@3 = (1 + 1/3 + 0 + 1/2) / 4 = 11/24; MAP@1 = accuracy of the top guess = 1/4;
+# MAP@5 also finds row 2's class 2 fifth (after 1, tied with it at 0.05): 1/5.
+MAP_TRUE = np.array([0, 1, 2, 3])
+MAP_PROBA = np.array([
+    [0.50, 0.30, 0.10, 0.05, 0.05],
+    [0.40, 0.20, 0.30, 0.05, 0.05],
+    [0.15, 0.05, 0.05, 0.25, 0.50],
+    [0.20, 0.35, 0.00, 0.25, 0.20],
+])
+
+
+def test_map_at_3_matches_the_hand_computed_value():
+    metric = get_metric("map@3", "classification")
+    assert (metric.mode, metric.scores, metric.k, metric.problem) == \
+        ("max", "ranked", 3, "classification")
+    assert metric(MAP_TRUE, MAP_PROBA) == pytest.approx(11 / 24, rel=1e-12)
+    assert get_metric("map@1")(MAP_TRUE, MAP_PROBA) == pytest.approx(1 / 4)
+    assert get_metric("map@5")(MAP_TRUE, MAP_PROBA) == pytest.approx((1 + 1 / 3 + 1 / 5 + 1 / 2) / 4)
+
+
+def test_top_k_breaks_ties_by_the_lower_class_index():
+    from kit.metrics import top_k
+
+    np.testing.assert_array_equal(top_k(np.array([[0.2, 0.4, 0.2, 0.2]]), 3), [[1, 0, 2]])
+
+
+@pytest.mark.parametrize("name", ["map@0", "map@-2"])
+def test_map_at_k_below_one_is_refused(name):
+    with pytest.raises(ConfigError, match=r"map@k needs k >= 1"):
+        get_metric(name)
+
+
+def test_qwk_mcc_balanced_accuracy_by_hand():
+    # truth 0 0 1 2, argmax guesses 0 1 1 0 (classes 0, 1, 2)
+    y = np.array([0, 0, 1, 2])
+    proba = np.eye(3)[[0, 1, 1, 0]]
+    # balanced accuracy: recall of class 0 = 1/2, class 1 = 1, class 2 = 0 -> 1/2
+    assert get_metric("balanced_accuracy")(y, proba) == pytest.approx(0.5)
+    # QWK: weights w_ij = (i - j)^2 / 4. Observed O: (0,0) 1, (0,1) 1, (1,1) 1, (2,0) 1:
+    #   sum w O = 0 + 1/4 + 0 + 1 = 5/4. Expected E = rows (2,1,1) x cols (2,2,0) / 4:
+    #   E_00 = 1, E_01 = 1, E_10 = 1/2, E_11 = 1/2, E_20 = 1/2, E_21 = 1/2 ->
+    #   sum w E = 0 + 1/4 + 1/8 + 0 + 1/2 + 1/8 = 1. QWK = 1 - (5/4) / 1 = -1/4
+    assert get_metric("qwk")(y, proba) == pytest.approx(-0.25)
+    # MCC (Gorodkin's R_K): c = 2 correct, s = 4, p = (2, 2, 0) guessed, t = (2, 1, 1) true:
+    #   (c s - p.t) / sqrt((s^2 - p.p)(s^2 - t.t)) = (8 - 6) / sqrt((16 - 8)(16 - 6)) = 2 / sqrt(80)
+    assert get_metric("mcc")(y, proba) == pytest.approx(2 / math.sqrt(80))
+
+
+def test_mape_and_smape_by_hand():
+    y, pred = np.array([1.0, 2.0, 4.0, 0.0]), np.array([2.0, 2.0, 3.0, 0.0])
+    # mape (a fraction): (1/1 + 0 + 1/4 + 0 / eps = 0) / 4 = 1.25 / 4
+    assert get_metric("mape", "regression")(y, pred) == pytest.approx(1.25 / 4)
+    # smape (percent): 200 * (1/3 + 0 + 1/7 + 0 (0/0 counts 0)) / 4
+    assert get_metric("smape", "regression")(y, pred) == pytest.approx(50 * (1 / 3 + 1 / 7))
+    assert get_metric("mape").mode == get_metric("smape").mode == "min"
+
+
+def test_an_unknown_metric_says_how_to_bring_one():
+    with pytest.raises(ConfigError) as err:
+        get_metric("gini")
+    message = str(err.value)
+    assert "map@k" in message and "qwk" in message and "rmse" in message
+    assert "competitions/<slug>/metric.py" in message and "\n" not in message

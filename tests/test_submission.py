@@ -261,3 +261,62 @@ def test_demo_trained_reads_the_mark_from_names_and_run_json(tmp_path):
     assert demo_trained(tmp_path / "subs" / "20240101-120000_gbdt_raw_demo.csv")
     assert demo_trained(tmp_path / "runs" / "20240101-120000_ensemble_soft_demo-2")
     assert not demo_trained(tmp_path / "subs" / "20240101-120000_gbdt_raw.csv")
+
+
+# --- ranked guesses: map@k (issue 30) -------------------------------------------------------
+
+FERTILIZERS = ["10-26-26", "14-35-14", "17-17-17", "28-28", "Urea"]
+
+
+@pytest.fixture
+def ranked_sample():
+    """Kaggle's layout (Playground S5E6): the placeholder shows three guesses."""
+    return pd.DataFrame({"id": [750000, 750001],
+                         "Fertilizer Name": ["14-35-14 10-26-26 Urea"] * 2})
+
+
+def test_map_at_3_writes_the_top_three_classes_space_separated(tmp_path, ranked_sample):
+    ranked = submission_form(ranked_sample, metric="map@3", classes=FERTILIZERS)
+    assert (ranked.kind, ranked.k) == ("ranked", 3)
+    proba = np.array([[0.1, 0.2, 0.3, 0.15, 0.25],   # 17-17-17, Urea, 14-35-14
+                      [0.5, 0.1, 0.1, 0.2, 0.1]])    # 10-26-26, 28-28, then a tie: 14-35-14
+    frame = build_submission(np.array([750001, 750000]), proba, FERTILIZERS, ranked_sample,
+                             ranked)
+    assert frame["Fertilizer Name"].tolist() == ["10-26-26 28-28 14-35-14",
+                                                 "17-17-17 Urea 14-35-14"]
+    path = write_submission(frame, _csv(tmp_path, ranked_sample), tmp_path / "sub.csv", ranked)
+    assert path.read_text().splitlines()[1] == "750000,10-26-26 28-28 14-35-14"
+    validate_file(path, tmp_path / "sample.csv", metric="map@3")
+
+
+def _csv(tmp_path, frame):
+    path = tmp_path / "sample.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("k, error, message", [
+    (6, ConfigError, r"writes 6 guesses a row, but the target has 5 classes.*map@5"),
+    (2, SubmissionError, r"placeholders hold 3 space-separated guesses.*writes 2.*map@3"),
+])
+def test_a_k_the_sample_or_the_classes_cannot_hold_is_refused(ranked_sample, k, error, message):
+    with pytest.raises(error, match=message):
+        submission_form(ranked_sample, metric=f"map@{k}", classes=FERTILIZERS)
+
+
+def test_a_single_guess_placeholder_takes_any_k(ranked_sample):
+    one = ranked_sample.assign(**{"Fertilizer Name": "Urea"})
+    assert submission_form(one, metric="map@2", classes=FERTILIZERS).k == 2
+
+
+@pytest.mark.parametrize("value, message", [
+    ("Urea 28-28", r"must hold 3 space-separated guesses"),
+    ("Urea Urea 28-28", r"repeats a guess in rows \[0\]"),
+    ("Urea 28-28 Compost", r"guesses \['Compost'\], which are not among the classes"),
+])
+def test_a_ranked_file_with_bad_rows_is_refused(tmp_path, ranked_sample, value, message):
+    ranked = submission_form(ranked_sample, metric="map@3", classes=FERTILIZERS)
+    frame = ranked_sample.assign(**{"Fertilizer Name": [value, "Urea 28-28 10-26-26"]})
+    with pytest.raises(SubmissionError, match=message):
+        write_submission(frame, _csv(tmp_path, ranked_sample), tmp_path / "sub.csv", ranked)
+    assert not (tmp_path / "sub.csv").exists()

@@ -21,7 +21,7 @@ from kit.data.stream_fit import fit_streamed
 from kit.data.tabular import save_preprocessors
 from kit.errors import DataError
 from kit.io import atomic_path
-from kit.metrics import get_metric
+from kit.metric_file import resolve_metric
 from kit.models import get_entry
 from kit.objective import Objective
 from kit.out_of_core.dask_xgb import fit_xgb_dask
@@ -140,7 +140,7 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
         rows.append(frame[ROW].to_numpy())
         labels.append(frame[Y].to_numpy())
     by_row = _ByRow(np.concatenate(rows), np.concatenate(labels))
-    metric = get_metric(cfg.competition.metric, cfg.competition.problem)
+    metric = resolve_metric(cfg)
     trainer = Trainer(cfg, fold_dir, device, metric, objective, deadline=deadline,
                       desc=f"fold {fold}", tracker=tracker)
     result = trainer.fit(model, train, valid, by_row)

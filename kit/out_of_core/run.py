@@ -20,7 +20,7 @@ from kit.data.sources import source_files
 from kit.errors import ConfigError, DataError
 from kit.hooks import load_hook
 from kit.io import atomic_path, write_json
-from kit.metrics import get_metric
+from kit.metric_file import resolve_metric
 from kit.models import get_entry
 from kit.out_of_core.dask_xgb import dask_client
 from kit.out_of_core.fit import fit_fold
@@ -50,6 +50,11 @@ def reason(cfg: Config, data_dir: Path) -> str:
     return f"the training files ({size:,.0f} MB) pass data.out_of_core_mb = {cfg.data.out_of_core_mb:g}"
 
 
+# the metrics kit/stream_metrics.py sums batch by batch (a competition's metric.py, map@k, qwk
+# and the other newer built-ins are scored on whole arrays)
+SUMMED_METRICS = ("accuracy", "auc", "f1_macro", "logloss", "mae", "r2", "rmse", "rmsle")
+
+
 def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
     """Refuse, before anything is read or written, what needs the whole table."""
     why = f"this run streams out of core ({why})"
@@ -73,6 +78,12 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
         raise ConfigError(f"{why}, and {', '.join(needs)} need(s) the whole table in memory; "
                           "move row-local features to features.py transform_batch(frame), drop "
                           "the others, or set data.out_of_core = \"off\" if the table fits")
+    metric = resolve_metric(cfg).name
+    if metric not in SUMMED_METRICS:
+        raise ConfigError(f"competition.metric = {metric!r} needs every OOF row at once: {why},"
+                          " whose scores are summed batch by batch (kit/stream_metrics.py: "
+                          f"{', '.join(SUMMED_METRICS)}); set data.out_of_core = \"off\" if "
+                          "the table fits")
     if dist.info().world_size > 1:
         raise ConfigError(f"{why}: it runs in one process; drop torchrun, or use "
                           "train.dask_scheduler with xgb")
@@ -84,7 +95,7 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
     check_supported(cfg, comp_dir, why)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
-    metric = get_metric(cfg.competition.metric, cfg.competition.problem)
+    metric = resolve_metric(cfg)
     sample_path = opts.data_dir / cfg.data.sample_submission
     head = sample_head(sample_path)
     key = cfg.cv.group or cfg.data.id
@@ -120,7 +131,7 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
     with atomic_path(opts.run_dir / "test_pred.parquet") as test_tmp:
         batches = _mean_test(folds, st.classes, cfg.ensemble.fold_vote, test_tmp)
         if opts.submit:
-            form = submission_form(head, metric=metric.name, kind=cfg.submission.kind,
+            form = submission_form(head, metric=metric, kind=cfg.submission.kind,
                                    problem=cfg.competition.problem, classes=st.classes,
                                    source=sample_path)
             submission = write_streamed_submission(

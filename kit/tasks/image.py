@@ -57,7 +57,7 @@ from kit.data.mixing import batch_mix
 from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
-from kit.metrics import get_metric
+from kit.metric_file import resolve_metric
 from kit.models.heads import set_backbone_trainable
 from kit.models.vision import build_image_model
 from kit.models.weights import cached_weights, missing_weights_error
@@ -253,7 +253,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     objective = Objective.for_config(cfg, prep.classes, target)
     model = build(cfg.replace(model=_no_download(cfg)), prep, objective)
     model.load_state_dict(load_checkpoint(best, cfg.model.name)["model"])
-    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
+    trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
     model.to(device)
     rows = np.arange(len(prep.test_ids))
     return _predict(trainer, model, loader(prep, cfg, "test", None, device, objective=objective),

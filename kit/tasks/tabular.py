@@ -46,7 +46,7 @@ from kit.folds import fold_rows
 from kit.hooks import call_with_params, load_hook, map_batches
 from kit.importance import write_fold_importance
 from kit.io import atomic_path, write_csv
-from kit.metrics import get_metric
+from kit.metric_file import resolve_metric
 from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
@@ -420,7 +420,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     if not best:
         raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
     load_best(model, best[-1])
-    trainer = Trainer(cfg, fold_dir, device, get_metric(cfg.competition.metric), objective)
+    trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
     model.to(device)
     loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=device)
     return trainer.predict_rows(model, loader, np.arange(len(prep.test_ids)))
