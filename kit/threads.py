@@ -11,7 +11,9 @@ tuned one and run.json records them.
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import torch
@@ -19,17 +21,94 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from kit.errors import ConfigError
 
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cpu_quota(root: Path | None = None) -> int | None:
+    """Cores the cgroup's CPU quota allows (v2 cpu.max, else v1 cpu.cfs_quota_us), rounded
+    up as joblib's loky does (1.5 cores -> 2 threads: the quota is a share of time, and two
+    threads use 1.5 cores where one uses 1); None when there is no quota."""
+    root = CGROUP if root is None else root
+    for quota_file, period_file in (("cpu.max", None),
+                                    ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"),
+                                    ("cpu,cpuacct/cpu.cfs_quota_us",
+                                     "cpu,cpuacct/cpu.cfs_period_us")):
+        try:
+            text = (root / quota_file).read_text().split()
+            quota, period = (text[0], text[1]) if period_file is None else (
+                text[0], (root / period_file).read_text().strip())
+        except (OSError, IndexError):
+            continue
+        if quota in ("max", "-1"):  # v2 / v1 spelling of "no limit"
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    return None
+
+
+def kit_jobs() -> int:
+    """How many of the kit's jobs share this machine's cores: KIT_JOBS (tune.py --jobs J
+    sets it for its workers), 1 when unset."""
+    raw = os.environ.get("KIT_JOBS", "") or "1"
+    jobs = int(raw) if raw.strip().isdigit() else 0
+    if jobs < 1:
+        raise ConfigError(f"KIT_JOBS={raw!r}: use a whole number >= 1, the kit's jobs sharing "
+                          "this machine (tune.py --jobs J sets it); unset it for one job")
+    return jobs
+
 
 def usable_cores() -> int:
-    """Cores this process may use: its CPU affinity, shared by torchrun's local ranks."""
+    """Cores this process may use: its CPU affinity and the cgroup's CPU quota, shared by
+    torchrun's local ranks and the kit's concurrent jobs (KIT_JOBS). Not os.cpu_count(),
+    which counts the host's cores in a container limited to a few."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows: no affinity call
         cores = os.cpu_count() or 1
-    # torchrun starts LOCAL_WORLD_SIZE ranks on this machine; each taking every core would
-    # oversubscribe them world-size times over
+    cores = min(cores, cpu_quota() or cores)
+    # torchrun starts LOCAL_WORLD_SIZE ranks on this machine, tune.py --jobs J starts J
+    # trials: each taking every core would oversubscribe them that many times over
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, cores // max(1, ranks))
+    return max(1, cores // (max(1, ranks) * kit_jobs()))
+
+
+# Training cells (rows x columns) each thread of one fit needs before a thread more pays:
+# a fit of R x C takes R * C // MIN_CELLS[kind] threads, at least 1, at most the usable
+# cores (so 2 threads from 1M cells: a 25,000 x 40 fold). Every round of a tree library
+# waits at many barriers (one per histogram / split search), so on a small table a second
+# thread adds a wake-up and a wait per barrier for microseconds of work; beside other
+# processes the wait is a scheduler time slice. Measured on 2 cores with
+# scripts/bench_threads.py --grid (t(2 threads) / t(1 thread); 50 rounds, synthetic table):
+# - the machine shared with other work (load average 5-7 on 2 cores, no idle window in an
+#   hour): 2 threads lost at every size from 250 x 7 to 16,000 x 40 (640k cells): lgbm
+#   1.1-18x, gbdt 1.3-7x, xgb 1.0-3.4x, catboost 0.7-1.3x, torch (kit's mlp, 1 epoch)
+#   1.0-2.3x; at 64,000 x 40 (2.56M cells) about even (lgbm 0.99-1.2, xgb 0.93-1.03, gbdt
+#   0.78-1.17, catboost 1.04-1.65);
+# - nearly idle (load 0.27), 900 x 30, 300 rounds, OpenMP's default spinning: 2 threads
+#   won (lgbm 0.33 s vs 0.54 s, xgb 0.29 vs 0.36); beside one busy core the same fit took
+#   7.2 s (lgbm) with 2 spinning threads, 0.67 s with 2 passive ones, 0.56 s with 1.
+# 500k cells a thread puts a Titanic fold (712 x 7) and the issue's 15,000 x 54 table on one
+# thread, the 100,000-row synthetic table (80,000 x 40 per fold) on two. The libraries did
+# not separate beyond the noise, so they share the figure; torch's threads stay with
+# thread_budget (half the cores: the mlp lost with 2 threads up to 64,000 x 40 above).
+# gbdt (HistGradientBoosting) has no n_jobs: the kit's fit takes the process's OpenMP pool
+# (thread_budget); its figure here is for a caller that limits that pool per fit.
+MIN_CELLS = {"lgbm": 500_000, "xgb": 500_000, "catboost": 500_000, "gbdt": 500_000}
+
+
+def fit_threads(kind: str, rows: int = 0, columns: int = 0, *, num_threads: int = 0,
+                cores: int | None = None) -> int:
+    """Threads for one fit of `kind` on `rows` x `columns`: train.num_threads when set, else
+    one per MIN_CELLS[kind] cells, at least 1, at most the usable cores (rows 0: the size
+    is not known, every usable core).
+
+    >>> fit_threads("lgbm", 712, 7, cores=2)        # Titanic's fold: 1
+    """
+    if num_threads:
+        return num_threads
+    cores = usable_cores() if cores is None else cores
+    if rows <= 0 or kind not in MIN_CELLS:
+        return cores
+    return max(1, min(cores, rows * max(1, columns) // MIN_CELLS[kind]))
 
 
 def thread_budget(num_threads: int = 0, *, cores: int | None = None) -> dict[str, int]:

@@ -22,7 +22,13 @@ Parameter names are checked against the library's own before anything is fitted 
 CatBoost would refuse an unknown one itself; LightGBM logs it, XGBoost warns it is unused).
 The rounds, early stopping, seed and threads are the kit's (`rounds`,
 `early_stopping_rounds`, `train.seed`, `train.num_threads`): the library's names for them
-are refused with a pointer, so one value cannot be set twice.
+are refused with a pointer, so one value cannot be set twice. Threads: `num_threads` when
+given, else kit.threads.fit_threads sizes each fit from its training table (a Titanic fold
+trains on one thread: a second one costs more than it gives), and `library_threads()` reads
+back what the library used, for the fold's done.json.
+
+A fit that runs past `progress_seconds` prints a line every `progress_seconds`: the round,
+the validation loss and the best round so far, like the networks' epoch lines.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import difflib
 import functools
 import inspect
 import json
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,6 +47,28 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.io import atomic_path
 from kit.models.registry import register
+from kit.threads import fit_threads, usable_cores
+
+
+class Progress:
+    """Prints `kind round r  valid_<loss> v  best b (v_b)  s` every `every` seconds of a fit,
+    the first after `every` seconds, so a fit shorter than that prints nothing (every <= 0:
+    never). Each library's callback calls it once a round with the validation loss."""
+
+    def __init__(self, kind: str, loss_name: str, every: float):
+        self.kind, self.loss_name, self.every = kind, loss_name, every
+        self.started = self.last = time.monotonic()
+        self.best, self.best_round = float("inf"), 0
+
+    def __call__(self, round_: int, loss: float) -> None:
+        if loss < self.best:  # every loss the kit stops on is minimized (log loss, L2)
+            self.best, self.best_round = loss, round_
+        now = time.monotonic()
+        if self.every <= 0 or now - self.last < self.every:
+            return
+        self.last = now
+        print(f"{self.kind} round {round_:5d}  valid_{self.loss_name} {loss:.5f}  best round "
+              f"{self.best_round} ({self.best:.5f})  {now - self.started:.1f}s", flush=True)
 
 
 class Booster:
@@ -54,7 +83,8 @@ class Booster:
     owned: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, kind: str, problem: str, n_outputs: int, params: dict, *, rounds: int,
-                 early_stopping_rounds: int, seed: int, num_threads: int, device: str):
+                 early_stopping_rounds: int, seed: int, num_threads: int, device: str,
+                 progress_seconds: float = 10.0):
         for key, value in (("rounds", rounds), ("early_stopping_rounds", early_stopping_rounds)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.params.{kind}.{key} = {value!r}: use a whole number "
@@ -62,7 +92,12 @@ class Booster:
         self.kind, self.problem, self.n_outputs = kind, problem, n_outputs
         self.params = self._merge(kind, params)
         self.rounds, self.early_stopping_rounds = rounds, early_stopping_rounds
-        self.seed, self.num_threads, self.device = seed, num_threads, device
+        self.seed, self.device, self.progress_seconds = seed, device, progress_seconds
+        # num_threads: train.num_threads, 0 = the kit's rule. self.num_threads is the most a
+        # fit takes (what kit/out_of_core builds its matrices with), self.threads what this
+        # fit takes: fit() sizes it from the table (_size_threads); load() keeps the cap
+        self.fixed_threads = num_threads
+        self.num_threads = self.threads = num_threads or usable_cores()
         self.model = None
         self.best_iteration = 0  # trees used for every prediction (1-based)
         self.history: list[float] = []  # the validation loss after each round
@@ -143,6 +178,17 @@ class Booster:
             tmp.write_bytes(self.to_bytes())
         return Path(path)
 
+    def _size_threads(self, rows: int, columns: int) -> None:
+        self.threads = fit_threads(self.kind, rows, columns, num_threads=self.fixed_threads,
+                                   cores=self.num_threads)
+
+    def _progress(self) -> Progress:
+        return Progress(self.kind, self.loss_name, self.progress_seconds)
+
+    def library_threads(self) -> dict[str, int]:
+        """{library: threads}, as the fitted model's library records them."""
+        raise NotImplementedError
+
     def _stopped(self, history: list[float], best: int) -> None:
         self.history = [float(v) for v in history]
         self.best_iteration = int(best) if best else len(self.history)
@@ -189,7 +235,7 @@ class LightGBM(Booster):
         objective = {"regression": ("regression", "l2")}.get(self.problem) or (
             ("binary", "binary_logloss") if self.binary else ("multiclass", "multi_logloss"))
         params = {"objective": objective[0], "metric": objective[1], "verbosity": -1,
-                  "seed": self.seed, "num_threads": self.num_threads, "deterministic": True,
+                  "seed": self.seed, "num_threads": self.threads, "deterministic": True,
                   **self.params}
         if params["objective"] == "multiclass":
             params["num_class"] = self.n_classes
@@ -199,6 +245,7 @@ class LightGBM(Booster):
     def fit(self, train, y, valid, y_valid) -> None:
         import lightgbm as lgb
 
+        self._size_threads(*train.shape)
         data = lgb.Dataset(train, label=y, categorical_feature=_categorical(train) or "auto")
         held = lgb.Dataset(valid, label=y_valid, reference=data)
         self.fit_datasets(data, held)
@@ -209,15 +256,25 @@ class LightGBM(Booster):
         import lightgbm as lgb
 
         record: dict = {}
+        params = self._library_params()
+        progress = self._progress()
+
+        def show(env) -> None:  # LightGBM's callback: (name, metric, value, ...) per set
+            progress(env.iteration + 1, env.evaluation_result_list[0][2])
+
         self.model = lgb.train(
-            self._library_params(), data, num_boost_round=self.rounds, valid_sets=[held],
+            params, data, num_boost_round=self.rounds, valid_sets=[held],
             valid_names=["valid"],
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False),
-                       lgb.record_evaluation(record)])
+                       lgb.record_evaluation(record), show])
         self._stopped(next(iter(record["valid"].values())), self.model.best_iteration)
 
     def _predict(self, frame):
-        return self.model.predict(frame, num_iteration=self.best_iteration or None)
+        return self.model.predict(frame, num_iteration=self.best_iteration or None,
+                                  num_threads=self.threads)
+
+    def library_threads(self) -> dict[str, int]:
+        return {"lightgbm": int(self.model.params["num_threads"])}
 
     def to_bytes(self) -> bytes:
         return self.model.model_to_string(num_iteration=self.best_iteration or None).encode()
@@ -285,7 +342,7 @@ class XGBoost(Booster):
         else:
             task = {"objective": "multi:softprob", "eval_metric": "mlogloss",
                     "num_class": self.n_classes}
-        params = {**task, "seed": self.seed, "nthread": self.num_threads,
+        params = {**task, "seed": self.seed, "nthread": self.threads,
                   "device": "cuda" if self.device == "cuda" else "cpu",
                   "validate_parameters": True, "verbosity": 1, **self.params}
         self.loss_name = params["eval_metric"]
@@ -294,10 +351,11 @@ class XGBoost(Booster):
     def fit(self, train, y, valid, y_valid) -> None:
         import xgboost as xgb
 
+        self._size_threads(*train.shape)
         data = xgb.QuantileDMatrix(train, label=y, enable_categorical=True,
-                                   nthread=self.num_threads)
+                                   nthread=self.threads)
         held = xgb.QuantileDMatrix(valid, label=y_valid, ref=data, enable_categorical=True,
-                                   nthread=self.num_threads)
+                                   nthread=self.threads)
         self.fit_matrices(data, held)
 
     def fit_matrices(self, data, held) -> None:
@@ -306,9 +364,11 @@ class XGBoost(Booster):
         import xgboost as xgb
 
         record: dict = {}
-        model = xgb.train(self._library_params(), data, num_boost_round=self.rounds,
+        params = self._library_params()
+        model = xgb.train(params, data, num_boost_round=self.rounds,
                           evals=[(held, "valid")], evals_result=record,
-                          early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
+                          early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False,
+                          callbacks=[_xgb_progress(self._progress())])
         self._stopped(record["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]  # the trees up to the best round
 
@@ -328,14 +388,18 @@ class XGBoost(Booster):
         model = out["booster"]
         self._stopped(out["history"]["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]
-        self.model.set_param({"nthread": self.num_threads})
+        self.model.set_param({"nthread": self.threads})
         return len(data.worker_map)
 
     def _predict(self, frame):
         import xgboost as xgb
 
         return self.model.predict(xgb.DMatrix(frame, enable_categorical=True,
-                                              nthread=self.num_threads))
+                                              nthread=self.threads))
+
+    def library_threads(self) -> dict[str, int]:
+        config = json.loads(self.model.save_config())  # the C++ learner's own settings
+        return {"xgboost": int(config["learner"]["generic_param"]["nthread"])}
 
     def to_bytes(self) -> bytes:
         return bytes(self.model.save_raw(raw_format="ubj"))
@@ -388,7 +452,7 @@ class CatBoost(Booster):
         loss = "RMSE" if self.problem == "regression" else (
             "Logloss" if self.binary else "MultiClass")
         params = {"loss_function": loss, "iterations": self.rounds,
-                  "random_seed": self.seed, "thread_count": self.num_threads or -1,
+                  "random_seed": self.seed, "thread_count": self.threads,
                   "task_type": "GPU" if self.device == "cuda" else "CPU",
                   "allow_writing_files": False, "verbose": False, **self.params}
         if self.problem == "classification":  # every class, even one a fold's rows lack
@@ -408,16 +472,26 @@ class CatBoost(Booster):
     def fit(self, train, y, valid, y_valid) -> None:
         import catboost
 
-        self.model = catboost.CatBoost(self._library_params())
+        self._size_threads(*train.shape)
+        params = self._library_params()
+        self.model = catboost.CatBoost(params)
+        # user callbacks run on the CPU only (CatBoost refuses them with task_type GPU)
+        callbacks = None if params["task_type"] == "GPU" else [_CatBoostProgress(
+            self._progress(), self.loss_name)]
         self.model.fit(self._pool(train, y), eval_set=self._pool(valid, y_valid),
-                       early_stopping_rounds=self.early_stopping_rounds, use_best_model=True)
+                       early_stopping_rounds=self.early_stopping_rounds, use_best_model=True,
+                       callbacks=callbacks)
         history = next(iter(self.model.get_evals_result()["validation"].values()))
         self._stopped(history, self.model.get_best_iteration() + 1)
 
     def _predict(self, frame):
         kind = "RawFormulaVal" if self.problem == "regression" else "Probability"
         return self.model.predict(self._pool(frame), prediction_type=kind,
-                                  thread_count=self.num_threads or -1)
+                                  thread_count=self.threads)
+
+    def library_threads(self) -> dict[str, int]:
+        # CatBoost leaves thread_count out of get_all_params(); get_params() is its record
+        return {"catboost": int(self.model.get_params()["thread_count"])}
 
     def to_bytes(self) -> bytes:
         import tempfile
@@ -439,6 +513,35 @@ class CatBoost(Booster):
                           dtype=np.float64)
 
 
+# --- progress callbacks ------------------------------------------------------------------
+
+
+def _xgb_progress(progress: Progress):
+    """An XGBoost TrainingCallback feeding `progress` (the class is made here, so importing
+    this module does not import XGBoost)."""
+    import xgboost as xgb
+
+    class Callback(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            progress(epoch + 1, float(next(iter(evals_log["valid"].values()))[-1]))
+            return False  # False: go on training
+
+    return Callback()
+
+
+class _CatBoostProgress:
+    """CatBoost's callback protocol (`after_iteration(info) -> continue?`)."""
+
+    def __init__(self, progress: Progress, loss_name: str):
+        self.progress, self.loss_name = progress, loss_name
+
+    def after_iteration(self, info) -> bool:
+        losses = info.metrics["validation"]
+        values = losses.get(self.loss_name) or next(iter(losses.values()))
+        self.progress(info.iteration, float(values[-1]))
+        return True
+
+
 # --- registered kinds ------------------------------------------------------------------
 
 BOOSTERS: dict[str, type[Booster]] = {}
@@ -447,10 +550,10 @@ BOOSTERS: dict[str, type[Booster]] = {}
 def _register(kind: str, cls: type[Booster]):
     def builder(problem: str, n_outputs: int, *, rounds: int = 2000,
                 early_stopping_rounds: int = 100, seed: int = 0, num_threads: int = 0,
-                device: str = "cpu", **params) -> Booster:
+                device: str = "cpu", progress_seconds: float = 10.0, **params) -> Booster:
         return cls(kind, problem, n_outputs, params, rounds=rounds,
                    early_stopping_rounds=early_stopping_rounds, seed=seed,
-                   num_threads=num_threads, device=device)
+                   num_threads=num_threads, device=device, progress_seconds=progress_seconds)
 
     builder.__name__ = builder.__qualname__ = kind
     builder.__doc__ = (f"{cls.title} through its own training API: native categoricals, "

@@ -218,6 +218,8 @@ def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_
             max_samples, max_depth, num_threads, seed):
     from sklearn import ensemble
 
+    from kit.threads import fit_threads
+
     name = {"rf": "RandomForest", "extratrees": "ExtraTrees"}[kind]
     cls = getattr(ensemble, name + ("Regressor" if problem == "regression" else "Classifier"))
     if max_features == "default":  # each library's own rule: sqrt for classifiers, all for
@@ -225,7 +227,9 @@ def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_
     return cls(n_estimators=n_estimators, max_features=max_features,
                min_samples_leaf=min_samples_leaf, max_depth=max_depth,
                bootstrap=max_samples is not None or kind == "rf", max_samples=max_samples,
-               n_jobs=num_threads or None, random_state=seed)
+               # joblib runs one tree per task (one wait per tree, not per split as in
+               # the OpenMP boosters), so the forests take every usable core at any size
+               n_jobs=fit_threads(kind, num_threads=num_threads), random_state=seed)
 
 
 @register("rf", kind="sklearn", task="tabular")

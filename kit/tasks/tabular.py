@@ -51,7 +51,6 @@ from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.threads import usable_cores
 from kit.trainer import Trainer, load_checkpoint
 
 
@@ -266,11 +265,11 @@ def build_fold_model(cfg: Config, entry, num, cat, objective: Objective, device,
            bins: NumericBins | None = None):
     params = cfg.model.params_for(entry.name)
     takes = inspect.signature(entry.builder).parameters
-    # what the run decides for the tree libraries: the model seed, all usable cores unless
-    # train.num_threads says otherwise (their data is in memory: no loader to leave room
-    # for), the device (XGBoost and CatBoost train on a GPU with --device cuda)
-    for key, value in (("seed", cfg.train.seed),
-                       ("num_threads", cfg.train.num_threads or usable_cores()),
+    # what the run decides for the tree libraries: the model seed, the threads
+    # (train.num_threads, 0 = kit.threads' rule: the boosters size each fit from its table,
+    # the forests take the usable cores), the device (XGBoost and CatBoost train on a GPU
+    # with --device cuda)
+    for key, value in (("seed", cfg.train.seed), ("num_threads", cfg.train.num_threads),
                        ("device", device.type)):
         if key in takes and entry.kind != "torch":
             params.setdefault(key, value)
@@ -354,7 +353,7 @@ def save_booster(model, fold_dir: Path, num, cat) -> dict:
                           model.importance_type)
     stopped = len(model.history) < model.rounds
     return {"model_file": model.file_name, "best_iteration": model.best_iteration,
-            "rounds": len(model.history),
+            "rounds": len(model.history), "threads": model.library_threads(),
             "stop_reason": f"best round {model.best_iteration} of {len(model.history)}"
                            + (" (early stopping)" if stopped else " (round budget reached)")}
 
