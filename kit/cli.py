@@ -20,12 +20,13 @@ from pathlib import Path
 
 from kit.archive import is_extracted, safe_extract
 from kit.config import Config, load_config, profile_section, to_toml
-from kit.data.sources import source_exists
 from kit.errors import DataError, KitError
 from kit.hooks import hook_hashes, load_hook
 from kit.io import write_json, write_text
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
-from kit.runs import new_run_dir, provenance
+
+# Light imports only up here: scripts answer --help and argument errors through this module,
+# so pandas (kit.data, kit.runs) and torch are imported inside the functions that need them.
 
 
 def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
@@ -104,8 +105,16 @@ def _overrides(args) -> list[str]:
     return extra
 
 
-def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
-    """The competition's data folder: unzip a Kaggle download, or explain how to get one."""
+def resolve_data_dir(cfg: Config, data: Path | None, demo: bool, *,
+                     demo_command: str = "") -> Path:
+    """The competition's data folder: unzip a Kaggle download, or explain how to get one.
+
+    demo: write the synthetic demo data to data/<slug>-demo (or `data`) and use it.
+    demo_command: the calling script's command on demo data, named when no data is found
+    (default: train.py's).
+    """
+    from kit.data.sources import source_exists
+
     slug = cfg.competition.slug
     if demo:
         data_dir = data or data_root() / f"{slug}-demo"  # never overwrite real data
@@ -128,8 +137,10 @@ def resolve_data_dir(cfg: Config, data: Path | None, demo: bool) -> Path:
     if not source_exists(data_dir, cfg.data.train):
         fix = (f"kaggle competitions download -c {slug} -p {data_dir}" if cfg.competition.kaggle
                else f"copy the competition files into {data_dir}")
-        raise DataError(f"no {cfg.data.train} in {data_dir}; get the data with `{fix}` "
-                        f"(or try the pipeline on synthetic data with --demo)")
+        retry = demo_command or f"python scripts/train.py --comp {slug} --demo"
+        raise DataError(f"no {cfg.data.train} in {data_dir}; get the data with `{fix}` or "
+                        f"pass --data DIR, the folder holding it (or try it on synthetic demo "
+                        f"data: `{retry}`)")
     return data_dir
 
 
@@ -153,6 +164,7 @@ def _load_with_profile(args) -> Config:
 
 
 def train_main(argv: list[str] | None = None) -> dict:
+    args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
     import torch
 
     from kit import distributed as dist
@@ -163,7 +175,6 @@ def train_main(argv: list[str] | None = None) -> dict:
     from kit.seed import seed_everything, set_deterministic
     from kit.threads import apply_thread_budget
 
-    args = train_parser().parse_args(argv)
     resume = Resume.open(args) if args.resume else None
     if resume is None and not args.comp:
         raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
@@ -230,6 +241,8 @@ def _library_versions(cfg: Config) -> dict:
 
 def _start_run(args, cfg: Config, label: str, argv, facts: dict) -> Path:
     """A new run folder of its own (kit.runs.new_run_dir), its config.toml and run.json."""
+    from kit.runs import new_run_dir, provenance
+
     run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
                           cfg.model.name, cfg.features.name, label)
     write_text(run_dir / "config.toml", to_toml(cfg))

@@ -21,12 +21,14 @@ from kit.errors import ConfigError, DataError, KaggleError
 from kit.io import atomic_path
 
 COLUMNS = ["run", "started", "model", "features", "split", "metric", "cv", "cv_std", "oof",
-           "seconds", "submission"]
+           "seconds", "submission", "demo"]
 
 
 def run_table(comp_runs: Path, comp_submissions: Path | None = None) -> pd.DataFrame:
-    """One row per finished run or ensemble under runs/<slug>/, best CV first."""
+    """One row per finished run or ensemble under runs/<slug>/, best CV first; `demo` says
+    whether it was trained on demo data (kit.submission.demo_trained)."""
     from kit.config import load_resolved
+    from kit.submission import demo_trained
 
     rows = []
     for folder in sorted(p for p in Path(comp_runs).glob("*") if (p / "scores.json").is_file()):
@@ -42,7 +44,8 @@ def run_table(comp_runs: Path, comp_submissions: Path | None = None) -> pd.DataF
             "mode": _mode(scores, cfg, folder), "cv": scores.get("mean", np.nan),
             "cv_std": scores.get("std", np.nan), "oof": scores.get("oof", np.nan),
             "seconds": scores.get("seconds", np.nan),
-            "submission": sub.name if sub is not None and sub.is_file() else ""})
+            "submission": sub.name if sub is not None and sub.is_file() else "",
+            "demo": demo_trained(folder)})
     table = pd.DataFrame(rows, columns=[*COLUMNS, "mode"])
     if table.empty:
         return table.drop(columns="mode")

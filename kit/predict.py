@@ -18,15 +18,15 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kit.config import Config, load_resolved
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
-from kit.runs import check_hooks, check_library_versions, fold_dirs, pred_frame
+
+if TYPE_CHECKING:  # scripts/predict.py answers --help before pandas loads (kit.runs too)
+    import pandas as pd
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -42,6 +42,8 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def finished_folds(run: Path) -> list[Path]:
     """fold<k>/ folders holding done.json, in fold order; a folder that is no run is an error."""
+    from kit.runs import fold_dirs
+
     if not (run / "config.toml").is_file():
         inside = sorted(p.parent.name for p in run.glob("*/config.toml"))[-3:]
         hint = (f"; the newest runs in it: {', '.join(inside)}" if inside else
@@ -49,12 +51,26 @@ def finished_folds(run: Path) -> list[Path]:
         what = "not a run folder (no config.toml)" if run.is_dir() else "no such folder"
         raise CheckpointError(f"--run {run}: {what}; give a folder that scripts/train.py "
                               f"wrote{hint}")
+    if (run / "ensemble.json").is_file():
+        raise CheckpointError(_ensemble_advice(run))
     folds = fold_dirs(run)
     if not folds:
         raise CheckpointError(
             f"--run {run}: no finished fold (no fold<k>/done.json); finish training with "
             f"`python scripts/train.py --resume {run}`")
     return folds
+
+
+def _ensemble_advice(run: Path) -> str:
+    """An ensemble folder holds blended predictions, no checkpoints: say where its submission
+    is and how to blend again (train.py --resume cannot continue it)."""
+    info = _read_json(run / "ensemble.json")
+    members = " ".join(str(m.get("run_dir", "?")) for m in info.get("members", []))
+    slug = load_resolved(run / "config.toml").competition.slug
+    return (f"--run {run} is an ensemble (ensemble.json), not a trained run: it has no "
+            f"checkpoints to predict with; its submission is already {run / 'submission.csv'}; "
+            f"to blend again run `python scripts/ensemble.py --comp {slug} {members} "
+            f"--method {info.get('method', 'soft')}`")
 
 
 def _data_dir(cfg: Config, run: Path, data: Path | None) -> Path:
@@ -87,6 +103,9 @@ def default_out(run: Path) -> Path:
 
 def compare_with_run(run: Path, frame: pd.DataFrame) -> float | None:
     """Largest |difference| from the run's own test_pred.parquet (None: not comparable)."""
+    import numpy as np
+    import pandas as pd
+
     path = run / "test_pred.parquet"
     if not path.is_file():
         return None
@@ -105,6 +124,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.devices import pick_device
     from kit.metric_file import resolve_metric
     from kit.pipeline import fold_mean
+    from kit.runs import check_hooks, check_library_versions, pred_frame
     from kit.seed import seed_everything
     from kit.submission import (
         build_submission,

@@ -12,9 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing
 
-from kit.cli import run_script
-from kit.io import write_json
-from kit.kaggle import download
+from kit.cli import run_script  # noqa: E402
+from kit.io import write_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -24,6 +23,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--force", action="store_true", help="download and extract again")
     parser.add_argument("--summary-json", help="write what was done to this JSON file")
     args = parser.parse_args(argv)
+    from kit.kaggle import download  # after --help: it loads pandas
+
     summary = download(args.comp, data=args.data, force=args.force)
     print(summary["message"])
     if args.summary_json:

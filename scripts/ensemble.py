@@ -10,10 +10,15 @@
                                                # greedy selection with replacement (Caruana)
     python scripts/ensemble.py --comp titanic RUN_A RUN_B RUN_C --method stack
                                                # a level-2 logistic / ridge model, same folds
+    python scripts/ensemble.py --comp titanic RUN_A RUN_B --demo
+                                               # runs made by train.py --demo, on demo data
 
 Methods, the hard-vote tie rule, the regression spaces and the weight fitting are
 documented in kit/blending.py, hill climbing in kit/hill_climbing.py. Members must share
 one split (scores.json "split"); --allow-different-folds blends others with a warning.
+The sample submission comes from --data, else data/<slug>; from the demo data
+(data/<slug>-demo, written as train.py --demo writes it) with --demo, or when a member was
+trained on demo data.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit import ensemble
-from kit.ensemble_report import format_matrix, format_table
-from kit.errors import KitError
-from kit.hill_climbing import HillSettings
-from kit.io import write_json
+from kit.errors import KitError  # noqa: E402
+from kit.io import write_json  # noqa: E402
+from kit.paths import competition_dir, runs_root  # noqa: E402
+
+# kit.blending.METHODS, spelled out: the parser answers --help before numpy and pandas load
+# (tests/test_help.py checks that the two lists agree).
+METHODS = ("soft", "hard", "weighted", "hill", "stack")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "run_dirs", nargs="+", metavar="RUN_DIR",
         help="run folders (paths, or folder names under <runs>/<slug>/)",
     )
-    parser.add_argument("--method", choices=ensemble.METHODS, default="soft")
+    parser.add_argument("--method", choices=METHODS, default="soft")
     parser.add_argument(
         "--weights", help="weighted: one weight per run, e.g. 0.3,0.7 (default: fitted on OOF)"
     )
@@ -47,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, help="folder holding the sample submission (default: data/<slug>)"
     )
+    parser.add_argument("--demo", action="store_true",
+                        help="blend demo-trained runs: the sample from data/<slug>-demo (found "
+                             "without the flag when a member was trained on demo data)")
     parser.add_argument("--max-steps", type=int,
                         help="hill: greedy steps per climb at most (default 100; it also stops "
                              "when nothing improves)")
@@ -65,25 +75,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def hill_settings(args: argparse.Namespace) -> HillSettings | None:
+def hill_settings(args: argparse.Namespace):
     """The hill options given, over HillSettings' defaults; None when none was given."""
+    from kit.hill_climbing import HillSettings
+
     given = {key: value for key, value in (
         ("max_steps", args.max_steps), ("bags", args.bags), ("bag_fraction", args.bag_fraction),
         ("negative_weights", args.negative_weights or None)) if value is not None}
     return HillSettings(**given) if given else None
 
 
+def data_dir(args: argparse.Namespace) -> Path:
+    """--data; else the demo data (--demo, or a demo-trained member), else data/<slug>, each
+    checked (and unzipped) as train.py does, the error naming the command that works."""
+    if args.data is not None:
+        return args.data
+    from kit.cli import resolve_data_dir
+    from kit.config import load_config
+    from kit.ensemble import resolve_run_dir
+    from kit.submission import demo_trained
+
+    root = args.runs or runs_root()
+    demo = args.demo or any(demo_trained(resolve_run_dir(d, args.comp, root))
+                            for d in args.run_dirs)
+    cfg = load_config(competition_dir(args.comp) / "config.toml", demo=demo)
+    retry = (f"python scripts/train.py --comp {args.comp} --demo (twice), then python "
+             f"scripts/ensemble.py --comp {args.comp} --demo RUN_DIR RUN_DIR")
+    return resolve_data_dir(cfg, None, demo, demo_command=retry)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from kit import ensemble
+
     try:
         summary = ensemble.ensemble_runs(
             args.comp, args.run_dirs, method=args.method, weights=args.weights,
-            runs_root=args.runs, submissions_root=args.submissions, data_dir=args.data,
+            runs_root=args.runs, submissions_root=args.submissions, data_dir=data_dir(args),
             allow_different_folds=args.allow_different_folds, hill=hill_settings(args),
         )
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    report(args, summary)
+    return 0
+
+
+def report(args: argparse.Namespace, summary: dict) -> None:
+    """The blend's table, weights, correlations and files, printed; the summary JSON."""
+    from kit.ensemble_report import format_matrix, format_table
+
     names = [Path(m["run_dir"]).name for m in summary["members"]]
     print()
     print(format_table(summary))
@@ -107,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{summary['objective_cv']:.5f} (cross-validated)")
     if args.summary_json:
         write_json(args.summary_json, summary)
-    return 0
 
 
 if __name__ == "__main__":

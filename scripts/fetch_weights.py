@@ -51,10 +51,10 @@ def download(name: str):
 
 
 def main(argv=None) -> dict:
+    args = parser().parse_args(argv)  # --help before torch loads
     from kit.io import write_json
     from kit.models.weights import save_weights
 
-    args = parser().parse_args(argv)
     arch = args.name.partition(":")[2] or args.name
     out = args.out or Path("weights") / f"{arch}.safetensors"
     model = download(args.name)

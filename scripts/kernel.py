@@ -2,20 +2,27 @@
 
     python scripts/kernel.py --comp titanic --user me --gpu --push
     python scripts/kernel.py --comp titanic --mode predict --run runs/titanic/<run> --push
+    python scripts/kernel.py --comp titanic --demo     # build only, no Kaggle account needed
+
+--demo (and a --run trained on demo data) only builds: nothing is pushed to Kaggle. Without
+--user or $KAGGLE_USERNAME a --demo build names its kernel with the placeholder user
+"kit-demo".
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit.cli import run_script
-from kit.io import write_json
-from kit.kaggle import push_dataset, push_kernel
-from kit.kernel import build_kernel
+from kit.cli import run_script  # noqa: E402
+from kit.errors import ConfigError  # noqa: E402
+from kit.io import write_json  # noqa: E402
+
+DEMO_USER = "kit-demo"  # a --demo build's kernel id owner when no user name is set
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -35,21 +42,46 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset-out", help="parent of the run dataset folder "
                         "(default: build/datasets)")
     parser.add_argument("--push", action="store_true", help="upload with the kaggle CLI")
+    parser.add_argument("--demo", action="store_true",
+                        help="build only (never pushes); the user name may be left out")
     parser.add_argument("--new-version", action="store_true",
                         help="the run dataset exists: push a new version of it")
     parser.add_argument("--summary-json", help="write what was built and run to this JSON file")
     return parser.parse_args(argv)
 
 
+def check_demo(args: argparse.Namespace) -> bool:
+    """Whether this is a demo build (--demo, or a --run trained on demo data); those are
+    never pushed: a kernel of a demo-trained model would submit a model that never saw the
+    competition's data."""
+    from kit.submission import demo_trained
+
+    demo_run = bool(args.run) and demo_trained(args.run)
+    if args.push and (args.demo or demo_run):
+        why = "--demo builds only" if args.demo else f"--run {args.run} is demo-trained"
+        raise ConfigError(f"--push: {why}, nothing is pushed to Kaggle; drop --push to build "
+                          "the folder, or train without --demo and push that run")
+    return args.demo or demo_run
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
+    from kit.kaggle import push_dataset, push_kernel
+    from kit.kernel import build_kernel
+
+    demo = check_demo(args)
+    user = args.user or (DEMO_USER if args.demo and not os.environ.get("KAGGLE_USERNAME")
+                         else None)
     summary = build_kernel(
-        args.comp, mode=args.mode, user=args.user, gpu=args.gpu, run=args.run,
+        args.comp, mode=args.mode, user=user, gpu=args.gpu, run=args.run,
         weights_dataset=args.weights_dataset, overrides=args.overrides, folds=args.folds,
         out=args.out,
         dataset_out=args.dataset_out, title=args.title,
     )
+    summary["demo"] = demo
     print(f"built {summary['kernel_dir']} ({summary['kernel_id']})")
+    if demo:
+        print("demo build: not pushed; on Kaggle the kernel reads the real competition data")
     if args.mode == "predict":
         print(f"built {summary['dataset_dir']} ({summary['dataset_id']})")
     if args.weights_dataset and not any(o.startswith("model.weights=") for o in args.overrides):

@@ -18,15 +18,22 @@ FAKE = Path(__file__).parent / "fake_kaggle"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Two real Titanic demo runs (gbdt and linear, 2 of 15 folds is enough for a table)."""
+    """Two real Titanic runs (gbdt and linear) on the demo files passed as --data, so not
+    marked demo, and one run of `train.py --demo` (marked: listed with --demo only)."""
+    from kit.hooks import load_hook
+
     tmp = tmp_path_factory.mktemp("runs_table")
+    load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")(tmp / "data")
     runs = []
     for model in ("gbdt", "linear"):
-        proc, summary = run_train(tmp, tmp / "data", "--demo", "--set", f"model.name={model}",
+        proc, summary = run_train(tmp, tmp / "data", "--set", f"model.name={model}",
                                   "--set", "cv.repeats=1")
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(summary)
-    return tmp, runs
+    proc, demo = run_train(tmp, tmp / "demo_data", "--demo", "--set", "model.name=linear",
+                           "--set", "cv.repeats=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return tmp, runs, demo
 
 
 def runs_script(tmp: Path, *args: str, env: dict | None = None):
@@ -41,12 +48,12 @@ def runs_script(tmp: Path, *args: str, env: dict | None = None):
 
 
 def test_the_table_lists_every_run_best_cv_first(world):
-    tmp, runs = world
+    tmp, runs, _ = world
     proc, summary = runs_script(tmp)
     assert proc.returncode == 0, proc.stderr
     table = summary["table"]
     assert [r["model"] for r in table] == [
-        r["model"] for r in sorted(({"model": s["run_dir"].split("_")[-3], "cv": s["cv"]["mean"]}
+        r["model"] for r in sorted(({"model": Path(s["run_dir"]).name.split("_")[1], "cv": s["cv"]["mean"]}
                                     for s in runs), key=lambda r: -r["cv"])]
     assert all(r["split"] == table[0]["split"] and r["seconds"] > 0 for r in table)
     assert {r["submission"] for r in table} == {Path(s["submission"]).name for s in runs}
@@ -54,7 +61,7 @@ def test_the_table_lists_every_run_best_cv_first(world):
 
 
 def test_lb_joins_submissions_by_file_name_and_plots_cv_against_lb(world):
-    tmp, runs = world
+    tmp, runs, _ = world
     names = [Path(s["submission"]).name for s in runs]
     listing = tmp / "submissions.csv"
     pd.DataFrame({"ref": [3, 2, 1], "fileName": [names[0], names[1], names[0]],
@@ -72,8 +79,31 @@ def test_lb_joins_submissions_by_file_name_and_plots_cv_against_lb(world):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_demo_trained_runs_are_listed_with_demo_only(world):
+    """Before: runs.py had no --demo, and demo runs' CV was ranked among real ones."""
+    tmp, runs, demo = world
+    proc, summary = runs_script(tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(demo["run_dir"]).name not in {r["run"] for r in summary["table"]}
+    assert summary["hidden"] == 1 and "runs.py --comp titanic --demo" in proc.stdout
+    proc, summary = runs_script(tmp, "--demo")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["run"] for r in summary["table"]] == [Path(demo["run_dir"]).name]
+    assert summary["hidden"] == 2
+
+
+def test_demo_with_lb_is_refused_and_an_empty_table_names_the_demo_command(world, tmp_path):
+    tmp, _, _ = world
+    proc, _ = runs_script(tmp, "--demo", "--lb")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --lb") and "drop --demo" in proc.stderr
+    proc, summary = runs_script(tmp_path, "--demo")  # no runs at all
+    assert proc.returncode == 0 and summary["table"] == []
+    assert "python scripts/train.py --comp titanic --demo" in proc.stdout
+
+
 def test_without_credentials_it_says_how_and_still_prints_the_table(world):
-    tmp, runs = world
+    tmp, runs, _ = world
     proc, summary = runs_script(tmp, "--lb", env={"FAKE_KAGGLE_MODE": "401"})
     assert proc.returncode == 0, proc.stderr
     assert "leaderboard not read" in proc.stderr and "KAGGLE_API_TOKEN" in proc.stderr
