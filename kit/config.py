@@ -32,7 +32,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("features", "scaling"): ("standard", "quantile"),
     ("optim", "loss"): ("auto", "mse", "huber"),
     ("train", "scheduler"): ("cosine", "plateau"),
-    ("train", "monitor"): ("metric", "loss"),
+    ("train", "monitor"): ("auto", "metric", "loss"),
     ("train", "min_delta_mode"): ("abs", "rel"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "device"): ("auto", "cpu", "cuda", "mps"),
@@ -144,7 +144,11 @@ class TrainConfig:
     patience: int = 6  # early stopping: epochs without improvement (wait >= patience stops)
     min_delta: float = 0.0
     min_delta_mode: str = "abs"
-    monitor: str = "metric"  # early stopping and best checkpoint follow the metric or the loss
+    # What early stopping, the plateau LR cut and the best checkpoint follow: "metric",
+    # "loss" (the validation loss), or "auto": the loss when the metric scores labels
+    # (accuracy, f1_macro: a step function of the argmax, noisy on a few hundred validation
+    # rows; README "Early stopping"), else the metric (logloss, auc, rmse: smooth)
+    monitor: str = "auto"
     amp: str = "auto"  # auto: bf16 on CUDA with support, fp16 + GradScaler on other CUDA, off on CPU
     clip_grad: float = 0.0  # max gradient norm; 0 = off
     accum_steps: int = 1

@@ -65,24 +65,55 @@ def correlation(oof: np.ndarray) -> np.ndarray:
 
 
 def save_heatmap(dest: Path, names: list[str], corr: np.ndarray) -> Path:
-    """The correlation matrix as an annotated PNG heatmap (no pyplot: no global state)."""
+    """correlation.png: the matrix annotated, full run names on both axes."""
+    fig = heatmap_figure(names, corr)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight",
+                    metadata={"Title": fig.axes[0].get_title()})
+    return dest
+
+
+def heatmap_figure(names: list[str], corr: np.ndarray):
+    """The Figure behind correlation.png (no pyplot: no global state). The colour scale
+    spans the off-diagonal values: members at 0.96 and 0.99 are two colours, not one."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure  # Figure renders with Agg, no display needed
 
-    size = 2.5 + 0.6 * len(names)
-    fig = Figure(figsize=(size + 1.5, size))
+    vmin, vmax = off_diagonal_range(corr)
+    n, longest = len(names), max((len(name) for name in names), default=0)
+    cell, label = 0.8, 0.065 * longest  # inches: a cell; a name at 8 pt (~0.065 in a char)
+    # x names are rotated 45 degrees: they need ~0.7 of their length below the axes
+    fig = Figure(figsize=(1.5 + label + cell * n + 1.2, 1.0 + 0.72 * label + cell * n),
+                 layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(np.nan_to_num(corr, nan=0.0), vmin=-1, vmax=1, cmap="coolwarm")
-    labels = [n if len(n) <= 32 else n[:29] + "..." for n in names]
-    ax.set_xticks(range(len(names)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), labels, fontsize=8)
+    # the diagonal (1 by definition) in gray, off the scale; NaN (a constant member) too
+    shown = np.where(np.eye(n, dtype=bool), np.nan, corr)
+    cmap = colormaps["viridis"].with_extremes(bad="lightgray")
+    image = ax.imshow(shown, vmin=vmin, vmax=vmax, cmap=cmap)
+    ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
     for (i, j), value in np.ndenumerate(corr):
-        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_title("correlation of OOF predictions")
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return dest
+        dark = np.isfinite(value) and value < (vmin + vmax) / 2  # viridis: dark at the low end
+        ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
+    ax.set_title(f"correlation of OOF predictions ({vmin:.3f} to {vmax:.3f})")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def off_diagonal_range(corr: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite correlations between two different members, widened to
+    0.01 when they are equal (two members: one value); (-1, 1) when there are none."""
+    corr = np.asarray(corr, dtype=float)
+    values = corr[~np.eye(len(corr), dtype=bool)]
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return -1.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    if high - low < 0.01:
+        middle = (low + high) / 2
+        low, high = middle - 0.005, middle + 0.005
+    return low, high
 
 
 def format_table(summary: dict) -> str:

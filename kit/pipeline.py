@@ -150,7 +150,9 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
                 from kit.plots import sample_grid
 
                 batch = ctx.extras["sample_batch"]
-                sample_grid(batch["x"], fold_dir / "sample_grid.png", labels=batch["y"].tolist())
+                y = batch["y"].tolist()  # class indices -> names; a regression's values as they are
+                sample_grid(batch["x"], fold_dir / "sample_grid.png",
+                            labels=[prep.classes[i] for i in y] if prep.classes else y)
             repeat, fold = divmod(k, cfg.cv.n_splits)
             done = (_fold_frame(prep, fold, repeat, valid_idx, out.valid_pred),
                     pred_frame(prep.test_ids, out.test_pred, prep.classes), out.info)
@@ -162,7 +164,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
         pred_k = oof_k[pred_columns(prep.classes)].to_numpy()
         score = metric(labels_k, pred_k)
         if main:
-            _fold_plot(fold_dir, labels_k, pred_k, prep.classes, f"fold {k}", metric)
+            _fold_plot(fold_dir, labels_k, pred_k, prep.classes, f"fold {k}", metric,
+                       best_epoch=info.get("best_epoch"))  # the trainer's, by train.monitor
             repeat = f" (repeat {k // cfg.cv.n_splits})" if cfg.cv.repeats > 1 else ""
             reason = f"  ({info['stop_reason']})" if info.get("stop_reason") else ""
             print(f"fold {k}{repeat}: {metric.name} {score:.4f}{reason}")
@@ -199,7 +202,8 @@ def _check_sample_columns(cfg: Config, sample: pd.DataFrame, path: Path) -> None
                             f"submission.{key} in config.toml or data.sample_submission")
 
 
-def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) -> None:
+def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None, *,
+               best_epoch: int | None = None) -> None:
     """Learning curves; then a confusion matrix (classification) or the OOF scatter against
     truth and the residual histogram (regression)."""
     from kit.plots import boosting_curve, confusion, learning_curves, residuals
@@ -211,7 +215,7 @@ def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None) ->
             boosting_curve(rows, fold_dir / "curves.png")
         else:
             learning_curves(rows.to_dict("records"), fold_dir / "curves.png",
-                            metric=metric.name, mode=metric.mode)
+                            metric=metric.name, mode=metric.mode, best_epoch=best_epoch)
     if not len(classes):
         residuals(labels, pred[:, 0], fold_dir / "residuals.png", title=f"{what}: OOF")
     elif len(classes) <= 50:

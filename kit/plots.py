@@ -6,7 +6,7 @@ residuals, feature importance, image sample grid.
     importance_bars(table, "importance.png", kind="total gain")
     confusion(labels, proba.argmax(1), classes, "fold0/confusion.png")
     residuals(truth, pred, "residuals.png")          # a regression's OOF scatter + histogram
-    sample_grid(batch["x"], "fold0/sample_grid.png", labels=batch["y"].tolist())
+    sample_grid(batch["x"], "fold0/sample_grid.png", labels=["cat", "dog", ...])  # names
 
 matplotlib runs headless (Agg); every file is written atomically.
 """
@@ -30,37 +30,62 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, *, title: str = "", description: str = "") -> Path:
+    """Write the PNG; its Title / Description text chunks say what it shows (a test, or
+    `PIL.Image.open(path).text`, reads them back without looking at pixels)."""
+    metadata = {k: v for k, v in (("Title", title), ("Description", description)) if v}
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=metadata)
     _pyplot().close(fig)
     return Path(path)
 
 
 def learning_curves(rows: Sequence[dict], path: str | Path, *, metric: str,
-                    mode: str = "max") -> Path | None:
-    """Train/val loss (left), the validation metric (middle), the LR per epoch (right)."""
+                    mode: str = "max", best_epoch: int | None = None,
+                    title: str = "") -> Path | None:
+    """curves.png: train/val loss and the LR (left), the validation metric (right), the best
+    epoch marked on both; `best_epoch` is the trainer's (done.json), else the metric's best.
+    The title defaults to the fold folder's name ("fold0: ...")."""
     if not rows:
         return None
+    fig = curves_figure(rows, metric=metric, mode=mode, best_epoch=best_epoch,
+                        title=title or Path(path).parent.name)
+    return _save(fig, path, title=fig.get_suptitle())
+
+
+def curves_figure(rows: Sequence[dict], *, metric: str, mode: str = "max",
+                  best_epoch: int | None = None, title: str = ""):
+    """The Figure behind curves.png; its legend sits below the panels, covering no line."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epoch = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
+    values = np.array([r["val_metric"] for r in rows], dtype=float)
+    best = best_epoch if best_epoch in epoch else epoch[_best_index(values, mode)]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     ax_loss.plot(epoch, [r["train_loss"] for r in rows], "o-", label="train loss", ms=3)
     ax_loss.plot(epoch, [r["val_loss"] for r in rows], "o-", label="val loss", ms=3)
-    ax_loss.set_xlabel("epoch")
-    ax_loss.legend(loc="upper left")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_lr = ax_loss.twinx()  # the LR on its own axis: it is orders of magnitude smaller
-    ax_lr.plot(epoch, [r["lr"] for r in rows], ":", color="gray", label="lr")
-    ax_lr.set_ylabel("lr", color="gray")
-    ax_metric.plot(epoch, [r["val_metric"] for r in rows], "o-", color="C2", ms=3)
-    ax_metric.set_xlabel("epoch")
-    ax_metric.set_title(f"validation {metric}")
-    values = np.array([r["val_metric"] for r in rows], dtype=float)
-    best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values)) \
-        if np.isfinite(values).any() else 0
-    ax_metric.axvline(epoch[best], color="C2", alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+    ax_lr.plot(epoch, [r["lr"] for r in rows], ":", color="gray", label="learning rate")
+    ax_lr.set_ylabel("learning rate", color="gray")
+    ax_metric.plot(epoch, values, "o-", color="C2", ms=3, label=f"val {metric}")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
+    for ax in (ax_loss, ax_metric):
+        ax.axvline(best, color="C3", alpha=0.4, label=f"best epoch {best}" if ax is ax_loss else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, never 0.2
+    handles = [*ax_loss.get_lines(), *ax_lr.get_lines(), *ax_metric.get_lines()[:1]]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    row = rows[epoch.index(best)]
+    fig.suptitle(f"{title}: best epoch {best}, val loss {row['val_loss']:.4f}, "
+                 f"val {metric} {row['val_metric']:.4f}".lstrip(": "))
+    return fig
+
+
+def _best_index(values: np.ndarray, mode: str) -> int:
+    if not np.isfinite(values).any():
+        return 0
+    return int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
 
 
 def boosting_curve(history, path: str | Path, *, best: int | None = None) -> Path | None:
@@ -77,6 +102,7 @@ def boosting_curve(history, path: str | Path, *, best: int | None = None) -> Pat
     ax.axvline(best, color="C2", alpha=0.5, label=f"best round {best}")
     ax.set_xlabel("round")
     ax.set_ylabel(loss)
+    ax.set_title(f"validation {loss} per boosting round")
     ax.legend(loc="upper right")
     fig.tight_layout()
     return _save(fig, path)
@@ -150,20 +176,39 @@ def residuals(truth: np.ndarray, pred: np.ndarray, path: str | Path, *, title: s
     return _save(fig, path)
 
 
-def sample_grid(x, path: str | Path, *, labels: Sequence | None = None, nrow: int = 8,
+def sample_grid(x, path: str | Path, *, labels: Sequence | None = None, ncol: int = 8,
                 limit: int = 64) -> Path:
-    """The first images of a batch as one grid: uint8 pixels, or floats in [0, 1] (the
-    image task de-normalizes its sample batch before it gets here)."""
+    """The first images of a batch, each titled with its label (pass class names, not
+    indices): uint8 pixels, or floats in [0, 1] (the image task de-normalizes its sample
+    batch before it gets here). The PNG's Description holds the titles, one a line."""
+    fig = sample_grid_figure(x, labels=labels, ncol=ncol, limit=limit)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    return _save(fig, path, title=fig.get_suptitle(), description="\n".join(titles))
+
+
+def sample_grid_figure(x, *, labels: Sequence | None = None, ncol: int = 8, limit: int = 64):
+    """One small axes per image (so a title per image), ncol images a row."""
     import torch
-    from torchvision.utils import make_grid
 
     x = torch.as_tensor(x[:limit]).detach().cpu()
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-    grid = make_grid(x.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).clamp(0, 1)
+    images = x.permute(0, 2, 3, 1).numpy()  # N, H, W, C for imshow
+    nrow = -(-len(images) // ncol)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(nrow * 1.1, (len(x) // nrow + 1) * 1.1))
-    ax.imshow(grid.permute(1, 2, 0).numpy().squeeze(), cmap="gray" if grid.shape[0] == 1 else None)
-    ax.axis("off")
-    if labels is not None:
-        ax.set_title(" ".join(str(v) for v in list(labels)[:nrow]) + " …", fontsize=8)
-    return _save(fig, path)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 1.1, nrow * 1.25 + 0.3),
+                             squeeze=False, layout="constrained")
+    names = [_label_text(v) for v in labels][:len(images)] if labels is not None else []
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            gray = images[i].shape[2] == 1
+            ax.imshow(images[i].squeeze(2) if gray else images[i], cmap="gray" if gray else None,
+                      vmin=0, vmax=1)
+            ax.set_title(names[i] if i < len(names) else "", fontsize=7)
+    fig.suptitle(f"first training batch as the model sees it (augmented), {len(images)} images")
+    return fig
+
+
+def _label_text(value) -> str:
+    """A class name as it is; a regression target short (4 significant digits)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

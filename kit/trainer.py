@@ -315,11 +315,18 @@ class Trainer:
         return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,
                          best_path, reason, history.rows)
 
+    def _monitor(self) -> str:
+        """train.monitor with "auto" resolved: a label metric (accuracy, f1) jumps with a few
+        argmax flips on a small validation set while the loss still falls (kit/config.py)."""
+        if self.t.monitor != "auto":
+            return self.t.monitor
+        return "loss" if self.metric.scores == "labels" else "metric"
+
     def _monitored(self, row: dict) -> float:
-        return row["val_metric"] if self.t.monitor == "metric" else row["val_loss"]
+        return row["val_metric"] if self._monitor() == "metric" else row["val_loss"]
 
     def _monitor_mode(self) -> str:
-        return self.metric.mode if self.t.monitor == "metric" else "min"
+        return self.metric.mode if self._monitor() == "metric" else "min"
 
     def _out_of_time(self, epoch_seconds: float) -> bool:
         return self.deadline is not None and time.monotonic() + epoch_seconds > self.deadline

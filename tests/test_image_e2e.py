@@ -138,3 +138,27 @@ def test_sample_batch_is_the_augmented_batch_de_normalized():
                               mean=image.mean, std=image.std)
     shown = sample_batch(augmented, image)["x"]
     assert shown.min() >= 0 and shown.max() <= 1 and not torch.allclose(shown, batch["x"])
+
+
+@pytest.mark.parametrize("metric, monitor, followed", [
+    ("accuracy", None, "val_loss"), ("f1_macro", None, "val_loss"),  # label metrics: noisy
+    ("logloss", None, "val_metric"), ("auc", None, "val_metric"), ("rmse", None, "val_metric"),
+    ("accuracy", "metric", "val_metric"), ("logloss", "loss", "val_loss")])
+def test_early_stopping_follows_the_loss_for_a_label_metric_by_default(tmp_path, metric,
+                                                                        monitor, followed):
+    """train.monitor = "auto" (the default): the validation loss when the metric scores
+    labels (the image template stopped at epoch 0 on accuracy while the loss still fell),
+    the metric when it is smooth; "metric" and "loss" choose. Before: the metric always."""
+    from kit.config import Config, TrainConfig
+    from kit.metrics import get_metric
+    from kit.objective import Objective
+    from kit.trainer import Trainer
+
+    train = TrainConfig() if monitor is None else TrainConfig(monitor=monitor)
+    scorer = get_metric(metric)
+    objective = Objective("regression") if scorer.problem == "regression" else \
+        Objective("classification", 3)
+    trainer = Trainer(Config(train=train), tmp_path, torch.device("cpu"), scorer, objective)
+    row = {"val_loss": 0.7, "val_metric": 0.3}
+    assert trainer._monitored(row) == row[followed]
+    assert trainer._monitor_mode() == ("min" if followed == "val_loss" else scorer.mode)

@@ -146,3 +146,53 @@ def test_titanic_dry_run_writes_a_marked_valid_submission(tmp_path):
     assert len(pd.read_csv(run / "fold0" / "history.csv")) == 2  # two epochs
     assert list((run / "fold0").glob("best_e*.pt")) and (run / "fold0" / "curves.png").exists()
     validate_file(summary["submission"], tmp_path / "data" / "gender_submission.csv")
+
+
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def make_image_dataset(folder: Path, n_train: int = 240, n_test: int = 40) -> None:
+    """scikit-learn's 8x8 digits as 32x32 RGB PNGs in the template's layout, labelled with
+    words: train.csv (id, label), train/<id>.png, test/<id>.png, sample_submission.csv."""
+    import cv2
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images * (255 / 16)).astype(np.uint8)
+    for part in ("train", "test"):
+        (folder / part).mkdir(parents=True)
+    for i in range(n_train + n_test):
+        image = cv2.resize(pixels[i], (32, 32), interpolation=cv2.INTER_CUBIC)
+        part = "train" if i < n_train else "test"
+        cv2.imwrite(str(folder / part / f"img{i}.png"), np.dstack([image] * 3))
+    names = np.array(DIGIT_NAMES)[digits.target[:n_train]]
+    pd.DataFrame({"id": [f"img{i}" for i in range(n_train)], "label": names}).to_csv(
+        folder / "train.csv", index=False)
+    pd.DataFrame({"id": [f"img{i}" for i in range(n_train, n_train + n_test)],
+                  "label": "zero"}).to_csv(folder / "sample_submission.csv", index=False)
+
+
+def test_image_template_applies_its_cpu_profile_and_names_the_sample_classes(tmp_path, comps):
+    """A template-made image competition runs on a CPU with nothing uncommented: the [cpu]
+    profile (small_cnn at 96 px) applies by itself, early stopping follows the loss for
+    accuracy (train.monitor = "auto"), and sample_grid.png is titled with class names."""
+    from PIL import Image
+
+    assert script("new_competition.py", "digit-words", "--task", "image",
+                  env=comps).returncode == 0
+    data = tmp_path / "data"
+    make_image_dataset(data)
+    proc, summary = run_train(tmp_path, data, "--comp", "digit-words", "--folds", "1",
+                              "--set", "train.epochs=2", "--set", "train.num_workers=0",
+                              env=comps)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "device profile [cpu]" in proc.stdout and "small_cnn" in proc.stdout
+    run = Path(summary["run_dir"])
+    resolved = (run / "config.toml").read_text()
+    assert "size = [96, 96]" in resolved and 'monitor = "auto"' in resolved
+    best = next((run / "fold0").glob("best_e*.pt")).name
+    history = pd.read_csv(run / "fold0" / "history.csv")
+    assert best.startswith(f"best_e{history['val_loss'].idxmin():03d}_")  # the loss's best
+    titles = Image.open(run / "fold0" / "sample_grid.png").text["Description"].split("\n")
+    assert len(titles) == 32 and set(titles) <= set(DIGIT_NAMES)  # batch 32; names, not "0 1"
+    validate_file(summary["submission"], data / "sample_submission.csv")
