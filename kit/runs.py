@@ -48,19 +48,19 @@ def pred_columns(classes: list) -> list[str]:
 
 
 def new_run_dir(parent: Path, *parts: str) -> Path:
-    """Make and return <parent>/<YYYYmmdd-HHMMSS>_<part>_<part>..., suffixed -2, -3 ... when
-    taken. The folder is created here (mkdir without exist_ok), so two runs started in the
-    same second never share one.
+    """Make and return <parent>/<YYYYmmdd-HHMMSS>_<part>_<part>..., the time suffixed -2,
+    -3 ... when the name is taken. The folder is created here (mkdir without exist_ok), so
+    two runs started in the same second never share one.
 
     >>> new_run_dir(Path("runs/titanic"), "mlp", "eng")  # doctest: +SKIP
     PosixPath('runs/titanic/20260101-120000_mlp_eng')
     """
     clean = [re.sub(r"[:/\\]", "-", p) for p in parts if p]
-    stem = "_".join([time.strftime("%Y%m%d-%H%M%S"), *clean])
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     parent.mkdir(parents=True, exist_ok=True)
     n = 1
-    while True:
-        path = parent / (stem if n == 1 else f"{stem}-{n}")
+    while True:  # the count goes on the time, so a name still ends with its label (_demo)
+        path = parent / "_".join([stamp if n == 1 else f"{stamp}-{n}", *clean])
         try:
             path.mkdir()
             return path

@@ -95,8 +95,9 @@ def test_two_processes_naming_a_run_in_the_same_second_get_two_folders(tmp_path)
         p.join(60)
     assert len(paths) == 2 and all(Path(p).is_dir() for p in paths)
     # in one process, called twice before anything is written: still two folders
-    first, second = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
+    first, second = new_run_dir(tmp_path, "x", "demo"), new_run_dir(tmp_path, "x", "demo")
     assert first != second and first.is_dir() and second.is_dir()
+    assert second.name.endswith("_x_demo")  # the count goes on the time: the label stays last
 
 
 def test_two_train_processes_started_together_write_two_runs(world, tmp_path):
