@@ -549,3 +549,24 @@ def test_map_at_k_with_a_k_the_sample_or_classes_cannot_hold(tmp_path, capsys, m
     world = make_world(tmp_path, PS)
     fails(world, capsys, ps_argv(world, "--set", f"competition.metric={metric}"), error,
           *fragments)
+
+
+# --- run folders and --resume (tests/test_run_folder.py has the end-to-end cases) ----------
+
+@pytest.fixture
+def finished_run(world) -> Path:
+    args = argv(world)
+    args[args.index("--runs") + 1] = str(world / "first")
+    return Path(train_main(args)["run_dir"])
+
+
+def test_resume_with_a_flag_that_changes_the_run(world, capsys, finished_run):
+    fails(world, capsys, ["--resume", str(finished_run), "--seed", "9"], ConfigError,
+          f"--resume {finished_run} with --seed", "start a new run")
+
+
+def test_a_run_folder_whose_slug_is_a_path(world, capsys, finished_run):
+    config = finished_run / "config.toml"
+    config.write_text(config.read_text().replace('slug = "titanic"', 'slug = "../titanic"'))
+    fails(world, capsys, ["--resume", str(finished_run)], ConfigError,
+          "competition.slug = '../titanic' is not a competition name", "never a path")
