@@ -168,7 +168,6 @@ def train_main(argv: list[str] | None = None) -> dict:
     import torch
 
     from kit import distributed as dist
-    from kit.devices import pick_device
     from kit.metric_file import resolve_metric
     from kit.pipeline import RunOptions, run_cv
     from kit.resume import Resume
@@ -183,17 +182,8 @@ def train_main(argv: list[str] | None = None) -> dict:
         ("dryrun" if args.dry_run else ("demo" if args.demo else ""))
     resolve_metric(cfg)  # built-in or competitions/<slug>/metric.py: before any folder is made
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
-    place = dist.init(cfg.train.device)
-    if place.main:
-        data_dir = resolve_data_dir(cfg, args.data, args.demo)
-    dist.barrier()  # demo data written / archive extracted once, by rank 0
-    if not place.main:
-        data_dir = resolve_data_dir(cfg, args.data, False) if not args.demo else \
-            (args.data or data_root() / f"{cfg.competition.slug}-demo")
+    place, data_dir, device = _where(cfg, args)
     seed_everything(cfg.train.seed)
-    device = pick_device(cfg.train.device)
-    if device.type == "cuda" and place.world_size > 1:
-        device = torch.device("cuda", place.local_rank)
     threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.threads
     folds = 1 if args.dry_run and not args.folds else args.folds
     facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
@@ -231,6 +221,26 @@ def train_main(argv: list[str] | None = None) -> dict:
     if args.summary_json:
         write_json(args.summary_json, summary)
     return summary
+
+
+def _where(cfg: Config, args):
+    """(DDP place, data folder, device): rank 0 writes demo data or unzips first."""
+    import torch
+
+    from kit import distributed as dist
+    from kit.devices import pick_device
+
+    place = dist.init(cfg.train.device)
+    if place.main:
+        data_dir = resolve_data_dir(cfg, args.data, args.demo)
+    dist.barrier()  # demo data written / archive extracted once, by rank 0
+    if not place.main:
+        data_dir = resolve_data_dir(cfg, args.data, False) if not args.demo else \
+            (args.data or data_root() / f"{cfg.competition.slug}-demo")
+    device = pick_device(cfg.train.device)
+    if device.type == "cuda" and place.world_size > 1:
+        device = torch.device("cuda", place.local_rank)
+    return place, data_dir, device
 
 
 def _library_versions(cfg: Config) -> dict:
