@@ -77,15 +77,20 @@ def usable_cores() -> int:
 # waits at many barriers (one per histogram / split search), so on a small table a second
 # thread adds a wake-up and a wait per barrier for microseconds of work; beside other
 # processes the wait is a scheduler time slice. Measured on 2 cores with
-# scripts/bench_threads.py --grid (t(2 threads) / t(1 thread); 50 rounds, synthetic table):
-# - the machine shared with other work (load average 5-7 on 2 cores, no idle window in an
-#   hour): 2 threads lost at every size from 250 x 7 to 16,000 x 40 (640k cells): lgbm
-#   1.1-18x, gbdt 1.3-7x, xgb 1.0-3.4x, catboost 0.7-1.3x, torch (kit's mlp, 1 epoch)
-#   1.0-2.3x; at 64,000 x 40 (2.56M cells) about even (lgbm 0.99-1.2, xgb 0.93-1.03, gbdt
-#   0.78-1.17, catboost 1.04-1.65);
-# - nearly idle (load 0.27), 900 x 30, 300 rounds, OpenMP's default spinning: 2 threads
-#   won (lgbm 0.33 s vs 0.54 s, xgb 0.29 vs 0.36); beside one busy core the same fit took
-#   7.2 s (lgbm) with 2 spinning threads, 0.67 s with 2 passive ones, 0.56 s with 1.
+# scripts/bench_threads.py --grid: t(2 threads) / t(1 thread), 50 rounds (torch: kit's mlp,
+# one epoch), synthetic rows x columns from 250 x 7 to 64,000 x 40, three runs while other
+# test suites kept the load average at 2.5-6.4 (no idle block in the hour measured):
+# - up to 640k cells (16,000 x 40), median [range] over 27 points: lgbm 1.24 [0.49-11.7],
+#   gbdt 1.39 [0.93-6.9], xgb 1.14 [0.88-3.4], torch 1.22 [0.27-2.4]: a second thread
+#   mostly lost; catboost (its own pool, not OpenMP) 1.02 [0.67-1.9], a wash;
+# - at 2.56M cells (64,000 x 40): lgbm 0.99-1.21, xgb 0.85-1.03, gbdt 0.62-1.17,
+#   catboost 1.04-1.65, torch 1.22-1.43: about even for the OpenMP libraries;
+# - nearly idle (load 0.27), 900 x 30, 300 rounds, OpenMP's default spinning, one run with
+#   the 1-thread fit first in its process: 2 threads won (lgbm 0.33 s vs 0.54 s, xgb 0.29
+#   vs 0.36); beside one busy core the same lgbm fit took 7.2 s with 2 spinning threads,
+#   0.67 s with 2 passive ones (OMP_WAIT_POLICY=PASSIVE, kit/__init__.py), 0.56 s with 1.
+#   What PASSIVE costs idle was not measurable here: a 1-thread fit never waits, and from
+#   1M cells a barrier's work outweighs a wake-up.
 # 500k cells a thread puts a Titanic fold (712 x 7) and the 15,000 x 54 table on one
 # thread, the 100,000-row synthetic table (80,000 x 40 per fold) on two. The libraries did
 # not separate beyond the noise, so they share the figure; torch's threads stay with

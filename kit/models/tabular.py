@@ -227,8 +227,8 @@ def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_
     return cls(n_estimators=n_estimators, max_features=max_features,
                min_samples_leaf=min_samples_leaf, max_depth=max_depth,
                bootstrap=max_samples is not None or kind == "rf", max_samples=max_samples,
-               # joblib runs one tree per task (one wait per tree, not per split as in
-               # the OpenMP boosters), so the forests take every usable core at any size
+               # joblib runs one tree per task: one wait per tree, not one per split as in
+               # the OpenMP boosters, so no size rule (not measured: kit/threads.py MIN_CELLS)
                n_jobs=fit_threads(kind, num_threads=num_threads), random_state=seed)
 
 
