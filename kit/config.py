@@ -36,7 +36,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "min_delta_mode"): ("abs", "rel"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "device"): ("auto", "cpu", "cuda", "mps"),
-    ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group", "hash"),
+    ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group", "hash", "time"),
     ("data", "out_of_core"): ("auto", "on", "off"),
     ("submission", "kind"): ("auto", "label", "proba", "value"),
     ("ensemble", "fold_vote"): ("soft", "hard"),
@@ -210,8 +210,12 @@ class CVConfig:
     # "hash": a stable hash of the id (of cv.group when set) mod n_splits, row-local, as
     # the out-of-core path splits (kit/folds.py hash_folds); not stratified
     strategy: str = "stratified"
-    group: str = ""  # column holding the group id (group / stratified_group)
+    group: str = ""  # column holding the group id (group / stratified_group / time)
     bins: int = 10  # regression + stratified: folds stratified on this many target quantiles
+    # "time": expanding-window folds in the order of this column (numbers or dates), as
+    # scikit-learn's TimeSeriesSplit; a group sits at its first timestamp (kit/folds.py)
+    time: str = ""
+    gap: int = 0  # time: distinct timestamps left out between each fit's training and valid rows
 
 
 @dataclass(frozen=True)
@@ -428,10 +432,27 @@ def _validate(cfg: Config, source: str) -> None:
             cfg.cv.strategy not in ("group", "stratified_group") or bool(cfg.cv.group),
             f"cv.strategy = {cfg.cv.strategy!r} needs cv.group (the column holding group ids)",
         ),
+        *_time_checks(cfg.cv),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
+
+
+def _time_checks(cv: CVConfig) -> list[tuple[bool, str]]:
+    """cv.time / cv.gap belong to strategy "time", which keeps one split in time order."""
+    time = cv.strategy == "time"
+    return [
+        (not time or bool(cv.time), "cv.strategy = \"time\" needs cv.time (the column of "
+                                    "numbers or dates the folds follow)"),
+        (time or not cv.time, f"cv.time = {cv.time!r} applies to cv.strategy = \"time\" only "
+                              f"(not {cv.strategy!r}); set cv.strategy = \"time\" or drop cv.time"),
+        (time or cv.gap == 0, f"cv.gap = {cv.gap} applies to cv.strategy = \"time\" only; set "
+                              "cv.strategy = \"time\" or drop cv.gap"),
+        (cv.gap >= 0, f"cv.gap = {cv.gap}: give 0 or more distinct timestamps"),
+        (not time or cv.repeats == 1, f"cv.repeats = {cv.repeats} under cv.strategy = \"time\": "
+                                      "time order gives one split; set cv.repeats = 1"),
+    ]
 
 
 def _image_checks(image: ImageConfig, problem: str) -> list[tuple[bool, str]]:

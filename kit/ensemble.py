@@ -190,6 +190,7 @@ def ensemble_runs(
         raise ConfigError(f"an ensemble needs at least two run folders, got {len(run_dirs)}")
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
     runs = [load_run(resolve_run_dir(d, slug, runs_root)) for d in run_dirs]
+    check_time_blend(runs, method, weights)
     stack = stack_runs(runs, slug)
     split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
     for message in split_warnings:
@@ -216,6 +217,19 @@ def ensemble_runs(
         submissions_dir=subs_root / slug, split="" if split_warnings else runs[0].split,
     )
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
+
+
+def check_time_blend(runs: list[Run], method: str, weights: str | None) -> None:
+    """Refuse weights fitted on a time split's OOF rows: fitting them on every validated
+    fold, later ones included, lets the future choose the blend. Equal (soft, hard) and
+    given (--weights) weights blend forward-safe; members align on the validated rows."""
+    fitted = method in ("hill", "stack") or (method == "weighted" and weights is None)
+    timed = [run for run in runs if run.cfg.cv.strategy == "time"]
+    if fitted and timed:
+        raise ConfigError(f"run {timed[0].path} used cv.strategy = \"time\", and --method "
+                          f"{method} fits blend weights on all its validated folds, later "
+                          "folds included (a leak from the future); use --method soft or "
+                          "hard, or --method weighted with --weights w1,w2,...")
 
 
 def check_direction(runs: list[Run], metric: Metric) -> None:

@@ -15,6 +15,9 @@ The kit, not the function, guarantees that no row sees its own label:
   label away, as the CatBoost paper shows). With cv.group the inner split keeps a group
   on one side too, as the outer one does: a group's rate made from a row's group-mates
   would otherwise carry their labels, which the outer folds keep apart, into its column.
+  Under cv.strategy = "time" the inner split is in time order too: each held-out block is
+  fitted on the earlier blocks alone, so no column sees a later row's label; the first block
+  has no past and gets missing values (NaN), as an expanding mean has at the start.
 
     fns = fold_functions(cfg, features_hook)
     train_cols, test_cols = fit_fold_columns(fns, train, fit_rows, valid_rows, test,
@@ -31,6 +34,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
 from kit.errors import DataError
+from kit.time_split import time_codes, valid_starts
 
 FoldFn = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
@@ -82,22 +86,51 @@ def apply(fns: Sequence[FoldFn], fit: pd.DataFrame, frame: pd.DataFrame) -> pd.D
 
 def fit_fold_columns(fns: Sequence[FoldFn], train: pd.DataFrame, fit_rows: np.ndarray,
                      valid_rows: np.ndarray, test: pd.DataFrame, *, target: str, n_inner: int,
-                     seed: int, groups: np.ndarray | None = None, stratify: bool = False
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     seed: int, groups: np.ndarray | None = None, stratify: bool = False,
+                     times: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(columns for the fit and validation rows, indexed by train row position; columns for
     the test rows, by test row position). The functions see test rows indexed after the
     train rows (len(train) + position), so an index names one row across both files.
     `groups` (one per fit row) keeps each group in one inner part; `stratify` balances the
-    target's classes over the inner parts as well (cv.strategy = "stratified_group")."""
+    target's classes over the inner parts as well (cv.strategy = "stratified_group").
+    `times` (cv.time per train row, a time split) orders the inner split in time; a fit row
+    past them (extra_train_rows) counts as the earliest."""
     fit = train.iloc[fit_rows]
     valid_cols = apply(fns, fit, train.iloc[valid_rows].drop(columns=target))
     shifted = test.drop(columns=target, errors="ignore").set_axis(len(train) + np.arange(len(test)))
     test_cols = apply(fns, fit, shifted).set_axis(np.arange(len(test)))
     labels = fit[target].to_numpy() if stratify else None
+    splits = inner_split(len(fit_rows), n_inner, seed, groups, labels) if times is None else \
+        time_inner_split(_fit_order(times, fit_rows), n_inner, groups)
     parts = [apply(fns, fit.iloc[part_fit], fit.iloc[held].drop(columns=target))
-             for part_fit, held in inner_split(len(fit_rows), n_inner, seed, groups, labels)]
-    fit_cols = pd.concat(parts).loc[fit.index]
+             for part_fit, held in splits]
+    fit_cols = pd.concat(parts).reindex(fit.index)  # NaN: a time split's first inner block
     return pd.concat([fit_cols, valid_cols]), test_cols
+
+
+def _fit_order(times: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+    """Each fit row's timestamp rank; -1 (first) for a row past `times` (extra_train_rows)."""
+    order = np.full(len(fit_rows), -1, dtype=np.int64)
+    known = fit_rows < len(times)
+    order[known] = time_codes(times)[fit_rows[known]]
+    return order
+
+
+def time_inner_split(order: np.ndarray, n_inner: int, groups: np.ndarray | None = None):
+    """(fit, held-out) positions in time order: n_inner + 1 blocks as the outer time split
+    makes them (ties kept together, a group at its first timestamp), each block after the
+    first held out and fitted on the blocks before it."""
+    codes = time_codes(order, groups)
+    starts = np.unique(valid_starts(codes, min(n_inner, len(codes) - 1)))
+    starts = starts[starts > 0]  # a block with no earlier rows has nothing to fit on
+    if not len(starts):
+        raise DataError("a fold's training rows hold one timestamp of cv.time, and its fold "
+                        "features need two for the time-ordered inner split; lower "
+                        "cv.n_splits or drop the fold features (features.target_encode, "
+                        "features.fold_hook = false)")
+    ends = np.append(starts[1:], codes.max() + 1)
+    return [(np.flatnonzero(codes < start), np.flatnonzero((codes >= start) & (codes < end)))
+            for start, end in zip(starts, ends, strict=True)]
 
 
 def inner_split(n_rows: int, n_inner: int, seed: int, groups: np.ndarray | None = None,

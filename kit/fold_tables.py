@@ -89,7 +89,8 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
         train_cols, test_cols = fit_fold_columns(
             fns, frame, rows, valid_idx, prep.state["test_frame"], target=cfg.data.target,
             n_inner=cfg.cv.n_splits, seed=cfg.cv.seed + fold, groups=_groups(cfg, frame, rows),
-            stratify=cfg.cv.strategy == "stratified_group" and bool(prep.classes))
+            stratify=cfg.cv.strategy == "stratified_group" and bool(prep.classes),
+            times=prep.times)  # a time split's inner split never fits on later rows
         clash = [c for c in train_cols.columns if c in frame.columns]
         if clash:
             raise DataError(f"fold features {clash} already exist as columns; give them new "

@@ -6,12 +6,15 @@ columns, not the model, not the row order of train.csv. Runs with other features
 models get the same split, so their OOF predictions can be blended. Repeat r shuffles
 with seed cv.seed + r. The split itself is scikit-learn's. Groups (one person's seven
 photos, one family's tickets) never straddle train and valid: `check_folds` asserts it.
+A time split (cv.strategy = "time", kit/time_split.py) is a function of the ids, the target,
+the groups, cv.time's values and (n_splits, time, gap); its fits train on earlier rows only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,18 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from kit.config import CVConfig
 from kit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """A run's split (folds.csv). `folds` (N, repeats): the fold (0..n_splits-1) that
+    validates each row in each repeat, -1 where no fit does (a time split's first block).
+    `train_from`: None where fold fit k trains on every row it does not validate; a time
+    split's first fit (0..n_splits-1, n_splits: none) whose training rows hold the row:
+    fit k trains on the rows with train_from <= k (expanding windows nest)."""
+
+    folds: np.ndarray
+    train_from: np.ndarray | None = None
 
 
 def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
@@ -84,7 +99,7 @@ def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray 
 
 
 def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None,
-              *, problem: str = "classification") -> str:
+              *, problem: str = "classification", times: np.ndarray | None = None) -> str:
     """The split's hash: everything a split depends on (see the module doc), and nothing else.
     Runs whose key matches share one stored split (kit/runs.py `shared_split`)."""
     order = _id_order(ids)
@@ -95,16 +110,22 @@ def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray |
                  if part is not None else b"-")
     settings = (cv.strategy, cv.n_splits, cv.seed, cv.repeats, problem,
                 cv.bins if problem == "regression" else 0)
+    if cv.strategy == "time":  # no seed, no bins: the order of cv.time's values decides
+        h.update(np.asarray(times)[order].view(np.int64).tobytes())  # float64 / datetime64[ns]
+        settings = (cv.strategy, cv.n_splits, problem, cv.time, cv.gap)
     h.update(repr(settings).encode())
     return h.hexdigest()[:12]
 
 
-def fold_rows(split: np.ndarray, fold: int, n_splits: int) -> tuple[np.ndarray, np.ndarray]:
+def fold_rows(split: Split, fold: int, n_splits: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, validation rows) of fold fit `fold`: repeat fold // n_splits, fold
-    fold % n_splits of that repeat's column of the (N, repeats) split."""
+    fold % n_splits of that repeat's column of the split; a time split's fit trains on the
+    rows its train_from admits."""
     repeat, k = divmod(fold, n_splits)
-    column = split[:, repeat]
-    return np.flatnonzero(column != k), np.flatnonzero(column == k)
+    column = split.folds[:, repeat]
+    if split.train_from is None:
+        return np.flatnonzero(column != k), np.flatnonzero(column == k)
+    return np.flatnonzero(split.train_from <= k), np.flatnonzero(column == k)
 
 
 def _id_order(ids: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from kit import out_of_core
 from kit.blending import fold_vote_hard
 from kit.config import Config, to_toml
 from kit.errors import DataError
-from kit.folds import check_folds, fold_rows, make_split, split_key
+from kit.folds import Split, check_folds, fold_rows, make_split, split_key
 from kit.importance import write_run_importance
 from kit.io import write_text
 from kit.metric_file import resolve_metric
@@ -42,6 +42,7 @@ from kit.runs import (
 )
 from kit.submission import build_submission, read_sample, submission_form, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
+from kit.time_split import check_time_split, describe_time_split, make_time_split
 from kit.track import make_tracker
 from kit.trainer import Trainer
 
@@ -71,16 +72,15 @@ def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -
     return frame
 
 
-def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
-           ) -> tuple[np.ndarray, str]:
-    """The run's (N, repeats) split and its hash: folds.csv when resuming, else the
-    competition's stored split with that hash (runs/<slug>/splits/), made the first time."""
-    problem = cfg.competition.problem
-    key = split_key(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
+def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path) -> tuple[Split, str]:
+    """The run's split and its hash: folds.csv when resuming, else the competition's stored
+    split with that hash (runs/<slug>/splits/), made the first time."""
+    problem, times = cfg.competition.problem, _times(prep, cfg)
+    key = split_key(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem, times=times)
     split = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
     if split is not None:
-        if split.shape[1] != cfg.cv.repeats:
-            raise DataError(f"{run_dir / 'folds.csv'} holds {split.shape[1]} repeats, the "
+        if split.folds.shape[1] != cfg.cv.repeats:
+            raise DataError(f"{run_dir / 'folds.csv'} holds {split.folds.shape[1]} repeats, the "
                             f"config cv.repeats = {cfg.cv.repeats}; start a new run")
         saved = read_split_key(run_dir)
         if saved and saved != key:  # same ids, other targets or groups: other data
@@ -89,15 +89,33 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path
                             "its finished folds were trained on other data: start a new run "
                             "instead of --resume")
     else:
-        def make():  # seeded: the same on every DDP rank
-            return make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem)
+        def make():  # seeded or time-ordered: the same on every DDP rank
+            if times is not None:
+                return make_time_split(times, cfg.cv, prep.groups)
+            return Split(make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem))
 
         split = shared_split(comp_runs, key, prep.ids, make) if dist.is_main() else make()
         if dist.is_main():
             write_folds(run_dir, prep.ids, split, key)
-    for column in split.T:
-        check_folds(column, cfg.cv.n_splits, prep.groups)
+    if times is None:
+        for column in split.folds.T:
+            check_folds(column, cfg.cv.n_splits, prep.groups)
+        return split, key
+    check_time_split(split, times, cfg.cv.n_splits, prep.groups)
+    if dist.is_main():  # what the kit chose, before any fit: each fit's periods
+        print("\n".join(describe_time_split(split, times, cfg.cv)))
     return split, key
+
+
+def _times(prep: Prepared, cfg: Config) -> np.ndarray | None:
+    """cv.time's parsed values (the task read them), None unless cv.strategy = "time"."""
+    if cfg.cv.strategy != "time":
+        return None
+    if prep.times is None:
+        raise DataError(f"cv.strategy = \"time\" orders a table's rows by cv.time, and the "
+                        f"{cfg.competition.task!r} task gives no times; use another "
+                        "cv.strategy (group by date with cv.group instead)")
+    return prep.times
 
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
@@ -260,6 +278,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
                          repeats=cfg.cv.repeats, repeat_means=repeat_means, split=split_hash,
                          fold_info=infos)
     scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
+    scores["oof_rows"] = len(oof)  # a time split's first block (and --folds K) is not in it
     write_scores(opts.run_dir, scores)
     _fold_plot(opts.run_dir, labels, oof_pred, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
@@ -282,8 +301,9 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
         copy = write_submission(frame, sample_path, opts.submissions_dir /
                                 cfg.competition.slug / name, form)
     seconds = time.monotonic() - started
+    covered = "" if len(oof) == len(prep.y) else f" on {len(oof)} of {len(prep.y)} rows"
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
-          f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")
+          f"{len(fold_scores)} folds (OOF {oof_score:.4f}{covered}) in {seconds:.1f}s")
     if len(repeat_means) > 1:
         print(f"  over {len(repeat_means)} repeats: {np.mean(repeat_means):.4f} ± "
               f"{np.std(repeat_means):.4f} (the std of the repeat means)")

@@ -8,7 +8,8 @@ all go through here, so the prediction-file contract lives in one place:
 - prediction columns: `p_<class>` per class (a classification) or `pred` (a regression,
   original scale);
 - `scores.json`: metric, mode, problem, per-fold scores, mean, std, OOF score, classes;
-- `folds.csv`: id, fold;
+- `folds.csv`: id, fold (fold_r1 ... for repeats; -1: never validated), train_from (time
+  splits: the first fit that trains on the row, kit/folds.py `Split`), split (its hash);
 - `run.json`: git commit, command line, seed, start time.
 
 Fold folders hold the same two prediction files for their rows, plus `done.json`.
@@ -30,6 +31,7 @@ import pandas as pd
 
 from kit.config import Config, load_resolved
 from kit.errors import CheckpointError, DataError
+from kit.folds import Split
 from kit.hooks import hook_hashes
 from kit.io import write_csv, write_json, write_parquet
 from kit.paths import ROOT, competition_dir
@@ -179,18 +181,20 @@ def fold_columns(repeats: int) -> list[str]:
     return ["fold"] + [f"fold_r{r}" for r in range(1, repeats)]
 
 
-def write_folds(run_dir: Path, ids, folds: np.ndarray, key: str = "",
+def write_folds(run_dir: Path, ids, split: Split, key: str = "",
                 name: str = "folds.csv") -> Path:
-    """`folds` is (N, repeats): one fold column per repeat; `split` names the split's hash."""
+    """One fold column per repeat, train_from for a time split; `split` names its hash."""
     frame = pd.DataFrame({"id": ids})
-    frame[fold_columns(folds.shape[1])] = folds
+    frame[fold_columns(split.folds.shape[1])] = split.folds
+    if split.train_from is not None:
+        frame["train_from"] = split.train_from
     if key:
         frame["split"] = key
     return write_csv(run_dir / name, frame)
 
 
-def read_folds(run_dir: Path, ids, name: str = "folds.csv") -> np.ndarray | None:
-    """The saved (N, repeats) split, checked against the training ids; None without one."""
+def read_folds(run_dir: Path, ids, name: str = "folds.csv") -> Split | None:
+    """The saved split, checked against the training ids; None without one."""
     path = run_dir / name
     if not path.exists():
         return None
@@ -199,7 +203,8 @@ def read_folds(run_dir: Path, ids, name: str = "folds.csv") -> np.ndarray | None
                                   != pd.Series(ids).astype(str).to_numpy()).any():
         raise DataError(f"{path} does not match the training data; start a new run")
     columns = [c for c in saved.columns if c == "fold" or c.startswith("fold_r")]
-    return saved[columns].to_numpy()
+    train_from = saved["train_from"].to_numpy() if "train_from" in saved.columns else None
+    return Split(saved[columns].to_numpy(), train_from)
 
 
 def read_split_key(run_dir: Path, name: str = "folds.csv") -> str:
@@ -211,7 +216,7 @@ def read_split_key(run_dir: Path, name: str = "folds.csv") -> str:
     return str(saved["split"].iloc[0]) if len(saved.columns) and len(saved) else ""
 
 
-def shared_split(comp_runs: Path, key: str, ids, make) -> np.ndarray:
+def shared_split(comp_runs: Path, key: str, ids, make) -> Split:
     """The competition's stored split `key` (runs/<slug>/splits/<key>.csv), made with
     `make()` and stored the first time: every run with the same key uses the same folds,
     even after a library update would shuffle differently."""

@@ -570,3 +570,41 @@ def test_a_run_folder_whose_slug_is_a_path(world, capsys, finished_run):
     config.write_text(config.read_text().replace('slug = "titanic"', 'slug = "../titanic"'))
     fails(world, capsys, ["--resume", str(finished_run)], ConfigError,
           "competition.slug = '../titanic' is not a competition name", "never a path")
+
+
+# --- time-ordered CV (issue 30 item 5; tests/test_time_cv.py has the end-to-end cases) -----
+
+TIME = ["--set", "cv.strategy=time", "--set", "cv.time=date"]
+
+
+def dated(world: Path, bad_row: int | None = None) -> None:
+    def add_dates(frame):
+        dates = pd.date_range("2024-01-01", periods=len(frame), freq="D").strftime("%Y-%m-%d")
+        frame["date"] = dates.to_numpy(dtype=object)
+        if bad_row is not None:
+            frame.loc[bad_row, "date"] = "soon"
+        return frame
+
+    edit(world / "data" / "train.csv", add_dates)
+
+
+@pytest.mark.parametrize("bad_row, extra, error, fragments", [
+    (7, [], DataError, ("train.csv: cv.time = 'date'", "value 'soon' (row 7) parses neither",
+                        "numbers or dates")),
+    (None, ["--set", "cv.gap=500"], DataError, ("cv.gap = 500 leaves fit 0 with no training "
+                                                "rows", "below 100")),
+    (None, ["--set", "cv.time=day"], DataError, ("train.csv: cv.time = 'day' is not a column",
+                                                 "set cv.time")),
+    (None, ["--set", "cv.repeats=3"], ConfigError, ("cv.repeats = 3 under cv.strategy",
+                                                    "cv.repeats = 1")),
+    (None, ["--set", "cv.strategy=hash"], ConfigError, ("cv.time = 'date' applies to "
+                                                        "cv.strategy = \"time\" only",
+                                                        "drop cv.time")),
+])
+def test_time_split_settings_that_cannot_work(noise_world, capsys, bad_row, extra, error,
+                                              fragments):
+    from test_fold_contract import competition
+
+    dated(noise_world, bad_row)
+    comp = competition(noise_world / "comps", "dated", numeric=["x"])
+    fails(noise_world, capsys, noise_args(noise_world, comp, *TIME, *extra), error, *fragments)

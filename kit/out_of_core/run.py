@@ -73,7 +73,8 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
     needs += [label for label, used in (
         ("features.target_encode", bool(cfg.features.target_encode)),
         ("features.scaling = \"quantile\"", cfg.features.scaling == "quantile"),
-        (f"cv.repeats = {cfg.cv.repeats}", cfg.cv.repeats > 1)) if used]
+        (f"cv.repeats = {cfg.cv.repeats}", cfg.cv.repeats > 1),
+        ("cv.strategy = \"time\"", cfg.cv.strategy == "time")) if used]
     if needs:
         raise ConfigError(f"{why}, and {', '.join(needs)} need(s) the whole table in memory; "
                           "move row-local features to features.py transform_batch(frame), drop "

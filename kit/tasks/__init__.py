@@ -34,6 +34,9 @@ class Prepared:
     # table ("auto" as it came out today), {} for images. A run stores them, and explicit
     # lists in its config.toml are taken as they are, so it predicts alike next month.
     features: dict = field(default_factory=dict)
+    # cv.time's parsed values per train row (float64 / datetime64[ns]) under
+    # cv.strategy = "time" (kit/time_split.py read_times), else None
+    times: np.ndarray | None = None
 
 
 @dataclass

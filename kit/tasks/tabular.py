@@ -51,6 +51,7 @@ from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.time_split import read_times
 from kit.trainer import Trainer, load_checkpoint
 
 
@@ -104,6 +105,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         train = map_batches(batch_hook, train, hide=(d.target,), where=where)
         test = map_batches(batch_hook, test, where=where)
     source = str(data_dir / d.train)
+    times = read_times(train, cfg.cv, source)  # None unless cv.strategy = "time"
     check_target(cfg.competition.problem, train[d.target], d.target, source)
     if cfg.competition.problem == "regression":
         y, classes = _regression_target(cfg, train[d.target], source), []
@@ -131,7 +133,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    features={"numeric": numeric, "categorical": categorical},
+                    features={"numeric": numeric, "categorical": categorical}, times=times,
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
