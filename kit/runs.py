@@ -303,3 +303,17 @@ def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame
 
 def write_scores(run_dir: Path, scores: dict) -> None:
     write_json(run_dir / "scores.json", scores)
+    _record_library_threads(run_dir, scores.get("fold_info", []))
+
+
+def _record_library_threads(run_dir: Path, infos: list[dict]) -> None:
+    """run.json's "threads" gains "libraries": per fold, the threads each library really
+    used, read back from the fitted model (done.json "threads"), beside the budget the run
+    set for torch and BLAS at its start."""
+    used = [info["threads"] for info in infos if info.get("threads")]
+    path = run_dir / "run.json"
+    if not used or not path.is_file():
+        return
+    info = json.loads(path.read_text())
+    info.setdefault("threads", {})["libraries"] = used
+    write_json(path, info)

@@ -321,3 +321,12 @@ def test_a_run_keeps_the_feature_lists_auto_resolved(tmp_path):
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(summary.read_text())["max_abs_diff_vs_run"] < 1e-9
+
+
+def test_run_json_records_the_threads_the_boosters_used(world, tmp_path):
+    """Before: run.json said num_threads 1 (torch's budget) while LightGBM took every core."""
+    proc, summary = train(world, tmp_path, "--comp", "titanic", "--folds", "2",
+                          "--set", "model.name=lgbm")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+    assert info["threads"]["libraries"] == [{"lightgbm": 1}, {"lightgbm": 1}]  # 712 x 11 rows
