@@ -100,6 +100,11 @@ class FeaturesConfig:
     # columns target-encoded inside each fold (scikit-learn's TargetEncoder, fitted on the
     # fold's training rows; those rows get theirs by an inner K-fold): te_<column>[_<class>]
     target_encode: tuple[str, ...] = ()
+    # free-text columns (titles, descriptions): TF-IDF of word 1-2-grams and char 2-4-grams
+    # fitted per fold; `linear` reads it sparse, other kinds 32 SVD components of it
+    # (kit/data/text.py). "auto": the free-text columns categorical "auto" would otherwise
+    # take (kit/data/columns.py is_free_text); nothing when categorical is a list
+    text: tuple[str, ...] = AUTO
     fold_hook: bool = True  # false: ignore features.py fold_features (an ablation)
     params: dict = field(default_factory=dict)  # keyword arguments for the features.py hook
 

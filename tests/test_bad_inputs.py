@@ -608,3 +608,17 @@ def test_time_split_settings_that_cannot_work(noise_world, capsys, bad_row, extr
     dated(noise_world, bad_row)
     comp = competition(noise_world / "comps", "dated", numeric=["x"])
     fails(noise_world, capsys, noise_args(noise_world, comp, *TIME, *extra), error, *fragments)
+
+
+# --- text columns (features.text) ---------------------------------------------------------
+
+@pytest.mark.parametrize("setting, error, fragments", [
+    ('features.text=["SibSp"]', DataError, ("train.csv: features.text lists ['SibSp'], which "
+                                            "hold numbers", "move them to features.numeric")),
+    ('features.text=["Sex"]', ConfigError, ("features.text lists ['Sex'], which features.numeric "
+                                            "/ categorical list too", "remove them from one")),
+    ('features.text=["Nickname"]', DataError, ("no feature column(s) ['Nickname']",
+                                               "features.text")),
+])
+def test_text_columns_that_cannot_be_read_as_text(world, capsys, setting, error, fragments):
+    fails(world, capsys, argv(world, "--set", setting), error, *fragments)

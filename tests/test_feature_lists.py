@@ -64,7 +64,7 @@ def prep_of(comp: Path, *overrides: str) -> Prepared:
 
 def test_auto_leaves_out_train_only_columns_and_says_so(comp, capsys):
     prep = prep_of(comp)
-    assert prep.features == {"numeric": ["size"], "categorical": ["city"]}
+    assert prep.features == {"numeric": ["size"], "categorical": ["city"], "text": []}
     out = capsys.readouterr().out
     assert "features.numeric = \"auto\": 1 columns ['size']" in out
     assert "left out train-only column(s) ['cost']" in out
@@ -72,7 +72,7 @@ def test_auto_leaves_out_train_only_columns_and_says_so(comp, capsys):
 
 def test_exclude_drops_columns_from_auto(comp):
     prep = prep_of(comp, "features.exclude=city")
-    assert prep.features == {"numeric": ["size"], "categorical": []}
+    assert prep.features == {"numeric": ["size"], "categorical": [], "text": []}
 
 
 def test_an_excluded_name_that_is_not_a_column_is_an_error_naming_the_columns(comp):
@@ -103,13 +103,13 @@ def test_a_target_that_test_also_holds_is_refused_naming_the_train_only_columns(
 def test_an_empty_target_column_in_test_is_a_placeholder_not_a_wrong_target(comp):
     data = comp.parent.parent / "data"
     pd.read_csv(data / "test.csv").assign(y=np.nan).to_csv(data / "test.csv", index=False)
-    assert prep_of(comp).features == {"numeric": ["size"], "categorical": ["city"]}
+    assert prep_of(comp).features == {"numeric": ["size"], "categorical": ["city"], "text": []}
 
 
 def test_explicit_lists_are_taken_as_they_are(comp, capsys):
     # the order given, a number listed as a category: what a run writes back is used as is
     prep = prep_of(comp, "features.numeric=[]", "features.categorical=size,city")
-    assert prep.features == {"numeric": [], "categorical": ["size", "city"]}
+    assert prep.features == {"numeric": [], "categorical": ["size", "city"], "text": []}
     assert "auto" not in capsys.readouterr().out
     assert prep.state["tables"].categorical == ["size", "city"]
 

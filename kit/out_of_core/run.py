@@ -72,6 +72,7 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
              and load_hook(comp_dir, "features", name) is not None]
     needs += [label for label, used in (
         ("features.target_encode", bool(cfg.features.target_encode)),
+        ("features.text", cfg.features.text not in ((), ("auto",))),  # TF-IDF fits in memory
         ("features.scaling = \"quantile\"", cfg.features.scaling == "quantile"),
         (f"cv.repeats = {cfg.cv.repeats}", cfg.cv.repeats > 1),
         ("cv.strategy = \"time\"", cfg.cv.strategy == "time")) if used]

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from kit.config import Config
 from kit.data.batches import TensorBatches
 from kit.data.bins import NumericBins
-from kit.data.columns import check_target_column, feature_columns
+from kit.data.columns import check_target_column, feature_lists
 from kit.data.sources import read_table
 from kit.data.stream import TabularStream, stream_loader
 from kit.data.tabular import (
@@ -38,6 +38,14 @@ from kit.data.tabular import (
     load_bins,
     load_preprocessors,
     save_preprocessors,
+)
+from kit.data.text import SKOPS_TRUSTED as TEXT_TRUSTED
+from kit.data.text import (
+    TextJoined,
+    check_text_columns,
+    fit_fold_text,
+    load_fold_text,
+    with_tfidf,
 )
 from kit.errors import CheckpointError, DataError
 from kit.fold_features import fold_functions
@@ -116,13 +124,16 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             "nothing to learn")
         check_classes(cfg, classes, data_dir)
         y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
-    numeric, categorical = feature_columns(cfg, train, test.columns)
-    columns = [*numeric, *categorical]
+    lists = feature_lists(cfg, train, test.columns)
+    numeric, categorical, text = lists["numeric"], lists["categorical"], lists["text"]
+    columns = [*numeric, *categorical, *text]  # text stays raw in the tables: fitted per fold
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"{name} data has no feature column(s) {missing} after features.py; "
-                            "fix features.numeric / features.categorical in config.toml")
+                            "fix features.numeric / features.categorical / features.text in "
+                            "config.toml")
+    check_text_columns(text, train, source)
     _check_target_encode(cfg, train, test)
     keep = [d.id, *columns]
     tables = write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
@@ -133,7 +144,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    features={"numeric": numeric, "categorical": categorical}, times=times,
+                    features=lists, times=times,
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
@@ -221,6 +232,9 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     tables, rows = fold_setup(prep, ctx.cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
                                prep.state["tables"].cache / f"fold{ctx.fold}")
     cfg = sized(ctx.cfg, len(rows))
+    tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
+                                 prep.state["tables"].cache / f"fold{ctx.fold}",
+                                 model=entry.name, seed=cfg.train.seed + ctx.fold)
     num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
@@ -228,8 +242,10 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
     model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
     if entry.kind == "sklearn":
+        if text is not None and not text.svds:  # linear: one fit over its columns + TF-IDF
+            model = TextJoined(model, len(num.columns) + len(cat.columns))
         valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
-                                                   objective)
+                                                   objective, text)
     elif entry.kind == "booster":
         valid_pred, test_pred, info = _fit_booster(model, tables, ctx, rows, num, cat,
                                                    objective)
@@ -282,9 +298,11 @@ def build_fold_model(cfg: Config, entry, num, cat, objective: Objective, device,
                        bins=None if bins is None else bins.edges, **params)
 
 
-def _arrays(tables: Tables, part: str, rows, num, cat) -> np.ndarray:
+def _arrays(tables: Tables, part: str, rows, num, cat, text=None):
+    """The rows as a scikit-learn kind reads them; with the TF-IDF joined (CSR) for linear."""
     frame = _part(tables, part, rows)
-    return np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
+    x = np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
+    return with_tfidf(x, text, frame)
 
 
 # skops loads only the types listed here (no pickle: a run folder from a Kaggle dataset
@@ -304,7 +322,7 @@ SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
                  "sklearn.ensemble._voting.VotingRegressor",
                  "sklearn.ensemble._voting.VotingClassifier",
                  "sklearn.preprocessing._label.LabelEncoder", "sklearn.utils._bunch.Bunch",
-                 "sklearn.tree._tree.Tree"]
+                 "sklearn.tree._tree.Tree", *TEXT_TRUSTED]
 
 
 def _part(tables: Tables, part: str, rows) -> pd.DataFrame:
@@ -371,14 +389,17 @@ def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     return model.predict_proba(x).astype(np.float64)
 
 
-def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective):
+def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective,
+                 text=None):
     import skops.io as sio
 
-    model.fit(_arrays(tables, "train", rows, num, cat), objective.batch_target(tables.y[rows]))
+    model.fit(_arrays(tables, "train", rows, num, cat, text),
+              objective.batch_target(tables.y[rows]))
     with atomic_path(ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
-    valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat), objective)
-    test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
+    valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat, text),
+                             objective)
+    test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
     return valid, test, {"model_file": "model.skops"}
 
 
@@ -405,10 +426,12 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     bins = load_bins(fold_dir / "preprocessors.json")
     objective = Objective.for_config(cfg, prep.classes, target)
     entry = get_entry(cfg.model.name, "tabular")
-    tables = _predict_tables(prep, cfg, Path(fold_dir))
+    tables, text = load_fold_text(prep.features.get("text", []),
+                                  _predict_tables(prep, cfg, Path(fold_dir)), Path(fold_dir),
+                                  prep.state["tables"].cache / Path(fold_dir).name)
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
-        return _sklearn_predict(model, _arrays(tables, "test", None, num, cat), objective)
+        return _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
     model = build_fold_model(cfg, entry, num, cat, objective, device, bins)
     if entry.kind == "booster":
         path = fold_dir / model.file_name
