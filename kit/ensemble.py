@@ -22,6 +22,7 @@ import pandas as pd
 
 from kit import paths
 from kit.blending import METHODS, Stack, blend, check_method, parse_weights
+from kit.cut_points import applies, score_cv
 from kit.ensemble_report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
 from kit.hill_climbing import DEFAULT_HILL, HillSettings
@@ -208,6 +209,12 @@ def ensemble_runs(
     _warn_hard(method, metric, form)
     parsed = parse_weights(weights, len(runs)) if weights is not None else None
     result = blend(stack, method, metric, parsed, hill=hill)
+    cut = None
+    if applies(metric, stack.classes):  # qwk: cut points refitted on the blend, scored in-CV
+        forward = any(run.cfg.cv.strategy == "time" for run in runs)  # earlier folds only
+        cut = score_cv(result.oof, stack.labels, stack.folds, metric, forward=forward)
+        log(f"cut points refitted on the blend: {[round(float(c), 4) for c in cut.cuts]}; OOF "
+            f"{metric.name} {cut.oof:.5f} in-CV (argmax {result.score:.5f})")
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
     # built from demo-trained runs, the ensemble keeps the mark: submit.py refuses it
     demo = "demo" if any(demo_trained(run.path) for run in runs) else ""
@@ -215,6 +222,7 @@ def ensemble_runs(
         runs, stack, result, metric, form, sample_path=sample,
         runs_dir=runs_root / slug, name=("ensemble", method, demo),
         submissions_dir=subs_root / slug, split="" if split_warnings else runs[0].split,
+        cut=cut,
     )
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
 

@@ -17,6 +17,7 @@ import numpy as np
 from kit import paths
 from kit.blending import Blend, Stack
 from kit.config import Config, to_toml
+from kit.cut_points import CutScores, apply, record, score_cv
 from kit.errors import DataError
 from kit.io import atomic_path, write_json, write_text
 from kit.metrics import Metric
@@ -27,6 +28,7 @@ from kit.runs import (
     pred_frame,
     provenance,
     scores_dict,
+    write_cut_points,
     write_predictions,
     write_scores,
 )
@@ -120,9 +122,14 @@ def format_table(summary: dict) -> str:
     """Members' and ensemble's OOF scores with the weights, as aligned text."""
     rows = [(Path(m["run_dir"]).name, m["oof_score"], m["weight"]) for m in summary["members"]]
     method = summary["method"]
-    rows.append((f"ensemble ({method}, in-sample)", summary["oof_score_in_sample"], None))
+    cut = summary.get("oof_score_cut_points")  # qwk: members' rows are cut points in-CV too
+    argmax = ", argmax" if cut is not None else ""
+    rows.append((f"ensemble ({method}{argmax}, in-sample)", summary["oof_score_in_sample"], None))
     if summary["oof_score_cv"] is not None:
-        rows.append((f"ensemble ({method}, cross-validated)", summary["oof_score_cv"], None))
+        rows.append((f"ensemble ({method}{argmax}, cross-validated)", summary["oof_score_cv"],
+                     None))
+    if cut is not None:
+        rows.append((f"ensemble ({method}, cut points in-CV)", cut, None))
     width = max(len(r[0]) for r in rows)
     metric = f"{summary['metric']} ({summary['mode']})"
     lines = [f"{'member':<{width}}  {metric:>16}  {'weight':>7}"]
@@ -155,12 +162,15 @@ def write_ensemble_run(
     name: tuple[str, ...],
     submissions_dir: Path,
     split: str = "",
+    cut: CutScores | None = None,
 ) -> dict:
     """Write the ensemble's run folder (runs_dir/<time>_<name parts>) and submission copy;
-    return the summary dict."""
+    return the summary dict. With `cut` (qwk), the submission holds labels cut with its cuts
+    and the scores are its in-CV ones."""
     cfg = runs[0].cfg
     sample = read_sample(sample_path)
-    frame = build_submission(stack.test_ids, blend.test, stack.target_classes, sample, form)
+    submitted = blend.test if cut is None else apply(blend.test, cut.cuts)
+    frame = build_submission(stack.test_ids, submitted, stack.target_classes, sample, form)
     # Checked before the folder exists: a bad submission leaves no half-made ensemble run.
     validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", form=form)
     run_dir = new_run_dir(runs_dir, *name)
@@ -170,7 +180,9 @@ def write_ensemble_run(
         oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
         pred_frame(stack.test_ids, blend.test, stack.classes),
     )
-    write_scores(run_dir, _scores(stack, blend, metric, split))
+    write_scores(run_dir, _scores(stack, blend, metric, split, cut))
+    if cut is not None:
+        write_cut_points(run_dir, record(cut, metric, stack.classes))
     model = dataclasses.replace(cfg.model, name="ensemble")
     write_text(run_dir / "config.toml", to_toml(cfg.replace(model=model)))
     names = [run.path.name for run in runs]
@@ -179,18 +191,38 @@ def write_ensemble_run(
     write_submission(frame, sample_path, run_dir / "submission.csv", form)
     copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv", form)
     summary = _summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr)
+    if cut is not None:  # members and blend alike: labels cut with cuts fitted in-CV
+        summary = _cut_summary(summary, stack, blend, metric, cut)
     write_json(run_dir / "ensemble.json", {**summary, **provenance()})
     return summary
 
 
-def _scores(stack: Stack, blend: Blend, metric: Metric, split: str) -> dict:
-    """scores.json per the contract, on the ensemble's (cross-validated when fitted) OOF."""
+def _scores(stack: Stack, blend: Blend, metric: Metric, split: str,
+            cut: CutScores | None = None) -> dict:
+    """scores.json per the contract, on the ensemble's (cross-validated when fitted) OOF;
+    with `cut`, its in-CV cut-point scores (the argmax ones kept beside them)."""
+    if cut is not None:
+        argmax = _scores(stack, blend, metric, split)
+        return scores_dict(metric, stack.problem, cut.folds, cut.oof, stack.classes,
+                           split=split, folds_argmax=argmax["folds"], oof_argmax=argmax["oof"])
     folds = [
         metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])
         for k in np.unique(stack.folds)
     ]
     return scores_dict(metric, stack.problem, folds, metric(stack.labels, blend.oof),
                        stack.classes, split=split)
+
+
+def _cut_summary(summary: dict, stack: Stack, blend: Blend, metric: Metric,
+                 cut: CutScores) -> dict:
+    """The summary's scores as the submission is scored: each member's OOF and the
+    blend's, labels cut with cuts fitted on the other folds."""
+    members = [{**m, "oof_score_argmax": m["oof_score"],
+                "oof_score": score_cv(pred, stack.labels, stack.folds, metric).oof}
+               for m, pred in zip(summary["members"], stack.oof)]
+    return {**summary, "members": members, "oof_score": cut.oof,
+            "oof_score_argmax": blend.score, "oof_score_cut_points": cut.oof,
+            "cut_points": [float(c) for c in cut.cuts]}
 
 
 def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> dict:

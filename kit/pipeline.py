@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kit import cut_points, out_of_core
 from kit import distributed as dist
-from kit import out_of_core
 from kit.blending import fold_vote_hard
 from kit.config import Config, to_toml
 from kit.errors import DataError
@@ -35,6 +35,7 @@ from kit.runs import (
     read_split_key,
     scores_dict,
     shared_split,
+    write_cut_points,
     write_fold,
     write_folds,
     write_predictions,
@@ -250,6 +251,21 @@ def _mean_over_repeats(oof: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return first.reset_index().drop(columns="repeat")[[*oof.columns.drop("repeat")]]
 
 
+def _cut_scores(prep, metric, oof_parts, oof, labels, *, forward: bool):
+    """Under qwk (mcc / f1_macro on two classes): the OOF's CutScores, its `folds` one score
+    per fold fit (repeats too), each row's labels cut with cuts fitted on the other folds of
+    its repeat (`forward`: a time split's earlier folds); None for another metric."""
+    if not cut_points.applies(metric, prep.classes):
+        return None
+    cols = pred_columns(prep.classes)
+    parts = [(p[cols].to_numpy(), prep.y[p["_row"].to_numpy()], int(p["repeat"].iloc[0]))
+             for p in oof_parts]
+    scored = cut_points.score_cv(oof[cols].to_numpy(), labels, oof["fold"].to_numpy(), metric,
+                                 forward=forward)
+    return dataclasses.replace(scored, folds=cut_points.fit_scores(parts, metric,
+                                                                   forward=forward))
+
+
 def _repeat_means(fold_scores: list[float], n_splits: int) -> list[float]:
     """Mean fold score of each repeat whose n_splits folds all finished."""
     full = len(fold_scores) // n_splits
@@ -270,17 +286,31 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     labels, oof_pred = prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
     oof_score = metric(labels, oof_pred)
     test = fold_mean(test_preds, cfg.ensemble.fold_vote)
+    cut = _cut_scores(prep, metric, oof_parts, oof, labels,  # None unless qwk (kit/cut_points)
+                      forward=cfg.cv.strategy == "time")
+    extra, plotted, submitted = {}, oof_pred, test
+    if cut is not None:  # report labels cut with cuts fitted on the other folds (no leak)
+        extra = {"folds_argmax": fold_scores, "oof_argmax": oof_score}
+        fold_scores, oof_score = cut.folds, cut.oof
+        plotted = cut_points.one_hot(cut.oof_labels, len(classes))
+        submitted = cut_points.apply(test, cut.cuts)  # the final cuts, from all OOF rows
+        write_cut_points(opts.run_dir, cut_points.record(cut, metric, classes))
+        print(f"{metric.name} of labels cut with cut points fitted on the other folds (the "
+              f"fold lines above: argmax): folds {', '.join(f'{s:.4f}' for s in cut.folds)}, "
+              f"OOF {oof_score:.4f} (argmax {extra['oof_argmax']:.4f})")
+        print(f"cut points for the test rows, fitted on all OOF rows: "
+              f"{[round(float(c), 4) for c in cut.cuts]} -> {opts.run_dir / 'cut_points.json'}")
     write_predictions(opts.run_dir, oof.drop(columns="_row"),
                       pred_frame(prep.test_ids, test, classes))
     repeat_means = _repeat_means(fold_scores, cfg.cv.n_splits)
     scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, classes,
                          n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
                          repeats=cfg.cv.repeats, repeat_means=repeat_means, split=split_hash,
-                         fold_info=infos)
+                         fold_info=infos, **extra)
     scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
     scores["oof_rows"] = len(oof)  # a time split's first block (and --folds K) is not in it
     write_scores(opts.run_dir, scores)
-    _fold_plot(opts.run_dir, labels, oof_pred, classes,
+    _fold_plot(opts.run_dir, labels, plotted, classes,
                f"all folds ({metric.name} {oof_score:.4f})")
     importance = write_run_importance(
         opts.run_dir, [opts.run_dir / f"fold{k}" for k in range(len(fold_scores))])
@@ -294,7 +324,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
         form = submission_form(sample, metric=metric, kind=cfg.submission.kind,
                                problem=cfg.competition.problem, classes=classes,
                                source=sample_path)
-        frame = build_submission(prep.test_ids, test, classes, sample, form)
+        frame = build_submission(prep.test_ids, submitted, classes, sample, form)
         submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv", form)
         marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
         name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"

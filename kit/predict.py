@@ -26,6 +26,7 @@ from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
 
 if TYPE_CHECKING:  # scripts/predict.py answers --help before pandas loads (kit.runs too)
+    import numpy as np
     import pandas as pd
 
 
@@ -95,6 +96,17 @@ def _check_classes(run: Path, classes: list) -> None:
             f"{[str(c) for c in classes]}; pass the run's competition data with --data")
 
 
+def _saved_cuts(run: Path, metric) -> np.ndarray | None:
+    """Under qwk (mcc / f1_macro on two classes) the cuts the run's submission was cut with,
+    for the classes it trained on (checked against the data's by _check_classes); None for
+    another metric, or a run from before cut points (it wrote argmax labels: so does this)."""
+    from kit.cut_points import applies
+    from kit.runs import read_cut_points
+
+    classes = _read_json(run / "scores.json").get("classes") or []
+    return read_cut_points(run, classes) if applies(metric, classes) else None
+
+
 def default_out(run: Path) -> Path:
     if in_kaggle():
         return kaggle_root() / "working" / "predict"
@@ -121,6 +133,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
                 device: str = "auto") -> dict:
     """Predict the test set with every finished fold of `run`; write a checked submission."""
     folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
+    from kit.cut_points import apply
     from kit.devices import pick_device
     from kit.metric_file import resolve_metric
     from kit.pipeline import fold_mean
@@ -145,6 +158,8 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     check_library_versions(run)
     slug = cfg.competition.slug
     check_hooks(run, _read_json(run / "run.json").get("hooks"), slug)  # same code, same answer
+    metric = resolve_metric(cfg)
+    cuts = _saved_cuts(run, metric)  # before the slow part: a bad file fails now
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)
     seed_everything(cfg.train.seed)
@@ -161,10 +176,11 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
     sample = read_sample(sample_path)
-    form = submission_form(sample, metric=resolve_metric(cfg), kind=cfg.submission.kind,
+    form = submission_form(sample, metric=metric, kind=cfg.submission.kind,
                            problem=cfg.competition.problem, classes=prep.classes,
                            source=sample_path)
-    submission = build_submission(prep.test_ids, test, prep.classes, sample, form)
+    submitted = test if cuts is None else apply(test, cuts)  # qwk: the run's cut labels
+    submission = build_submission(prep.test_ids, submitted, prep.classes, sample, form)
     name = "submission_demo.csv" if demo_trained(run) else "submission.csv"  # keeps the mark
     written = write_submission(submission, sample_path, out / name, form)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],

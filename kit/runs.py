@@ -11,6 +11,8 @@ all go through here, so the prediction-file contract lives in one place:
 - `folds.csv`: id, fold (fold_r1 ... for repeats; -1: never validated), train_from (time
   splits: the first fit that trains on the row, kit/folds.py `Split`), split (its hash);
 - `run.json`: git commit, command line, seed, start time.
+- `cut_points.json`: under qwk (mcc / f1_macro on two classes), the cuts on the expected
+  class index that made the submission's labels (kit/cut_points.py).
 
 Fold folders hold the same two prediction files for their rows, plus `done.json`.
 """
@@ -317,3 +319,34 @@ def _record_library_threads(run_dir: Path, infos: list[dict]) -> None:
     info = json.loads(path.read_text())
     info.setdefault("threads", {})["libraries"] = used
     write_json(path, info)
+
+
+# --- cut points (kit/cut_points.py) --------------------------------------------------------
+
+CUT_POINTS = "cut_points.json"
+
+
+def write_cut_points(run_dir: Path, record: dict) -> None:
+    """cut_points.json: the cuts the run's test labels were cut with (kit.cut_points.record)."""
+    write_json(run_dir / CUT_POINTS, record)
+
+
+def read_cut_points(run_dir: Path, classes: list) -> np.ndarray | None:
+    """The saved cuts for these classes; None for a run without the file (it wrote argmax
+    labels, so its submission is reproduced with argmax); a broken file is a CheckpointError."""
+    path = Path(run_dir) / CUT_POINTS
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        cuts = np.asarray(saved["cut_points"], dtype=np.float64)
+        trained = [str(c) for c in saved["classes"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: no readable 'cut_points' and 'classes' ({exc!r}); "
+                              "retrain the run, or restore the file from its training") from None
+    if trained != [str(c) for c in classes] or cuts.shape != (len(classes) - 1,) or \
+            not np.isfinite(cuts).all() or (np.diff(cuts) < 0).any():
+        raise CheckpointError(f"{path}: cut points {cuts.tolist()} for classes {trained} do not "
+                              f"fit the run's classes {[str(c) for c in classes]} (C - 1 "
+                              "ascending numbers); retrain the run, or restore the file")
+    return cuts
