@@ -136,3 +136,10 @@ def test_an_image_task_has_no_feature_lists():
     prep = Prepared(ids=np.arange(2), y=np.zeros(2), classes=[0, 1], groups=None,
                     test_ids=np.arange(2))
     assert prep.features == {}
+
+
+def test_auto_leaves_out_the_time_column_of_a_time_split(comp):
+    """cv.time orders the folds; as a feature it would let a model learn the period (before:
+    "auto" took it like any number)."""
+    prep = prep_of(comp, "cv.strategy=time", "cv.time=size", "cv.n_splits=2")
+    assert "size" not in prep.features["numeric"]

@@ -323,10 +323,12 @@ def test_a_run_keeps_the_feature_lists_auto_resolved(tmp_path):
     assert json.loads(summary.read_text())["max_abs_diff_vs_run"] < 1e-9
 
 
-def test_run_json_records_the_threads_the_boosters_used(world, tmp_path):
-    """Before: run.json said num_threads 1 (torch's budget) while LightGBM took every core."""
+@pytest.mark.parametrize("model, used", [("lgbm", {"lightgbm": 1}), ("gbdt", {"openmp": 1})])
+def test_run_json_records_the_threads_the_fits_used(world, tmp_path, model, used):
+    """Before: run.json said num_threads 1 (torch's budget) while LightGBM took every core;
+    HistGradientBoosting (gbdt) now takes the same rule through threadpoolctl."""
     proc, summary = train(world, tmp_path, "--comp", "titanic", "--folds", "2",
-                          "--set", "model.name=lgbm")
+                          "--set", f"model.name={model}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
-    assert info["threads"]["libraries"] == [{"lightgbm": 1}, {"lightgbm": 1}]  # 712 x 11 rows
+    assert info["threads"]["libraries"] == [used, used]  # a Titanic fold: one thread

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
 
 from kit.config import Config
 from kit.data.batches import TensorBatches
@@ -59,8 +60,9 @@ from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.threads import MIN_CELLS, fit_threads
 from kit.time_split import read_times
-from kit.trainer import Trainer, load_checkpoint
+from kit.trainer import Trainer, best_checkpoint, load_checkpoint
 
 
 class TabularTransform:
@@ -393,14 +395,21 @@ def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, object
                  text=None):
     import skops.io as sio
 
-    model.fit(_arrays(tables, "train", rows, num, cat, text),
-              objective.batch_target(tables.y[rows]))
+    x = _arrays(tables, "train", rows, num, cat, text)
+    # HistGradientBoosting's OpenMP pool has no n_jobs: the fit's share comes from the
+    # thread rule (kit.threads.fit_threads), as the boosters' does
+    threads = fit_threads(ctx.cfg.model.name, *x.shape, num_threads=ctx.cfg.train.num_threads)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        model.fit(x, objective.batch_target(tables.y[rows]))
     with atomic_path(ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
     valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat, text),
                              objective)
     test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
-    return valid, test, {"model_file": "model.skops"}
+    info = {"model_file": "model.skops"}
+    if ctx.cfg.model.name in MIN_CELLS:  # gbdt: the OpenMP threads its fit was given
+        info["threads"] = {"openmp": threads}
+    return valid, test, info
 
 
 def _load_sklearn(path: Path):
@@ -440,10 +449,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
                                   f"model.name = {entry.name!r}?")
         return booster_predict(model.load(path), booster_frame(tables.test, num, cat),
                                 objective)
-    best = sorted(fold_dir.glob("best_*.pt"))
-    if not best:
-        raise DataError(f"{fold_dir}: no best_*.pt checkpoint; was this fold trained?")
-    load_best(model, best[-1])
+    load_best(model, best_checkpoint(fold_dir))
     trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
     model.to(device)
     loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=device)
