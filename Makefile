@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/train.py --comp $(COMP) --demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""

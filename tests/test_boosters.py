@@ -340,7 +340,7 @@ def test_predict_and_resume_reload_the_library_file(titanic_demo, tmp_path):
     assert result["max_abs_diff_vs_run"] == 0.0
     (run / "fold1" / "done.json").unlink()  # fold 1 looks unfinished: --resume refits it
     before = (run / "fold0" / "model.txt").read_bytes()
-    summary = train_main(["--resume", str(run)])
+    summary = train_main(["--resume", str(run), "--submissions", str(tmp_path / "subs")])
     assert (run / "fold0" / "model.txt").read_bytes() == before  # fold 0 kept as it was
     assert json.loads((run / "scores.json").read_text())["folds"] == summary["cv"]["folds"]
 
