@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 import pytest
+import torch
 from conftest import ROOT
 
 from kit.hooks import load_hook
