@@ -199,12 +199,14 @@ def train_main(argv: list[str] | None = None) -> dict:
         print(f"run: {run_dir}  device: {device}{ranks}  model: {cfg.model.name}"
               + ("  resumed" if resume else "")
               + ("  deterministic: on" if cfg.train.deterministic else ""))
+    record = None  # a resume is recorded in run.json once its inputs and split are checked
+    if resume:
+        record = functools.partial(resume.record, argv, **facts,
+                                   libraries=_library_versions(cfg))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
                       folds=folds, resume=resume is not None,
-                      max_time=cfg.train.max_time or None, label=label,
-                      on_start=resume and functools.partial(
-                          resume.record, argv, **facts, libraries=_library_versions(cfg)))
+                      max_time=cfg.train.max_time or None, label=label, on_start=record)
     try:
         summary = run_cv(cfg, opts)
     except BaseException:

@@ -20,6 +20,7 @@ import socket
 from pathlib import Path
 
 from kit.config import Config
+from kit.hooks import hook_hashes
 from kit.io import file_stamp
 
 # Settings that change how fast a trial runs or which host it talks to, never its score.
@@ -80,7 +81,7 @@ def study_parts(cfg: Config, space: dict, data_dir: Path, comp_dir: Path,
     from kit.data.sources import source_files
 
     parts = {"data": content_hash(source_files(data_dir, cfg.data.train, "train"), known),
-             "hooks": content_hash(sorted(comp_dir.glob("*.py")), known),
+             "hooks": _digest(hook_hashes(comp_dir)),  # as run.json keeps them
              "competition": cfg.competition.slug, "metric": cfg.competition.metric,
              "config": _digest(scored_config(cfg, space)), "space": _digest(space)}
     return {**parts, "key": _digest(parts)[:10]}
