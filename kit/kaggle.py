@@ -29,7 +29,7 @@ from kit.data.sources import source_exists
 from kit.errors import KaggleError
 from kit.metric_file import resolve_metric
 from kit.paths import competition_dir, data_root
-from kit.submission import validate_file
+from kit.submission import form_for, read_sample, validate_file
 
 TOKEN_HELP = (
     "create a token at https://www.kaggle.com/settings/api ('Generate New Token'), then "
@@ -328,8 +328,9 @@ def submit(
     cfg = kaggle_config(slug)
     if not message.strip():
         raise KaggleError("the submission message (-m) is empty; say what this submission is")
-    validate_file(file, competition_data(slug, data) / cfg.data.sample_submission,
-                  metric=resolve_metric(cfg))  # a metric.py's ranked form too
+    sample_path = competition_data(slug, data) / cfg.data.sample_submission
+    form = form_for(cfg, read_sample(sample_path), resolve_metric(cfg), source=sample_path)
+    validate_file(file, sample_path, form=form)  # the form train.py wrote, kind included
     args = ["competitions", "submit", "-c", slug, "-f", str(file), "-m", message]
     summary = {"competition": slug, "file": str(file), "command": display(args)}
     if dry_run:

@@ -41,7 +41,7 @@ from kit.runs import (
     write_predictions,
     write_scores,
 )
-from kit.submission import build_submission, read_sample, submission_form, write_submission
+from kit.submission import build_submission, form_for, read_sample, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
 from kit.time_split import check_time_split, describe_time_split, make_time_split
 from kit.track import make_tracker
@@ -136,9 +136,8 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     sample_path = opts.data_dir / cfg.data.sample_submission  # checked now, not after training
     sample = read_sample(sample_path)
     _check_sample_columns(cfg, sample, sample_path)
-    submission_form(sample, metric=metric, kind=cfg.submission.kind,  # a form the sample
-                    problem=cfg.competition.problem, classes=prep.classes,  # cannot hold
-                    source=sample_path)  # (map@k's k) is refused before training
+    # a form the sample cannot hold (map@k's k) is refused before training
+    form_for(cfg, sample, metric, classes=prep.classes, source=sample_path)
     split, split_hash = _split(prep, cfg, opts.run_dir, opts.comp_runs or opts.run_dir.parent)
     n_fits = cfg.cv.n_splits * cfg.cv.repeats  # fold f: repeat f // n_splits, fold f % n_splits
     n_folds = min(opts.folds or n_fits, n_fits)
@@ -321,9 +320,7 @@ def _finish(cfg, opts, prep, metric, oof_parts, test_preds, fold_scores, infos, 
     submission = copy = None
     if opts.submit:
         sample_path = opts.data_dir / cfg.data.sample_submission
-        form = submission_form(sample, metric=metric, kind=cfg.submission.kind,
-                               problem=cfg.competition.problem, classes=classes,
-                               source=sample_path)
+        form = form_for(cfg, sample, metric, classes=classes, source=sample_path)
         frame = build_submission(prep.test_ids, submitted, classes, sample, form)
         submission = write_submission(frame, sample_path, opts.run_dir / "submission.csv", form)
         marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")

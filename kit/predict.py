@@ -142,8 +142,8 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.submission import (
         build_submission,
         demo_trained,
+        form_for,
         read_sample,
-        submission_form,
         write_submission,
     )
     from kit.tasks import get_task
@@ -176,9 +176,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     write_parquet(out / "test_pred.parquet", frame)
     sample_path = data_dir / cfg.data.sample_submission
     sample = read_sample(sample_path)
-    form = submission_form(sample, metric=metric, kind=cfg.submission.kind,
-                           problem=cfg.competition.problem, classes=prep.classes,
-                           source=sample_path)
+    form = form_for(cfg, sample, metric, classes=prep.classes, source=sample_path)
     submitted = test if cuts is None else apply(test, cuts)  # qwk: the run's cut labels
     submission = build_submission(prep.test_ids, submitted, prep.classes, sample, form)
     name = "submission_demo.csv" if demo_trained(run) else "submission.csv"  # keeps the mark

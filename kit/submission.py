@@ -308,6 +308,15 @@ def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | P
     return write_csv(dest, frame)
 
 
+def form_for(cfg, sample: pd.DataFrame, metric: Metric, *, classes: list | None = None,
+              source: str | Path = "") -> SubmissionForm:
+    """submission_form for a run's config: its `[submission] kind` and problem kind. Every
+    writer and checker of a run's submission (train, predict, ensemble, the kernel, submit)
+    calls this one, so none of them judges a file by another form than the one written."""
+    return submission_form(sample, metric=metric, kind=cfg.submission.kind,
+                           problem=cfg.competition.problem, classes=classes, source=source)
+
+
 def validate_file(path: str | Path, sample_path: str | Path, *, metric: str | Metric = "",
                   form: SubmissionForm | None = None) -> pd.DataFrame:
     """Check a submission CSV on disk (before `kaggle competitions submit`): against `form`,

@@ -724,3 +724,15 @@ def test_submit_refuses_a_demo_trained_file_unless_forced(tmp_path, titanic_data
     real = run_script("submit.py", "--comp", "titanic", "--file", str(run / "submission.csv"),
                       "-m", "x", "--data", str(titanic_data), "--dry-run")
     assert real.returncode == 0 and "demo-trained" not in real.stdout, real.stderr
+
+
+def test_submit_checks_the_form_the_config_wrote(tmp_path, titanic_data):
+    """[submission] kind = "proba" under accuracy writes probabilities; submit judged the
+    file by "auto" (labels) and refused it ("dtype float64"), while train.py had written it."""
+    config = tmp_path / "competitions" / "titanic" / "config.toml"
+    config.write_text(config.read_text() + '\n[submission]\nkind = "proba"\n')
+    probs = tmp_path / "probs.csv"
+    pd.read_csv(titanic_data / "gender_submission.csv").assign(Survived=0.3).to_csv(
+        probs, index=False)
+    assert submit("titanic", probs, "probabilities", data=titanic_data, dry_run=True)
+    assert calls(tmp_path) == []

@@ -27,7 +27,7 @@ from kit.out_of_core.fit import fit_fold
 from kit.out_of_core.prepared import BATCH_ROWS, pq_batches, prepare
 from kit.runs import pred_columns, pred_frame, scores_dict, write_scores
 from kit.stream_metrics import MetricSums
-from kit.submission import sample_head, submission_form, write_streamed_submission
+from kit.submission import form_for, sample_head, write_streamed_submission
 from kit.track import make_tracker
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
@@ -133,9 +133,7 @@ def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
     with atomic_path(opts.run_dir / "test_pred.parquet") as test_tmp:
         batches = _mean_test(folds, st.classes, cfg.ensemble.fold_vote, test_tmp)
         if opts.submit:
-            form = submission_form(head, metric=metric, kind=cfg.submission.kind,
-                                   problem=cfg.competition.problem, classes=st.classes,
-                                   source=sample_path)
+            form = form_for(cfg, head, metric, classes=st.classes, source=sample_path)
             submission = write_streamed_submission(
                 batches, st.classes, sample_path, head, opts.run_dir / "submission.csv",
                 form)
