@@ -101,7 +101,7 @@ def run_study(args) -> dict:
 def run_trials(args, cfg, space, data_dir, comp_runs, study, folder, seed) -> int:
     """This process's trial loop; returns how many trials it ran."""
     from kit.devices import pick_device
-    from kit.threads import apply_thread_budget
+    from kit.threads import apply_thread_budget, kit_jobs
     from kit.tuning import tune
 
     apply_thread_budget(cfg.train.num_threads)  # divided by KIT_JOBS in a --jobs child
@@ -112,7 +112,7 @@ def run_trials(args, cfg, space, data_dir, comp_runs, study, folder, seed) -> in
         ran.append(trial.number)
         return train_trial(args.model, cfg, params, trial, data_dir, comp_runs, folder, device)
 
-    attrs = {"sampler_seed": seed, "jobs": int(os.environ.get("KIT_JOBS", "1") or 1)}
+    attrs = {"sampler_seed": seed, "jobs": kit_jobs()}
     tune(study, folder, space, run_trial, trials=args.trials, timeout=args.timeout,
          progress="lines" if args.worker else "bar", attrs=attrs)
     return len(ran)

@@ -224,3 +224,4 @@ def test_a_demo_stopped_part_way_leaves_no_half_file(tmp_path, comp):
     assert [name for name in whole if found.get(name) != whole[name]] == []  # no half file
     assert found.keys() == whole.keys() and hidden_files(data) == []
     assert done.returncode != 0, "the demo hid its failed writes"
+    assert "File too large" in done.stderr, done.stderr[-2000:]  # the limit, not another error

@@ -41,8 +41,7 @@ def world(tmp_path_factory) -> Path:
     return root
 
 
-def script(world: Path, name: str, *args: str, tmp: Path | None = None):
-    tmp = tmp or world
+def script(world: Path, name: str, *args: str):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(world / "comps")}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
                           capture_output=True, text=True, env=env, timeout=300)

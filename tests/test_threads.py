@@ -137,9 +137,9 @@ def test_a_small_table_fits_on_one_thread_and_a_large_one_on_every_core(kind):
 
 def test_the_size_rule_steps_at_its_crossover():
     n = MIN_CELLS["lgbm"]
-    assert fit_threads("lgbm", n - 1, 1, cores=2) == 1
-    assert fit_threads("lgbm", n, 1, cores=2) == 1
+    assert fit_threads("lgbm", 2 * n - 1, 1, cores=2) == 1  # the step is at 2 x MIN_CELLS
     assert fit_threads("lgbm", 2 * n, 1, cores=2) == 2
+    assert fit_threads("lgbm", 10 * n, 1, cores=2) == 2  # never past the usable cores
 
 
 def test_train_num_threads_wins_and_an_unknown_size_takes_every_core():

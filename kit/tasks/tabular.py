@@ -60,7 +60,7 @@ from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.runs import read_folds
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.threads import MIN_CELLS, fit_threads
+from kit.threads import fit_threads
 from kit.time_split import read_times
 from kit.trainer import Trainer, best_checkpoint, load_checkpoint
 
@@ -407,7 +407,7 @@ def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, object
                              objective)
     test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
     info = {"model_file": "model.skops"}
-    if ctx.cfg.model.name in MIN_CELLS:  # gbdt: the OpenMP threads its fit was given
+    if ctx.cfg.model.name == "gbdt":  # HistGradientBoosting: the OpenMP threads it was given
         info["threads"] = {"openmp": threads}
     return valid, test, info
 
