@@ -67,12 +67,12 @@ class TextFeatures:
         self.vectorizers, self.svds = [], []
         for column in self.columns:
             texts = as_text(frame[column])
-            pair = [_fit_or_empty(TfidfVectorizer(**WORD), texts),
-                    _fit_or_empty(TfidfVectorizer(**CHAR), texts)]
-            self.vectorizers.append(pair)
-            if compact:
+            fitted = [_fit_or_empty(TfidfVectorizer(**WORD), texts),
+                      _fit_or_empty(TfidfVectorizer(**CHAR), texts)]
+            self.vectorizers.append([v for v, _ in fitted])
+            if compact:  # the SVD on the matrices the fit made: the rows tokenized once
                 self.svds.append(self._fit_svd(sparse.hstack(
-                    [v.transform(texts) for v in pair if v is not None]).tocsr()))
+                    [x for v, x in fitted if v is not None]).tocsr()))
         return self
 
     def _fit_svd(self, x: sparse.csr_matrix):
@@ -111,13 +111,13 @@ class TextFeatures:
                 for term in v.vocabulary_}
 
 
-def _fit_or_empty(vectorizer, texts: pd.Series):
-    """The fitted vectorizer, or None when the rows share no n-gram (min_df): a column of
-    blanks in a small fold is not an error, it just adds no feature."""
+def _fit_or_empty(vectorizer, texts: pd.Series) -> tuple:
+    """(the fitted vectorizer, its TF-IDF of `texts`), or (None, None) when the rows share no
+    n-gram (min_df): a column of blanks in a small fold is not an error, it adds no feature."""
     try:
-        return vectorizer.fit(texts)
+        return vectorizer, vectorizer.fit_transform(texts)
     except ValueError:  # "empty vocabulary" / "After pruning, no terms remain"
-        return None
+        return None, None
 
 
 class TextJoined:
