@@ -18,15 +18,15 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from kit.archive import is_extracted, safe_extract
 from kit.config import Config, load_config, profile_section, to_toml
-from kit.errors import DataError, KitError
-from kit.hooks import hook_hashes, load_hook
+from kit.data.folder import resolve_data_dir
+from kit.errors import KitError
+from kit.hooks import hook_hashes
 from kit.io import write_json, write_text
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
 
 # Light imports only up here: scripts answer --help and argument errors through this module,
-# so pandas (kit.data, kit.runs) and torch are imported inside the functions that need them.
+# so pandas (kit.data, kit.run_folder) and torch are imported inside the functions that need them.
 
 
 def _terminate(signum, frame):  # SIGTERM (preemption, `kill`, Kaggle's stop): as Ctrl-C
@@ -105,48 +105,9 @@ def _overrides(args) -> list[str]:
     return extra
 
 
-def resolve_data_dir(cfg: Config, data: Path | None, demo: bool, *,
-                     demo_command: str = "") -> Path:
-    """The competition's data folder: unzip a Kaggle download, or explain how to get one.
-
-    demo: write the synthetic demo data to data/<slug>-demo (or `data`) and use it.
-    demo_command: the calling script's command on demo data, named when no data is found
-    (default: train.py's).
-    """
-    from kit.data.sources import source_exists
-
-    slug = cfg.competition.slug
-    if demo:
-        data_dir = data or data_root() / f"{slug}-demo"  # never overwrite real data
-        make_demo = load_hook(competition_dir(slug), "demo", "make_demo")
-        if make_demo is None:
-            raise DataError(f"competition {slug!r} has no demo.py; train on real data instead")
-        make_demo(data_dir)
-        print(f"DEMO DATA: synthetic {slug} files written to {data_dir} (not the real competition)")
-        if cfg.demo:
-            recipe = ", ".join(f"{k}={v}" for k, v in cfg.demo.items())
-            print(f"demo recipe from config.toml [demo] (a CPU-sized run): {recipe}")
-        return data_dir
-    data_dir = data or data_root() / slug
-    archive = data_dir / f"{slug}.zip"
-    # A present train.csv may be cut short by an interrupted unzip: while the zip is here,
-    # only the marker of a finished extraction of this very zip says the files are whole.
-    if archive.exists() and not is_extracted(archive, data_dir):
-        print(f"extracting {archive}")
-        safe_extract(archive, data_dir)
-    if not source_exists(data_dir, cfg.data.train):
-        fix = (f"kaggle competitions download -c {slug} -p {data_dir}" if cfg.competition.kaggle
-               else f"copy the competition files into {data_dir}")
-        retry = demo_command or f"python scripts/train.py --comp {slug} --demo"
-        raise DataError(f"no {cfg.data.train} in {data_dir}; get the data with `{fix}` or "
-                        f"pass --data DIR, the folder holding it (or try it on synthetic demo "
-                        f"data: `{retry}`)")
-    return data_dir
-
-
 def _load_with_profile(args) -> Config:
     """The config with the profile of the device it will run on ([cpu], [gpu], [mps])."""
-    from kit.devices import pick_device
+    from kit.runtime.devices import pick_device
 
     path = competition_dir(args.comp) / "config.toml"
     kwargs = {"overrides": _overrides(args), "dry_run": args.dry_run, "demo": args.demo}
@@ -167,12 +128,12 @@ def train_main(argv: list[str] | None = None) -> dict:
     args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
     import torch
 
-    from kit import distributed as dist
-    from kit.metric_file import resolve_metric
+    from kit.metrics.competition import resolve_metric
     from kit.pipeline import RunOptions, run_cv
     from kit.resume import Resume
-    from kit.seed import seed_everything, set_deterministic
-    from kit.threads import apply_thread_budget
+    from kit.runtime import distributed as dist
+    from kit.runtime.seed import seed_everything, set_deterministic
+    from kit.runtime.threads import apply_thread_budget
 
     resume = Resume.open(args) if args.resume else None
     if resume is None and not args.comp:
@@ -184,7 +145,7 @@ def train_main(argv: list[str] | None = None) -> dict:
     set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
     place, data_dir, device = _where(cfg, args)
     seed_everything(cfg.train.seed)
-    threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.threads
+    threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.runtime.threads
     folds = 1 if args.dry_run and not args.folds else args.folds
     facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
              "data_dir": str(data_dir), "threads": threads, "max_time": cfg.train.max_time,
@@ -229,8 +190,8 @@ def _where(cfg: Config, args):
     """(DDP place, data folder, device): rank 0 writes demo data or unzips first."""
     import torch
 
-    from kit import distributed as dist
-    from kit.devices import pick_device
+    from kit.runtime import distributed as dist
+    from kit.runtime.devices import pick_device
 
     place = dist.init(cfg.train.device)
     if place.main:
@@ -252,8 +213,8 @@ def _library_versions(cfg: Config) -> dict:
 
 
 def _start_run(args, cfg: Config, label: str, argv, facts: dict) -> Path:
-    """A new run folder of its own (kit.runs.new_run_dir), its config.toml and run.json."""
-    from kit.runs import new_run_dir, provenance
+    """A new run folder of its own (kit.run_folder.new_run_dir), its config.toml and run.json."""
+    from kit.run_folder import new_run_dir, provenance
 
     run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
                           cfg.model.name, cfg.features.name, label)

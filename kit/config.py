@@ -49,7 +49,7 @@ class CompetitionConfig:
     task: str = "tabular"
     problem: str = "classification"  # or "regression"; explicit, never guessed from the data
     kaggle: bool = True  # false: not a Kaggle competition (no download / submit / kernel)
-    metric: str = "accuracy"  # a name in kit.metrics.METRICS
+    metric: str = "accuracy"  # a name in kit.metrics.registry.METRICS
     description: str = ""
 
 
@@ -140,7 +140,7 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
-    batch_size: int = 64  # tabular: 0 = from the fold's training rows (kit/tasks/tabular.py)
+    batch_size: int = 64  # tabular: 0 = from the fold's training rows (kit/tasks/tabular/task.py)
     warmup_epochs: float = 1.0
     min_lr: float = 1e-5  # cosine floor; 0 freezes the end of training (warned)
     scheduler: str = "cosine"
@@ -160,7 +160,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     # CPU threads for torch and BLAS/OpenMP (0 = the kit chooses: half the cores, the rest
-    # for pyarrow; kit/threads.py). Tiny batches (Titanic) run several times faster on 1
+    # for pyarrow; kit/runtime/threads.py). Tiny batches (Titanic) run several times faster on 1
     # thread: the sync costs more than the math.
     num_threads: int = 0
     device_data: bool = False  # keep the whole tensor dataset on the device (small data)
@@ -213,12 +213,12 @@ class CVConfig:
     seed: int = 42  # the split's seed; repeat r of a repeated CV uses seed + r
     repeats: int = 1  # R x n_splits fold fits, each repeat another shuffle of the rows
     # "hash": a stable hash of the id (of cv.group when set) mod n_splits, row-local, as
-    # the out-of-core path splits (kit/folds.py hash_folds); not stratified
+    # the out-of-core path splits (kit/splits/folds.py hash_folds); not stratified
     strategy: str = "stratified"
     group: str = ""  # column holding the group id (group / stratified_group / time)
     bins: int = 10  # regression + stratified: folds stratified on this many target quantiles
     # "time": expanding-window folds in the order of this column (numbers or dates), as
-    # scikit-learn's TimeSeriesSplit; a group sits at its first timestamp (kit/folds.py)
+    # scikit-learn's TimeSeriesSplit; a group sits at its first timestamp (kit/splits/folds.py)
     time: str = ""
     gap: int = 0  # time: distinct timestamps left out between each fit's training and valid rows
 
@@ -270,7 +270,7 @@ class Config:
     gpu: dict = field(default_factory=dict)
     mps: dict = field(default_factory=dict)
     # Search spaces for scripts/tune.py, one table per model: [tune.gbdt] learning_rate =
-    # {low = 0.01, high = 0.3, log = true}; checked by kit/tuning.py against the builder
+    # {low = 0.01, high = 0.3, log = true}; checked by kit/tuning/study.py against the builder
     tune: dict = field(default_factory=dict)
 
     def replace(self, **sections: Any) -> Config:

@@ -16,17 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit import cut_points, out_of_core
-from kit import distributed as dist
-from kit.blending import fold_vote_hard
+from kit import out_of_core
 from kit.config import Config, to_toml
+from kit.ensembles.blend import fold_vote_hard
 from kit.errors import DataError
-from kit.folds import Split, check_folds, fold_rows, make_split, split_key
-from kit.importance import write_run_importance
 from kit.io import write_text
-from kit.metric_file import resolve_metric
+from kit.metrics import cut_points
+from kit.metrics.competition import resolve_metric
 from kit.paths import competition_dir
-from kit.runs import (
+from kit.run_folder import (
     oof_frame,
     pred_columns,
     pred_frame,
@@ -41,11 +39,14 @@ from kit.runs import (
     write_predictions,
     write_scores,
 )
+from kit.runtime import distributed as dist
+from kit.splits.folds import Split, check_folds, fold_rows, make_split, split_key
+from kit.splits.time import check_time_split, describe_time_split, make_time_split
 from kit.submission import build_submission, form_for, read_sample, write_submission
 from kit.tasks import FoldContext, Prepared, get_task
-from kit.time_split import check_time_split, describe_time_split, make_time_split
-from kit.track import make_tracker
-from kit.trainer import Trainer
+from kit.training.importance import write_run_importance
+from kit.training.track import make_tracker
+from kit.training.trainer import Trainer
 
 
 @dataclass
@@ -165,7 +166,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
             tracker.start_fold(k)
             out = task.fit_fold(prep, ctx)
             if main and "sample_batch" in ctx.extras:  # image tasks: the first augmented batch
-                from kit.plots import sample_grid
+                from kit.training.plots import sample_grid
 
                 batch = ctx.extras["sample_batch"]
                 y = batch["y"].tolist()  # class indices -> names; a regression's values as they are
@@ -224,7 +225,7 @@ def _fold_plot(fold_dir: Path, labels, pred, classes, what: str, metric=None, *,
                best_epoch: int | None = None) -> None:
     """Learning curves; then a confusion matrix (classification) or the OOF scatter against
     truth and the residual histogram (regression)."""
-    from kit.plots import boosting_curve, confusion, learning_curves, residuals
+    from kit.training.plots import boosting_curve, confusion, learning_curves, residuals
 
     history = fold_dir / "history.csv"
     if metric is not None and history.exists() and not (fold_dir / "curves.png").exists():

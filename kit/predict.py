@@ -25,7 +25,7 @@ from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
 
-if TYPE_CHECKING:  # scripts/predict.py answers --help before pandas loads (kit.runs too)
+if TYPE_CHECKING:  # scripts/predict.py answers --help before pandas loads (kit.run_folder too)
     import numpy as np
     import pandas as pd
 
@@ -43,7 +43,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def finished_folds(run: Path) -> list[Path]:
     """fold<k>/ folders holding done.json, in fold order; a folder that is no run is an error."""
-    from kit.runs import fold_dirs
+    from kit.run_folder import fold_dirs
 
     if not (run / "config.toml").is_file():
         inside = sorted(p.parent.name for p in run.glob("*/config.toml"))[-3:]
@@ -75,7 +75,7 @@ def _ensemble_advice(run: Path) -> str:
 
 
 def _data_dir(cfg: Config, run: Path, data: Path | None) -> Path:
-    from kit.cli import resolve_data_dir
+    from kit.data.folder import resolve_data_dir
 
     info = _read_json(run / "run.json")
     if data is None and info.get("data_dir") and Path(info["data_dir"]).is_dir():
@@ -100,8 +100,8 @@ def _saved_cuts(run: Path, metric) -> np.ndarray | None:
     """Under qwk (mcc / f1_macro on two classes) the cuts the run's submission was cut with,
     for the classes it trained on (checked against the data's by _check_classes); None for
     another metric, or a run from before cut points (it wrote argmax labels: so does this)."""
-    from kit.cut_points import applies
-    from kit.runs import read_cut_points
+    from kit.metrics.cut_points import applies
+    from kit.run_folder import read_cut_points
 
     classes = _read_json(run / "scores.json").get("classes") or []
     return read_cut_points(run, classes) if applies(metric, classes) else None
@@ -133,12 +133,13 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
                 device: str = "auto") -> dict:
     """Predict the test set with every finished fold of `run`; write a checked submission."""
     folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
-    from kit.cut_points import apply
-    from kit.devices import pick_device
-    from kit.metric_file import resolve_metric
+    from kit.metrics.competition import resolve_metric
+    from kit.metrics.cut_points import apply
     from kit.pipeline import fold_mean
-    from kit.runs import check_hooks, check_library_versions, pred_frame
-    from kit.seed import seed_everything
+    from kit.run_folder import check_hooks, check_library_versions, pred_frame
+    from kit.runtime.devices import pick_device
+    from kit.runtime.seed import seed_everything
+    from kit.runtime.threads import apply_thread_budget
     from kit.submission import (
         build_submission,
         demo_trained,
@@ -147,7 +148,6 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
         write_submission,
     )
     from kit.tasks import get_task
-    from kit.threads import apply_thread_budget
 
     cfg = load_resolved(run / "config.toml")
     scores = run / "scores.json"

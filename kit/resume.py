@@ -25,7 +25,7 @@ from pathlib import Path
 from kit.config import Config, apply_overrides, load_resolved
 from kit.errors import ConfigError, KitError
 from kit.io import write_json
-from kit.runs import check_hooks, check_library_versions, provenance
+from kit.run_folder import check_hooks, check_library_versions, provenance
 
 # (argparse dest, flag, value it has when not given)
 REFUSED = (("overrides", "--set", []), ("seed", "--seed", None),

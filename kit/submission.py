@@ -26,9 +26,9 @@ import pandas as pd
 
 from kit.errors import ConfigError, SubmissionError
 from kit.io import atomic_path, write_csv
-from kit.metrics import Metric, check_problem, get_metric, top_k
+from kit.metrics.registry import Metric, check_problem, get_metric, top_k
 
-# `[submission] kind = "auto"` writes what the metric scores (kit.metrics.SCORES)
+# `[submission] kind = "auto"` writes what the metric scores (kit.metrics.registry.SCORES)
 AUTO_KIND = {"labels": "label", "probabilities": "proba", "ranked": "ranked", "values": "value"}
 
 
@@ -278,7 +278,7 @@ def build_submission(ids: np.ndarray, pred: np.ndarray, classes: list, sample: p
 
 def ranked_guesses(pred: np.ndarray, classes: list, k: int) -> np.ndarray:
     """Each row's top k classes by probability, best first, joined by spaces (the same
-    top k the OOF score takes: kit.metrics.top_k).
+    top k the OOF score takes: kit.metrics.registry.top_k).
 
     >>> ranked_guesses(np.array([[0.2, 0.5, 0.3]]), ["a", "b", "c"], 2)  # ["b c"]
     """

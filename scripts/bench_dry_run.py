@@ -4,7 +4,7 @@
 For each competition the demo data is written first (untimed: `--demo` once), then
 `python scripts/train.py --comp C --dry-run` runs as a fresh process, as a user would
 type it, into a temporary folder. The baseline, measured in the same run, is the bare
-start-up of that process (`python -c "import kit.pipeline, kit.tasks.tabular, kit.tasks.image"`:
+start-up of that process (`python -c "import kit.pipeline, kit.tasks.tabular.task, kit.tasks.image"`:
 torch, torchvision, timm, pandas, pyarrow, scikit-learn and the kit), the part of the
 wall time no dry-run setting can remove. Target: 30 s per competition on 2 CPU cores.
 
@@ -44,7 +44,7 @@ def main(argv=None) -> dict:
 
     env = {**os.environ, "WANDB_MODE": "disabled"}  # output is captured: no progress bars
     python = sys.executable
-    imports = "import kit.pipeline, kit.tasks.tabular, kit.tasks.image"
+    imports = "import kit.pipeline, kit.tasks.tabular.task, kit.tasks.image"
     startup = min(timed([python, "-c", imports], env) for _ in range(args.repeat))
     print(f"start-up ({imports}): {startup:.1f} s")
     results = {}

@@ -86,7 +86,7 @@ def torchvision_dataset(root: Path):
 def images_per_s(dataset, workers: int, batch_size: int) -> float:
     import torch
 
-    from kit.seed import worker_init_fn
+    from kit.runtime.seed import worker_init_fn
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                          num_workers=workers, worker_init_fn=worker_init_fn,

@@ -174,7 +174,7 @@ def csv_figures(csv: Path, workdir: Path) -> dict:
     import pyarrow.csv as pacsv
 
     from kit.data.sources import BLOCK_BYTES, csv_to_parquet
-    from kit.threads import apply_thread_budget
+    from kit.runtime.threads import apply_thread_budget
 
     apply_thread_budget(0)
     started = time.monotonic()

@@ -22,7 +22,7 @@ of two best-ofs taken minutes apart does not; rows/s figures are each loader's f
 pass, and `fraction_of_limit_best_of` their ratio. Also measured: categorical
 encoding alone (per-value apply(lambda) vs kit's CategoricalPreprocessor map) and the peak
 RSS of a full kit epoch at N and 10 N rows, each in a fresh child process. Threads: the
-kit's budget as `train` applies it (kit.threads, from the cores and --num-threads, 0 =
+kit's budget as `train` applies it (kit.runtime.threads, from the cores and --num-threads, 0 =
 auto), for the kit and the limit alike; --no-thread-budget leaves every pool at its library
 default, as a plain shell had them before. Progress goes to stderr; the last stdout line is
 the JSON summary (with the thread counts under "threads"), also written to --summary-json.
@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kit.data.stream import TabularStream, stream_loader  # noqa: E402
 from kit.data.tabular import UNSEEN, CategoricalPreprocessor, NumericPreprocessor  # noqa: E402
 from kit.io import write_json  # noqa: E402
-from kit.threads import apply_thread_budget  # noqa: E402
+from kit.runtime.threads import apply_thread_budget  # noqa: E402
 
 ROWS_PER_DATE = 50_000
 BATCH_SIZE = 1024
@@ -110,7 +110,7 @@ def sample_frame(folder: Path, rows: int) -> pd.DataFrame:
 # -- the fitted transform TabularStream calls once per chunk: the kit's own ------------------
 
 class KitTransform:
-    """kit.data.tabular's fitted preprocessors, as kit.tasks.tabular applies them."""
+    """kit.data.tabular's fitted preprocessors, as kit.tasks.tabular.task applies them."""
 
     def __init__(self, frame: pd.DataFrame, num: list[str], cat: list[str]) -> None:
         self.num = NumericPreprocessor().fit(frame, num)

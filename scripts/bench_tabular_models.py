@@ -40,7 +40,7 @@ from kit.data.synthetic import RECIPE, SLUG, make_table, split_table, write_comp
 from kit.io import write_json  # noqa: E402
 from kit.models import MODELS  # noqa: E402
 from kit.paths import ROOT, data_root  # noqa: E402
-from kit.threads import usable_cores  # noqa: E402
+from kit.runtime.threads import usable_cores  # noqa: E402
 
 KINDS = ("gbdt", "lgbm", "xgb", "catboost", "rf", "mlp", "tabm")
 CV = {"cv.n_splits": 3, "cv.repeats": 1}  # every run
@@ -226,7 +226,7 @@ def lgbm_overhead(rows: int = OVERHEAD_ROWS, rounds: int = OVERHEAD_ROUNDS,
 
     from kit.data.tabular import CategoricalPreprocessor, NumericPreprocessor
     from kit.models import build_model
-    from kit.tasks.tabular import booster_frame
+    from kit.tasks.tabular.task import booster_frame
 
     frame = make_table(rows, seed)
     cut = int(0.8 * len(frame))

@@ -1,7 +1,7 @@
 """Text columns for trees: TruncatedSVD components vs an OOF linear prediction (kit/data/text.py).
 
 Both are fitted per outer fold on its training rows; the OOF linear prediction gives those
-rows theirs by an inner 5-fold (as kit/fold_features.py does for target encoding). Scored
+rows theirs by an inner 5-fold (as kit/tasks/tabular/fold_features.py does for target encoding). Scored
 by 5-fold CV (AUC, accuracy) on a synthetic review table (numbers, a category and a text
 whose words and misspellings carry part of the signal) and on the Titanic demo's Name.
 

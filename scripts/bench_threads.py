@@ -3,7 +3,7 @@ kind, idle and beside one busy process pinned to one core.
 
     python scripts/bench_threads.py --summary-json bench_threads.json        # the targets
     python scripts/bench_threads.py --wait-policies kit,unset                # + OpenMP's default
-    python scripts/bench_threads.py --grid                                   # kit/threads.py MIN_CELLS
+    python scripts/bench_threads.py --grid                         # kit/runtime/threads.py MIN_CELLS
 
 One process tree, one run: this process times nothing itself. For each wait policy and
 condition it starts a worker (this script with --worker) in a fresh process, so OpenMP reads
@@ -48,7 +48,7 @@ if os.environ.get("BENCH_WAIT_POLICY") == "unset":  # OpenMP's own default, for 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from kit.threads import fit_threads, thread_budget, usable_cores  # noqa: E402
+from kit.runtime.threads import fit_threads, thread_budget, usable_cores  # noqa: E402
 
 KINDS = ("lgbm", "xgb", "catboost", "gbdt")
 TITANIC = ("Pclass", "Age", "SibSp", "Parch", "Fare"), ("Sex", "Embarked")
@@ -78,7 +78,7 @@ def synthetic(rows: int) -> tuple[pd.DataFrame, list[str], list[str]]:
 def prepared(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict:
     """A fold's parts as the kit builds them: booster frames and gbdt / torch arrays."""
     from kit.data.tabular import CategoricalPreprocessor, NumericPreprocessor
-    from kit.tasks.tabular import booster_frame
+    from kit.tasks.tabular.task import booster_frame
 
     cut = int(len(frame) * 0.8)
     fit, held = frame.iloc[:cut], frame.iloc[cut:]
@@ -112,7 +112,7 @@ def fit_once(kind: str, data: dict, threads: int, rounds: int) -> float:
 
 
 def rule_threads(kind: str, rows: int, columns: int) -> int:
-    """What the kit gives the fit: kit.threads.fit_threads, except that gbdt and torch take
+    """What the kit gives the fit: kit.runtime.threads.fit_threads, except that gbdt and torch take
     the process's budget (thread_budget: HistGradientBoosting has no n_jobs and sizes
     itself from the OpenMP pool, which the kit sets once per run)."""
     if kind in ("gbdt", "torch"):
@@ -143,7 +143,7 @@ def fit_torch(data: dict, threads: int, epochs: int) -> None:
     import torch
 
     from kit.models import build_model
-    from kit.tasks.tabular import batch_size_for
+    from kit.tasks.tabular.task import batch_size_for
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -39,12 +39,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kit import trainer as trainer_module  # noqa: E402
 from kit.config import Config, OptimConfig, TrainConfig  # noqa: E402
-from kit.metrics import get_metric  # noqa: E402
+from kit.metrics.registry import get_metric  # noqa: E402
 from kit.objective import Objective  # noqa: E402
-from kit.threads import apply_thread_budget  # noqa: E402
-from kit.trainer import Trainer  # noqa: E402
+from kit.runtime.threads import apply_thread_budget  # noqa: E402
+from kit.training import trainer as trainer_module  # noqa: E402
+from kit.training.trainer import Trainer  # noqa: E402
 
 
 def mlp() -> nn.Module:

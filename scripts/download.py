@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--force", action="store_true", help="download and extract again")
     parser.add_argument("--summary-json", help="write what was done to this JSON file")
     args = parser.parse_args(argv)
-    from kit.kaggle import download  # after --help: it loads pandas
+    from kit.kaggle.client import download  # after --help: it loads pandas
 
     summary = download(args.comp, data=args.data, force=args.force)
     print(summary["message"])

@@ -14,7 +14,7 @@
                                                # runs made by train.py --demo, on demo data
 
 Methods, the hard-vote tie rule, the regression spaces and the weight fitting are
-documented in kit/blending.py, hill climbing in kit/hill_climbing.py. Members must share
+documented in kit/ensembles/blend.py, hill climbing in kit/ensembles/hill_climbing.py. Members must share
 one split (scores.json "split"); --allow-different-folds blends others with a warning.
 The sample submission comes from --data, else data/<slug>; from the demo data
 (data/<slug>-demo, written as train.py --demo writes it) with --demo, or when a member was
@@ -33,7 +33,7 @@ from kit.errors import KitError  # noqa: E402
 from kit.io import write_json  # noqa: E402
 from kit.paths import competition_dir, runs_root  # noqa: E402
 
-# kit.blending.METHODS, spelled out: the parser answers --help before numpy and pandas load
+# kit.ensembles.blend.METHODS, spelled out: the parser answers --help before numpy and pandas load
 # (tests/test_help.py checks that the two lists agree).
 METHODS = ("soft", "hard", "weighted", "hill", "stack")
 
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def hill_settings(args: argparse.Namespace):
     """The hill options given, over HillSettings' defaults; None when none was given."""
-    from kit.hill_climbing import HillSettings
+    from kit.ensembles.hill_climbing import HillSettings
 
     given = {key: value for key, value in (
         ("max_steps", args.max_steps), ("bags", args.bags), ("bag_fraction", args.bag_fraction),
@@ -90,9 +90,9 @@ def data_dir(args: argparse.Namespace) -> Path:
     checked (and unzipped) as train.py does, the error naming the command that works."""
     if args.data is not None:
         return args.data
-    from kit.cli import resolve_data_dir
     from kit.config import load_config
-    from kit.ensemble import resolve_run_dir
+    from kit.data.folder import resolve_data_dir
+    from kit.ensembles.build import resolve_run_dir
     from kit.submission import demo_trained
 
     root = args.runs or runs_root()
@@ -106,7 +106,7 @@ def data_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from kit import ensemble
+    from kit.ensembles import build as ensemble
 
     try:
         summary = ensemble.ensemble_runs(
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(args: argparse.Namespace, summary: dict) -> None:
     """The blend's table, weights, correlations and files, printed; the summary JSON."""
-    from kit.ensemble_report import format_matrix, format_table
+    from kit.ensembles.report import format_matrix, format_table
 
     names = [Path(m["run_dir"]).name for m in summary["members"]]
     print()

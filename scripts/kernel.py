@@ -66,8 +66,8 @@ def check_demo(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
-    from kit.kaggle import push_dataset, push_kernel
-    from kit.kernel import build_kernel
+    from kit.kaggle.client import push_dataset, push_kernel
+    from kit.kaggle.kernel import build_kernel
 
     demo = check_demo(args)
     user = args.user or (DEMO_USER if args.demo and not os.environ.get("KAGGLE_USERNAME")

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise ConfigError("--lb joins the scores of files submitted to Kaggle, and demo-trained "
                           "runs are never submitted (submit.py refuses them); drop --demo or --lb")
     competition_dir(args.comp)  # an unknown competition lists the known ones
-    from kit.leaderboard import cv_vs_lb, join_lb, lb_scores, run_table
+    from kit.kaggle.leaderboard import cv_vs_lb, join_lb, lb_scores, run_table
 
     comp_runs = (args.runs or runs_root()) / args.comp
     every = run_table(comp_runs, (args.submissions or submissions_root()) / args.comp)

@@ -44,8 +44,8 @@ def data_dir(args: argparse.Namespace) -> Path:
     """--data; else data/<comp>-demo (--demo) or data/<comp>, checked as train.py does."""
     if args.data:
         return Path(args.data)
-    from kit.cli import resolve_data_dir
     from kit.config import load_config
+    from kit.data.folder import resolve_data_dir
 
     cfg = load_config(competition_dir(args.comp) / "config.toml", demo=args.demo)
     retry = f"python scripts/submit.py --comp {args.comp} --file {args.file} -m ... --demo"
@@ -54,7 +54,7 @@ def data_dir(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    from kit.kaggle import submit
+    from kit.kaggle.client import submit
     from kit.submission import demo_trained
 
     demo = demo_trained(args.file)

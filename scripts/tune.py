@@ -7,13 +7,13 @@
     python scripts/tune.py --comp titanic --model gbdt --trials 5 --demo    # on synthetic data
 
 A study is keyed on the training data's content, the competition's hooks, the metric, the
-config and the search space (kit/study_key.py); its default name, <model>-<key>, carries the
+config and the search space (kit/tuning/key.py); its default name, <model>-<key>, carries the
 key, so other data or another space starts another study. `--jobs J` runs J processes of
 trials on the study's storage (Optuna shares it), each with KIT_JOBS=J so the kit's thread
 rule gives each 1/J of the cores; several shells running the same command share the study
 the same way. `--trials N` is N finished trials in total. A database URL (--storage) shares
 the study across machines. The search space is [tune.<model>] in the competition's
-config.toml over kit/tuning.py's defaults. Outputs in runs/<comp>/tune/<study>/: best.toml
+config.toml over kit/tuning/study.py's defaults. Outputs in runs/<comp>/tune/<study>/: best.toml
 (the best parameters as a [model.params] table), history.png and importance.png.
 """
 
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run_study(args) -> dict:
-    from kit.cli import resolve_data_dir
     from kit.config import load_config
+    from kit.data.folder import resolve_data_dir
     from kit.errors import ConfigError
     from kit.paths import competition_dir, runs_root
-    from kit.study_key import read_known, study_name, study_parts, study_seed
-    from kit.tuning import best_trial, open_study, search_space
+    from kit.tuning.key import read_known, study_name, study_parts, study_seed
+    from kit.tuning.study import best_trial, open_study, search_space
 
     for flag, value in (("--trials", args.trials), ("--jobs", args.jobs)):
         if value < 1:
@@ -100,9 +100,9 @@ def run_study(args) -> dict:
 
 def run_trials(args, cfg, space, data_dir, comp_runs, study, folder, seed) -> int:
     """This process's trial loop; returns how many trials it ran."""
-    from kit.devices import pick_device
-    from kit.threads import apply_thread_budget, kit_jobs
-    from kit.tuning import tune
+    from kit.runtime.devices import pick_device
+    from kit.runtime.threads import apply_thread_budget, kit_jobs
+    from kit.tuning.study import tune
 
     apply_thread_budget(cfg.train.num_threads)  # divided by KIT_JOBS in a --jobs child
     device = pick_device(cfg.train.device)
@@ -125,8 +125,8 @@ def train_trial(model: str, cfg, params: dict, trial, data_dir: Path, comp_runs:
 
     from kit.config import apply_overrides
     from kit.pipeline import RunOptions, run_cv
-    from kit.seed import seed_everything
-    from kit.tuning import new_trial_dir
+    from kit.runtime.seed import seed_everything
+    from kit.tuning.study import new_trial_dir
 
     seed_everything(cfg.train.seed)
     trial_cfg = apply_overrides(cfg, {f"model.params.{model}.{k}": v
@@ -199,7 +199,7 @@ def _relay(stream, prefix: str) -> None:
 
 def report(args, cfg, study, folder: Path, best: dict) -> dict:
     """best.toml, the plots, the printed best; then the --apply run."""
-    from kit.tuning import params_toml, save_plots
+    from kit.tuning.study import params_toml, save_plots
 
     out = {"best": best, "trials": len(study.trials)}
     if not best:

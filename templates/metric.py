@@ -1,5 +1,5 @@
 """A competition's own metric: copy this file to competitions/<slug>/metric.py and set
-competition.metric = NAME in that folder's config.toml (kit/metric_file.py has the contract).
+competition.metric = NAME in that folder's config.toml (kit/metrics/competition.py has the contract).
 
 score(labels, pred) gets the targets (class indices into the run's sorted classes, or a
 regression's values) and the predictions in the form SCORES names:

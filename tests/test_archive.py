@@ -1,4 +1,4 @@
-"""A download is complete or absent (kit.archive, and the demo writers).
+"""A download is complete or absent (kit.data.archive, and the demo writers).
 
 An extraction writes each member under a temporary name and renames it, then a marker
 naming the zip; while a zip lies in a data folder, only that marker says the files are
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from kit import archive
-from kit.cli import resolve_data_dir
 from kit.config import load_config
+from kit.data import archive
+from kit.data.folder import resolve_data_dir
 from kit.errors import DataError
 
 LINE = "1,0,3,\"Braund, Mr. Owen Harris\",male,22,1,0,A/5 21171,7.25,,S\n"
@@ -89,7 +89,7 @@ def test_the_marker_names_the_zip_and_its_files(tmp_path):
 KILLED_EXTRACTION = """
 import sys
 sys.path.insert(0, {root!r})
-from kit.archive import safe_extract
+from kit.data.archive import safe_extract
 safe_extract({zip!r}, {dest!r})
 """
 

@@ -1,4 +1,4 @@
-"""kit.blending: voting and weight fitting on arrays with known answers, both problem kinds."""
+"""kit.ensembles.blend: voting and weight fitting on arrays with known answers, both problem kinds."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from kit import blending
+from kit.ensembles import blend as blending
 from kit.errors import ConfigError, DataError
-from kit.metrics import get_metric
+from kit.metrics.registry import get_metric
 
 # --- classification: voting ---------------------------------------------------------------
 
@@ -212,7 +212,7 @@ def _truth_and_noise(seed: int = 0, n: int = 400):
 
 
 def test_hill_climbing_selects_the_member_that_is_the_truth():
-    from kit.blending import fit_hill
+    from kit.ensembles.blend import fit_hill
 
     members, labels = _truth_and_noise()
     for metric in ("accuracy", "logloss", "auc"):
@@ -222,8 +222,8 @@ def test_hill_climbing_selects_the_member_that_is_the_truth():
 
 
 def test_hill_climbing_with_negative_weights_may_go_below_zero_and_sums_to_one():
-    from kit.blending import fit_hill
-    from kit.hill_climbing import HillSettings
+    from kit.ensembles.blend import fit_hill
+    from kit.ensembles.hill_climbing import HillSettings
 
     rng = np.random.default_rng(1)
     truth = rng.normal(size=500) + 5
@@ -240,7 +240,7 @@ def test_hill_climbing_with_negative_weights_may_go_below_zero_and_sums_to_one()
 
 
 def test_hill_blend_reports_the_cross_validated_metric_and_its_objective():
-    from kit.blending import Stack, blend
+    from kit.ensembles.blend import Stack, blend
 
     members, labels = _truth_and_noise(seed=2)
     folds = np.arange(len(labels)) % 4
@@ -255,8 +255,8 @@ def test_hill_blend_reports_the_cross_validated_metric_and_its_objective():
 
 
 def test_bagged_hill_climbing_averages_climbs_over_member_subsets_reproducibly():
-    from kit.blending import fit_hill
-    from kit.hill_climbing import HillSettings
+    from kit.ensembles.blend import fit_hill
+    from kit.ensembles.hill_climbing import HillSettings
 
     members, labels = _truth_and_noise(seed=6)
     members = members + _truth_and_noise(seed=7)[0][2:]  # six members, one the truth
@@ -278,7 +278,7 @@ def test_bagged_hill_climbing_averages_climbs_over_member_subsets_reproducibly()
 
 
 def test_stacking_recovers_a_known_linear_blend_and_never_uses_its_own_fold():
-    from kit.stacking import stack
+    from kit.ensembles.stacking import stack
 
     rng = np.random.default_rng(3)
     n = 600
@@ -301,7 +301,7 @@ def test_stacking_recovers_a_known_linear_blend_and_never_uses_its_own_fold():
 
 
 def test_regression_stacking_shrinks_toward_the_plain_average():
-    from kit.stacking import stack
+    from kit.ensembles.stacking import stack
 
     rng = np.random.default_rng(8)
     n = 300
@@ -318,7 +318,7 @@ def test_regression_stacking_shrinks_toward_the_plain_average():
 
 
 def test_stacking_under_rmsle_fits_in_log_space():
-    from kit.stacking import stack
+    from kit.ensembles.stacking import stack
 
     rng = np.random.default_rng(5)
     price = np.exp(rng.normal(12, 0.4, 400))
@@ -331,7 +331,7 @@ def test_stacking_under_rmsle_fits_in_log_space():
 
 
 def test_stacking_classification_gives_probabilities():
-    from kit.blending import Stack, blend
+    from kit.ensembles.blend import Stack, blend
 
     members, labels = _truth_and_noise(seed=4)
     folds = np.arange(len(labels)) % 4
@@ -349,8 +349,8 @@ def test_stacking_classification_gives_probabilities():
 
 
 def test_hill_climbs_on_ranked_and_own_metrics_and_on_log_loss_for_labels_metrics():
-    from kit.blending import hill_objective
-    from kit.metrics import Metric
+    from kit.ensembles.blend import hill_objective
+    from kit.metrics.registry import Metric
 
     assert hill_objective("map@3").name == "map@3"  # MAP@k moves with three guesses a row
     for name in ("accuracy", "qwk", "mcc", "balanced_accuracy"):

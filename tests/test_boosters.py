@@ -21,7 +21,7 @@ from kit.data.tabular import UNSEEN, CategoricalPreprocessor, NumericPreprocesso
 from kit.errors import ConfigError
 from kit.models import MODELS, build_model
 from kit.models.boosters import BOOSTERS
-from kit.tasks.tabular import booster_frame
+from kit.tasks.tabular.task import booster_frame
 
 KINDS = sorted(BOOSTERS)
 PROBLEMS = {"binary": ("classification", 1), "multiclass": ("classification", 3),

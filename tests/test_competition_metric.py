@@ -17,7 +17,7 @@ import pytest
 from kit.config import load_config
 from kit.errors import ConfigError
 from kit.hooks import load_hook
-from kit.metrics import get_metric
+from kit.metrics.registry import get_metric
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "competitions" / "playground-series-s5e6"
@@ -125,9 +125,9 @@ def test_a_map3_competition_with_its_own_metric_trains_blends_and_submits(world)
 
 
 def test_the_kernel_packs_the_metric_file_and_tuning_takes_its_direction(world):
-    from kit.kernel import _members
-    from kit.metric_file import resolve_metric
-    from kit.tuning import _mode
+    from kit.kaggle.kernel import _members
+    from kit.metrics.competition import resolve_metric
+    from kit.tuning.study import _mode
 
     names = [name for name, _ in _members(SLUG, "train")]
     assert f"competitions/{SLUG}/metric.py" in names
@@ -138,7 +138,7 @@ def test_the_kernel_packs_the_metric_file_and_tuning_takes_its_direction(world):
 
 
 def test_runs_py_ranks_a_min_metric_lowest_first_and_never_guesses_a_direction(tmp_path):
-    from kit.leaderboard import run_table
+    from kit.kaggle.leaderboard import run_table
 
     for name, cv, mode in (("a", 0.2, "min"), ("b", 0.1, "min"), ("c", 0.3, "min")):
         (tmp_path / name).mkdir()
@@ -183,7 +183,7 @@ def test_a_bad_metric_stops_the_run_with_exit_2_and_writes_nothing(tmp_path, met
 
 def test_a_metric_file_for_the_other_problem_kind_is_refused_naming_the_file(tmp_path,
                                                                              monkeypatch):
-    from kit.metric_file import find_metric
+    from kit.metrics.competition import find_metric
 
     make_competition(tmp_path, MAP3_FILE.replace('SCORES = "ranked"', 'SCORES = "values"'))
     monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(tmp_path))
@@ -192,7 +192,7 @@ def test_a_metric_file_for_the_other_problem_kind_is_refused_naming_the_file(tmp
 
 
 def test_a_labels_metric_file_gets_predicted_classes(tmp_path, monkeypatch):
-    from kit.metric_file import find_metric
+    from kit.metrics.competition import find_metric
 
     labels_file = ('NAME = "hits"\nMODE = "max"\nSCORES = "labels"\n'
                    'def score(labels, pred):\n    return float((labels == pred).sum())\n')

@@ -1,4 +1,4 @@
-"""QWK with fitted cut points (issue 30, item 3; kit/cut_points.py): the cuts are fitted inside
+"""QWK with fitted cut points (issue 30, item 3; kit/metrics/cut_points.py): the cuts are fitted inside
 the CV when a score is reported, saved with the run (cut_points.json), cut the submission's
 labels, reproduced by predict.py and refitted on an ensemble's blend. The end-to-end runs use
 a small synthetic ordinal competition in a tmp competitions root (KIT_COMPETITIONS_ROOT)."""
@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from kit import cut_points as cp
 from kit.cli import run_script
 from kit.errors import CheckpointError
-from kit.metrics import get_metric
+from kit.metrics import cut_points as cp
+from kit.metrics.registry import get_metric
 from kit.predict import predict_main
-from kit.runs import read_cut_points
+from kit.run_folder import read_cut_points
 
 ROOT = Path(__file__).resolve().parents[1]
 SLUG = "ordinal-demo"

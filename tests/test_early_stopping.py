@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from kit.early_stopping import EarlyStopping
+from kit.training.early_stopping import EarlyStopping
 
 
 def run(values, **kw):

@@ -8,10 +8,10 @@ import torch
 from kit.config import Config, OptimConfig, TrainConfig
 from kit.data.batches import TensorBatches
 from kit.errors import CheckpointError, ConfigError
-from kit.metrics import get_metric
+from kit.metrics.registry import get_metric
 from kit.models import build_model
 from kit.objective import Objective, TargetTransform
-from kit.trainer import Trainer, load_checkpoint
+from kit.training.trainer import Trainer, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,4 +1,4 @@
-"""kit.ensemble: run folders checked and aligned, ensembles end to end (classification and
+"""kit.ensembles.build: run folders checked and aligned, ensembles end to end (classification and
 regression), the script. The array math is in tests/test_blending.py."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import ensemble, runs  # runs.pred_frame: pytest would collect a bare pred_frame
+from kit import run_folder as runs  # runs.pred_frame: pytest would collect a bare pred_frame
 from kit.config import CompetitionConfig, Config, DataConfig, SubmissionConfig, load_config, to_toml
+from kit.ensembles import build as ensemble
 from kit.errors import ConfigError, DataError
-from kit.metrics import get_metric
-from kit.runs import load_run, oof_frame, scores_dict, write_predictions, write_scores
+from kit.metrics.registry import get_metric
+from kit.run_folder import load_run, oof_frame, scores_dict, write_predictions, write_scores
 from kit.submission import validate_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +169,7 @@ def house_config(tmp_path: Path, metric: str = "rmsle") -> Config:
 
 def make_regression_run(tmp_path: Path, name: str, oof_pred, test_pred, *,
                         metric: str = "rmsle") -> Path:
-    """A regression run folder written through kit.runs, as the pipeline writes one."""
+    """A regression run folder written through kit.run_folder, as the pipeline writes one."""
     cfg = house_config(tmp_path, metric)
     run = tmp_path / "runs" / HOUSE / name
     run.mkdir(parents=True)
@@ -335,7 +336,7 @@ def test_members_on_other_splits_or_with_missing_folds_are_refused(two_runs, tmp
 
 
 def test_hill_options_are_checked_and_recorded(two_runs, tmp_path):
-    from kit.hill_climbing import HillSettings
+    from kit.ensembles.hill_climbing import HillSettings
 
     roots = {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
              "data_dir": tmp_path / "data", "log": lambda _: None}

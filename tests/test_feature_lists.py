@@ -1,4 +1,4 @@
-"""Feature lists are what both files can give (kit/data/columns.py, kit/tasks/tabular.py).
+"""Feature lists are what both files can give (kit/data/columns.py, kit/tasks/tabular/task.py).
 
 A small competition in a temporary folder: train.csv holds an id, a number, a word, a
 train-only column (a leak or a second target) and the target; test.csv the id, the number
@@ -16,7 +16,7 @@ import pytest
 from kit.config import load_config
 from kit.errors import ConfigError, DataError
 from kit.tasks import Prepared
-from kit.tasks.tabular import prepare
+from kit.tasks.tabular.task import prepare
 
 CONFIG = """
 [competition]

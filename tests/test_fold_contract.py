@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT
 
 from kit.config import CVConfig
-from kit.folds import make_split
+from kit.splits.folds import make_split
 
 CONFIG = """
 [competition]

@@ -1,4 +1,4 @@
-"""kit/fold_features.py: the inner K-fold that gives a fold's training rows their columns."""
+"""kit/tasks/tabular/fold_features.py: the inner K-fold that gives a fold's training rows their columns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kit.errors import DataError
-from kit.fold_features import fit_fold_columns
+from kit.tasks.tabular.fold_features import fit_fold_columns
 
 
 def table(n: int = 200, n_groups: int = 23, seed: int = 0) -> pd.DataFrame:

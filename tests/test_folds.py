@@ -4,7 +4,7 @@ import pytest
 
 from kit.config import CVConfig
 from kit.errors import DataError
-from kit.folds import check_folds, make_folds, quantile_bins
+from kit.splits.folds import check_folds, make_folds, quantile_bins
 
 
 def test_stratified_folds_cover_once_and_keep_class_ratio():
@@ -137,7 +137,7 @@ def test_zero_inflated_regression_target_puts_its_zeros_evenly_in_the_folds():
 
 
 def test_hash_folds_are_row_local_stable_and_roughly_balanced():
-    from kit.folds import fold_balance, hash_folds
+    from kit.splits.folds import fold_balance, hash_folds
 
     rng = np.random.default_rng(0)
     ids = rng.permutation(100_000) + 1

@@ -59,8 +59,8 @@ def test_an_argument_error_loads_no_heavy_library(script):
 
 
 def test_ensemble_help_lists_the_blending_methods():
-    """scripts/ensemble.py spells out kit.blending.METHODS so --help needs no numpy."""
-    from kit.blending import METHODS
+    """scripts/ensemble.py spells out kit.ensembles.blend.METHODS so --help needs no numpy."""
+    from kit.ensembles.blend import METHODS
 
     sys.path.insert(0, str(ROOT / "scripts"))
     try:

@@ -150,9 +150,9 @@ def test_early_stopping_follows_the_loss_for_a_label_metric_by_default(tmp_path,
     labels (the image template stopped at epoch 0 on accuracy while the loss still fell),
     the metric when it is smooth; "metric" and "loss" choose. Before: the metric always."""
     from kit.config import Config, TrainConfig
-    from kit.metrics import get_metric
+    from kit.metrics.registry import get_metric
     from kit.objective import Objective
-    from kit.trainer import Trainer
+    from kit.training.trainer import Trainer
 
     train = TrainConfig() if monitor is None else TrainConfig(monitor=monitor)
     scorer = get_metric(metric)

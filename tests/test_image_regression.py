@@ -11,10 +11,10 @@ import torch
 
 from kit.config import CompetitionConfig, Config, ImageConfig, ModelConfig, OptimConfig, TrainConfig
 from kit.errors import DataError
-from kit.metrics import get_metric
+from kit.metrics.registry import get_metric
 from kit.models.vision import build_image_model
 from kit.tasks import FoldContext, image
-from kit.trainer import Trainer
+from kit.training.trainer import Trainer
 
 LAYOUT = '''
 import numpy as np

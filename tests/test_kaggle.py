@@ -1,4 +1,4 @@
-"""kit.kaggle / kit.kernel and scripts/{download,submit,kernel}.py against a fake `kaggle`.
+"""kit.kaggle.client / kit.kaggle.kernel and scripts/{download,submit,kernel}.py against a fake `kaggle`.
 
 tests/fake_kaggle/kaggle stands first on PATH: it logs its argv and answers like kaggle 2.x
 (FAKE_KAGGLE_MODE). HOME points at a temporary folder so no real credentials are read.
@@ -23,12 +23,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kit import kernel as kernel_mod
-from kit.archive import safe_extract
+from kit.data.archive import safe_extract
 from kit.errors import ConfigError, DataError, KaggleError, SubmissionError
 from kit.hooks import load_hook
-from kit.kaggle import MARKER, download, push_dataset, push_kernel, scrub, submit
-from kit.kernel import build_kernel, slugify, validate_kernel_metadata
+from kit.kaggle import kernel as kernel_mod
+from kit.kaggle.client import MARKER, download, push_dataset, push_kernel, scrub, submit
+from kit.kaggle.kernel import build_kernel, slugify, validate_kernel_metadata
 from kit.paths import ROOT
 from kit.submission import validate_file
 
@@ -308,7 +308,7 @@ def test_kernel_folder_and_metadata(tmp_path, stubs):
     assert meta["language"] == "python" and meta["kernel_type"] == "script"
     compile((folder / "kernel.py").read_text(), "kernel.py", "exec")
     assert "scripts/train.py" in build["files"] and "competitions/titanic/config.toml" in build[
-        "files"] and "kit/kaggle.py" in build["files"]
+        "files"] and "kit/kaggle/client.py" in build["files"]
     again = build_kernel("titanic", user="me", gpu=True, weights_dataset="me/timm-weights",
                          overrides=["train.epochs=2"], out=tmp_path / "k")
     assert (folder / "kernel.py").read_text() == Path(again["script"]).read_text()  # reproducible

@@ -9,8 +9,8 @@ from conftest import ROOT
 
 from kit.config import CVConfig, DataConfig, load_config
 from kit.errors import ConfigError, DataError
-from kit.folds import make_folds
 from kit.hooks import load_hook
+from kit.splits.folds import make_folds
 
 COMP = ROOT / "competitions" / "mask"
 layout = load_hook(COMP, "layout", "load").__globals__  # the module's functions

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kit.errors import ConfigError, DataError
-from kit.metrics import METRICS, SCORES, get_metric
+from kit.metrics.registry import METRICS, SCORES, get_metric
 
 Y = np.array([1.0, 2.0, 3.0])
 PRED = np.array([1.0, 2.0, 5.0])  # errors 0, 0, 2
@@ -153,7 +153,7 @@ def test_map_at_3_matches_the_hand_computed_value():
 
 
 def test_top_k_breaks_ties_by_the_lower_class_index():
-    from kit.metrics import top_k
+    from kit.metrics.registry import top_k
 
     np.testing.assert_array_equal(top_k(np.array([[0.2, 0.4, 0.2, 0.2]]), 3), [[1, 0, 2]])
 

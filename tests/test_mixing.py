@@ -56,8 +56,8 @@ def test_mix_prob_zero_leaves_every_batch_alone():
 def test_the_trainer_mixes_training_batches_and_never_validation_ones(tmp_path):
     """Trainer.train_batch_transform sees every training batch, and no batch of predict."""
     from kit.config import Config, TrainConfig
-    from kit.metrics import get_metric
-    from kit.trainer import Trainer
+    from kit.metrics.registry import get_metric
+    from kit.training.trainer import Trainer
 
     class Tiny(torch.nn.Module):
         def __init__(self):

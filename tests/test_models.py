@@ -219,7 +219,7 @@ def test_every_sklearn_kind_saves_and_loads_through_skops(tmp_path, problem):
     with only the kit's trusted types (an untrusted type would refuse the run's folds)."""
     import skops.io as sio
 
-    from kit.tasks.tabular import _load_sklearn
+    from kit.tasks.tabular.task import _load_sklearn
 
     rng = np.random.default_rng(0)
     x = np.hstack([rng.normal(size=(60, 2)), rng.integers(0, 4, (60, 1))]).astype(np.float32)

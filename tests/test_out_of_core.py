@@ -10,7 +10,7 @@ import pytest
 
 from kit.cli import run_script, train_main
 from kit.data.synthetic import write_competition
-from kit.folds import hash_folds
+from kit.splits.folds import hash_folds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -56,7 +56,7 @@ def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, fol
     sub_a, sub_b = pd.read_csv(streamed["submission"]), pd.read_csv(memory["submission"])
     pd.testing.assert_series_equal(sub_a["id"], sub_b["id"])
     np.testing.assert_allclose(sub_a["target"], sub_b["target"], rtol=1e-6, atol=1e-7)
-    # the streamed score bins the predictions (kit/stream_metrics.py): within 1e-5 here
+    # the streamed score bins the predictions (kit/out_of_core/metrics.py): within 1e-5 here
     assert streamed["cv"]["folds"] == pytest.approx(memory["cv"]["folds"], abs=1e-5)
 
 

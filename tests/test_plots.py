@@ -1,8 +1,8 @@
 """The run folder's PNGs read at a glance: titles, axis labels, a legend that covers no line,
 a colour scale spanning the members' correlations, full names, class names on images.
 
-Each test inspects the matplotlib Figure the plot is drawn from (kit/plots.py *_figure,
-kit/ensemble_report.py heatmap_figure), or the Title / Description the PNG carries.
+Each test inspects the matplotlib Figure the plot is drawn from (kit/training/plots.py *_figure,
+kit/ensembles/report.py heatmap_figure), or the Title / Description the PNG carries.
 """
 
 import matplotlib
@@ -12,8 +12,8 @@ from PIL import Image
 
 matplotlib.use("Agg")
 
-from kit.ensemble_report import heatmap_figure, off_diagonal_range, save_heatmap  # noqa: E402
-from kit.plots import curves_figure, learning_curves, sample_grid, sample_grid_figure  # noqa: E402
+from kit.ensembles.report import heatmap_figure, off_diagonal_range, save_heatmap  # noqa: E402
+from kit.training.plots import curves_figure, learning_curves, sample_grid, sample_grid_figure  # noqa: E402
 
 
 def history(n=8):

@@ -142,7 +142,7 @@ def test_inference_kernel_predicts_offline_from_the_run_dataset(gbdt_run, tmp_pa
     run = gbdt_run
     from test_kaggle import kaggle_tree, kernel_env, run_kernel
 
-    from kit.kernel import build_kernel
+    from kit.kaggle.kernel import build_kernel
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     root = kaggle_tree(tmp_path)

@@ -9,10 +9,10 @@ import torch
 
 from kit.config import Config, OptimConfig, TrainConfig
 from kit.data.batches import TensorBatches
-from kit.metrics import get_metric
+from kit.metrics.registry import get_metric
 from kit.models import build_model
 from kit.objective import Objective, TargetTransform
-from kit.trainer import Trainer
+from kit.training.trainer import Trainer
 
 NOISE = 0.1  # std of the noise added to the target (target units)
 

@@ -115,7 +115,7 @@ def test_resume_finishes_a_cut_regression_run_as_an_uninterrupted_one(blend_run,
 def test_kernels_train_and_predict_a_regression_offline(blend_run, tmp_path, monkeypatch):
     from test_kaggle import kaggle_tree, kernel_env, run_kernel
 
-    from kit.kernel import build_kernel
+    from kit.kaggle.kernel import build_kernel
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     root = kaggle_tree(tmp_path, SLUG)

@@ -1,4 +1,4 @@
-"""A run folder is data and belongs to one run; a resume is exact or refuses (kit.runs,
+"""A run folder is data and belongs to one run; a resume is exact or refuses (kit.run_folder,
 kit.resume, kit.cli.train_main, kit.predict).
 
 Real runs of scripts/train.py (the linear kind, 2 of 5 folds) on the Titanic demo data, in
@@ -21,7 +21,7 @@ import torch
 from conftest import ROOT
 
 from kit.hooks import load_hook
-from kit.runs import new_run_dir
+from kit.run_folder import new_run_dir
 
 LINEAR = ["--set", "model.name=linear"]
 

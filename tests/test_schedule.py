@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from kit.schedule import lr_at, warn_if_frozen
+from kit.training.schedule import lr_at, warn_if_frozen
 
 KW = dict(lr=1e-3, total_steps=110, warmup_steps=10, min_lr=1e-5)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_train
 
-from kit.archive import safe_extract
+from kit.data.archive import safe_extract
 from kit.errors import CheckpointError, DataError
 
 
@@ -25,7 +25,7 @@ class Payload:
 
 
 def test_a_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
-    from kit.trainer import load_checkpoint
+    from kit.training.trainer import load_checkpoint
 
     marker = tmp_path / "pwned"
     path = tmp_path / "best_e001_accuracy0.9000.pt"
@@ -117,7 +117,7 @@ def netrc_home(tmp_path, monkeypatch):
 
 def test_a_wandb_key_in_netrc_stops_an_upload_and_is_scrubbed(tmp_path, netrc_home):
     from kit.errors import KaggleError
-    from kit.kaggle import check_no_secrets, scrub, secret_values
+    from kit.kaggle.client import check_no_secrets, scrub, secret_values
 
     built = tmp_path / "kernel"
     built.mkdir()
@@ -133,7 +133,7 @@ def test_a_wandb_key_in_netrc_stops_an_upload_and_is_scrubbed(tmp_path, netrc_ho
 def test_the_netrc_env_var_names_the_file_and_a_malformed_one_is_still_read(tmp_path,
                                                                             netrc_home,
                                                                             monkeypatch):
-    from kit.kaggle import secret_values
+    from kit.kaggle.client import secret_values
 
     other = tmp_path / "elsewhere.netrc"
     other.write_text("password lonely-secret-0123 machine\n")  # no machine first: unparsable

@@ -1,11 +1,11 @@
-"""Metrics summed batch by batch equal kit/metrics.py's on the same rows (auc: within its
+"""Metrics summed batch by batch equal kit/metrics/registry.py's on the same rows (auc: within its
 stated bound)."""
 
 import numpy as np
 import pytest
 
-from kit.metrics import get_metric
-from kit.stream_metrics import MetricSums
+from kit.metrics.registry import get_metric
+from kit.out_of_core.metrics import MetricSums
 
 
 def batched(metric, labels, pred, n_classes=0, size=700):

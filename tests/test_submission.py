@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kit.errors import ConfigError, SubmissionError
-from kit.metrics import METRICS
+from kit.metrics.registry import METRICS
 from kit.submission import (
     build_submission,
     demo_trained,

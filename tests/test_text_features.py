@@ -1,4 +1,4 @@
-"""Text columns (kit/data/text.py, kit/data/columns.py, kit/tasks/tabular.py): features.text.
+"""Text columns (kit/data/text.py, kit/data/columns.py, kit/tasks/tabular/task.py): features.text.
 
 The rule that sends free text to features.text under "auto", the refusals, and real runs of
 scripts/train.py and scripts/predict.py (linear: the sparse TF-IDF; lgbm: its SVD) on a
@@ -23,9 +23,9 @@ from kit.config import load_config
 from kit.data.columns import feature_lists, is_free_text
 from kit.data.text import FILE, TextFeatures, TextJoined, load_text
 from kit.errors import ConfigError, DataError
-from kit.folds import fold_rows
-from kit.runs import read_folds
-from kit.tasks.tabular import _load_sklearn, prepare
+from kit.run_folder import read_folds
+from kit.splits.folds import fold_rows
+from kit.tasks.tabular.task import _load_sklearn, prepare
 
 SLUG = "reviews"
 CONFIG = """

@@ -1,4 +1,4 @@
-"""kit.threads: the rule pinned at fixed core counts, and every pool set to what it says."""
+"""kit.runtime.threads: the rule pinned at fixed core counts, and every pool set to what it says."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from conftest import ROOT, run_train
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from kit.errors import ConfigError
-from kit.threads import (
+from kit.runtime.threads import (
     MIN_CELLS,
     apply_thread_budget,
     cpu_quota,
@@ -83,7 +83,7 @@ def test_one_core_gives_one_thread_everywhere():
 
 def test_auto_follows_the_affinity_and_torchrun_ranks(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
-    monkeypatch.setattr("kit.threads.cpu_quota", lambda: None)
+    monkeypatch.setattr("kit.runtime.threads.cpu_quota", lambda: None)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.delenv("KIT_JOBS", raising=False)
     assert usable_cores() == 6
@@ -152,7 +152,7 @@ def test_train_num_threads_wins_and_an_unknown_size_takes_every_core():
                                                 ("3", 2, 1), ("", 4, 4)])
 def test_jobs_divide_the_cores(monkeypatch, jobs, cores, want):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
-    monkeypatch.setattr("kit.threads.cpu_quota", lambda: None)
+    monkeypatch.setattr("kit.runtime.threads.cpu_quota", lambda: None)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.setenv("KIT_JOBS", jobs)
     assert usable_cores() == want
@@ -162,7 +162,7 @@ def test_jobs_divide_the_cores(monkeypatch, jobs, cores, want):
 
 def test_jobs_and_torchrun_ranks_divide_together(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
-    monkeypatch.setattr("kit.threads.cpu_quota", lambda: None)
+    monkeypatch.setattr("kit.runtime.threads.cpu_quota", lambda: None)
     monkeypatch.setenv("KIT_JOBS", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert usable_cores() == 2
@@ -192,7 +192,7 @@ def test_the_cgroup_quota_in_cores(tmp_path, files, want):
 
 def test_the_quota_caps_the_affinity(monkeypatch, tmp_path):
     (tmp_path / "cpu.max").write_text("200000 100000\n")  # 2 cores in a 16-core box
-    monkeypatch.setattr("kit.threads.CGROUP", tmp_path)
+    monkeypatch.setattr("kit.runtime.threads.CGROUP", tmp_path)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.delenv("KIT_JOBS", raising=False)
@@ -203,7 +203,7 @@ def test_the_quota_caps_the_affinity(monkeypatch, tmp_path):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
 def test_a_process_pinned_to_one_core_gets_one_thread_everywhere():
     code = ("import os, json; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-            "from kit.threads import usable_cores, fit_threads, thread_budget; "
+            "from kit.runtime.threads import usable_cores, fit_threads, thread_budget; "
             "print(json.dumps([usable_cores(), fit_threads('lgbm', 10**7, 40), "
             "fit_threads('rf'), thread_budget(0)['num_threads']]))")
     env = {k: v for k, v in os.environ.items() if k not in ("KIT_JOBS", "LOCAL_WORLD_SIZE")}

@@ -1,4 +1,4 @@
-"""Time-ordered CV (kit/time_split.py): TimeSeriesSplit's folds, ties, groups, the stored
+"""Time-ordered CV (kit/splits/time.py): TimeSeriesSplit's folds, ties, groups, the stored
 split, fold features in time order, the ensemble's rule, and a dated run end to end."""
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from kit.config import CVConfig, load_config
 from kit.errors import ConfigError, DataError
-from kit.fold_features import fit_fold_columns, time_inner_split
-from kit.folds import Split, fold_rows, split_key
-from kit.runs import read_folds, write_folds
-from kit.time_split import (
+from kit.run_folder import read_folds, write_folds
+from kit.splits.folds import Split, fold_rows, split_key
+from kit.splits.time import (
     check_time_split,
     describe_time_split,
     make_time_split,
     parse_times,
     read_times,
 )
+from kit.tasks.tabular.fold_features import fit_fold_columns, time_inner_split
 
 
 def time_cv(**settings) -> CVConfig:
@@ -196,7 +196,7 @@ def test_out_of_core_refuses_a_time_split(tmp_path):
     ("hill", None, True), ("stack", None, True), ("weighted", None, True),
     ("weighted", "0.5,0.5", False), ("soft", None, False), ("hard", None, False)])
 def test_the_ensemble_refuses_weights_fitted_on_a_time_split(method, weights, refused):
-    from kit.ensemble import check_time_blend
+    from kit.ensembles.build import check_time_blend
 
     runs = [SimpleNamespace(path=Path(f"r{i}"), cfg=SimpleNamespace(cv=time_cv()))
             for i in range(2)]

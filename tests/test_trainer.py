@@ -227,7 +227,7 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path, demo):
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     from kit.errors import CheckpointError
     from kit.io import save_torch
-    from kit.trainer import load_checkpoint
+    from kit.training.trainer import load_checkpoint
 
     path = save_torch(tmp_path / "best.pt", {"model": {}, "meta": {"model": "resnet18"}})
     with pytest.raises(CheckpointError, match="holds a 'resnet18' model.*model.name=resnet18"):
@@ -259,9 +259,9 @@ def labels_of(batches) -> np.ndarray:
 
 def toy_trainer(folder, trainer_class=None, **train):
     from kit.config import Config, TrainConfig
-    from kit.metrics import get_metric
+    from kit.metrics.registry import get_metric
     from kit.objective import Objective
-    from kit.trainer import Trainer
+    from kit.training.trainer import Trainer
 
     cfg = Config(train=TrainConfig(amp="off", patience=5, **train))
     return (trainer_class or Trainer)(cfg, folder, torch.device("cpu"), get_metric("accuracy"),
@@ -280,7 +280,7 @@ def test_gradient_accumulation_steps_once_per_group_and_on_the_last_batch(tmp_pa
 def test_resume_steps_the_optimizer_this_run_chooses(tmp_path):
     """A last.pt written by a default (unfused) AdamW, as earlier kit versions saved it,
     resumes with this run's fused optimizer, not the checkpoint's flag."""
-    from kit.trainer import Trainer
+    from kit.training.trainer import Trainer
 
     batches = toy_batches(4)
     labels = labels_of(batches)
@@ -305,9 +305,9 @@ def test_the_share_of_the_epoch_spent_waiting_for_batches_is_recorded(tmp_path):
     """history.csv's data_wait: near 1 when the loader is the bottleneck, low when the
     batches are ready (timm's data time against the epoch's time)."""
     from kit.config import Config, TrainConfig
-    from kit.metrics import get_metric
+    from kit.metrics.registry import get_metric
     from kit.objective import Objective
-    from kit.trainer import Trainer
+    from kit.training.trainer import Trainer
 
     rng = np.random.default_rng(0)
     batches = [{"x_num": torch.as_tensor(rng.normal(size=(16, 4)), dtype=torch.float32),
@@ -346,7 +346,7 @@ def test_the_previous_best_checkpoint_stays_until_last_pt_names_the_new_one(tmp_
     """A kill between saving a new best and writing last.pt leaves the best that last.pt
     names. Before: _save_best deleted the previous best first, so such a kill left last.pt
     naming a file that was gone."""
-    from kit.trainer import Trainer
+    from kit.training.trainer import Trainer
 
     batches = toy_batches(4)
     labels = labels_of(batches)
@@ -375,7 +375,7 @@ def test_predict_takes_the_best_checkpoint_of_the_recorded_epoch(tmp_path):
     import json
 
     from kit.errors import CheckpointError
-    from kit.trainer import best_checkpoint
+    from kit.training.trainer import best_checkpoint
 
     for name in ("best_e003_accuracy0.8000.pt", "best_e011_accuracy0.7000.pt"):
         (tmp_path / name).write_bytes(b"")

@@ -2,7 +2,7 @@
 
 A small noise competition (tests/test_fold_contract.py) keeps each trial to a second: two
 processes share one study, a SIGKILLed study resumes and retries the killed trial, and bad
-search spaces or storage URLs are one-line errors. A study is its own (kit/study_key.py):
+search spaces or storage URLs are one-line errors. A study is its own (kit/tuning/key.py):
 other data or another space is another study, a trial never reports folds it did not
 train, processes sample apart, and --jobs J runs J processes on one study.
 """
@@ -136,7 +136,7 @@ def test_an_unreachable_storage_is_a_clear_error(world, capsys):
 
 def test_every_shipped_search_space_names_its_builders_parameters():
     from kit.config import Config
-    from kit.tuning import DEFAULT_SPACES, search_space
+    from kit.tuning.study import DEFAULT_SPACES, search_space
 
     for model, space in DEFAULT_SPACES.items():
         assert list(search_space(Config(), model)) == list(space), model
@@ -296,7 +296,7 @@ def test_a_storage_password_is_never_echoed(world, capsys, url):
 
 
 def test_mask_url():
-    from kit.tuning import mask_url
+    from kit.tuning.study import mask_url
 
     assert mask_url("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert mask_url("postgresql://u@h/db") == "postgresql://u@h/db"  # no password
@@ -313,7 +313,7 @@ def test_jobs_below_one_is_refused(world, capsys):
 
 def test_study_key_hashes_content_not_paths(tmp_path):
     from kit.config import Config, apply_overrides
-    from kit.study_key import content_hash, scored_config
+    from kit.tuning.key import content_hash, scored_config
 
     (tmp_path / "a.csv").write_bytes(b"id,y\n1,0\n")
     (tmp_path / "b.csv").write_bytes(b"id,y\n1,0\n")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from kit import distributed as dist
+from kit.runtime import distributed as dist
 
 
 def target_array(y) -> np.ndarray:

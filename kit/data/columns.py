@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kit import distributed as dist
 from kit.config import AUTO, Config
 from kit.errors import ConfigError, DataError
+from kit.runtime import distributed as dist
 
 
 def check_target_column(cfg: Config, train_columns: Iterable[str], test: pd.DataFrame,

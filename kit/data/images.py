@@ -266,7 +266,7 @@ def _shifter(dx: int, dy: int, s: int) -> Callable:
 
 
 def _proba(logits: torch.Tensor) -> torch.Tensor:
-    """Sigmoid for one logit (binary, BCE), softmax otherwise: what kit.trainer predicts."""
+    """Sigmoid for one logit (binary, BCE), softmax otherwise: what kit.training.trainer predicts."""
     logits = logits.float()
     return logits.sigmoid() if logits.shape[1] == 1 else logits.softmax(1)
 
@@ -279,7 +279,7 @@ def tta_predict(model: torch.nn.Module, x: torch.Tensor, transforms: Sequence[Ca
 
 class TTAModel(torch.nn.Module):
     """Wraps a model so forward returns logits of the mean TTA probability (log p for
-    softmax heads, logit p for one-logit heads): kit.trainer.Trainer.predict then yields
+    softmax heads, logit p for one-logit heads): kit.training.trainer.Trainer.predict then yields
     the averaged probabilities unchanged."""
 
     def __init__(self, model: torch.nn.Module, transforms: Sequence[Callable]):

@@ -72,7 +72,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from kit.errors import ConfigError, DataError
 from kit.io import atomic_path
-from kit.seed import worker_init_fn
+from kit.runtime.seed import worker_init_fn
 
 Transform = Callable[[pd.DataFrame], "dict[str, np.ndarray]"]
 Unit = tuple[int, int, int, int]  # (file index, row group, first row, end row) in that group

@@ -179,7 +179,7 @@ def fit_fold_text(columns: list[str], tables, rows: np.ndarray, fold_dir: Path, 
                   *, model: str, seed: int):
     """(tables, fitted TextFeatures or None): the vectorizers fitted on the fold's training
     `rows` and saved in `fold_dir`; for a kind that reads the compact form, the tables with
-    its svd_* columns joined as numeric ones (kit/fold_tables.py Tables; parquet copies
+    its svd_* columns joined as numeric ones (kit/tasks/tabular/tables.py Tables; parquet copies
     under the fold's `cache`)."""
     if not columns:
         return tables, None

@@ -23,7 +23,7 @@ CatBoost would refuse an unknown one itself; LightGBM logs it, XGBoost warns it 
 The rounds, early stopping, seed and threads are the kit's (`rounds`,
 `early_stopping_rounds`, `train.seed`, `train.num_threads`): the library's names for them
 are refused with a pointer, so one value cannot be set twice. Threads: `num_threads` when
-given, else kit.threads.fit_threads sizes each fit from its training table (a Titanic fold
+given, else kit.runtime.threads.fit_threads sizes each fit from its training table (a Titanic fold
 trains on one thread: a second one costs more than it gives), and `library_threads()` reads
 back what the library used, for the fold's done.json.
 
@@ -47,7 +47,7 @@ import pandas as pd
 from kit.errors import ConfigError
 from kit.io import atomic_path
 from kit.models.registry import register
-from kit.threads import fit_threads, usable_cores
+from kit.runtime.threads import fit_threads, usable_cores
 
 
 class Progress:

@@ -27,7 +27,7 @@ from kit.errors import ConfigError
 class ModelEntry:
     name: str
     builder: Callable[..., Any]
-    kind: str  # "torch": trained by kit.trainer; "sklearn": an estimator with fit/predict_proba;
+    kind: str  # "torch": trained by kit.training.trainer; "sklearn": an estimator with fit/predict_proba;
     # "booster": LightGBM / XGBoost / CatBoost behind kit.models.boosters.Booster
     task: str  # "tabular" or "image"
     libraries: tuple[str, ...] = ()  # the packages whose files the fitted model is
@@ -51,7 +51,7 @@ def register(name: str, *, kind: str = "torch", task: str = "image",
 
 def library_versions(name: str) -> dict[str, str]:
     """{package: installed version} for the libraries that save and load model `name`
-    (run.json records them; kit.runs.check_library_versions compares on loading)."""
+    (run.json records them; kit.run_folder.check_library_versions compares on loading)."""
     from importlib.metadata import PackageNotFoundError, version
 
     entry = MODELS.get(name) or MODELS.get(name.partition(":")[0] + ":")

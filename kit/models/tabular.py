@@ -97,7 +97,7 @@ def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *
     """TabM (Gorishniy et al., ICLR 2025): k MLPs sharing one backbone through BatchEnsemble
     layers, trained on the mean of their losses and predicting the mean of their
     probabilities (kit/objective.py). Numeric columns enter through embeddings:
-    piecewise-linear on bins fitted on the fold's training rows (`ple`; kit/tasks/tabular.py
+    piecewise-linear on bins fitted on the fold's training rows (`ple`; kit/tasks/tabular/task.py
     fits them with kit/data/bins.py, at most `n_bins` per column), `periodic`, or `none`;
     categorical columns one-hot up to `onehot_max` codes, through embeddings of at most
     `emb_dim` above (their unseen and missing indices included). The package's defaults
@@ -105,7 +105,7 @@ def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *
     chosen)."""
     import rtdl_num_embeddings as rne
 
-    del n_bins  # kit/tasks/tabular.py fits the bins with it; a parameter here so that
+    del n_bins  # kit/tasks/tabular/task.py fits the bins with it; a parameter here so that
     #             [model.params.tabm] and tune.py accept it
     if embeddings not in TABM_EMBEDDINGS:
         raise ConfigError(f"model.params.tabm.embeddings = {embeddings!r}; valid: "
@@ -218,7 +218,7 @@ def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_
             max_samples, max_depth, num_threads, seed):
     from sklearn import ensemble
 
-    from kit.threads import fit_threads
+    from kit.runtime.threads import fit_threads
 
     name = {"rf": "RandomForest", "extratrees": "ExtraTrees"}[kind]
     cls = getattr(ensemble, name + ("Regressor" if problem == "regression" else "Classifier"))
@@ -228,7 +228,7 @@ def _forest(kind: str, problem: str, *, n_estimators, max_features, min_samples_
                min_samples_leaf=min_samples_leaf, max_depth=max_depth,
                bootstrap=max_samples is not None or kind == "rf", max_samples=max_samples,
                # joblib runs one tree per task: one wait per tree, not one per split as in
-               # the OpenMP boosters, so no size rule (not measured: kit/threads.py MIN_CELLS)
+               # the OpenMP boosters, so no size rule (not measured: kit/runtime/threads.py MIN_CELLS)
                n_jobs=fit_threads(kind, num_threads=num_threads), random_state=seed)
 
 

@@ -4,13 +4,13 @@
 When (`reason`): `data.out_of_core = "auto"` (the default) takes this path when the
 training files exceed `data.out_of_core_mb` on disk, or `train.dask_scheduler` is set;
 "on" / "off" force either. Smaller tables keep the
-in-memory path (kit/tasks/tabular.py under kit/pipeline.py), which has everything this
+in-memory path (kit/tasks/tabular/task.py under kit/pipeline.py), which has everything this
 one refuses below.
 
 Once per run (`prepare`): the source files (a CSV converted once to parquet,
 kit/data/sources.py) are read in record batches of BATCH_ROWS; features.py
 transform_batch runs on each (target hidden); the target becomes `_y` (a class index, or
-the value), the fold `_fold` (a stable hash of the id, or of cv.group: kit/folds.py
+the value), the fold `_fold` (a stable hash of the id, or of cv.group: kit/splits/folds.py
 hash_folds, the in-memory path's cv.strategy = "hash"), the row number `_row`; the
 batches land in one parquet file in the run's cache. Per fold: the preprocessors are
 fitted in one pass (kit/data/stream_fit.py); a network (mlp, tabm) trains through

@@ -11,7 +11,7 @@ import pandas as pd
 from kit.config import Config
 from kit.errors import ConfigError
 from kit.out_of_core.prepared import FOLD, Streamed, Y
-from kit.tasks.tabular import booster_frame, booster_predict, save_booster
+from kit.tasks.tabular.task import booster_frame, booster_predict, save_booster
 
 
 def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):

@@ -21,7 +21,7 @@ from kit.data.stream_fit import fit_streamed
 from kit.data.tabular import save_preprocessors
 from kit.errors import DataError
 from kit.io import atomic_path
-from kit.metric_file import resolve_metric
+from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
 from kit.objective import Objective
 from kit.out_of_core.dask_xgb import fit_xgb_dask
@@ -36,8 +36,8 @@ from kit.out_of_core.prepared import (
     scan,
     valid_parts,
 )
-from kit.runs import oof_frame, pred_frame
-from kit.tasks.tabular import (
+from kit.run_folder import oof_frame, pred_frame
+from kit.tasks.tabular.task import (
     ROW,
     TabularTransform,
     booster_frame,
@@ -49,7 +49,7 @@ from kit.tasks.tabular import (
     save_booster,
     sized,
 )
-from kit.trainer import Trainer
+from kit.training.trainer import Trainer
 
 SAMPLE_ROWS = 200_000  # training rows sampled per fold for bins and target scaling
 # XGBoost's in-memory QuantileDMatrix per training value, measured (bench_out_of_core's

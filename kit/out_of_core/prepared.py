@@ -20,10 +20,10 @@ from kit.config import Config
 from kit.data.columns import check_target_column, feature_columns
 from kit.data.sources import parquet_sources
 from kit.errors import DataError
-from kit.folds import hash_folds
 from kit.hooks import load_hook, map_batches
 from kit.io import atomic_path, file_stamp, write_json
-from kit.tasks.tabular import ROW, check_classes
+from kit.splits.folds import hash_folds
+from kit.tasks.tabular.task import ROW, check_classes
 
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 VALID_ROWS = 500_000  # at most this many validation rows watched for early stopping

@@ -14,21 +14,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kit import distributed as dist
 from kit.config import Config
 from kit.data.sources import source_files
 from kit.errors import ConfigError, DataError
 from kit.hooks import load_hook
 from kit.io import atomic_path, write_json
-from kit.metric_file import resolve_metric
+from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
 from kit.out_of_core.dask_xgb import dask_client
 from kit.out_of_core.fit import fit_fold
+from kit.out_of_core.metrics import MetricSums
 from kit.out_of_core.prepared import BATCH_ROWS, pq_batches, prepare
-from kit.runs import pred_columns, pred_frame, scores_dict, write_scores
-from kit.stream_metrics import MetricSums
+from kit.run_folder import pred_columns, pred_frame, scores_dict, write_scores
+from kit.runtime import distributed as dist
 from kit.submission import form_for, sample_head, write_streamed_submission
-from kit.track import make_tracker
+from kit.training.track import make_tracker
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
 WHOLE_TABLE_HOOKS = ("build", "fold_features", "keep_train_rows", "extra_train_rows")
@@ -50,7 +50,7 @@ def reason(cfg: Config, data_dir: Path) -> str:
     return f"the training files ({size:,.0f} MB) pass data.out_of_core_mb = {cfg.data.out_of_core_mb:g}"
 
 
-# the metrics kit/stream_metrics.py sums batch by batch (a competition's metric.py, map@k, qwk
+# the metrics kit/out_of_core/metrics.py sums batch by batch (a competition's metric.py, map@k, qwk
 # and the other newer built-ins are scored on whole arrays)
 SUMMED_METRICS = ("accuracy", "auc", "f1_macro", "logloss", "mae", "r2", "rmse", "rmsle")
 
@@ -83,7 +83,7 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
     metric = resolve_metric(cfg).name
     if metric not in SUMMED_METRICS:
         raise ConfigError(f"competition.metric = {metric!r} needs every OOF row at once: {why},"
-                          " whose scores are summed batch by batch (kit/stream_metrics.py: "
+                          " whose scores are summed batch by batch (kit/out_of_core/metrics.py: "
                           f"{', '.join(SUMMED_METRICS)}); set data.out_of_core = \"off\" if "
                           "the table fits")
     if dist.info().world_size > 1:
@@ -196,7 +196,7 @@ def _check_version(done: Path, st, run_dir: Path) -> None:
 
 
 def _score(metric, files: list[Path], classes: list) -> float:
-    """The metric over prediction files, summed batch by batch (kit/stream_metrics.py)."""
+    """The metric over prediction files, summed batch by batch (kit/out_of_core/metrics.py)."""
     cols = pred_columns(classes)
     sums = MetricSums(metric, len(classes))
     for batch in pq_batches(files, ["target", *cols]):
@@ -224,7 +224,7 @@ def _mean_test(folds: list[Path], classes: list, vote: str, dest: Path
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids, prediction) batches of the folds' mean test prediction (or their hard vote),
     written to `dest` as they pass; the folds' files share one row order."""
-    from kit.blending import fold_vote_hard
+    from kit.ensembles.blend import fold_vote_hard
 
     cols = pred_columns(classes)
     readers = [pq_batches([f / "test_pred.parquet"]) for f in folds]

@@ -35,7 +35,7 @@ class Prepared:
     # lists in its config.toml are taken as they are, so it predicts alike next month.
     features: dict = field(default_factory=dict)
     # cv.time's parsed values per train row (float64 / datetime64[ns]) under
-    # cv.strategy = "time" (kit/time_split.py read_times), else None
+    # cv.strategy = "time" (kit/splits/time.py read_times), else None
     times: np.ndarray | None = None
 
 
@@ -59,4 +59,9 @@ class FoldOutput:
 
 
 def get_task(name: str) -> ModuleType:
-    return importlib.import_module(f"kit.tasks.{name}")
+    """The module with prepare / fit_fold / predict_fold: kit/tasks/<name>.py, or
+    kit/tasks/<name>/task.py for a task that is a package."""
+    module = importlib.import_module(f"kit.tasks.{name}")
+    if hasattr(module, "__path__"):
+        module = importlib.import_module(f"kit.tasks.{name}.task")
+    return module

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kit import distributed as dist
 from kit.config import Config, ImageConfig
 from kit.data.images import (
     DeviceBatches,
@@ -57,14 +56,15 @@ from kit.data.mixing import batch_mix
 from kit.errors import ConfigError, DataError
 from kit.hooks import call_with_params, load_hook
 from kit.io import write_json
-from kit.metric_file import resolve_metric
+from kit.metrics.competition import resolve_metric
 from kit.models.heads import set_backbone_trainable
 from kit.models.vision import build_image_model
 from kit.models.weights import cached_weights, missing_weights_error
 from kit.objective import Objective, TargetTransform, check_target
-from kit.seed import worker_init_fn
+from kit.runtime import distributed as dist
+from kit.runtime.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.trainer import Trainer, best_checkpoint, load_checkpoint
+from kit.training.trainer import Trainer, best_checkpoint, load_checkpoint
 
 SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
 
@@ -219,7 +219,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, objective=objective,
                      train=True, seed=seed)
     valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device, objective=objective)
-    if ctx.fold == 0:  # for the run's sample grid (kit/plots.py draws it from ctx.extras)
+    if ctx.fold == 0:  # for the run's sample grid (kit/training/plots.py draws it from ctx.extras)
         ctx.extras["sample_batch"] = sample_batch(train_b, cfg.image)
 
     def on_epoch_start(model, epoch: int) -> None:  # the trainer sets the loader's epoch

@@ -61,8 +61,8 @@ def _mode(scores: dict, cfg, folder: Path) -> str:
     its metric (a built-in, or the competition's metric.py), never a guess."""
     if scores.get("mode") in ("max", "min"):
         return scores["mode"]
-    from kit.metric_file import resolve_metric
-    from kit.metrics import get_metric
+    from kit.metrics.competition import resolve_metric
+    from kit.metrics.registry import get_metric
 
     name = scores.get("metric", "")
     if cfg is not None and cfg.competition.metric == name:
@@ -78,7 +78,7 @@ def _mode(scores: dict, cfg, folder: Path) -> str:
 def lb_scores(slug: str) -> pd.DataFrame:
     """fileName, description, date, status, publicScore, privateScore of the user's Kaggle
     submissions (`kaggle competitions submissions --csv`, the newest 100)."""
-    from kit.kaggle import run_cli
+    from kit.kaggle.client import run_cli
 
     output = run_cli(["competitions", "submissions", "-c", slug, "--csv", "--page-size", "100"],
                      context="list your submissions", slug=slug, echo=False)

@@ -43,7 +43,7 @@ def run_importance(fold_dirs: Sequence[Path]) -> pd.DataFrame | None:
 
 def write_run_importance(run_dir: Path, fold_dirs: Sequence[Path]) -> pd.DataFrame | None:
     """importance.csv and importance.png (the top 30) in the run folder."""
-    from kit.plots import importance_bars
+    from kit.training.plots import importance_bars
 
     table = run_importance(fold_dirs)
     if table is None:

@@ -17,7 +17,7 @@ Fitting the cuts on all OOF rows and then scoring those rows is a leak (the cuts
 rows' labels). So the score a run reports is in-CV: each fold's rows are labelled with cuts
 fitted on the other folds' OOF rows (of the same repeat; under cv.strategy = "time" the
 earlier folds' only, the first fold rounding at k + 0.5). The cuts for the test predictions
-are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/runs.py).
+are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/run_folder.py).
 
     fit = score_cv(oof_proba, labels, folds, get_metric("qwk"))
     fit.oof, fit.folds          # the honest scores
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kit.metrics import Metric
+from kit.metrics.registry import Metric
 
 ORDINAL = ("qwk",)  # ordered classes, any number: C - 1 cuts on the expected index
 BINARY = ("mcc", "f1_macro")  # two classes: one threshold on the positive class's probability
@@ -201,7 +201,7 @@ def fit_scores(parts: list[tuple[np.ndarray, np.ndarray, int]], metric: Metric, 
 
 
 def record(scores: CutScores, metric: Metric, classes: list) -> dict:
-    """cut_points.json's content (kit.runs.write_cut_points)."""
+    """cut_points.json's content (kit.run_folder.write_cut_points)."""
     return {"metric": metric.name, "score": "expected class index: sum_k k * p_<class k>",
             "classes": [str(c) for c in classes], "cut_points": [float(c) for c in scores.cuts],
             "oof_in_cv": float(scores.oof), "oof_in_sample": float(scores.in_sample),

@@ -4,7 +4,7 @@
 feature columns, `_row`, and `_y` in train), their parquet copies for the stream, the
 feature column lists and the train targets. A fold makes its own (`fold_setup`): rows that
 features.py's keep_train_rows() drops, labelled rows its extra_train_rows() adds (never
-to validation), and fold-safe columns (kit/fold_features.py) fitted on the result.
+to validation), and fold-safe columns (kit/tasks/tabular/fold_features.py) fitted on the result.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit import distributed as dist
 from kit.config import Config
 from kit.errors import DataError
-from kit.fold_features import fit_fold_columns
 from kit.io import write_parquet
 from kit.objective import check_target
+from kit.runtime import distributed as dist
 from kit.tasks import Prepared
+from kit.tasks.tabular.fold_features import fit_fold_columns
 
 ROW = "_row"  # row position in the cached parquet; streams filter folds on it
 
@@ -30,7 +30,7 @@ ROW = "_row"  # row position in the cached parquet; streams filter folds on it
 class Tables:
     """What a fold's models read: the train and test rows (index = row position; id,
     feature columns, ROW, and `_y` in train), their parquet copies for the stream, and
-    the feature columns. Extra training rows and fold features (kit/fold_features.py)
+    the feature columns. Extra training rows and fold features (kit/tasks/tabular/fold_features.py)
     make a fold its own."""
 
     train: pd.DataFrame

@@ -40,17 +40,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from kit.ensembles.hill_climbing import DEFAULT_HILL, HillSettings, bagged_hill_climb
+from kit.ensembles.stacking import member_weights
+from kit.ensembles.stacking import stack as level2
 from kit.errors import ConfigError, DataError
-from kit.hill_climbing import DEFAULT_HILL, HillSettings, bagged_hill_climb
-from kit.metrics import Metric, as_metric, from_space, get_metric, to_space
-from kit.stacking import member_weights
-from kit.stacking import stack as level2
+from kit.metrics.registry import Metric, as_metric, from_space, get_metric, to_space
 
 METHODS = ("soft", "hard", "weighted", "hill", "stack")
 # hill climbing's objective for a thresholded metric, one that scores labels (a step
 # function of the weights: ties everywhere, so a greedy search stops on noise); probability,
 # ranked and value metrics are their own objective (MAP@k moves with k guesses a row)
-THRESHOLDED = "labels"  # kit.metrics.SCORES
+THRESHOLDED = "labels"  # kit.metrics.registry.SCORES
 # The error a regression's weights minimise, by metric: rmse, rmsle and r2 are monotone in
 # the (log1p space, for rmsle) squared error, mae is the absolute error, mape the absolute
 # error relative to |y|.
@@ -228,7 +228,7 @@ def hill_objective(metric: str | Metric) -> Metric:
 
 def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str | Metric,
              settings: HillSettings = DEFAULT_HILL) -> np.ndarray:
-    """Hill-climbing weights (kit/hill_climbing.py) for `metric`'s objective, in its space."""
+    """Hill-climbing weights (kit/ensembles/hill_climbing.py) for `metric`'s objective, in its space."""
     stack, target = _stack(members), hill_objective(metric)
     sign = -1.0 if target.mode == "max" else 1.0
     if target.problem == "regression":
@@ -375,7 +375,7 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
 
 
 def _stack_blend(stack: Stack, metric: Metric) -> Blend:
-    """Level-2 model on the OOF predictions (kit/stacking.py); its OOF is cross-validated."""
+    """Level-2 model on the OOF predictions (kit/ensembles/stacking.py); its OOF is cross-validated."""
     oof, test, coefficients = level2(stack.oof, stack.test, stack.labels, stack.folds,
                                      problem=stack.problem, metric=metric.name)
     score = metric(stack.labels, oof)

@@ -49,20 +49,20 @@ from kit.data.text import (
     with_tfidf,
 )
 from kit.errors import CheckpointError, DataError
-from kit.fold_features import fold_functions
-from kit.fold_tables import ROW, Tables, fold_setup, write_tables
-from kit.folds import fold_rows
 from kit.hooks import call_with_params, load_hook, map_batches
-from kit.importance import write_fold_importance
 from kit.io import atomic_path, write_csv
-from kit.metric_file import resolve_metric
+from kit.metrics.competition import resolve_metric
 from kit.models import MODELS, build_model, get_entry
 from kit.objective import Objective, TargetTransform, check_target
-from kit.runs import read_folds
+from kit.run_folder import read_folds
+from kit.runtime.threads import fit_threads
+from kit.splits.folds import fold_rows
+from kit.splits.time import read_times
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.threads import fit_threads
-from kit.time_split import read_times
-from kit.trainer import Trainer, best_checkpoint, load_checkpoint
+from kit.tasks.tabular.fold_features import fold_functions
+from kit.tasks.tabular.tables import ROW, Tables, fold_setup, write_tables
+from kit.training.importance import write_fold_importance
+from kit.training.trainer import Trainer, best_checkpoint, load_checkpoint
 
 
 class TabularTransform:
@@ -286,7 +286,7 @@ def build_fold_model(cfg: Config, entry, num, cat, objective: Objective, device,
     params = cfg.model.params_for(entry.name)
     takes = inspect.signature(entry.builder).parameters
     # what the run decides for the tree libraries: the model seed, the threads
-    # (train.num_threads, 0 = kit.threads' rule: the boosters size each fit from its table,
+    # (train.num_threads, 0 = kit.runtime.threads' rule: the boosters size each fit from its table,
     # the forests take the usable cores), the device (XGBoost and CatBoost train on a GPU
     # with --device cuda)
     for key, value in (("seed", cfg.train.seed), ("num_threads", cfg.train.num_threads),
@@ -397,7 +397,7 @@ def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, object
 
     x = _arrays(tables, "train", rows, num, cat, text)
     # HistGradientBoosting's OpenMP pool has no n_jobs: the fit's share comes from the
-    # thread rule (kit.threads.fit_threads), as the boosters' does
+    # thread rule (kit.runtime.threads.fit_threads), as the boosters' does
     threads = fit_threads(ctx.cfg.model.name, *x.shape, num_threads=ctx.cfg.train.num_threads)
     with threadpool_limits(limits=threads, user_api="openmp"):
         model.fit(x, objective.batch_target(tables.y[rows]))

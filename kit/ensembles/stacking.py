@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from kit.errors import DataError
-from kit.metrics import from_space, to_space
+from kit.metrics.registry import from_space, to_space
 
 
 def features(members: np.ndarray, problem: str, metric: str | None) -> np.ndarray:

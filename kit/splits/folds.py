@@ -6,7 +6,7 @@ columns, not the model, not the row order of train.csv. Runs with other features
 models get the same split, so their OOF predictions can be blended. Repeat r shuffles
 with seed cv.seed + r. The split itself is scikit-learn's. Groups (one person's seven
 photos, one family's tickets) never straddle train and valid: `check_folds` asserts it.
-A time split (cv.strategy = "time", kit/time_split.py) is a function of the ids, the target,
+A time split (cv.strategy = "time", kit/splits/time.py) is a function of the ids, the target,
 the groups, cv.time's values and (n_splits, time, gap); its fits train on earlier rows only.
 """
 
@@ -101,7 +101,7 @@ def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray 
 def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None,
               *, problem: str = "classification", times: np.ndarray | None = None) -> str:
     """The split's hash: everything a split depends on (see the module doc), and nothing else.
-    Runs whose key matches share one stored split (kit/runs.py `shared_split`)."""
+    Runs whose key matches share one stored split (kit/run_folder.py `shared_split`)."""
     order = _id_order(ids)
     h = hashlib.sha256()
     for part in (pd.Series(ids).astype(str).to_numpy()[order], np.asarray(y)[order],

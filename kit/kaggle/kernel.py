@@ -6,7 +6,7 @@ start (templates/kernel_script.py.tmpl). Inference kernels also get a dataset fo
 holding the run (config, fold checkpoints, preprocessors) to attach as a source.
 
     build = build_kernel("titanic", user="me", gpu=True)  # build/kernels/titanic/
-    push_kernel(build["kernel_dir"])                       # kit.kaggle
+    push_kernel(build["kernel_dir"])                       # kit.kaggle.client
 
 Nothing credential-like is packed (local.toml, dot folders, token files) and the result
 is scanned for the token values of this machine before anyone can push it.
@@ -31,8 +31,8 @@ from pathlib import Path, PurePosixPath
 from kit.config import load_config
 from kit.errors import KaggleError
 from kit.io import write_json, write_text
-from kit.kaggle import check_no_secrets, find_secrets, kaggle_config, secret_values
-from kit.metric_file import resolve_metric
+from kit.kaggle.client import check_no_secrets, find_secrets, kaggle_config, secret_values
+from kit.metrics.competition import resolve_metric
 from kit.paths import ROOT, competition_dir
 
 CODE_FILE = "kernel.py"

@@ -8,7 +8,7 @@ or (N,) values, both on the competition's original scale.
 
 `map@k` is a family (map@3, map@5): the top k classes of each row by probability, the mean
 average precision of one true class among them. A competition may bring its own metric in
-`competitions/<slug>/metric.py` (kit/metric_file.py); `resolve_metric(cfg)` there is the one
+`competitions/<slug>/metric.py` (kit/metrics/competition.py); `resolve_metric(cfg)` there is the one
 lookup that sees both.
 """
 
@@ -203,7 +203,7 @@ def as_metric(metric: str | Metric) -> Metric:
 
 def get_metric(name: str, problem: str | None = None) -> Metric:
     """The built-in metric `name` (map@k: map@3, ...); with `problem`, one that scores that
-    problem kind. A competition's own metric: kit.metric_file.resolve_metric(cfg)."""
+    problem kind. A competition's own metric: kit.metrics.competition.resolve_metric(cfg)."""
     metric = METRICS.get(name) or _ranked(name)
     if metric is None:
         valid = names_for(problem) if problem else names_for("classification") + \

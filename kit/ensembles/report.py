@@ -4,7 +4,7 @@ An ensemble run folder holds what a training run's does for the ensemble to read
 (config.toml, oof.parquet, test_pred.parquet, scores.json, submission.csv), so an ensemble
 can itself be a member, plus ensemble.json (members, weights, scores) and correlation.png.
 
-Imports run one way: kit.blending (arrays) <- this module (files, text) <- kit.ensemble.
+Imports run one way: kit.ensembles.blend (arrays) <- this module (files, text) <- kit.ensembles.build.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from kit import paths
-from kit.blending import Blend, Stack
 from kit.config import Config, to_toml
-from kit.cut_points import CutScores, apply, record, score_cv
+from kit.ensembles.blend import Blend, Stack
 from kit.errors import DataError
 from kit.io import atomic_path, write_json, write_text
-from kit.metrics import Metric
-from kit.runs import (
+from kit.metrics.cut_points import CutScores, apply, record, score_cv
+from kit.metrics.registry import Metric
+from kit.run_folder import (
     Run,
     new_run_dir,
     oof_frame,

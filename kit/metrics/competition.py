@@ -28,7 +28,7 @@ import numpy as np
 
 from kit.errors import ConfigError
 from kit.hooks import load_hook
-from kit.metrics import METRICS, RANKED, SCORES, Metric, check_problem, get_metric, top_k
+from kit.metrics.registry import METRICS, RANKED, SCORES, Metric, check_problem, get_metric, top_k
 from kit.paths import check_slug, competitions_root
 
 FILE = "metric.py"

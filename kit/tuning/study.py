@@ -1,11 +1,11 @@
 """Optuna tuning: each trial is a CV run on the competition's shared folds.
 
-    parts = study_parts(cfg, space, data_dir, comp_dir, known)       # kit/study_key.py
+    parts = study_parts(cfg, space, data_dir, comp_dir, known)       # kit/tuning/key.py
     study, folder = open_study(cfg, comp_runs, study_name("gbdt", parts), None, parts,
                                seed=study_seed(cfg.train.seed))
     tune(study, folder, space, run_trial, trials=30)
 
-A study is its own: it is keyed on everything its trials' scores depend on (kit/study_key.py:
+A study is its own: it is keyed on everything its trials' scores depend on (kit/tuning/key.py:
 the training files' content, the competition's hooks, the competition, the metric, the
 resolved config less what only sets speed or host, and the search space). The default name
 carries the key, so other data or another space starts another study; a study named with
@@ -148,8 +148,8 @@ def _scrub(text: str, url: str) -> str:
 def open_study(cfg: Config, comp_runs: Path, name: str, storage: str | None, parts: dict,
                *, seed: int):
     """Create or load study `name` (on a journal file under runs/<slug>/tune/ or at a URL)
-    and claim it for `parts` (kit.study_key); a study of another key is refused. `seed`
-    seeds this process's sampler (kit.study_key.study_seed: apart from other processes)."""
+    and claim it for `parts` (kit.tuning.key); a study of another key is refused. `seed`
+    seeds this process's sampler (kit.tuning.key.study_seed: apart from other processes)."""
     import optuna
 
     folder = comp_runs / "tune"
@@ -218,7 +218,7 @@ def _claim(study, parts: dict, where: str) -> None:
 
 
 def _mode(cfg: Config) -> str:
-    from kit.metric_file import resolve_metric
+    from kit.metrics.competition import resolve_metric
 
     return resolve_metric(cfg).mode  # a competition's metric.py says its own direction
 

@@ -23,11 +23,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from kit.archive import MARKER, is_extracted, read_marker, safe_extract
 from kit.config import Config, load_config
+from kit.data.archive import MARKER, is_extracted, read_marker, safe_extract
 from kit.data.sources import source_exists
 from kit.errors import KaggleError
-from kit.metric_file import resolve_metric
+from kit.metrics.competition import resolve_metric
 from kit.paths import competition_dir, data_root
 from kit.submission import form_for, read_sample, validate_file
 

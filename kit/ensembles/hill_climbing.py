@@ -18,7 +18,7 @@ cross-validated RMSLE against one climb's 0.1261, on Titanic's six 0.3441 log lo
 So the default is one climb over all members.
 
 The arithmetic is plain: members arrive in the blend's space (probabilities, or a
-regression metric's space) with the loss to minimise; kit/blending.py supplies both.
+regression metric's space) with the loss to minimise; kit/ensembles/blend.py supplies both.
 
     weights = bagged_hill_climb(z, loss, HillSettings(max_steps=50))
 """

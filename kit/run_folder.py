@@ -1,6 +1,6 @@
 """A run's files: one module reads and writes them (docs/architecture.md, "Run folder").
 
-Training (kit/pipeline.py), prediction (kit/predict.py) and the ensemble (kit/ensemble.py)
+Training (kit/pipeline.py), prediction (kit/predict.py) and the ensemble (kit/ensembles/build.py)
 all go through here, so the prediction-file contract lives in one place:
 
 - `oof.parquet`: id, fold, target, then the prediction columns;
@@ -9,10 +9,10 @@ all go through here, so the prediction-file contract lives in one place:
   original scale);
 - `scores.json`: metric, mode, problem, per-fold scores, mean, std, OOF score, classes;
 - `folds.csv`: id, fold (fold_r1 ... for repeats; -1: never validated), train_from (time
-  splits: the first fit that trains on the row, kit/folds.py `Split`), split (its hash);
+  splits: the first fit that trains on the row, kit/splits/folds.py `Split`), split (its hash);
 - `run.json`: git commit, command line, seed, start time.
 - `cut_points.json`: under qwk (mcc / f1_macro on two classes), the cuts on the expected
-  class index that made the submission's labels (kit/cut_points.py).
+  class index that made the submission's labels (kit/metrics/cut_points.py).
 
 Fold folders hold the same two prediction files for their rows, plus `done.json`.
 """
@@ -33,10 +33,10 @@ import pandas as pd
 
 from kit.config import Config, load_resolved
 from kit.errors import CheckpointError, DataError
-from kit.folds import Split
 from kit.hooks import hook_hashes
 from kit.io import write_csv, write_json, write_parquet
 from kit.paths import ROOT, competition_dir
+from kit.splits.folds import Split
 
 RUN_FILES = ("oof.parquet", "test_pred.parquet", "scores.json", "config.toml")
 PRED = "pred"  # a regression's prediction column
@@ -321,13 +321,13 @@ def _record_library_threads(run_dir: Path, infos: list[dict]) -> None:
     write_json(path, info)
 
 
-# --- cut points (kit/cut_points.py) --------------------------------------------------------
+# --- cut points (kit/metrics/cut_points.py) --------------------------------------------------------
 
 CUT_POINTS = "cut_points.json"
 
 
 def write_cut_points(run_dir: Path, record: dict) -> None:
-    """cut_points.json: the cuts the run's test labels were cut with (kit.cut_points.record)."""
+    """cut_points.json: the cuts the run's test labels were cut with (kit.metrics.cut_points.record)."""
     write_json(run_dir / CUT_POINTS, record)
 
 

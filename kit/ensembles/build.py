@@ -1,14 +1,14 @@
 """Ensembles over run folders: load the members, check they belong together, align them
 by id, blend, and write the ensemble as a run folder of its own.
 
-Any run folder that honours the prediction-file contract (docs/architecture.md, kit/runs.py)
+Any run folder that honours the prediction-file contract (docs/architecture.md, kit/run_folder.py)
 can be a member: a torch MLP with gradient-boosted trees on titanic, several CNNs on
 digit-recognizer, two regressors on house prices, or an earlier ensemble. A run of another
 competition, of the other problem kind, with other classes, or with missing or extra ids
 is refused.
 
 The methods (soft, weighted, hard), the hard-vote tie rule, the regression spaces and the
-weight fitting are documented in kit/blending.py; the files written in kit/ensemble_report.py.
+weight fitting are documented in kit/ensembles/blend.py; the files written in kit/ensembles/report.py.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from kit import paths
-from kit.blending import METHODS, Stack, blend, check_method, parse_weights
-from kit.cut_points import applies, score_cv
-from kit.ensemble_report import sample_path, write_ensemble_run
+from kit.ensembles.blend import METHODS, Stack, blend, check_method, parse_weights
+from kit.ensembles.hill_climbing import DEFAULT_HILL, HillSettings
+from kit.ensembles.report import sample_path, write_ensemble_run
 from kit.errors import ConfigError, DataError
-from kit.hill_climbing import DEFAULT_HILL, HillSettings
-from kit.metric_file import resolve_metric
-from kit.metrics import Metric, check_problem
-from kit.runs import Run, load_run
+from kit.metrics.competition import resolve_metric
+from kit.metrics.cut_points import applies, score_cv
+from kit.metrics.registry import Metric, check_problem
+from kit.run_folder import Run, load_run
 from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
 __all__ = ["METHODS", "check_folds_shared", "ensemble_runs", "resolve_run_dir", "stack_runs"]
@@ -246,7 +246,7 @@ def check_direction(runs: list[Run], metric: Metric) -> None:
     for run in runs:
         stored = run.scores.get("mode")
         if run.scores.get("metric") == metric.name and stored and stored != metric.mode:
-            where = metric.source or "kit/metrics.py"
+            where = metric.source or "kit/metrics/registry.py"
             raise DataError(f"run {run.path} scored {metric.name!r} with mode {stored!r} "
                             f"(scores.json), {where} now says {metric.mode!r}; restore MODE "
                             "there or retrain the run")

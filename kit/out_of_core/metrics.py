@@ -1,5 +1,5 @@
 """Metrics summed batch by batch: the score of predictions too many to hold at once (the
-out-of-core run's OOF, kit/out_of_core/), equal to kit/metrics.py's on the same rows.
+out-of-core run's OOF, kit/out_of_core/), equal to kit/metrics/registry.py's on the same rows.
 
 accuracy, logloss, f1_macro (per-class confusion counts), rmse, rmsle, mae and r2 (power
 sums) are exact up to float rounding. auc counts each class's predicted probabilities in
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kit.metrics import Metric
+from kit.metrics.registry import Metric
 
 AUC_BINS = 1 << 20
 AUC_BINS_MULTI = 1 << 16  # per class when there are more than two

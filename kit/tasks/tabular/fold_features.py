@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold
 
 from kit.errors import DataError
-from kit.time_split import time_codes, valid_starts
+from kit.splits.time import time_codes, valid_starts
 
 FoldFn = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
@@ -137,7 +137,7 @@ def inner_split(n_rows: int, n_inner: int, seed: int, groups: np.ndarray | None 
                 labels: np.ndarray | None = None):
     """(fit, held-out) positions of the inner K-fold over a fold's n_rows training rows:
     scikit-learn's KFold, or with groups GroupKFold / StratifiedGroupKFold (with labels),
-    the splitters kit/folds.py uses for the outer folds."""
+    the splitters kit/splits/folds.py uses for the outer folds."""
     x = np.zeros(n_rows)
     if groups is None:
         return KFold(min(n_inner, n_rows), shuffle=True, random_state=seed).split(x)

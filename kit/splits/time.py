@@ -15,7 +15,7 @@ The layout is scikit-learn's TimeSeriesSplit(n_splits, gap=cv.gap), made for rea
 
 On unique, sorted times every fit equals TimeSeriesSplit's (tests/test_time_cv.py). The
 training sets nest (fit k's rows are all fit k + 1's), so one number per row stores them:
-`train_from`, the first fit that trains on the row (folds.csv, kit/folds.py `Split`).
+`train_from`, the first fit that trains on the row (folds.csv, kit/splits/folds.py `Split`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pandas as pd
 
 from kit.config import CVConfig
 from kit.errors import DataError
-from kit.folds import Split
+from kit.splits.folds import Split
 
 
 def read_times(frame: pd.DataFrame, cv: CVConfig, source: str) -> np.ndarray | None:

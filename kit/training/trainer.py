@@ -27,17 +27,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kit import distributed as dist
 from kit.config import Config
-from kit.devices import autocast_dtype, fused_adamw_ok, to_device
-from kit.early_stopping import EarlyStopping
 from kit.errors import CheckpointError, DataError
 from kit.io import save_torch
-from kit.metrics import Metric
+from kit.metrics.registry import Metric
 from kit.models.heads import param_groups
 from kit.objective import Objective
-from kit.schedule import lr_at, warn_if_frozen
-from kit.track import History, NullTracker
+from kit.runtime import distributed as dist
+from kit.runtime.devices import autocast_dtype, fused_adamw_ok, to_device
+from kit.training.early_stopping import EarlyStopping
+from kit.training.schedule import lr_at, warn_if_frozen
+from kit.training.track import History, NullTracker
 
 
 @dataclass
