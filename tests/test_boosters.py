@@ -1,4 +1,4 @@
-"""The tree kinds: lgbm, xgb, catboost (kit/models/boosters.py) and rf, extratrees.
+"""The tree kinds: lgbm, xgb, catboost (kit/models/boosters/) and rf, extratrees.
 
 Model-level tests fit the real libraries on a small generated table through the same
 frames the tabular task builds (fold preprocessors -> booster_frame); the end-to-end

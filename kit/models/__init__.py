@@ -5,7 +5,7 @@ with `@register("name", kind=..., task=...)` (kit/models/registry.py says what t
 and the builders' arguments are):
 
     kit/models/tabular.py    mlp (torch), gbdt, linear, rf, extratrees, blend (scikit-learn)
-    kit/models/boosters.py   lgbm, xgb, catboost (each library's own training API and format)
+    kit/models/boosters/   lgbm, xgb, catboost (each library's own training API and format)
     kit/models/vision.py     small_cnn, mnist_cnn, lenet, timm:<name>, torchvision:<name>
     kit/models/heads.py      image heads: find / replace (Xavier) / multi-head, param groups
     kit/models/weights.py    pretrained weights from a local file, never the network

@@ -28,7 +28,7 @@ class ModelEntry:
     name: str
     builder: Callable[..., Any]
     kind: str  # "torch": trained by kit.training.trainer; "sklearn": an estimator with fit/predict_proba;
-    # "booster": LightGBM / XGBoost / CatBoost behind kit.models.boosters.Booster
+    # "booster": LightGBM / XGBoost / CatBoost behind kit.models.boosters.base.Booster
     task: str  # "tabular" or "image"
     libraries: tuple[str, ...] = ()  # the packages whose files the fitted model is
 

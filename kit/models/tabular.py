@@ -1,5 +1,5 @@
 """Tabular model kinds: the torch networks (mlp, tabm) and the scikit-learn estimators
-(gbdt, linear, rf, extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters.py.
+(gbdt, linear, rf, extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters/.
 
 A builder takes the data-derived arguments it names (kit.models.registry.DATA_ARGS) and
 `[model.params.<name>]` as keyword-only arguments.
