@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from kit.data.stream import TabularStream, as_parquet, stream_loader
+from kit.data.parquet_files import as_parquet
+from kit.data.stream import TabularStream, stream_loader
 from kit.errors import ConfigError, DataError
 
 FORK = {"multiprocessing_context": "fork", "timeout": 60}  # timeout: a hang fails the test

@@ -7,7 +7,7 @@ of 250 columns), calls `transform` once per chunk and yields `dict[str, torch.Te
 batches that are zero-copy views of the chunk's arrays. Memory is a few chunks, whatever
 the dataset size. Sources: a folder of parquet files (hive partitions such as
 `date=2024-06-01/` become columns you may ask for), one parquet file, a list of them, or a
-CSV converted once with `as_parquet`.
+CSV converted once with `as_parquet` (kit/data/parquet_files.py).
 
     stream = TabularStream("data/train_parquet", columns=cols, transform=fitted, batch_size=512,
                            shuffle=True, filter=pc.field("fold") != k)
@@ -47,14 +47,9 @@ DataLoader worker).
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import itertools
-import math
-import os
 import queue
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,22 +58,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from kit.data.parquet_files import dictionary_schema, discover, read_footers, reading
+from kit.data.shards import Unit, batch_count, batch_quotas, deal_units, make_units
 from kit.errors import ConfigError, DataError
-from kit.io import atomic_path
 from kit.runtime.seed import worker_init_fn
 
 Transform = Callable[[pd.DataFrame], "dict[str, np.ndarray]"]
-Unit = tuple[int, int, int, int]  # (file index, row group, first row, end row) in that group
 DDP_EVEN = ("pad", "drop")
-SUFFIXES = (".parquet", ".parq", ".pq")
-ROW_GROUP_ROWS = 65536  # row groups written by as_parquet: the unit of sharding and shuffling
 _LOCAL = pafs.LocalFileSystem()
 # pre_buffer=False + a buffered stream: read a row group page by page instead of holding all
 # its column chunks, so memory follows chunk_rows even for 1M-row row groups.
@@ -112,14 +103,14 @@ class TabularStream(IterableDataset):
         # Only paths, row counts, the schema and partition expressions are kept: files are
         # opened by the shard that reads them, never here (an Arrow handle opened before a
         # fork breaks in the child, apache/arrow#1946).
-        self._files, self._group_rows, self._partitions, schema, small = _inspect(
-            *_discover(source), self.columns)
+        self._files, self._group_rows, self._partitions, schema, small = read_footers(
+            *discover(source), self.columns)
         _check_filter(filter, schema)
         # low-cardinality string columns are read as Arrow dictionaries, the way parquet
         # stores them: no string built per value (half the read time of a 250-column table
         # with 15 such columns), and pandas gets a Categorical
         strings = [c for c in self.columns if c in small] if categorical_strings else []
-        self._schema = _dictionary_schema(schema, strings)
+        self._schema = dictionary_schema(schema, strings)
         if strings and filter is not None and _filter_error(filter, self._schema):
             self._schema, strings = schema, []  # string kernels (starts_with) need strings
         self._format = ds.ParquetFileFormat(
@@ -141,7 +132,7 @@ class TabularStream(IterableDataset):
         if quotas is not None:
             return sum(quotas[s][0] for s in mine)
         rows = self._unit_rows(units)
-        return sum(_n_batches(sum(rows[u] for u in shards[s]), self.batch_size, self.drop_last)
+        return sum(batch_count(sum(rows[u] for u in shards[s]), self.batch_size, self.drop_last)
                    for s in mine)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -164,7 +155,7 @@ class TabularStream(IterableDataset):
         n_shards = self.world_size * max(1, self._num_workers)
         key = ("units", n_shards)
         if key not in self._cache:
-            self._cache[key] = _make_units(self._group_rows, n_shards)
+            self._cache[key] = make_units(self._group_rows, n_shards)
         return self._cache[key]
 
     def _unit_rows(self, units: list[Unit]) -> list[int]:
@@ -176,7 +167,7 @@ class TabularStream(IterableDataset):
             masks: dict[tuple[int, int], pa.ChunkedArray] = {}
             for f, g, _, _ in units:
                 if (f, g) not in masks:
-                    with _reading(self._files[f]):
+                    with reading(self._files[f]):
                         masks[f, g] = self._fragment(f, g).to_table(
                             schema=self._schema, columns={"keep": self.filter},
                             use_threads=False)["keep"]
@@ -190,12 +181,12 @@ class TabularStream(IterableDataset):
         units, workers = self._units(), max(1, self._num_workers)
         order = (np.random.default_rng([self.seed, epoch]).permutation(len(units))
                  if self.shuffle else range(len(units)))
-        shards = _deal([b - a for _, _, a, b in units], order, self.world_size * workers)
+        shards = deal_units([b - a for _, _, a, b in units], order, self.world_size * workers)
         if self.world_size == 1:
             return units, shards, None
         rows = self._unit_rows(units)
         shard_rows = [sum(rows[u] for u in shard) for shard in shards]
-        quotas = _quotas(shard_rows, workers, self.batch_size, self.drop_last, self.ddp_even)
+        quotas = batch_quotas(shard_rows, workers, self.batch_size, self.drop_last, self.ddp_even)
         return units, shards, quotas
 
     # -- reading: units -> record batches -> chunks -> arrays -> batches ------------------
@@ -265,7 +256,7 @@ class TabularStream(IterableDataset):
     def _read_unit(self, unit: Unit) -> Iterator[pa.RecordBatch]:
         f, group, start, end = unit
         schema = self._schema
-        with _reading(self._files[f]):
+        with reading(self._files[f]):
             fragment = self._fragment(f, group)
             if (start, end) == (0, self._group_rows[f][group]):
                 # batch_readahead=1: one record batch decoded ahead, not 16 (memory)
@@ -350,39 +341,6 @@ def stream_loader(stream: TabularStream, *, num_workers: int = 0, **kw: Any) -> 
     return DataLoader(stream, **(opts | kw))
 
 
-def as_parquet(csv_path: str | Path, cache_dir: str | Path, *,
-               columns: Sequence[str] | None = None,
-               column_types: dict[str, pa.DataType] | None = None) -> Path:
-    """Convert a CSV once to parquet (streamed, bounded memory); reused while newer than it.
-
-    >>> TabularStream(as_parquet("data/titanic/train.csv", "cache"), columns=..., ...)
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DataError(f"CSV file not found: {csv_path}; download the competition data first")
-    tag = "" if columns is None else "." + hashlib.sha1("\0".join(columns).encode()).hexdigest()[:8]
-    dest = Path(cache_dir) / f"{csv_path.name}{tag}.parquet"
-    if dest.is_file() and dest.stat().st_mtime > csv_path.stat().st_mtime:
-        return dest
-    convert = pacsv.ConvertOptions(column_types=column_types or {})
-    if columns is not None:
-        convert.include_columns = list(columns)
-    try:
-        with atomic_path(dest) as tmp:
-            # 16 MiB blocks: column types are inferred from the first block
-            reader = pacsv.open_csv(csv_path, convert_options=convert,
-                                    read_options=pacsv.ReadOptions(block_size=16 << 20))
-            with pq.ParquetWriter(tmp, reader.schema) as writer:
-                for batch in reader:
-                    writer.write_table(pa.Table.from_batches([batch]), ROW_GROUP_ROWS)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(
-            f"cannot convert {csv_path} to parquet: {err}. If a column changes type part-way "
-            "through the file (integers, then '1.5' or text), pass column_types="
-            "{'<column>': pa.float64()} (or pa.string()) to as_parquet.") from None
-    return dest
-
-
 # -- helpers: options, discovery, footers ---------------------------------------------------
 
 def _default_chunk_rows(n_columns: int) -> int:
@@ -428,162 +386,6 @@ def _filter_error(expr: pc.Expression, schema: pa.Schema) -> str | None:
     except (pa.ArrowException, TypeError) as err:
         return str(err)
     return None
-
-
-def _discover(source: str | Path | Sequence[str | Path]) -> tuple[list[str], str | None]:
-    """Parquet files in read order, and the hive-partition root when `source` is a folder."""
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        root, files = os.path.abspath(source), []
-        for folder, subfolders, names in os.walk(root):
-            subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "_")))
-            found = sorted(n for n in names if n.endswith(SUFFIXES) and n[0] not in "._")
-            files += [os.path.join(folder, n) for n in found]
-            if not found and not subfolders and folder != root:
-                warnings.warn(f"empty partition {folder}: no parquet files in it; skipped",
-                              stacklevel=4)
-        if not files:
-            raise DataError(f"no parquet files ({', '.join(SUFFIXES)}) under {root}; for a "
-                            "CSV, convert it first with kit.data.stream.as_parquet")
-        return files, root
-    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
-    missing = [str(p) for p in paths if not Path(p).is_file()]
-    if missing or not paths:
-        raise DataError(f"parquet source {missing or paths} not found; pass a folder, a "
-                        "parquet file or a list of parquet files")
-    return [os.path.abspath(p) for p in paths], None
-
-
-def _inspect(files: list[str], root: str | None, columns: list[str]
-             ) -> tuple[list[str], list[list[int]], list, pa.Schema, set[str]]:
-    """Read every footer once: skip empty files, check columns exist with one dtype each.
-    Also the string columns with small dictionaries in every file (_small_dictionaries)."""
-    kept, group_rows, schemas, small = [], [], [], set(columns)
-    for path in files:
-        md = _footer(path)
-        if md is None or md.num_rows == 0:
-            warnings.warn(f"empty parquet file {path} (0 rows); skipped", stacklevel=4)
-            continue
-        kept.append(path)
-        group_rows.append([md.row_group(g).num_rows for g in range(md.num_row_groups)])
-        schemas.append(md.schema.to_arrow_schema())
-        small = _small_dictionaries(md, schemas[-1], small)
-    if not kept:
-        raise DataError(f"every parquet file in {root or files} is empty; nothing to stream")
-    dataset = ds.dataset(kept, format="parquet", partitioning="hive" if root else None,
-                         partition_base_dir=root)
-    partitions = {f.path: f.partition_expression for f in dataset.get_fragments()}
-    first: dict[str, tuple[pa.DataType, str]] = {}
-    for path, schema in zip(kept, schemas):
-        keys = ds.get_partition_keys(partitions[path]) if path in partitions else {}
-        for col in (c for c in columns if c not in keys):
-            if schema.get_field_index(col) < 0:
-                raise DataError(f"column {col!r} is missing from {path} (it has "
-                                f"{schema.names[:12]}...); drop {col!r} from columns or "
-                                "rewrite that file with it")
-            dtype = schema.field(col).type
-            seen, where = first.setdefault(col, (dtype, path))
-            if dtype != seen:
-                raise DataError(f"column {col!r} is {seen} in {where} but {dtype} in {path}; "
-                                f"rewrite the files with one dtype (e.g. df[{col!r}]."
-                                "astype('float32') before to_parquet)")
-    return kept, group_rows, [partitions.get(p) for p in kept], dataset.schema, small
-
-
-def _dictionary_schema(schema: pa.Schema, columns: list[str]) -> pa.Schema:
-    """`schema` with `columns` typed as the dictionaries Arrow reads them as."""
-    for c in columns:
-        i = schema.get_field_index(c)
-        schema = schema.set(i, schema.field(i).with_type(pa.dictionary(pa.int32(), pa.string())))
-    return schema
-
-
-def _small_dictionaries(md: pq.FileMetaData, arrow: pa.Schema, candidates: set[str]
-                        ) -> set[str]:
-    """The string columns of `candidates` that every row group of the file stores
-    dictionary-encoded with a dictionary page of at most half the column chunk: few
-    distinct values, so reading them as dictionaries is cheap. Each record batch carries
-    its row group's whole dictionary: for an id-like column that costs more than strings.
-    Only the candidates' column chunks are looked at (the footers of 250-column files)."""
-    small = {c for c in candidates if arrow.get_field_index(c) >= 0 and (
-        pa.types.is_string(arrow.field(c).type) or pa.types.is_large_string(arrow.field(c).type))}
-    leaf = {md.schema.column(j).path: j for j in range(len(md.schema))}  # nested fields: a.x
-    for g in range(md.num_row_groups):
-        group = md.row_group(g)
-        for c in list(small):
-            chunk = group.column(leaf[c])
-            start = chunk.dictionary_page_offset
-            if start is None or 2 * (chunk.data_page_offset - start) > chunk.total_compressed_size:
-                small.discard(c)
-    return small
-
-
-def _footer(path: str) -> pq.FileMetaData | None:
-    if os.path.getsize(path) == 0:
-        return None
-    try:
-        return pq.read_metadata(path)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"{path} is not a readable parquet file ({err}); download or "
-                        "regenerate it, or delete it to leave it out") from None
-
-
-class _reading:
-    """Turn Arrow read failures into a DataError naming the file."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, err, tb) -> None:
-        if kind is not None and issubclass(kind, (pa.ArrowException, OSError)):
-            raise DataError(f"{self.path} could not be read ({err}); the file is corrupt or "
-                            "changed after the stream was built: regenerate it") from None
-
-
-# -- helpers: units, dealing, batch counts ----------------------------------------------------
-
-def _make_units(group_rows: list[list[int]], n_shards: int) -> list[Unit]:
-    """Row groups, each cut into equal slices when there are fewer groups than shards."""
-    groups = [(f, g, n) for f, sizes in enumerate(group_rows) for g, n in enumerate(sizes) if n]
-    pieces = max(1, math.ceil(n_shards / len(groups)))
-    return [(f, g, n * i // k, n * (i + 1) // k)
-            for f, g, n in groups for k in [min(pieces, n)] for i in range(k)]
-
-
-def _deal(sizes: list[int], order: Sequence[int], n_shards: int) -> list[list[int]]:
-    """Give each unit, in `order`, to the shard with the fewest rows (ties: lowest index)."""
-    heap, shards = [(0, s) for s in range(n_shards)], [[] for _ in range(n_shards)]
-    for u in order:
-        load, s = heapq.heappop(heap)
-        shards[s].append(int(u))
-        heapq.heappush(heap, (load + sizes[u], s))
-    return shards
-
-
-def _n_batches(rows: int, batch_size: int, drop_last: bool) -> int:
-    return rows // batch_size if drop_last else -(-rows // batch_size)
-
-
-def _quotas(shard_rows: list[int], workers: int, batch_size: int, drop_last: bool,
-            ddp_even: str) -> list[tuple[int, int]]:
-    """(batches, of which padding) per shard, so that every rank yields the same count."""
-    counts = [_n_batches(r, batch_size, drop_last) for r in shard_rows]
-    ranks = [counts[i:i + workers] for i in range(0, len(counts), workers)]
-    target = (max if ddp_even == "pad" else min)(sum(r) for r in ranks)
-    out = []
-    for rank in ranks:
-        gap = target - sum(rank)
-        if gap >= 0:  # pad, spread evenly over the rank's workers
-            pads = [gap // workers + (w < gap % workers) for w in range(workers)]
-            out += [(c + p, p) for c, p in zip(rank, pads)]
-            continue
-        left = list(rank)
-        for _ in range(-gap):  # drop, from the fullest worker first
-            left[max(range(workers), key=left.__getitem__)] -= 1
-        out += [(c, 0) for c in left]
-    return out
 
 
 def _frames(tables: Iterator[pa.Table]) -> Iterator[pd.DataFrame]:
