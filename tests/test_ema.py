@@ -116,7 +116,7 @@ def test_resume_without_ema_weights_is_refused(tmp_path):
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0, 1.5])
 def test_ema_decay_outside_zero_one_is_an_error(decay):
-    from kit.config import _validate
+    from kit.config import validate
 
     with pytest.raises(ConfigError, match=rf"train.ema_decay = {decay}: use 0 \(off\)"):
-        _validate(Config(train=TrainConfig(ema_decay=decay)), "config.toml")
+        validate(Config(train=TrainConfig(ema_decay=decay)), "config.toml")

@@ -35,7 +35,7 @@ class BatchMix:
 
 
 def batch_mix(image, num_classes: int, problem: str) -> BatchMix | None:
-    """The training batches' mix from the [image] settings (kit/config.py ImageConfig), or
+    """The training batches' mix from the [image] settings (kit/config/sections.py ImageConfig), or
     None."""
     if not (image.mixup or image.cutmix) or problem == "regression":
         return None

@@ -61,9 +61,9 @@ def _digest(value) -> str:
 def scored_config(cfg: Config, space: dict) -> dict:
     """The resolved config as it decides a trial's score: less speed and host settings,
     and less the tuned parameters (each trial sets its own)."""
-    from kit.config import _to_raw
+    from kit.config import to_raw
 
-    raw = {k: v for k, v in _to_raw(cfg).items() if k not in _NOT_SETTINGS}
+    raw = {k: v for k, v in to_raw(cfg).items() if k not in _NOT_SETTINGS}
     for section, keys in _NOT_SCORED.items():
         raw[section] = {k: v for k, v in raw[section].items() if k not in keys}
     model = cfg.model.name

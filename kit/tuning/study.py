@@ -10,8 +10,9 @@ the training files' content, the competition's hooks, the competition, the metri
 resolved config less what only sets speed or host, and the search space). The default name
 carries the key, so other data or another space starts another study; a study named with
 --study that was started under another key is refused. Each trial trains in a folder of its
-own, made with mkdir (a folder an earlier study of the same name left behind is never
-reused), and each process seeds its sampler apart (study_seed).
+own (kit.run_folder.new_trial_dir: a folder an earlier study of the same name left behind is
+never reused), and each process seeds its sampler apart (study_seed). The study's command
+line loop (open, trials here or in --jobs processes, best.toml) is kit/tuning/loop.py.
 
 The search space is `[tune.<model>]` in config.toml, entries `name = {low = .., high = ..,
 log = true}` (`int = true` for integers) or `name = {choices = [..]}`, over the model's
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import difflib
 import fcntl
-import itertools
 import math
 import os
 import re
@@ -257,21 +257,6 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def new_trial_dir(folder: Path, number: int) -> Path:
-    """A new, empty folder for trial `number`: trial_0007, or trial_0007_1, .. where an
-    earlier study of this name (its journal removed) left one; a trial reports only folds
-    it trained itself."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for again in itertools.count():
-        path = folder / (f"trial_{number:04d}" + (f"_{again}" if again else ""))
-        try:
-            path.mkdir()  # atomic: two processes never get the same folder
-            return path
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def tune(study, folder: Path, space: dict, run_trial: Callable[[dict, object], float], *,
          trials: int, timeout: float | None = None, progress: str = "bar",
          attrs: dict | None = None) -> dict:
@@ -350,9 +335,9 @@ def _best(study):
 
 
 def params_toml(model: str, params: dict) -> str:
-    from kit.config import _toml_value
+    from kit.config import toml_value
 
-    lines = [f"[model.params.{model}]"] + [f"{k} = {_toml_value(v)}" for k, v in params.items()]
+    lines = [f"[model.params.{model}]"] + [f"{k} = {toml_value(v)}" for k, v in params.items()]
     return "\n".join(lines) + "\n"
 
 
