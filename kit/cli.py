@@ -18,11 +18,11 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from kit.config import Config, load_config, profile_section, to_toml
+from kit.config import Config, load_config, profile_section
 from kit.data.folder import resolve_data_dir
 from kit.errors import KitError
 from kit.hooks import hook_hashes
-from kit.io import write_json, write_text
+from kit.io import write_json
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
 
 # Light imports only up here: scripts answer --help and argument errors through this module,
@@ -126,30 +126,11 @@ def _load_with_profile(args) -> Config:
 
 def train_main(argv: list[str] | None = None) -> dict:
     args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
-    import torch
-
-    from kit.metrics.competition import resolve_metric
-    from kit.pipeline import RunOptions, run_cv
-    from kit.resume import Resume
+    from kit.pipeline import RunOptions, run_cv  # torch and the rest before the thread budget
     from kit.runtime import distributed as dist
-    from kit.runtime.seed import seed_everything, set_deterministic
-    from kit.runtime.threads import apply_thread_budget
 
-    resume = Resume.open(args) if args.resume else None
-    if resume is None and not args.comp:
-        raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
-    cfg = resume.cfg if resume else _load_with_profile(args)
-    label = resume.label if resume else \
-        ("dryrun" if args.dry_run else ("demo" if args.demo else ""))
-    resolve_metric(cfg)  # built-in or competitions/<slug>/metric.py: before any folder is made
-    set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
-    place, data_dir, device = _where(cfg, args)
-    seed_everything(cfg.train.seed)
-    threads = apply_thread_budget(cfg.train.num_threads)  # after the imports: see kit.runtime.threads
-    folds = 1 if args.dry_run and not args.folds else args.folds
-    facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
-             "data_dir": str(data_dir), "threads": threads, "max_time": cfg.train.max_time,
-             "python": platform.python_version(), "torch": torch.__version__}
+    resume, cfg, label = _open_run(args)
+    place, data_dir, device, facts = _set_up(cfg, args)
     if resume:
         run_dir = resume.run_dir
     else:  # inputs checked: rank 0 makes the run's own folder, the other ranks take its name
@@ -166,7 +147,7 @@ def train_main(argv: list[str] | None = None) -> dict:
                                    libraries=_library_versions(cfg))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
-                      folds=folds, resume=resume is not None,
+                      folds=facts["folds"], resume=resume is not None,
                       max_time=cfg.train.max_time or None, label=label, on_start=record)
     try:
         summary = run_cv(cfg, opts)
@@ -176,8 +157,47 @@ def train_main(argv: list[str] | None = None) -> dict:
         raise
     finally:
         dist.cleanup()
-    if not place.main:
-        return summary
+    return _finish(args, resume, summary) if place.main else summary
+
+
+def _open_run(args):
+    """(the Resume or None, the config, the run's label): a resumed run's own, or the
+    competition's config with its device profile; the metric is found before any folder."""
+    from kit.metrics.competition import resolve_metric
+    from kit.resume import Resume
+
+    resume = Resume.open(args) if args.resume else None
+    if resume is None and not args.comp:
+        raise KitError("--comp is required (e.g. --comp titanic), or --resume RUN_DIR")
+    cfg = resume.cfg if resume else _load_with_profile(args)
+    label = resume.label if resume else \
+        ("dryrun" if args.dry_run else ("demo" if args.demo else ""))
+    resolve_metric(cfg)  # built-in or competitions/<slug>/metric.py: before any folder is made
+    return resume, cfg, label
+
+
+def _set_up(cfg: Config, args):
+    """The process the run trains in (determinism, DDP place, data folder, then
+    kit.run_folder.set_up_process): (place, data folder, device, the facts run.json keeps)."""
+    import torch
+
+    from kit.run_folder import set_up_process
+    from kit.runtime.seed import set_deterministic
+
+    set_deterministic(cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
+    place, data_dir = _where(cfg, args)
+    device, threads = set_up_process(cfg)
+    if device.type == "cuda" and place.world_size > 1:
+        device = torch.device("cuda", place.local_rank)
+    folds = 1 if args.dry_run and not args.folds else args.folds
+    facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
+             "data_dir": str(data_dir), "threads": threads, "max_time": cfg.train.max_time,
+             "python": platform.python_version(), "torch": torch.__version__}
+    return place, data_dir, device, facts
+
+
+def _finish(args, resume, summary: dict) -> dict:
+    """Rank 0's end: the demo mark and the --summary-json file."""
     summary["demo"] = bool(args.demo or (resume and resume.started.get("demo")))
     if summary["demo"]:
         print("(trained on DEMO DATA: the scores say the pipeline works, nothing about Kaggle)")
@@ -187,11 +207,8 @@ def train_main(argv: list[str] | None = None) -> dict:
 
 
 def _where(cfg: Config, args):
-    """(DDP place, data folder, device): rank 0 writes demo data or unzips first."""
-    import torch
-
+    """(DDP place, data folder): rank 0 writes demo data or unzips first."""
     from kit.runtime import distributed as dist
-    from kit.runtime.devices import pick_device
 
     place = dist.init(cfg.train.device)
     if place.main:
@@ -200,10 +217,7 @@ def _where(cfg: Config, args):
     if not place.main:
         data_dir = resolve_data_dir(cfg, args.data, False) if not args.demo else \
             (args.data or data_root() / f"{cfg.competition.slug}-demo")
-    device = pick_device(cfg.train.device)
-    if device.type == "cuda" and place.world_size > 1:
-        device = torch.device("cuda", place.local_rank)
-    return place, data_dir, device
+    return place, data_dir
 
 
 def _library_versions(cfg: Config) -> dict:
@@ -213,18 +227,15 @@ def _library_versions(cfg: Config) -> dict:
 
 
 def _start_run(args, cfg: Config, label: str, argv, facts: dict) -> Path:
-    """A new run folder of its own (kit.run_folder.new_run_dir), its config.toml and run.json."""
-    from kit.run_folder import new_run_dir, provenance
+    """A new run folder of its own with its config.toml and run.json (kit.run_folder.start_run)."""
+    from kit.run_folder import provenance, start_run
 
-    run_dir = new_run_dir((args.runs or runs_root()) / cfg.competition.slug,
-                          cfg.model.name, cfg.features.name, label)
-    write_text(run_dir / "config.toml", to_toml(cfg))
-    write_json(run_dir / "run.json", {
+    return start_run((args.runs or runs_root()) / cfg.competition.slug, cfg,
+                     (cfg.model.name, cfg.features.name, label), {
         **provenance(argv), "seed": cfg.train.seed, "cv_seed": cfg.cv.seed,
         "deterministic": cfg.train.deterministic, "demo": args.demo, **facts,
         "hooks": hook_hashes(competition_dir(cfg.competition.slug)),
         "libraries": _library_versions(cfg)})
-    return run_dir
 
 
 def _drop_if_empty(run_dir: Path) -> None:

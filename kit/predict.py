@@ -14,13 +14,12 @@ from read-only datasets), and inside a kernel also to `/kaggle/working/submissio
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kit.config import Config, load_resolved
+from kit.config import Config
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_json, write_parquet
 from kit.paths import competition_dir, in_kaggle, kaggle_root
@@ -43,16 +42,16 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def finished_folds(run: Path) -> list[Path]:
     """fold<k>/ folders holding done.json, in fold order; a folder that is no run is an error."""
-    from kit.run_folder import fold_dirs
+    from kit.run_folder import fold_dirs, is_ensemble, is_run_folder
 
-    if not (run / "config.toml").is_file():
+    if not is_run_folder(run):
         inside = sorted(p.parent.name for p in run.glob("*/config.toml"))[-3:]
         hint = (f"; the newest runs in it: {', '.join(inside)}" if inside else
                 ", e.g. runs/titanic/<YYYYmmdd-HHMMSS>_<model>_<features>")
         what = "not a run folder (no config.toml)" if run.is_dir() else "no such folder"
         raise CheckpointError(f"--run {run}: {what}; give a folder that scripts/train.py "
                               f"wrote{hint}")
-    if (run / "ensemble.json").is_file():
+    if is_ensemble(run):
         raise CheckpointError(_ensemble_advice(run))
     folds = fold_dirs(run)
     if not folds:
@@ -65,34 +64,35 @@ def finished_folds(run: Path) -> list[Path]:
 def _ensemble_advice(run: Path) -> str:
     """An ensemble folder holds blended predictions, no checkpoints: say where its submission
     is and how to blend again (train.py --resume cannot continue it)."""
-    info = _read_json(run / "ensemble.json")
+    from kit.run_folder import SUBMISSION, read_config, read_ensemble_info
+
+    info = read_ensemble_info(run)
     members = " ".join(str(m.get("run_dir", "?")) for m in info.get("members", []))
-    slug = load_resolved(run / "config.toml").competition.slug
+    slug = read_config(run).competition.slug
     return (f"--run {run} is an ensemble (ensemble.json), not a trained run: it has no "
-            f"checkpoints to predict with; its submission is already {run / 'submission.csv'}; "
+            f"checkpoints to predict with; its submission is already {run / SUBMISSION}; "
             f"to blend again run `python scripts/ensemble.py --comp {slug} {members} "
             f"--method {info.get('method', 'soft')}`")
 
 
 def _data_dir(cfg: Config, run: Path, data: Path | None) -> Path:
     from kit.data.folder import resolve_data_dir
+    from kit.run_folder import read_run_info
 
-    info = _read_json(run / "run.json")
+    info = read_run_info(run)
     if data is None and info.get("data_dir") and Path(info["data_dir"]).is_dir():
         data = Path(info["data_dir"])  # where the run trained, when it recorded that
     # A demo run's data is re-made (seeded: the same files) unless --data names a folder.
     return resolve_data_dir(cfg, data, bool(info.get("demo")) and data is None)
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _check_classes(run: Path, classes: list) -> None:
-    trained = _read_json(run / "scores.json").get("classes")
+    from kit.run_folder import SCORES, read_scores
+
+    trained = read_scores(run).get("classes")
     if trained is not None and trained != [str(c) for c in classes]:
         raise CheckpointError(
-            f"{run / 'scores.json'}: the run was trained on classes {trained}, the data has "
+            f"{run / SCORES}: the run was trained on classes {trained}, the data has "
             f"{[str(c) for c in classes]}; pass the run's competition data with --data")
 
 
@@ -101,9 +101,9 @@ def _saved_cuts(run: Path, metric) -> np.ndarray | None:
     for the classes it trained on (checked against the data's by _check_classes); None for
     another metric, or a run from before cut points (it wrote argmax labels: so does this)."""
     from kit.metrics.cut_points import applies
-    from kit.run_folder import read_cut_points
+    from kit.run_folder import read_cut_points, read_scores
 
-    classes = _read_json(run / "scores.json").get("classes") or []
+    classes = read_scores(run).get("classes") or []
     return read_cut_points(run, classes) if applies(metric, classes) else None
 
 
@@ -118,7 +118,9 @@ def compare_with_run(run: Path, frame: pd.DataFrame) -> float | None:
     import numpy as np
     import pandas as pd
 
-    path = run / "test_pred.parquet"
+    from kit.run_folder import TEST_PRED
+
+    path = run / TEST_PRED
     if not path.is_file():
         return None
     saved = pd.read_parquet(path)
@@ -136,10 +138,17 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     from kit.metrics.competition import resolve_metric
     from kit.metrics.cut_points import apply
     from kit.pipeline import fold_mean
-    from kit.run_folder import check_hooks, check_library_versions, pred_frame
-    from kit.runtime.devices import pick_device
-    from kit.runtime.seed import seed_everything
-    from kit.runtime.threads import apply_thread_budget
+    from kit.run_folder import (
+        SUBMISSION,
+        TEST_PRED,
+        check_hooks,
+        check_library_versions,
+        pred_frame,
+        read_config,
+        read_run_info,
+        read_scores,
+        set_up_process,
+    )
     from kit.submission import (
         build_submission,
         demo_trained,
@@ -149,22 +158,19 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     )
     from kit.tasks import get_task
 
-    cfg = load_resolved(run / "config.toml")
-    scores = run / "scores.json"
-    if scores.exists() and _read_json(scores).get("out_of_core"):
+    cfg = read_config(run)
+    if read_scores(run).get("out_of_core"):
         raise CheckpointError(f"{run} trained out of core: its test_pred.parquet and "
                               "submission.csv are already the folds' predictions, written "
                               "batch by batch; predict.py re-predicts in-memory runs only")
     check_library_versions(run)
     slug = cfg.competition.slug
-    check_hooks(run, _read_json(run / "run.json").get("hooks"), slug)  # same code, same answer
+    check_hooks(run, read_run_info(run).get("hooks"), slug)  # same code, same answer
     metric = resolve_metric(cfg)
     cuts = _saved_cuts(run, metric)  # before the slow part: a bad file fails now
     data_dir = _data_dir(cfg, run, data)
     out = out or default_out(run)
-    seed_everything(cfg.train.seed)
-    apply_thread_budget(cfg.train.num_threads)
-    dev = pick_device(device)
+    dev, _ = set_up_process(cfg, device)
     task = get_task(cfg.competition.task)
     print(f"predict: {run}  folds: {', '.join(p.name for p in folds)}  device: {dev}")
     with tempfile.TemporaryDirectory(prefix="kit-predict-") as cache:  # the run stays as it was
@@ -173,19 +179,19 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
     test = fold_mean(probas, cfg.ensemble.fold_vote)
     frame = pred_frame(prep.test_ids, test, prep.classes)
-    write_parquet(out / "test_pred.parquet", frame)
+    write_parquet(out / TEST_PRED, frame)
     sample_path = data_dir / cfg.data.sample_submission
     sample = read_sample(sample_path)
     form = form_for(cfg, sample, metric, classes=prep.classes, source=sample_path)
     submitted = test if cuts is None else apply(test, cuts)  # qwk: the run's cut labels
     submission = build_submission(prep.test_ids, submitted, prep.classes, sample, form)
-    name = "submission_demo.csv" if demo_trained(run) else "submission.csv"  # keeps the mark
+    name = "submission_demo.csv" if demo_trained(run) else SUBMISSION  # keeps the mark
     written = write_submission(submission, sample_path, out / name, form)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
-               "test_pred": str(out / "test_pred.parquet"), "submission": str(written),
+               "test_pred": str(out / TEST_PRED), "submission": str(written),
                "max_abs_diff_vs_run": compare_with_run(run, frame)}
     if in_kaggle():  # where Kaggle looks for a kernel's submission
-        final = kaggle_root() / "working" / "submission.csv"
+        final = kaggle_root() / "working" / "submission.csv"  # Kaggle's name, not the run's
         with atomic_path(final) as tmp:
             shutil.copyfile(written, tmp)
         summary["kaggle_submission"] = str(final)

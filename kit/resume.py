@@ -18,14 +18,20 @@ trained, never which code runs or which host is contacted. A resume therefore
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit.config import Config, apply_overrides, load_resolved
+from kit.config import Config, apply_overrides
 from kit.errors import ConfigError, KitError
-from kit.io import write_json
-from kit.run_folder import check_hooks, check_library_versions, provenance
+from kit.run_folder import (
+    check_hooks,
+    check_library_versions,
+    is_run_folder,
+    provenance,
+    read_config,
+    read_run_info,
+    write_run_info,
+)
 
 # (argparse dest, flag, value it has when not given)
 REFUSED = (("overrides", "--set", []), ("seed", "--seed", None),
@@ -45,16 +51,15 @@ class Resume:
     @classmethod
     def open(cls, args) -> Resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "config.toml").exists():
+        if not is_run_folder(run_dir):
             raise KitError(f"--resume {run_dir}: not a run folder (no config.toml); give a "
                            "folder under runs/<comp>/")
         refuse_flags(args, run_dir)
-        cfg = load_resolved(run_dir / "config.toml")  # checks competition.slug is a name
+        cfg = read_config(run_dir)  # checks competition.slug is a name
         if args.comp and args.comp != cfg.competition.slug:
             raise ConfigError(f"--comp {args.comp} --resume {run_dir}: the run is of "
                               f"{cfg.competition.slug!r}; drop --comp (the run folder says it)")
-        started = json.loads((run_dir / "run.json").read_text()) \
-            if (run_dir / "run.json").exists() else {}
+        started = read_run_info(run_dir)
         args.folds = _folds(args.folds, started.get("folds"), cfg, run_dir)
         if args.data is None and started.get("data_dir"):
             args.data = Path(started["data_dir"])
@@ -66,10 +71,9 @@ class Resume:
 
     def record(self, argv: list[str] | None, **facts) -> None:
         """Append this resume (time, argv, commit, versions, device, ...) to run.json."""
-        path = self.run_dir / "run.json"
-        info = json.loads(path.read_text()) if path.exists() else {}
+        info = read_run_info(self.run_dir)
         info.setdefault("resumes", []).append({**provenance(argv), **facts})
-        write_json(path, info)
+        write_run_info(self.run_dir, info)
 
 
 def refuse_flags(args, run_dir: Path) -> None:

@@ -1,6 +1,6 @@
 """A run's files: one module reads and writes them (docs/architecture.md, "Run folder").
 
-Training (kit/pipeline.py), prediction (kit/predict.py) and the ensemble (kit/ensembles/build.py)
+Training (kit/pipeline/), prediction (kit/predict.py) and the ensemble (kit/ensembles/build.py)
 all go through here, so the prediction-file contract lives in one place:
 
 - `oof.parquet`: id, fold, target, then the prediction columns;
@@ -10,35 +10,52 @@ all go through here, so the prediction-file contract lives in one place:
 - `scores.json`: metric, mode, problem, per-fold scores, mean, std, OOF score, classes;
 - `folds.csv`: id, fold (fold_r1 ... for repeats; -1: never validated), train_from (time
   splits: the first fit that trains on the row, kit/splits/folds.py `Split`), split (its hash);
-- `run.json`: git commit, command line, seed, start time.
+- `run.json`: git commit, command line, seed, start time (its "resumes" appended);
+- `config.toml`: the resolved config;
 - `cut_points.json`: under qwk (mcc / f1_macro on two classes), the cuts on the expected
-  class index that made the submission's labels (kit/metrics/cut_points.py).
+  class index that made the submission's labels (kit/metrics/cut_points.py);
+- `submission.csv`: the run's checked submission;
+- `ensemble.json`: only in an ensemble's folder (members, weights, scores).
 
 Fold folders hold the same two prediction files for their rows, plus `done.json`.
+A run's set-up is here too: its own new folder (`new_run_dir`, a tuning trial's
+`new_trial_dir`), its first records (`start_run`) and the process it runs in
+(`set_up_process`: seed, threads, device).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kit.config import Config, load_resolved
+from kit.config import Config, load_resolved, to_toml
 from kit.errors import CheckpointError, DataError
 from kit.hooks import hook_hashes
-from kit.io import write_csv, write_json, write_parquet
+from kit.io import atomic_path, write_csv, write_json, write_parquet, write_text
 from kit.paths import ROOT, competition_dir
 from kit.splits.folds import Split
+from kit.training.track import HISTORY_FILE
 
-RUN_FILES = ("oof.parquet", "test_pred.parquet", "scores.json", "config.toml")
+CONFIG = "config.toml"
+RUN_INFO = "run.json"
+SCORES = "scores.json"
+OOF = "oof.parquet"
+TEST_PRED = "test_pred.parquet"
+SUBMISSION = "submission.csv"
+ENSEMBLE_INFO = "ensemble.json"
+RUN_FILES = (OOF, TEST_PRED, SCORES, CONFIG)
 PRED = "pred"  # a regression's prediction column
 _FOLD_DIR = re.compile(r"fold(\d+)")
 
@@ -61,15 +78,29 @@ def new_run_dir(parent: Path, *parts: str) -> Path:
     """
     clean = [re.sub(r"[:/\\]", "-", p) for p in parts if p]
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    # the count goes on the time, so a name still ends with its label (_demo)
+    return _new_dir(parent, lambda n: "_".join([stamp if n == 1 else f"{stamp}-{n}", *clean]))
+
+
+def new_trial_dir(folder: Path, number: int) -> Path:
+    """A new, empty folder for tuning trial `number`: trial_0007, or trial_0007_1, .. where
+    an earlier study of this name (its journal removed) left one; a trial reports only folds
+    it trained itself."""
+    return _new_dir(folder, lambda n: f"trial_{number:04d}" + (f"_{n - 1}" if n > 1 else ""))
+
+
+def _new_dir(parent: Path, name: Callable[[int], str]) -> Path:
+    """parent / name(1), else name(2), ...: the first that mkdir (atomic: two processes
+    never get the same folder) creates."""
     parent.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while True:  # the count goes on the time, so a name still ends with its label (_demo)
-        path = parent / "_".join([stamp if n == 1 else f"{stamp}-{n}", *clean])
+    for n in itertools.count(1):
+        path = parent / name(n)
         try:
             path.mkdir()
             return path
         except FileExistsError:
-            n += 1
+            continue
+    raise AssertionError("unreachable")
 
 
 def git_commit() -> str:
@@ -93,8 +124,8 @@ def check_library_versions(run: Path) -> list[str]:
     Returns the warnings."""
     from importlib.metadata import PackageNotFoundError, version
 
-    path = Path(run) / "run.json"
-    saved = json.loads(path.read_text()).get("libraries", {}) if path.is_file() else {}
+    path = Path(run) / RUN_INFO
+    saved = read_run_info(run).get("libraries", {})
     out = []
     for package, trained in saved.items():
         try:
@@ -135,6 +166,85 @@ def fold_dirs(run: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(_FOLD_DIR.fullmatch(p.name).group(1)))
 
 
+# --- a run's set-up and records -------------------------------------------------------------
+
+
+def start_run(parent: Path, cfg: Config, parts: tuple[str, ...], info: dict) -> Path:
+    """A new run folder of its own (new_run_dir(parent, *parts)) holding the resolved
+    config.toml and run.json (`info`: provenance, seeds, where and how it runs)."""
+    run_dir = new_run_dir(parent, *parts)
+    write_config(run_dir, cfg)
+    write_run_info(run_dir, info)
+    return run_dir
+
+
+def set_up_process(cfg: Config, device: str | None = None) -> tuple[object, dict]:
+    """Seed (train.seed), apply the thread budget (train.num_threads; 1/KIT_JOBS of the
+    cores in a tuning job) and pick the device (`device`, else train.device) for a run
+    trained or predicted in this process; call it after the heavy imports (the thread rule
+    in kit.runtime.threads). Returns (the torch.device, the threads run.json records)."""
+    from kit.runtime.devices import pick_device
+    from kit.runtime.seed import seed_everything
+    from kit.runtime.threads import apply_thread_budget
+
+    seed_everything(cfg.train.seed)
+    threads = apply_thread_budget(cfg.train.num_threads)
+    return pick_device(device or cfg.train.device), threads
+
+
+def finished_runs(comp_runs: Path) -> list[Path]:
+    """The folders under runs/<slug>/ holding scores.json (finished runs and ensembles), by
+    name (their start time)."""
+    return sorted(p for p in Path(comp_runs).glob("*") if (p / SCORES).is_file())
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is a run's (or an ensemble's) folder: it holds config.toml."""
+    return (Path(folder) / CONFIG).is_file()
+
+
+def is_ensemble(run: Path) -> bool:
+    """Whether the run folder is an ensemble's (ensemble.json): blended predictions, no
+    checkpoints."""
+    return (Path(run) / ENSEMBLE_INFO).is_file()
+
+
+def read_config(run: Path) -> Config:
+    """The run's resolved config.toml (checks competition.slug is a name)."""
+    return load_resolved(Path(run) / CONFIG)
+
+
+def write_config(run: Path, cfg: Config) -> Path:
+    return write_text(Path(run) / CONFIG, to_toml(cfg))
+
+
+def read_run_info(run: Path) -> dict:
+    """run.json ({} for a folder without one)."""
+    return _read_json(Path(run) / RUN_INFO)
+
+
+def write_run_info(run: Path, info: dict) -> None:
+    write_json(Path(run) / RUN_INFO, info)
+
+
+def read_scores(run: Path) -> dict:
+    """scores.json ({} for a folder without one: an unfinished run)."""
+    return _read_json(Path(run) / SCORES)
+
+
+def read_ensemble_info(run: Path) -> dict:
+    """ensemble.json ({} for a trained run)."""
+    return _read_json(Path(run) / ENSEMBLE_INFO)
+
+
+def write_ensemble_info(run: Path, info: dict) -> Path:
+    return write_json(Path(run) / ENSEMBLE_INFO, info)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 # --- writing -------------------------------------------------------------------------------
 
 
@@ -151,23 +261,22 @@ def pred_frame(ids, pred: np.ndarray, classes: list) -> pd.DataFrame:
 
 
 def write_predictions(folder: Path, oof: pd.DataFrame, test: pd.DataFrame) -> None:
-    write_parquet(folder / "oof.parquet", oof)
-    write_parquet(folder / "test_pred.parquet", test)
+    write_parquet(folder / OOF, oof)
+    write_parquet(folder / TEST_PRED, test)
 
 
 def write_fold(fold_dir: Path, oof: pd.DataFrame, test: pd.DataFrame, info: dict) -> None:
     """A fold's predictions, then done.json (written last: it marks the fold finished)."""
     write_predictions(fold_dir, oof, test)
-    write_json(fold_dir / "done.json", info)
+    write_done(fold_dir, info)
 
 
 def read_fold(fold_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
     """(oof, test, info) of a finished fold; None when done.json is missing."""
-    if not (fold_dir / "done.json").exists():
+    info = read_done(fold_dir)
+    if info is None:
         return None
-    info = json.loads((fold_dir / "done.json").read_text())
-    return (pd.read_parquet(fold_dir / "oof.parquet"),
-            pd.read_parquet(fold_dir / "test_pred.parquet"), info)
+    return pd.read_parquet(fold_dir / OOF), pd.read_parquet(fold_dir / TEST_PRED), info
 
 
 def scores_dict(metric, problem: str, fold_scores: list[float], oof_score: float,
@@ -273,14 +382,14 @@ def load_run(run_dir: str | Path) -> Run:
             f"run folder {path} lacks {', '.join(missing)}: it is not a finished run; "
             f"pass a folder holding {', '.join(RUN_FILES)} (finish or rerun its training)"
         )
-    cfg = load_resolved(path / "config.toml")
+    cfg = read_config(path)
     try:
-        scores = json.loads((path / "scores.json").read_text())
+        scores = json.loads((path / SCORES).read_text())
         classes = [str(c) for c in scores["classes"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"{path / 'scores.json'}: no readable 'classes' list ({exc!r})") from None
-    oof = _read_frame(path / "oof.parquet", ["id", "fold", "target"], classes)
-    test = _read_frame(path / "test_pred.parquet", ["id"], classes)
+    oof = _read_frame(path / OOF, ["id", "fold", "target"], classes)
+    test = _read_frame(path / TEST_PRED, ["id"], classes)
     return Run(path, cfg, classes, oof, test, scores)
 
 
@@ -304,7 +413,7 @@ def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame
 
 
 def write_scores(run_dir: Path, scores: dict) -> None:
-    write_json(run_dir / "scores.json", scores)
+    write_json(run_dir / SCORES, scores)
     _record_library_threads(run_dir, scores.get("fold_info", []))
 
 
@@ -313,12 +422,11 @@ def _record_library_threads(run_dir: Path, infos: list[dict]) -> None:
     used, read back from the fitted model (done.json "threads"), beside the budget the run
     set for torch and BLAS at its start."""
     used = [info["threads"] for info in infos if info.get("threads")]
-    path = run_dir / "run.json"
-    if not used or not path.is_file():
+    if not used or not (run_dir / RUN_INFO).is_file():
         return
-    info = json.loads(path.read_text())
+    info = read_run_info(run_dir)
     info.setdefault("threads", {})["libraries"] = used
-    write_json(path, info)
+    write_run_info(run_dir, info)
 
 
 # --- cut points (kit/metrics/cut_points.py) --------------------------------------------------------
@@ -350,3 +458,68 @@ def read_cut_points(run_dir: Path, classes: list) -> np.ndarray | None:
                               f"fit the run's classes {[str(c) for c in classes]} (C - 1 "
                               "ascending numbers); retrain the run, or restore the file")
     return cuts
+
+
+# --- a fold's files and the run loop's records ----------------------------------------------
+
+DONE = "done.json"
+HISTORY = HISTORY_FILE  # per epoch (networks; the trainer writes it live) or boosting round
+IMPORTANCE = "importance.csv"
+
+
+def fold_dir(run_dir: Path, k: int) -> Path:
+    """The folder of fold fit `k`: fold<k>/."""
+    return Path(run_dir) / f"fold{k}"
+
+
+def read_done(fold: Path) -> dict | None:
+    """A fold's done.json (its info), None while the fold is unfinished."""
+    path = Path(fold) / DONE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_done(fold: Path, info: dict) -> None:
+    """done.json, written last: it marks the fold finished."""
+    write_json(Path(fold) / DONE, info)
+
+
+def prediction_files(folders: list[Path], name: str) -> list[Path]:
+    """Each folder's oof.parquet (`name` "oof") or test_pred.parquet ("test")."""
+    return [Path(f) / {"oof": OOF, "test": TEST_PRED}[name] for f in folders]
+
+
+def write_history(fold: Path, rows: list[dict]) -> None:
+    """history.csv of a fold whose rows came whole (a boosting library's rounds)."""
+    write_csv(Path(fold) / HISTORY, pd.DataFrame(rows))
+
+
+def read_history(fold: Path) -> list[dict] | None:
+    """A finished fold's history.csv rows (a resumed run plots a fold it did not train)."""
+    path = Path(fold) / HISTORY
+    return pd.read_csv(path).to_dict("records") if path.exists() else None
+
+
+def write_fold_importance(fold: Path, table: pd.DataFrame) -> None:
+    """importance.csv of a fold: feature, importance, type."""
+    write_csv(Path(fold) / IMPORTANCE, table)
+
+
+def read_fold_importance(fold: Path) -> pd.DataFrame | None:
+    path = Path(fold) / IMPORTANCE
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def write_run_importance(run_dir: Path, table: pd.DataFrame) -> Path:
+    """The run's importance.csv: feature, mean, std, folds, type."""
+    return write_csv(Path(run_dir) / IMPORTANCE, table)
+
+
+def submission_copy(run_dir: Path, submissions_dir: Path, slug: str, label: str) -> Path:
+    """submissions/<slug>/<run folder name>[_<label>].csv: a copy of the run's submission
+    named so a dry run or demo run says so ("dryrun" / "demo") when the folder does not."""
+    marked = not label or run_dir.name.endswith(f"_{label}")
+    src = Path(run_dir) / SUBMISSION
+    dest = Path(submissions_dir) / slug / (run_dir.name + ("" if marked else f"_{label}") + ".csv")
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    return dest

@@ -15,7 +15,6 @@ is a SubmissionError, never a file.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -344,18 +343,23 @@ def demo_trained(path: str | Path) -> bool:
     """Whether `path` (a submission, prediction file or run folder) was made by demo-trained
     runs: its name ends `_demo`, or the run folder holding it (within two levels) has a name
     ending `_demo` or "demo": true in run.json."""
+    from kit.run_folder import is_run_folder
+
     path = Path(path).resolve()
     if DEMO_MARK.search(path.stem if path.suffix else path.name):
         return True
     for folder in [path, *path.parents][:4]:
-        if (folder / "config.toml").is_file():  # the nearest run folder decides
-            return bool(DEMO_MARK.search(folder.name)) or _records_demo(folder / "run.json")
+        if is_run_folder(folder):  # the nearest run folder decides
+            return bool(DEMO_MARK.search(folder.name)) or _records_demo(folder)
     return False
 
 
-def _records_demo(run_json: Path) -> bool:
+def _records_demo(run: Path) -> bool:
+    """run.json says "demo": true (an unreadable one says nothing)."""
+    from kit.run_folder import read_run_info
+
     try:
-        return json.loads(run_json.read_text()).get("demo") is True
+        return read_run_info(run).get("demo") is True
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -12,8 +12,8 @@ repeat runs plain then kit; `overhead` is the median over repeats of kit / plain
 (target <= 0.03), `overhead_best_of` the fastest kit over the fastest plain run - 1.
 
 The plain loop uses AdamW as one writes it by hand, `AdamW(model.parameters())`. The kit
-steps a fused AdamW (one kernel per group) over two groups (no weight decay on biases),
-so part of any difference is the optimizer, not the loop. `overhead_same_optimizer`
+steps a fused AdamW (one launch per parameter group) over two groups (no weight decay on
+biases), so part of any difference is the optimizer, not the loop. `overhead_same_optimizer`
 isolates the loop: a third side, the same plain loop stepping the kit's optimizer
 (Trainer.make_optimizer), against the kit.
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit import run_folder as runs  # runs.pred_frame: pytest would collect a bare pred_frame
+from kit import run_folder  # run_folder.pred_frame: pytest would collect a bare pred_frame
 from kit.config import CompetitionConfig, Config, DataConfig, SubmissionConfig, load_config, to_toml
 from kit.ensembles import build as ensemble
 from kit.errors import ConfigError, DataError
@@ -177,7 +177,7 @@ def make_regression_run(tmp_path: Path, name: str, oof_pred, test_pred, *,
     write_predictions(
         run,
         oof_frame(ids, folds, SALE_PRICE, np.asarray(oof_pred, float)[:, None], []),
-        runs.pred_frame(HOUSE_TEST_IDS, np.asarray(test_pred, float)[:, None], []),
+        run_folder.pred_frame(HOUSE_TEST_IDS, np.asarray(test_pred, float)[:, None], []),
     )
     m = get_metric(metric)
     scores = [m(SALE_PRICE[folds == k], np.asarray(oof_pred)[folds == k]) for k in (0, 1)]

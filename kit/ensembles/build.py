@@ -28,7 +28,7 @@ from kit.errors import ConfigError, DataError
 from kit.metrics.competition import resolve_metric
 from kit.metrics.cut_points import applies, score_cv
 from kit.metrics.registry import Metric, check_problem
-from kit.run_folder import Run, load_run
+from kit.run_folder import OOF, TEST_PRED, Run, load_run
 from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
 __all__ = ["METHODS", "check_folds_shared", "ensemble_runs", "resolve_run_dir", "stack_runs"]
@@ -105,7 +105,7 @@ def _labels(ref: Run) -> np.ndarray:
     if unknown.any():
         targets = ref.oof["target"].to_numpy()
         raise DataError(
-            f"{ref.path / 'oof.parquet'}: targets {sorted(set(targets[unknown].astype(str)))[:5]}"
+            f"{ref.path / OOF}: targets {sorted(set(targets[unknown].astype(str)))[:5]}"
             f" are not among the classes {ref.classes} of scores.json"
         )
     return labels.astype(np.int64)
@@ -141,10 +141,10 @@ def stack_runs(runs: list[Run], slug: str) -> Stack:
     oofs, tests = [], []
     for run in runs:
         _check_member(run, ref, slug)
-        oof = _align(run.oof, ref.oof.index, "oof.parquet", run, ref)
+        oof = _align(run.oof, ref.oof.index, OOF, run, ref)
         _check_targets(oof, run, ref)
         oofs.append(oof[ref.columns].to_numpy(np.float64))
-        test = _align(run.test, ref.test.index, "test_pred.parquet", run, ref)
+        test = _align(run.test, ref.test.index, TEST_PRED, run, ref)
         tests.append(test[ref.columns].to_numpy(np.float64))
     return Stack(
         problem=ref.problem, classes=ref.classes, oof_ids=ref.oof["id"].to_numpy(),
@@ -172,23 +172,7 @@ def ensemble_runs(
     >>> ensemble_runs("titanic", ["runs/titanic/A_mlp_raw", "runs/titanic/B_gbdt_raw"],
     ...               method="weighted")["oof_score"]
     """
-    if method not in METHODS:
-        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
-    if weights is not None and method != "weighted":
-        raise ConfigError(f"--weights applies to --method weighted, not {method!r}; add it")
-    if method != "hill" and hill is not None:
-        raise ConfigError(f"--negative-weights, --max-steps, --bags and --bag-fraction apply "
-                          f"to --method hill, not {method!r}; add --method hill")
-    hill = hill or DEFAULT_HILL
-    if hill.max_steps < 1:
-        raise ConfigError(f"--max-steps {hill.max_steps}: give 1 or more greedy steps")
-    if hill.bags < 1:
-        raise ConfigError(f"--bags {hill.bags}: give 1 (one climb over all members) or more")
-    if not 0 < hill.bag_fraction <= 1:
-        raise ConfigError(f"--bag-fraction {hill.bag_fraction}: give a share of the members "
-                          "in (0, 1], e.g. 0.5")
-    if len(run_dirs) < 2:
-        raise ConfigError(f"an ensemble needs at least two run folders, got {len(run_dirs)}")
+    hill = check_options(method, weights, hill, len(run_dirs))
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
     runs = [load_run(resolve_run_dir(d, slug, runs_root)) for d in run_dirs]
     check_time_blend(runs, method, weights)
@@ -225,6 +209,30 @@ def ensemble_runs(
         cut=cut,
     )
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
+
+
+def check_options(method: str, weights: str | None, hill: HillSettings | None,
+                  members: int) -> HillSettings:
+    """Refuse options that do not fit together (before any file is read); returns the hill
+    settings (the defaults unless --method hill gave its own)."""
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if weights is not None and method != "weighted":
+        raise ConfigError(f"--weights applies to --method weighted, not {method!r}; add it")
+    if method != "hill" and hill is not None:
+        raise ConfigError(f"--negative-weights, --max-steps, --bags and --bag-fraction apply "
+                          f"to --method hill, not {method!r}; add --method hill")
+    hill = hill or DEFAULT_HILL
+    if hill.max_steps < 1:
+        raise ConfigError(f"--max-steps {hill.max_steps}: give 1 or more greedy steps")
+    if hill.bags < 1:
+        raise ConfigError(f"--bags {hill.bags}: give 1 (one climb over all members) or more")
+    if not 0 < hill.bag_fraction <= 1:
+        raise ConfigError(f"--bag-fraction {hill.bag_fraction}: give a share of the members "
+                          "in (0, 1], e.g. 0.5")
+    if members < 2:
+        raise ConfigError(f"an ensemble needs at least two run folders, got {members}")
+    return hill
 
 
 def check_time_blend(runs: list[Run], method: str, weights: str | None) -> None:

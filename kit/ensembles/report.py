@@ -15,20 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from kit import paths
-from kit.config import Config, to_toml
+from kit.config import Config
 from kit.ensembles.blend import Blend, Stack
 from kit.errors import DataError
-from kit.io import atomic_path, write_json, write_text
+from kit.io import atomic_path
 from kit.metrics.cut_points import CutScores, apply, record, score_cv
 from kit.metrics.registry import Metric
 from kit.run_folder import (
+    ENSEMBLE_INFO,
+    SUBMISSION,
     Run,
     new_run_dir,
     oof_frame,
     pred_frame,
     provenance,
     scores_dict,
+    write_config,
     write_cut_points,
+    write_ensemble_info,
     write_predictions,
     write_scores,
 )
@@ -174,7 +178,6 @@ def write_ensemble_run(
     # Checked before the folder exists: a bad submission leaves no half-made ensemble run.
     validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", form=form)
     run_dir = new_run_dir(runs_dir, *name)
-    run_dir.mkdir(parents=True, exist_ok=True)  # new_run_dir may have made it already
     write_predictions(
         run_dir,
         oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
@@ -184,16 +187,16 @@ def write_ensemble_run(
     if cut is not None:
         write_cut_points(run_dir, record(cut, metric, stack.classes))
     model = dataclasses.replace(cfg.model, name="ensemble")
-    write_text(run_dir / "config.toml", to_toml(cfg.replace(model=model)))
+    write_config(run_dir, cfg.replace(model=model))
     names = [run.path.name for run in runs]
     corr = correlation(stack.oof)
     heatmap = save_heatmap(run_dir / "correlation.png", names, corr)
-    write_submission(frame, sample_path, run_dir / "submission.csv", form)
+    write_submission(frame, sample_path, run_dir / SUBMISSION, form)
     copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv", form)
     summary = _summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr)
     if cut is not None:  # members and blend alike: labels cut with cuts fitted in-CV
         summary = _cut_summary(summary, stack, blend, metric, cut)
-    write_json(run_dir / "ensemble.json", {**summary, **provenance()})
+    write_ensemble_info(run_dir, {**summary, **provenance()})
     return summary
 
 
@@ -233,7 +236,7 @@ def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> 
     return {
         "run_dir": str(run_dir),
         "submission": str(submission),
-        "run_submission": str(run_dir / "submission.csv"),
+        "run_submission": str(run_dir / SUBMISSION),
         "method": blend.method,
         "metric": metric.name,
         "mode": metric.mode,
@@ -251,6 +254,6 @@ def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> 
         "fold_weights": {str(k): [float(x) for x in w] for k, w in blend.fold_weights.items()},
         "correlation": [[None if np.isnan(v) else float(v) for v in row] for row in corr],
         "heatmap": str(heatmap),
-        "ensemble_json": str(run_dir / "ensemble.json"),
+        "ensemble_json": str(run_dir / ENSEMBLE_INFO),
         "classes": stack.classes,
     }

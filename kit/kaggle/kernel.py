@@ -226,11 +226,24 @@ def _staged(folder: Path, marker: str) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def _script(spec: dict, members: list) -> str:
+    """The kernel's one script: the template with its title, `spec` (plus the commit of
+    what it packs) and the packed members."""
+    packed = ["kit", str(competition_dir(spec["slug"])), f"scripts/{ENTRY[spec['mode']]}"]
+    spec = {**spec, "commit": _commit(packed)}
+    script = TEMPLATE.read_text(encoding="utf-8")
+    script = script.replace("__KIT_TITLE__", spec["title"])
+    script = script.replace("__KIT_SPEC__", pprint.pformat(spec))
+    return script.replace("__KIT_PAYLOAD__", "\n" + _pack(members))
+
+
 def build_run_dataset(slug: str, run: str | Path, user: str, dest_root: Path, *,
                       secrets: list[str] | None = None) -> dict:
     """Copy what inference needs from a run folder into a Kaggle dataset folder."""
+    from kit.run_folder import is_run_folder
+
     run = Path(run)
-    if not (run / "config.toml").is_file():
+    if not is_run_folder(run):
         raise KaggleError(f"--run {run} is not a run folder (no config.toml); pass a folder "
                           f"under runs/{slug}/")
     ds_slug = slugify(f"{slug}-{run.name}")[:50].strip("-")
@@ -290,15 +303,12 @@ def build_kernel(
     if leaked:
         raise KaggleError(f"credential values found in {', '.join(leaked)}; remove them before "
                           "building a kernel (everything there is uploaded to Kaggle)")
-    packed = ["kit", str(competition_dir(slug)), f"scripts/{ENTRY[mode]}"]
-    spec = {"slug": slug, "mode": mode, "title": title, "commit": _commit(packed),
+    spec = {"slug": slug, "mode": mode, "title": title,
             "args": [a for o in overrides for a in ("--set", o)]
             + (["--folds", str(folds)] if folds else []),
             "overrides": list(overrides),  # the kernel's final check reads the same config
             "dataset": summary.get("dataset_slug", "")}
-    script = TEMPLATE.read_text(encoding="utf-8")
-    script = script.replace("__KIT_TITLE__", title).replace("__KIT_SPEC__", pprint.pformat(spec))
-    script = script.replace("__KIT_PAYLOAD__", "\n" + _pack(members))
+    script = _script(spec, members)
     meta = {
         "id": f"{user}/{slugify(title)}", "title": title, "code_file": CODE_FILE,
         "language": "python", "kernel_type": "script", "is_private": True,

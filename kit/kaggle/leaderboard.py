@@ -11,7 +11,6 @@ is what scripts/submit.py uploads), so renaming a file before submitting loses t
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +26,13 @@ COLUMNS = ["run", "started", "model", "features", "split", "metric", "cv", "cv_s
 def run_table(comp_runs: Path, comp_submissions: Path | None = None) -> pd.DataFrame:
     """One row per finished run or ensemble under runs/<slug>/, best CV first; `demo` says
     whether it was trained on demo data (kit.submission.demo_trained)."""
-    from kit.config import load_resolved
+    from kit.run_folder import finished_runs, is_run_folder, read_config, read_run_info, read_scores
     from kit.submission import demo_trained
 
     rows = []
-    for folder in sorted(p for p in Path(comp_runs).glob("*") if (p / "scores.json").is_file()):
-        scores = json.loads((folder / "scores.json").read_text())
-        info = json.loads((folder / "run.json").read_text()) if (folder / "run.json").is_file() \
-            else {}
-        cfg = load_resolved(folder / "config.toml") if (folder / "config.toml").is_file() else None
+    for folder in finished_runs(comp_runs):
+        scores, info = read_scores(folder), read_run_info(folder)
+        cfg = read_config(folder) if is_run_folder(folder) else None
         sub = (Path(comp_submissions) / f"{folder.name}.csv") if comp_submissions else None
         rows.append({
             "run": folder.name, "started": info.get("started", folder.name[:15]),
@@ -63,6 +60,7 @@ def _mode(scores: dict, cfg, folder: Path) -> str:
         return scores["mode"]
     from kit.metrics.competition import resolve_metric
     from kit.metrics.registry import get_metric
+    from kit.run_folder import SCORES
 
     name = scores.get("metric", "")
     if cfg is not None and cfg.competition.metric == name:
@@ -70,7 +68,7 @@ def _mode(scores: dict, cfg, folder: Path) -> str:
     try:
         return get_metric(name).mode
     except ConfigError:
-        raise DataError(f"{folder / 'scores.json'} stores metric {name!r} without its mode and "
+        raise DataError(f"{folder / SCORES} stores metric {name!r} without its mode and "
                         "no config.toml beside it names it; add \"mode\": \"max\" or \"min\" "
                         "there, or remove the run folder") from None
 

@@ -23,6 +23,8 @@ import pandas as pd
 
 from kit.io import write_csv
 
+HISTORY_FILE = "history.csv"  # a fold's rows (kit/run_folder.py reads and writes it for the run)
+
 
 class History:
     """Per-epoch rows of one fold, rewritten atomically to history.csv after every epoch."""
