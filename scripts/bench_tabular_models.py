@@ -195,10 +195,12 @@ def run_one(kind: str, dataset: Dataset, work_dir: Path, sets: list[str]) -> dic
 
 
 def scores_of(run_dir: Path) -> dict:
-    scores = json.loads((run_dir / "scores.json").read_text())
+    from kit.run_folder import read_run_info, read_scores
+
+    scores = read_scores(run_dir)
     info = scores.get("fold_info", [])
     fold_seconds = [round(i["seconds"], 2) for i in info]
-    threads = json.loads((run_dir / "run.json").read_text()).get("threads", {})
+    threads = read_run_info(run_dir).get("threads", {})
     return {"metric": scores["metric"], "mode": scores["mode"], "mean": scores["mean"],
             "std": scores["std"], "folds": scores["folds"], "oof": scores["oof"],
             "fold_seconds": fold_seconds,

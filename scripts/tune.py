@@ -14,7 +14,8 @@ rule gives each 1/J of the cores; several shells running the same command share 
 the same way. `--trials N` is N finished trials in total. A database URL (--storage) shares
 the study across machines. The search space is [tune.<model>] in the competition's
 config.toml over kit/tuning/study.py's defaults. Outputs in runs/<comp>/tune/<study>/: best.toml
-(the best parameters as a [model.params] table), history.png and importance.png.
+(the best parameters as a [model.params] table), history.png and importance.png. The study
+loop itself is kit/tuning/loop.py.
 """
 
 from __future__ import annotations
