@@ -240,7 +240,9 @@ def _start_run(args, cfg: Config, label: str, argv, facts: dict) -> Path:
 
 def _drop_if_empty(run_dir: Path) -> None:
     """A run that stopped before any fold left something to resume leaves no folder."""
-    if any(run_dir.glob("fold*/done.json")) or any(run_dir.glob("fold*/last.pt")):
+    from kit.run_folder import has_progress
+
+    if has_progress(run_dir):
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     print(f"removed {run_dir}: the run stopped before its first fold (nothing to resume)")

@@ -45,7 +45,7 @@ def finished_folds(run: Path) -> list[Path]:
     from kit.run_folder import fold_dirs, is_ensemble, is_run_folder
 
     if not is_run_folder(run):
-        inside = sorted(p.parent.name for p in run.glob("*/config.toml"))[-3:]
+        inside = sorted(p.name for p in run.glob("*") if is_run_folder(p))[-3:]
         hint = (f"; the newest runs in it: {', '.join(inside)}" if inside else
                 ", e.g. runs/titanic/<YYYYmmdd-HHMMSS>_<model>_<features>")
         what = "not a run folder (no config.toml)" if run.is_dir() else "no such folder"

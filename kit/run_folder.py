@@ -198,6 +198,12 @@ def finished_runs(comp_runs: Path) -> list[Path]:
     return sorted(p for p in Path(comp_runs).glob("*") if (p / SCORES).is_file())
 
 
+def has_progress(run_dir: Path) -> bool:
+    """Whether a fold finished (fold<k>/done.json) or left a checkpoint to resume from
+    (fold<k>/last.pt)."""
+    return any(run_dir.glob("fold*/done.json")) or any(run_dir.glob("fold*/last.pt"))
+
+
 def is_run_folder(folder: Path) -> bool:
     """Whether `folder` is a run's (or an ensemble's) folder: it holds config.toml."""
     return (Path(folder) / CONFIG).is_file()
