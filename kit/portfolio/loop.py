@@ -1,0 +1,215 @@
+"""The portfolio's loop: each member probed, estimated, continued or skipped; extra seeds.
+
+A member's first run trains its first fold fit only (`train.py --folds 1`, the probe). Its
+cost is then estimated without waste: the probe's own seconds (one fold, the data read)
+times the fold fits still to train, plus one process start (the probe's wall time less its
+own seconds). When that fits the budget left (less a reserve for the two blends), the same
+run continues (`train.py --resume RUN_DIR --folds <all>`); otherwise the member is skipped
+with a line naming the estimate and the time left, and its probe folder is removed: a
+1-fold run is never blended (ensemble.py refuses it too). Every member trains on the
+competition's stored split (all members share the config's [cv]), so all can be blended.
+
+Extra seeds (`--seeds N`) come after every member's first run, round by round in the
+members' order: seed i of a member is a new run with `--seed train.seed + i`, started when
+the member's measured cost fits what is left. A kind whose fit ignores the seed (linear)
+gets one run.
+
+    Portfolio(manifest, cfg, members, log=print).run()
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from kit.config import load_resolved
+from kit.portfolio.calls import Outcome, call, read_run_file
+from kit.portfolio.manifest import Job, Manifest
+from kit.portfolio.members import Member, not_applicable
+
+FINAL = ("done", "failed", "not applicable")
+
+
+class Portfolio:
+    """Runs a manifest's jobs within its budget; holds the clock and the last probe's cost."""
+
+    def __init__(self, manifest: Manifest, cfg, members: tuple[Member, ...], log=print):
+        self.manifest, self.cfg, self.members, self.log = manifest, cfg, members, log
+        self.options = manifest.options
+        self.start, self.spent_before = time.monotonic(), manifest.spent
+        self.last_probe = 0.0  # wall seconds of the latest probe: the next one costs about as much
+        self.metric = ""  # the members' metric, from their scores.json
+
+    def spent(self) -> float:
+        return self.spent_before + time.monotonic() - self.start
+
+    def left(self) -> float:
+        """Seconds of the budget left for members: the two blends' process starts kept."""
+        starts = [j.start_seconds for j in self.manifest.jobs if j.start_seconds is not None]
+        return self.options.budget - self.spent() - 2 * (min(starts) if starts else 0.0)
+
+    def save(self) -> None:
+        self.manifest.spent = self.spent()
+        self.manifest.save()
+
+    def run(self) -> None:
+        for number, member in enumerate(self.members, 1):
+            job = self.manifest.job(member.name, 0)
+            self.step(member, job)
+            self.progress(job, f"[{number}/{len(self.members)}]",
+                          len(self.members) - number)
+        for index in range(1, self.options.seeds):
+            for member in self.members:
+                if member.seeded and self.manifest.job(member.name, 0).state == "done":
+                    job = self.manifest.job(member.name, index)
+                    self.step(member, job)
+                    self.progress(job, f"[seed {index}]", 0)
+
+    def step(self, member: Member, job: Job) -> None:
+        """Bring one job as far as the budget allows: kept, continued, probed or skipped."""
+        if job.state in FINAL:
+            self.log(f"{job.key}: {job.state} in an earlier session, kept")
+            if job.state == "done" and not self.metric:
+                self.metric = read_run_file(job.run_dir, "scores.json").get("metric", "")
+            return
+        why = not_applicable(member, self.cfg)
+        if why:
+            return self.close(job, "not applicable", why)
+        if job.state == "training" and job.run_dir and Path(job.run_dir).is_dir():
+            return self.finish_run(job)  # a killed run: its finished folds are kept
+        self.drop_run(job)  # a killed probe, or a skipped job's leftovers
+        if job.seed_index:
+            return self.seed_run(member, job)
+        if self.probe(member, job):
+            self.finish_run(job)
+
+    def probe(self, member: Member, job: Job) -> bool:
+        """Train the first fold fit; True when the rest of the run fits the budget left."""
+        left = self.left()
+        if left <= self.last_probe:
+            self.close(job, "skipped", f"{left:.0f} s of the budget left, less than a probe "
+                       f"(the last one took {self.last_probe:.0f} s)")
+            return False
+        job.state = "probing"
+        out = self.train(job, self.new_run_args(member, job, folds=1), "probe")
+        if out.rc:
+            return self.failed(job, out)
+        self.last_probe = out.wall
+        job.fits = fold_fits(job.run_dir)
+        job.fold_seconds = float(out.summary.get("seconds", out.wall))
+        job.start_seconds = max(out.wall - job.fold_seconds, 0.0)
+        rest = job.fold_seconds * (job.fits - 1) + job.start_seconds if job.fits > 1 else 0.0
+        if rest > self.left():
+            self.close(job, "skipped", f"estimated {rest:.0f} s for its other {job.fits - 1} "
+                       f"fold fits ({job.fold_seconds:.1f} s a fold + {job.start_seconds:.0f} s "
+                       f"to start), {max(self.left(), 0):.0f} s of the budget left")
+            self.drop_run(job)
+            return False
+        job.state = "training"
+        self.save()
+        return True
+
+    def seed_run(self, member: Member, job: Job) -> None:
+        """Another model seed of a finished member: a new run, when its cost fits."""
+        first = self.manifest.job(member.name, 0)
+        cost = first.fold_seconds * first.fits + first.start_seconds
+        if cost > self.left():
+            return self.close(job, "skipped", f"estimated {cost:.0f} s (seed 0's cost), "
+                              f"{max(self.left(), 0):.0f} s of the budget left")
+        seed = int(read_run_file(first.run_dir, "run.json").get("seed", 0)) + job.seed_index
+        job.state, job.fits = "training", first.fits
+        out = self.train(job, [*self.new_run_args(member, job, folds=job.fits),
+                               "--seed", str(seed)], "run")
+        if out.rc:
+            self.failed(job, out)
+        else:
+            self.record_scores(job)
+
+    def finish_run(self, job: Job) -> None:
+        """Train the rest of the job's run (train.py --resume), then read its scores."""
+        out = self.train(job, ["--resume", job.run_dir, "--folds", str(job.fits),
+                               "--submissions", self.member_submissions], "run")
+        if out.rc:
+            self.failed(job, out)
+        else:
+            self.record_scores(job)
+
+    def record_scores(self, job: Job) -> None:
+        scores = read_run_file(job.run_dir, "scores.json")
+        trained = len(scores.get("folds", []))
+        if trained != job.fits:
+            why = f"{Path(job.run_dir).name} trained {trained} of {job.fits} fold fits"
+            self.drop_run(job)
+            return self.close(job, "failed", why)
+        job.cv, job.std, self.metric = scores["mean"], scores["std"], scores["metric"]
+        self.close(job, "done", "")
+
+    @property
+    def member_submissions(self) -> str:
+        return str(self.manifest.folder / "submissions")
+
+    def new_run_args(self, member: Member, job: Job, folds: int) -> list[str]:
+        options = self.options
+        args = ["--comp", options.comp, "--runs", options.runs,
+                "--submissions", self.member_submissions]
+        args += ["--data", options.data] if options.data else []
+        args += ["--demo"] if options.demo else []
+        args += ["--dry-run"] if options.dry_run else []
+        for value in (*options.overrides, *member.overrides()):
+            args += ["--set", value]
+        return args + ["--folds", str(folds)]  # always: --dry-run alone trains one
+
+    def train(self, job: Job, args: list[str], what: str) -> Outcome:
+        """scripts/train.py for `job`; the run folder and the seconds go to the manifest."""
+        self.save()
+
+        def record(run_dir: str) -> None:
+            job.run_dir = run_dir
+            self.save()
+
+        out = call("train.py", args, self.manifest.folder / "summaries" / f"{job.key}_{what}.json",
+                   log=self.log, on_run_dir=record)
+        if out.rc == 130:  # the child was interrupted with us (Ctrl-C to the process group)
+            raise KeyboardInterrupt
+        job.seconds += out.wall
+        job.run_dir = out.run_dir or job.run_dir
+        self.save()
+        return out
+
+    def failed(self, job: Job, out: Outcome) -> bool:
+        """train.py refused (exit 2) or crashed: said why, its run folder removed."""
+        self.drop_run(job)
+        self.close(job, "failed", f"train.py exit {out.rc}: {out.error or 'no message'}")
+        return False
+
+    def close(self, job: Job, state: str, why: str) -> None:
+        job.state, job.why = state, why
+        self.save()
+
+    def drop_run(self, job: Job) -> None:
+        """Remove the job's unfinished run folder (only a run folder of this competition)."""
+        run_dir = Path(job.run_dir) if job.run_dir else None
+        if run_dir and run_dir.parent == Path(self.options.runs) / self.options.comp \
+                and (run_dir / "config.toml").is_file():
+            shutil.rmtree(run_dir)
+            self.log(f"removed {run_dir}: an unfinished run is never blended")
+        job.run_dir = ""
+
+    def progress(self, job: Job, where: str, members_left: int) -> None:
+        """One line: the job's score or why not, its seconds, the time spent and left."""
+        what = f"CV {self.metric} {job.cv:.5f} ± {job.std:.5f}" if job.state == "done" else \
+            f"{job.state}: {job.why}"
+        done = [j.seconds for j in self.manifest.jobs if j.state == "done"]
+        ahead = ""
+        if members_left and done:
+            guess = min(sum(done) / len(done) * members_left, max(self.left(), 0))
+            ahead = f"; about {guess:.0f} s for the {members_left} members left"
+        self.log(f"{where} {job.key}: {what} ({job.seconds:.0f} s); spent {self.spent():.0f} "
+                 f"of {self.options.budget:.0f} s{ahead}")
+
+
+def fold_fits(run_dir: str) -> int:
+    """The run's fold fits: n_splits x repeats of its resolved config.toml."""
+    cfg = load_resolved(Path(run_dir) / "config.toml")
+    return cfg.cv.n_splits * cfg.cv.repeats

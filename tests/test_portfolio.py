@@ -1,0 +1,155 @@
+"""scripts/portfolio.py: real members on the Titanic demo data (train.py --dry-run: two fold
+fits each, one thread), killed and resumed; the budget rule on a probe whose cost is given;
+bad input refused with exit status 2 before anything is written."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "portfolio.py"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def portfolio_cmd(tmp_path, *extra) -> list[str]:
+    return [sys.executable, str(SCRIPT), "--runs", str(tmp_path / "runs"),
+            "--submissions", str(tmp_path / "subs"), *extra]
+
+
+def resume(folder, budget: float, *extra):
+    return subprocess.run([sys.executable, str(SCRIPT), "--resume", str(folder),
+                           "--time-budget", str(budget), *extra],
+                          capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def manifest_of(tmp_path) -> tuple:
+    found = list((tmp_path / "runs" / "titanic" / "portfolios").glob("*/manifest.json"))
+    return (found[0].parent, json.loads(found[0].read_text())) if found else (None, None)
+
+
+def kill_after_first_member(tmp_path, data) -> tuple:
+    """Start a portfolio; SIGKILL it (and its train.py) once its first member is done."""
+    proc = subprocess.Popen(portfolio_cmd(tmp_path, "--comp", "titanic", "--data", str(data),
+                                          "--dry-run", "--members", "linear,lgbm",
+                                          "--seeds", "1", "--time-budget", "600"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            folder, manifest = manifest_of(tmp_path)
+            if manifest and manifest["jobs"][0]["state"] == "done":
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return manifest_of(tmp_path)
+
+
+def files_of(run_dir) -> dict:
+    return {p.relative_to(run_dir): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path, titanic_demo):
+    folder, manifest = kill_after_first_member(tmp_path, titanic_demo)
+    linear = manifest["jobs"][0]
+    assert linear["member"] == "linear" and linear["state"] == "done", manifest
+    kept = files_of(Path(linear["run_dir"]))
+    assert not (tmp_path / "subs" / "titanic").exists()  # members' submissions stay inside
+
+    # a budget two seconds above what is spent: lgbm cannot fit, and the line says so
+    short = resume(folder, manifest["spent"] + 2)
+    assert short.returncode == 0, short.stderr
+    assert "lgbm_s0: skipped:" in short.stdout and "budget left" in short.stdout
+    assert "linear_s0: done in an earlier session, kept" in short.stdout
+    lgbm = json.loads((folder / "manifest.json").read_text())["jobs"][1]
+    assert lgbm["state"] == "skipped" and lgbm["run_dir"] == ""
+
+    # a resume with more time tries the skipped member again, then blends the two
+    summary_path = tmp_path / "summary.json"
+    full = resume(folder, 600, "--summary-json", str(summary_path))
+    assert full.returncode == 0, full.stderr + full.stdout
+    summary = json.loads(summary_path.read_text())
+    states = {(m["member"], m["state"]) for m in summary["members"]}
+    assert states == {("linear", "done"), ("lgbm", "done")}
+    assert files_of(Path(linear["run_dir"])) == kept  # the finished member untouched
+    blend = summary["blend"]
+    assert blend["method"] in ("hill", "stack") and set(blend["cv_by_method"]) == {"hill", "stack"}
+    assert len(blend["weights"]) == 2 and summary["metric"] == "accuracy"
+    submission = pd.read_csv(summary["submission"])
+    sample = pd.read_csv(titanic_demo / "gender_submission.csv")
+    assert list(submission.columns) == list(sample.columns) and len(submission) == len(sample)
+    assert summary["submission"].startswith(str(tmp_path / "subs" / "titanic"))
+    report = (folder / "report.md").read_text()
+    assert "refit on all rows (issue 31 item 1) is not done yet" in report
+    assert "| lgbm | 0 | done |" in report and "Chosen: " in report
+
+
+def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(tmp_path,
+                                                                              monkeypatch):
+    """The probe's own seconds x the fits left + its start, against the budget left."""
+    from kit.config import load_config, to_toml
+    from kit.portfolio import loop
+    from kit.portfolio.calls import Outcome
+    from kit.portfolio.manifest import Manifest, Options
+    from kit.portfolio.members import choose
+
+    cfg = load_config(ROOT / "competitions" / "titanic" / "config.toml")  # 5 x 3 fold fits
+    runs = tmp_path / "runs"
+    probe = runs / "titanic" / "20260101-000000_rf_wcg"
+
+    def fake_train(script, args, summary_json, *, log=print, on_run_dir=None):
+        assert args[-2:] == ["--folds", "1"]
+        probe.mkdir(parents=True)
+        (probe / "config.toml").write_text(to_toml(cfg))
+        on_run_dir(str(probe))
+        return Outcome(0, {"seconds": 30.0, "run_dir": str(probe)}, 36.0, "", str(probe))
+
+    monkeypatch.setattr(loop, "call", fake_train)
+    manifest = Manifest.create(runs, Options("titanic", 100.0, 1, ("rf",), runs=str(runs),
+                                             submissions=str(tmp_path / "subs")))
+    lines = []
+    loop.Portfolio(manifest, cfg, choose("rf"), log=lines.append).run()
+    job = manifest.jobs[0]
+    assert job.state == "skipped", lines
+    assert job.why.startswith("estimated 426 s for its other 14 fold fits (30.0 s a fold + 6 s")
+    assert not probe.exists() and job.run_dir == ""
+    assert any(line.startswith("[1/1] rf_s0: skipped: estimated 426 s") for line in lines)
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("portfolio_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--comp", "titanic", "--time-budget", "5"], "--time-budget 5:"),
+    (["--comp", "titanic", "--members", "lgbm,boosted"], "unknown member boosted; valid: linear"),
+    (["--comp", "titanic", "--seeds", "0"], "--seeds 0:"),
+    (["--comp", "digit-recognizer"], "competition.task = 'image'"),
+    (["--comp", "titanic", "--set", "cv.n_splits=x"], "cv.n_splits"),
+    (["--resume", "nowhere", "--members", "lgbm"], "--resume nowhere with --members"),
+])
+def test_bad_input_exits_2_naming_the_value_and_writes_nothing(tmp_path, capsys, args, named):
+    from kit.cli import run_script
+
+    main = _script().main
+    argv = ["--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"), *args]
+    if args[0] == "--resume":
+        argv = args
+    assert run_script(main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
