@@ -67,8 +67,8 @@ def to_device(batch: dict, device: torch.device, *, channels_last: bool = False)
 
 
 def fused_adamw_ok(model: torch.nn.Module) -> bool:
-    """Whether AdamW's fused kernel can step this model: floating-point parameters on
-    CPU or CUDA. One kernel per parameter group instead of a Python loop over tensors
+    """Whether fused AdamW can step this model: floating-point parameters on CPU or CUDA.
+    One launch per parameter group instead of a Python loop over tensors
     (scripts/bench_trainer.py measures what it saves); the same update to float rounding,
     the same state_dict layout, GradScaler-aware."""
     params = list(model.parameters())

@@ -35,7 +35,7 @@ def set_deterministic(on: bool) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    # warn_only: ops without a deterministic kernel warn and name themselves instead of
+    # warn_only: ops without a deterministic implementation warn and name themselves instead of
     # crashing a long run; the warning is the list of non-deterministic ops.
     torch.use_deterministic_algorithms(True, warn_only=True)
     warnings.filterwarnings("always", message=".*does not have a deterministic implementation.*")
