@@ -11,7 +11,8 @@ from kit.errors import CheckpointError, ConfigError
 from kit.metrics.registry import get_metric
 from kit.models import build_model
 from kit.objective import Objective, TargetTransform
-from kit.training.trainer import Trainer, load_checkpoint
+from kit.training.checkpoints import load_checkpoint
+from kit.training.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,7 +14,6 @@ from kit.errors import DataError
 from kit.metrics.registry import get_metric
 from kit.models.vision import build_image_model
 from kit.tasks import FoldContext, image
-from kit.training.trainer import Trainer
 
 LAYOUT = '''
 import numpy as np
@@ -62,10 +61,6 @@ def config(epochs: int = 8) -> Config:
                           warmup_epochs=0.5))
 
 
-def make_trainer(cfg, fold_dir, device, *, objective):
-    return Trainer(cfg, fold_dir, device, get_metric("rmse", "regression"), objective)
-
-
 def test_small_cnn_builds_a_one_output_head():
     model = build_image_model("small_cnn", 0, in_chans=1, outputs=1, params={"width": 8})
     assert model.fc.out_features == 1
@@ -80,7 +75,8 @@ def test_cnn_learns_mean_brightness_far_better_than_the_mean(tmp_path):
     train_idx, valid_idx = np.arange(360), np.arange(360, 480)
     fold_dir = tmp_path / "fold0"
     fold_dir.mkdir()
-    ctx = FoldContext(cfg, 0, train_idx, valid_idx, fold_dir, torch.device("cpu"), make_trainer)
+    ctx = FoldContext(cfg, 0, train_idx, valid_idx, fold_dir, torch.device("cpu"),
+                      get_metric("rmse", "regression"))
     out = image.fit_fold(prep, ctx)
     y_valid = prep.y[valid_idx]
     assert out.valid_pred.shape == (120, 1) and out.test_pred.shape == (40, 1)

@@ -151,7 +151,7 @@ def test_batch_size_zero_scales_with_the_training_rows(tmp_path):
 
     from kit.cli import train_main
     from kit.hooks import load_hook
-    from kit.tasks.tabular.task import batch_size_for
+    from kit.tasks.tabular.models import batch_size_for
 
     assert [batch_size_for(n) for n in (10, 713, 876, 5_000, 18_200, 533_000)] == [
         32, 32, 32, 256, 1024, 1024]

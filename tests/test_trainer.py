@@ -227,7 +227,7 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path, demo):
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     from kit.errors import CheckpointError
     from kit.io import save_torch
-    from kit.training.trainer import load_checkpoint
+    from kit.training.checkpoints import load_checkpoint
 
     path = save_torch(tmp_path / "best.pt", {"model": {}, "meta": {"model": "resnet18"}})
     with pytest.raises(CheckpointError, match="holds a 'resnet18' model.*model.name=resnet18"):
@@ -375,7 +375,7 @@ def test_predict_takes_the_best_checkpoint_of_the_recorded_epoch(tmp_path):
     import json
 
     from kit.errors import CheckpointError
-    from kit.training.trainer import best_checkpoint
+    from kit.training.checkpoints import best_checkpoint
 
     for name in ("best_e003_accuracy0.8000.pt", "best_e011_accuracy0.7000.pt"):
         (tmp_path / name).write_bytes(b"")

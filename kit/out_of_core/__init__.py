@@ -4,7 +4,7 @@
 When (`reason`): `data.out_of_core = "auto"` (the default) takes this path when the
 training files exceed `data.out_of_core_mb` on disk, or `train.dask_scheduler` is set;
 "on" / "off" force either. Smaller tables keep the
-in-memory path (kit/tasks/tabular/task.py under kit/pipeline.py), which has everything this
+in-memory path (kit/tasks/tabular/task.py under kit/pipeline/in_memory.py), which has everything this
 one refuses below.
 
 Once per run (`prepare`): the source files (a CSV converted once to parquet,
@@ -35,9 +35,11 @@ STREAMING_KINDS (run.py).
 
 The package, in import order: prepared.py (the one pass, and the prepared table read back
 by fold), dask_xgb.py (xgboost.dask on a cluster), fit.py (one fold, per model kind),
-run.py (when, what is refused, the folds, the run's files, the submission).
+run.py (when, what is refused, and OutOfCore: this path through kit/pipeline/loop.py's
+run loop, which owns resume, the deadline, tracking, scores and the submission's copy).
+The model pieces shared with the in-memory task come from kit/tasks/tabular/models.py.
 """
 
-from kit.out_of_core.run import reason, run
+from kit.out_of_core.run import OutOfCore, check_supported, reason
 
-__all__ = ["reason", "run"]
+__all__ = ["OutOfCore", "check_supported", "reason"]

@@ -11,7 +11,7 @@ import pandas as pd
 from kit.config import Config
 from kit.errors import ConfigError
 from kit.out_of_core.prepared import FOLD, Streamed, Y
-from kit.tasks.tabular.task import booster_frame, booster_predict, save_booster
+from kit.tasks.tabular.models import booster_frame, booster_predict, save_booster
 
 
 def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client):
@@ -37,9 +37,9 @@ def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, nu
         return placed[names], placed[Y]  # one partition each per placed partition
 
     holding = model.fit_dask(client, *part(False), *part(True))
-    info = save_booster(model, fold_dir, num, cat)
-    info.update(dask_scheduler=str(client.scheduler.address), dask_workers=holding)
-    return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), info
+    out = save_booster(model, fold_dir, num, cat)
+    out.info.update(dask_scheduler=str(client.scheduler.address), dask_workers=holding)
+    return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), out
 
 
 def spread(client, frame):

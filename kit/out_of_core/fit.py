@@ -21,7 +21,6 @@ from kit.data.stream_fit import fit_streamed
 from kit.data.tabular import save_preprocessors
 from kit.errors import DataError
 from kit.io import atomic_path
-from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
 from kit.objective import Objective
 from kit.out_of_core.dask_xgb import fit_xgb_dask
@@ -37,8 +36,8 @@ from kit.out_of_core.prepared import (
     valid_parts,
 )
 from kit.run_folder import oof_frame, pred_frame
-from kit.tasks.tabular.task import (
-    ROW,
+from kit.tasks import FoldContext, FoldOutput
+from kit.tasks.tabular.models import (
     TabularTransform,
     booster_frame,
     booster_predict,
@@ -49,7 +48,7 @@ from kit.tasks.tabular.task import (
     save_booster,
     sized,
 )
-from kit.training.trainer import Trainer
+from kit.tasks.tabular.tables import ROW
 
 SAMPLE_ROWS = 200_000  # training rows sampled per fold for bins and target scaling
 # XGBoost's in-memory QuantileDMatrix per training value, measured (bench_out_of_core's
@@ -84,10 +83,11 @@ class _ByRow:
         return self.labels[np.searchsorted(self.rows, index)]
 
 
-def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, tracker,
-             deadline, client=None) -> dict:
-    """Train fold `fold`; write its oof.parquet and test_pred.parquet batch by batch."""
+def fit_fold(st: Streamed, ctx: FoldContext, client=None) -> FoldOutput:
+    """Train fold `ctx.fold`; write its oof.parquet and test_pred.parquet batch by batch
+    (the output's predictions are None: they are in those files)."""
     started = time.monotonic()
+    cfg, fold, fold_dir = ctx.cfg, ctx.fold, ctx.fold_dir
     entry = get_entry(cfg.model.name, "tabular")
     features = [*st.numeric, *st.categorical]
     n_train = int(st.fold_rows.sum() - st.fold_rows[fold])
@@ -102,28 +102,27 @@ def fit_fold(st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, track
     bins = fit_bins(cfg, entry, num, fit_rows)
     del fit_rows, sample
     save_preprocessors(fold_dir / "preprocessors.json", num, cat, objective.target, bins)
-    model = build_fold_model(cfg, entry, num, cat, objective, device, bins)
+    model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
     if entry.kind == "torch":
-        predict, info = _fit_network(model, st, cfg, fold, fold_dir, device, num, cat,
-                                     objective, tracker, deadline)
+        predict, out = _fit_network(model, st, ctx, cfg, num, cat, objective)
     else:
         fit = {"xgb": _fit_xgb, "lgbm": _fit_lgbm}[entry.name] if client is None \
             else fit_xgb_dask
-        predict, info = fit(cfg, model, st, fold, fold_dir, num, cat, objective, client)
+        predict, out = fit(cfg, model, st, fold, fold_dir, num, cat, objective, client)
     _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y], fold,
                                                 valid=True), predict, st.classes, fold=fold,
                  id_col=cfg.data.id)
     _write_preds(fold_dir / "test_pred.parquet",
                  (b.to_pandas() for b in pq_batches([st.test], [cfg.data.id, *features])),
                  predict, st.classes, id_col=cfg.data.id)
-    info.update(seconds=time.monotonic() - started, train_rows=n_train)
-    return info
+    out.info.update(seconds=time.monotonic() - started, train_rows=n_train)
+    return out
 
 
-def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, device, num, cat,
-                 objective, tracker, deadline):
+def _fit_network(model, st: Streamed, ctx: FoldContext, cfg: Config, num, cat, objective):
     import torch
 
+    fold, device = ctx.fold, ctx.device
     columns = [ROW, *st.numeric, *st.categorical, Y]
     transform = TabularTransform(num, cat, objective)
 
@@ -140,9 +139,7 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
         rows.append(frame[ROW].to_numpy())
         labels.append(frame[Y].to_numpy())
     by_row = _ByRow(np.concatenate(rows), np.concatenate(labels))
-    metric = resolve_metric(cfg)
-    trainer = Trainer(cfg, fold_dir, device, metric, objective, deadline=deadline,
-                      desc=f"fold {fold}", tracker=tracker)
+    trainer = ctx.trainer(cfg, objective)
     result = trainer.fit(model, train, valid, by_row)
     if result.best_path is None:
         raise DataError(f"fold {fold}: no epoch finished ({result.stop_reason})")
@@ -160,7 +157,8 @@ def _fit_network(model, st: Streamed, cfg: Config, fold: int, fold_dir: Path, de
             out.append(objective.predict(model(**x)).float().cpu())
         return objective.to_original(torch.cat(out).double().numpy())
 
-    return predict, {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
+    info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
+    return predict, FoldOutput(None, None, info, history=result.history)
 
 
 def _fit_xgb(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
@@ -210,9 +208,9 @@ def _fit_xgb(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, c
     model.fit_matrices(data, held)
     del data, held
     shutil.rmtree(fold_dir / "xgb-cache", ignore_errors=True)
-    info = save_booster(model, fold_dir, num, cat)
-    info["xgb_matrix"] = "quantile" if quantized <= budget else "external"
-    return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), info
+    out = save_booster(model, fold_dir, num, cat)
+    out.info["xgb_matrix"] = "quantile" if quantized <= budget else "external"
+    return (lambda frame: booster_predict(model, booster_frame(frame, num, cat), objective)), out
 
 
 def _fit_lgbm(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, cat, objective, client=None):
@@ -247,8 +245,8 @@ def _fit_lgbm(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, 
     data = dataset(False)
     model.fit_datasets(data, dataset(True, data))
     del data
-    info = save_booster(model, fold_dir, num, cat)
-    return (lambda frame: booster_predict(model, matrix(frame), objective)), info
+    out = save_booster(model, fold_dir, num, cat)
+    return (lambda frame: booster_predict(model, matrix(frame), objective)), out
 
 
 class _GroupRows:

@@ -23,7 +23,7 @@ from kit.errors import DataError
 from kit.hooks import load_hook, map_batches
 from kit.io import atomic_path, file_stamp, write_json
 from kit.splits.folds import hash_folds
-from kit.tasks.tabular.task import ROW, check_classes
+from kit.tasks.tabular.tables import ROW, check_classes
 
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 VALID_ROWS = 500_000  # at most this many validation rows watched for early stopping

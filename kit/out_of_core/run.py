@@ -1,11 +1,10 @@
-"""An out-of-core run end to end (package doc): when it is taken, what it refuses, the
-folds, the run's OOF and test files, and the streamed submission."""
+"""The out-of-core run path (package doc): when it is taken, what it refuses, and its way
+through kit/pipeline/loop.py's run loop (OutOfCore): the prepared table, the folds, the
+run's OOF and test files and the submission, as streams."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +17,26 @@ from kit.config import Config
 from kit.data.sources import source_files
 from kit.errors import ConfigError, DataError
 from kit.hooks import load_hook
-from kit.io import atomic_path, write_json
+from kit.io import atomic_path
 from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
 from kit.out_of_core.dask_xgb import dask_client
 from kit.out_of_core.fit import fit_fold
 from kit.out_of_core.metrics import MetricSums
 from kit.out_of_core.prepared import BATCH_ROWS, pq_batches, prepare
-from kit.run_folder import pred_columns, pred_frame, scores_dict, write_scores
+from kit.run_folder import (
+    DONE,
+    fold_dir,
+    fold_dirs,
+    pred_columns,
+    pred_frame,
+    prediction_files,
+    read_done,
+    write_done,
+)
 from kit.runtime import distributed as dist
-from kit.submission import form_for, sample_head, write_streamed_submission
-from kit.training.track import make_tracker
+from kit.submission import sample_head, write_streamed_submission
+from kit.tasks import FoldContext, FoldOutput, RunScores
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
 WHOLE_TABLE_HOOKS = ("build", "fold_features", "keep_train_rows", "extra_train_rows")
@@ -91,105 +99,94 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
                           "train.dask_scheduler with xgb")
 
 
-def run(cfg: Config, opts, comp_dir: Path, why: str) -> dict:
-    """pipeline.run_cv for a table larger than memory (package doc); `opts` a RunOptions,
-    `why` what reason() said."""
-    check_supported(cfg, comp_dir, why)
-    started = time.monotonic()
-    deadline = started + opts.max_time if opts.max_time else None
-    metric = resolve_metric(cfg)
-    sample_path = opts.data_dir / cfg.data.sample_submission
-    head = sample_head(sample_path)
-    key = cfg.cv.group or cfg.data.id
-    print(f"out of core ({why}): streamed from parquet in batches of {BATCH_ROWS:,} rows; "
-          f"folds by a hash of {key!r} (cv.strategy = \"hash\", not stratified)")
-    st = prepare(cfg, comp_dir, opts.data_dir, opts.run_dir / "cache")
-    print(f"fold balance ({int(st.fold_rows.sum()):,} rows):\n{st.balance.to_string()}")
-    n_folds = min(opts.folds or cfg.cv.n_splits, cfg.cv.n_splits)
-    for done in opts.run_dir.glob("fold*/done.json") if opts.resume else ():
-        _check_version(done, st, opts.run_dir)
-    tracker = make_tracker(cfg, opts.run_dir, main=True)
-    if opts.on_start is not None:
-        opts.on_start()
-    client = dask_client(cfg.train.dask_scheduler) if cfg.train.dask_scheduler else None
-    try:
-        fold_scores, infos = _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client)
-    finally:
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    if not fold_scores:
-        raise DataError("no fold finished (time budget too small?); nothing to submit")
-    folds = [opts.run_dir / f"fold{k}" for k in range(len(fold_scores))]
-    _concat([f / "oof.parquet" for f in folds], opts.run_dir / "oof.parquet")
-    oof_score = _score(metric, [opts.run_dir / "oof.parquet"], st.classes)
-    scores = scores_dict(metric, cfg.competition.problem, fold_scores, oof_score, st.classes,
-                         n_folds_trained=len(fold_scores), n_splits=cfg.cv.n_splits,
-                         repeats=1, repeat_means=[], fold_info=infos,
-                         split=f"hash:{key}:{cfg.cv.n_splits}:{cfg.cv.seed}", out_of_core=True)
-    copy = submission = None
-    with atomic_path(opts.run_dir / "test_pred.parquet") as test_tmp:
-        batches = _mean_test(folds, st.classes, cfg.ensemble.fold_vote, test_tmp)
-        if opts.submit:
-            form = form_for(cfg, head, metric, classes=st.classes, source=sample_path)
-            submission = write_streamed_submission(
-                batches, st.classes, sample_path, head, opts.run_dir / "submission.csv",
-                form)
-            marked = not opts.label or opts.run_dir.name.endswith(f"_{opts.label}")
-            name = opts.run_dir.name + ("" if marked else f"_{opts.label}") + ".csv"
-            copy = opts.submissions_dir / cfg.competition.slug / name
-            with atomic_path(copy) as tmp:
-                shutil.copyfile(submission, tmp)
-        else:
-            for _ in batches:
-                pass
-    scores["seconds"] = time.monotonic() - started
-    write_scores(opts.run_dir, scores)
-    seconds = time.monotonic() - started
-    print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
-          f"{len(fold_scores)} folds (OOF {oof_score:.4f}) in {seconds:.1f}s")
-    if copy is not None:
-        print(f"submission: {copy}")
-    summary = {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
-               "run_submission": submission and str(submission),
-               "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
-                      "folds": scores["folds"], "oof": scores["oof"], "repeat_means": []},
-               "seconds": seconds}
-    tracker.finish_cv(summary["cv"])
-    return summary
+class OutOfCore:
+    """The run path of a table larger than memory (package doc), through
+    kit/pipeline/loop.py's run loop; `why` is what reason() said, check_supported passed."""
+
+    def __init__(self, cfg: Config, metric, why: str, comp_dir: Path, *, data_dir: Path,
+                 run_dir: Path, resume: bool):
+        self.cfg, self.metric = cfg, metric
+        self.sample_path = data_dir / cfg.data.sample_submission
+        self.sample = sample_head(self.sample_path)  # the rest is read chunk by chunk
+        key = cfg.cv.group or cfg.data.id
+        print(f"out of core ({why}): streamed from parquet in batches of {BATCH_ROWS:,} rows; "
+              f"folds by a hash of {key!r} (cv.strategy = \"hash\", not stratified)")
+        self.st = prepare(cfg, comp_dir, data_dir, run_dir / "cache")
+        print(f"fold balance ({int(self.st.fold_rows.sum()):,} rows):\n"
+              f"{self.st.balance.to_string()}")
+        for fold in fold_dirs(run_dir) if resume else ():
+            _check_version(fold, self.st, run_dir)
+        self.classes, self.n_fits = self.st.classes, cfg.cv.n_splits
+        self.split = f"hash:{key}:{cfg.cv.n_splits}:{cfg.cv.seed}"
+        self.client = None  # a Dask client while the folds train (train.dask_scheduler)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """A Dask client (train.dask_scheduler) held while the folds train."""
+        scheduler = self.cfg.train.dask_scheduler
+        self.client = dask_client(scheduler) if scheduler else None
+        try:
+            yield
+        finally:
+            if self.client is not None:
+                cluster = self.client.cluster
+                self.client.close()
+                if cluster is not None:
+                    cluster.close()
+            self.client = None
+
+    def fold_rows(self, k: int) -> tuple[None, None]:
+        return None, None  # a fold scans the prepared table by its `_fold`
+
+    def finished(self, k: int, fold: Path) -> FoldOutput | None:
+        info = read_done(fold)
+        return None if info is None else FoldOutput(None, None, info)
+
+    def fit_fold(self, ctx: FoldContext) -> FoldOutput:
+        """The fold's files written batch by batch, then done.json naming the prepared table."""
+        out = fit_fold(self.st, ctx, self.client)
+        out.info = {**out.info, "prepared": self.st.version}
+        write_done(ctx.fold_dir, out.info)
+        return out
+
+    def score_fold(self, k: int, fold: Path) -> float:
+        return _score(self.metric, prediction_files([fold], "oof"), self.classes)
+
+    def plot_fold(self, k: int, fold: Path, out: FoldOutput) -> None:
+        """Nothing: the plots need every OOF row in memory."""
+
+    def finish(self, run_dir: Path, fold_scores: list[float]) -> RunScores:
+        """The run's oof.parquet (the folds' one after the other) and test_pred.parquet
+        (their mean, or vote), both as streams."""
+        folds = [fold_dir(run_dir, k) for k in range(len(fold_scores))]
+        oof = prediction_files([run_dir], "oof")
+        _concat(prediction_files(folds, "oof"), oof[0])
+        _mean_test(prediction_files(folds, "test"), self.classes, self.cfg.ensemble.fold_vote,
+                   prediction_files([run_dir], "test")[0])
+        return RunScores(fold_scores, _score(self.metric, oof, self.classes), [], self.split,
+                         {"out_of_core": True})
+
+    def report(self, run_dir: Path, scores: RunScores, folds: list[FoldOutput]) -> None:
+        """Nothing: no plot or run importance out of core."""
+
+    def submit(self, dest: Path, form) -> Path:
+        """submission.csv streamed from the run's test_pred.parquet, checked against the
+        sample chunk by chunk."""
+        return write_streamed_submission(self._test_batches(dest.parent), self.classes,
+                                         self.sample_path, self.sample, dest, form)
+
+    def _test_batches(self, run_dir: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        cols = pred_columns(self.classes)
+        for batch in pq_batches(prediction_files([run_dir], "test"), ["id", *cols]):
+            yield (batch.column(0).to_numpy(zero_copy_only=False),
+                   np.column_stack([batch.column(c).to_numpy() for c in cols]))
 
 
-def _folds(cfg, opts, st, n_folds, metric, tracker, deadline, client):
-    """Train the folds not yet done (done.json), score each from its oof.parquet."""
-    fold_scores, infos = [], []
-    for k in range(n_folds):
-        fold_dir = opts.run_dir / f"fold{k}"
-        done = fold_dir / "done.json"
-        if not (opts.resume and done.exists()):
-            if deadline is not None and time.monotonic() >= deadline:
-                print(f"time budget reached before fold {k}; keeping {k} finished folds")
-                break
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            tracker.start_fold(k)
-            info = fit_fold(st, cfg, k, fold_dir, opts.device, tracker, deadline, client)
-            write_json(done, {**info, "prepared": st.version})
-        score = _score(metric, [fold_dir / "oof.parquet"], st.classes)
-        print(f"fold {k}: {metric.name} {score:.4f}")
-        tracker.finish_fold({"fold": k, "score": score})
-        if opts.on_fold is not None:
-            opts.on_fold(k, score)
-        fold_scores.append(score)
-        infos.append(json.loads(done.read_text()))
-    return fold_scores, infos
-
-
-def _check_version(done: Path, st, run_dir: Path) -> None:
+def _check_version(fold: Path, st, run_dir: Path) -> None:
     """A finished fold trained on the prepared table as it is now, or the resume stops."""
-    trained = json.loads(done.read_text()).get("prepared", "(not recorded)")
+    trained = read_done(fold).get("prepared", "(not recorded)")
     if trained != st.version:
-        raise DataError(f"{done}: the fold trained on prepared table {trained}, the sources "
+        raise DataError(f"{fold / DONE}: the fold trained on prepared table {trained}, the sources "
                         f"now give {st.version} (a source file, features.py or the config "
                         f"changed since the run began); start a new run instead of "
                         f"--resume {run_dir}")
@@ -220,25 +217,24 @@ def _concat(parts: list[Path], dest: Path) -> None:
             writer.close()
 
 
-def _mean_test(folds: list[Path], classes: list, vote: str, dest: Path
-               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(ids, prediction) batches of the folds' mean test prediction (or their hard vote),
-    written to `dest` as they pass; the folds' files share one row order."""
+def _mean_test(files: list[Path], classes: list, vote: str, dest: Path) -> None:
+    """The folds' mean test prediction (or their hard vote) written to `dest` batch by
+    batch; the folds' test_pred files share one row order."""
     from kit.ensembles.blend import fold_vote_hard
 
     cols = pred_columns(classes)
-    readers = [pq_batches([f / "test_pred.parquet"]) for f in folds]
+    readers = [pq_batches([f]) for f in files]
     writer = None
-    try:
-        for parts in zip(*readers, strict=True):
-            frames = [p.to_pandas() for p in parts]
-            ids = frames[0]["id"].to_numpy()
-            preds = [f[cols].to_numpy() for f in frames]
-            mean = fold_vote_hard(preds) if vote == "hard" else np.mean(preds, axis=0)
-            table = pa.Table.from_pandas(pred_frame(ids, mean, classes), preserve_index=False)
-            writer = writer or pq.ParquetWriter(dest, table.schema)
-            writer.write_table(table)
-            yield ids, mean
-    finally:
-        if writer is not None:
-            writer.close()
+    with atomic_path(dest) as tmp:
+        try:
+            for parts in zip(*readers, strict=True):
+                frames = [p.to_pandas() for p in parts]
+                preds = [f[cols].to_numpy() for f in frames]
+                mean = fold_vote_hard(preds) if vote == "hard" else np.mean(preds, axis=0)
+                table = pa.Table.from_pandas(pred_frame(frames[0]["id"].to_numpy(), mean,
+                                                        classes), preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()

@@ -1,25 +1,34 @@
 """Task adapters: what differs between a tabular and an image competition.
 
-The CV pipeline (kit/pipeline.py) is the same for every competition; it calls three
-functions of the task module named by `competition.task`:
+The run loop (kit/pipeline/) is the same for every competition; on the in-memory path
+it calls three functions of the task module named by `competition.task`:
 
     prepare(cfg, comp_dir, data_dir, cache_dir) -> Prepared
     fit_fold(prep, ctx: FoldContext) -> FoldOutput
     predict_fold(prep, cfg, fold_dir, device) -> test predictions (FoldOutput.test_pred)
+
+The fold boundary is typed both ways: FoldContext is all a fold is handed (its rows, its
+folder, the run's metric, deadline, tracker and resume flag; `ctx.trainer(cfg, objective)`
+builds a network's Trainer from them), FoldOutput all it hands back (predictions, info,
+the history rows the curves are drawn from, the importance table, an image task's first
+augmented batch). A task never calls back into the run loop.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from kit.config import Config
+from kit.metrics.registry import Metric
+from kit.objective import Objective
+from kit.training.trainer import Trainer
 
 
 @dataclass
@@ -39,23 +48,53 @@ class Prepared:
     times: np.ndarray | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class FoldContext:
+    """What the run hands one fold fit."""
+
     cfg: Config
-    fold: int
-    train_idx: np.ndarray
-    valid_idx: np.ndarray
+    fold: int  # the fold fit: repeat fold // cv.n_splits, fold fold % cv.n_splits
+    train_idx: np.ndarray | None
+    valid_idx: np.ndarray | None  # None, None out of core: a fold scans its rows by `_fold`
     fold_dir: Path
     device: Any  # torch.device
-    make_trainer: Callable[..., Any]  # (cfg, fold_dir, device, *, objective) -> Trainer
-    extras: dict = field(default_factory=dict)
+    metric: Metric  # the run's (a built-in, or the competition's metric.py)
+    deadline: float | None = None  # time.monotonic() value the run must finish by
+    tracker: Any = None  # kit.training.track: NullTracker / WandbTracker (None: off)
+    resume: bool = False  # continue an interrupted fit from its last.pt
+
+    def trainer(self, cfg: Config, objective: Objective) -> Trainer:
+        """The fold's Trainer: `cfg` as the task resolved it for the fold, `objective` the
+        fold's loss and outputs."""
+        return Trainer(cfg, self.fold_dir, self.device, self.metric, objective,
+                       deadline=self.deadline, tracker=self.tracker, desc=f"fold {self.fold}")
 
 
 @dataclass
 class FoldOutput:
-    valid_pred: np.ndarray  # (len(valid_idx), C) probabilities or (len(valid_idx), 1) values
-    test_pred: np.ndarray  # (n_test, C) or (n_test, 1), original scale
-    info: dict = field(default_factory=dict)  # best epoch, stop reason, seconds
+    """What one fold fit hands back."""
+
+    valid_pred: np.ndarray | None  # (len(valid_idx), C) probabilities or (.., 1) values;
+    test_pred: np.ndarray | None  # (n_test, C) or (n_test, 1), original scale; None: the
+    # fold wrote them to its files batch by batch (out of core)
+    info: dict = field(default_factory=dict)  # best epoch, stop reason, seconds (done.json)
+    history: list[dict] = field(default_factory=list)  # per epoch, or per boosting round
+    importance: pd.DataFrame | None = None  # tree libraries: feature, importance, type
+    sample_batch: dict | None = None  # image fold 0: its first augmented batch, de-normalized
+
+
+@dataclass
+class RunScores:
+    """What a run path hands the run loop once its folds are in: the scores it reports and
+    the scores.json fields only it knows (kit/pipeline/loop.py writes the file)."""
+
+    folds: list[float]  # per fold fit, as reported (qwk: labels cut on the other folds)
+    oof: float  # the metric over the run's OOF rows
+    repeat_means: list[float]  # the mean of each repeat whose folds all finished
+    split: str  # the split's hash (folds.csv), or "hash:<key>:<K>:<seed>" out of core
+    fields: dict = field(default_factory=dict)  # more scores.json fields, after fold_info
+    oof_rows: int | None = None  # rows the OOF covers (None: not recorded, every row)
+    rows: int = 0  # training rows
 
 
 def get_task(name: str) -> ModuleType:

@@ -17,7 +17,7 @@ section (kit/config.py ImageConfig):
 
 Pixels (and predecoded files) go through DeviceBatches with a batch-wise GPU affine; files
 through a DataLoader of ImageFileDataset with albumentations. Fold 0 leaves its first
-augmented batch, de-normalized to [0, 1], in `ctx.extras["sample_batch"]` for the run's
+augmented batch, de-normalized to [0, 1], in its FoldOutput (`sample_batch`) for the run's
 sample grid. Fine-tuning: `train.freeze_epochs` trains only the head (and norm layers)
 for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
 (kit.models.heads.param_groups).
@@ -64,7 +64,8 @@ from kit.objective import Objective, TargetTransform, check_target
 from kit.runtime import distributed as dist
 from kit.runtime.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
-from kit.training.trainer import Trainer, best_checkpoint, load_checkpoint
+from kit.training.checkpoints import best_checkpoint, load_checkpoint
+from kit.training.trainer import Trainer
 
 SAMPLE_IMAGES = 64  # images of the first augmented batch kept for the sample grid
 
@@ -180,6 +181,12 @@ def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config) -> np.ndarr
     return trainer.predict_rows(model, batches, rows)
 
 
+def _predict_test(trainer, model, prep: Prepared, cfg: Config, objective: Objective) -> np.ndarray:
+    """The test set's predictions in id order, TTA as configured: a fold fit's and predict.py's."""
+    batches = loader(prep, cfg, "test", None, trainer.device, objective=objective)
+    return _predict(trainer, model, batches, np.arange(len(prep.test_ids)), cfg)
+
+
 def sample_batch(batches, image: ImageConfig) -> dict:
     """The first augmented batch as the model sees it, de-normalized to [0, 1] on the CPU:
     {"x": N x C x H x W float, "y": class indices} (at most SAMPLE_IMAGES images)."""
@@ -219,29 +226,27 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, objective=objective,
                      train=True, seed=seed)
     valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device, objective=objective)
-    if ctx.fold == 0:  # for the run's sample grid (kit/training/plots.py draws it from ctx.extras)
-        ctx.extras["sample_batch"] = sample_batch(train_b, cfg.image)
+    shown = sample_batch(train_b, cfg.image) if ctx.fold == 0 else None  # the run's grid
 
     def on_epoch_start(model, epoch: int) -> None:  # the trainer sets the loader's epoch
         if cfg.train.freeze_epochs:
             set_backbone_trainable(model, epoch >= cfg.train.freeze_epochs)
 
-    trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
+    trainer = ctx.trainer(cfg, objective)
     trainer.train_batch_transform = batch_mix(cfg.image, len(prep.classes),
                                              objective.problem)
-    result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.extras.get("resume", False),
+    result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.resume,
                          on_epoch_start=on_epoch_start)
     if result.best_path is None:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
     model.load_state_dict(load_checkpoint(result.best_path)["model"])
     valid = _predict(trainer, model, valid_b, ctx.valid_idx, cfg)
-    test_rows = np.arange(len(prep.test_ids))
-    test = _predict(trainer, model, loader(prep, cfg, "test", None, ctx.device,
-                                           objective=objective), test_rows, cfg)
+    test = _predict_test(trainer, model, prep, cfg, objective)
     info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
             "best_score": result.best_score, "tta": bool(cfg.image.tta),
             "seconds": time.monotonic() - started}
-    return FoldOutput(valid.astype(np.float64), test.astype(np.float64), info)
+    return FoldOutput(valid.astype(np.float64), test.astype(np.float64), info,
+                      history=result.history, sample_batch=shown)
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
@@ -255,9 +260,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     model.load_state_dict(load_checkpoint(best, cfg.model.name)["model"])
     trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
     model.to(device)
-    rows = np.arange(len(prep.test_ids))
-    return _predict(trainer, model, loader(prep, cfg, "test", None, device, objective=objective),
-                    rows, cfg).astype(np.float64)
+    return _predict_test(trainer, model, prep, cfg, objective).astype(np.float64)
 
 
 def _no_download(cfg: Config):

@@ -13,9 +13,7 @@ stopping, RNG) written atomically every epoch so `--resume` continues where a ru
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,9 +33,16 @@ from kit.models.heads import param_groups
 from kit.objective import Objective
 from kit.runtime import distributed as dist
 from kit.runtime.devices import autocast_dtype, fused_adamw_ok, to_device
+from kit.training.checkpoints import (
+    load_checkpoint,  # noqa: F401 (tests/test_security.py)
+    load_last,
+    make_ema,
+    rng_state,
+    set_rng_state,
+)
 from kit.training.early_stopping import EarlyStopping
 from kit.training.schedule import lr_at, warn_if_frozen
-from kit.training.track import History, NullTracker
+from kit.training.track import HISTORY_FILE, History, NullTracker
 
 
 @dataclass
@@ -49,27 +54,27 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class _Fit:
+    """What one fit holds across its epochs."""
+
+    model: nn.Module  # unwrapped
+    net: nn.Module | None  # what trains: DDP-wrapped and / or compiled
+    train: object  # the training loader
+    valid: object
+    labels: np.ndarray  # the metric's targets by row position
+    opt: torch.optim.Optimizer
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    stopper: EarlyStopping
+    on_epoch_start: object = None  # (model, epoch) -> None
+
+
 # Progress bars: None shows them on a terminal only (tqdm's default), True always.
 PROGRESS: bool | None = None
 
 
 def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k not in ("y", "index")}
-
-
-def best_checkpoint(fold_dir: Path) -> Path:
-    """A finished fold's best_*.pt: the one of done.json's best_epoch, or the only one."""
-    found = sorted(Path(fold_dir).glob("best_*.pt"))
-    done = Path(fold_dir) / "done.json"
-    epoch = json.loads(done.read_text()).get("best_epoch") if done.is_file() else None
-    if isinstance(epoch, int) and epoch >= 0:
-        found = [p for p in found if p.name.startswith(f"best_e{epoch:03d}_")]
-    if len(found) != 1:
-        what = ", ".join(p.name for p in found) or "none"
-        raise CheckpointError(f"{fold_dir}: expected one best_*.pt checkpoint of epoch "
-                              f"{epoch}, found {what}; retrain the fold (train.py --resume "
-                              "after removing its done.json) or copy the run folder whole")
-    return found[0]
 
 
 class Trainer:
@@ -251,6 +256,41 @@ class Trainer:
     def fit(self, model, train_loader, valid_loader, valid_labels: np.ndarray, *,
             resume: bool = False, on_epoch_start=None) -> FitResult:
         """Train with early stopping; `model` (unwrapped) ends with the last epoch's weights."""
+        p = self._start(model, train_loader, valid_loader, valid_labels, on_epoch_start)
+        history = History(self.fold_dir / HISTORY_FILE, write=self.main)
+        best_path, start_epoch = None, 0
+        if resume and (self.fold_dir / "last.pt").exists():
+            start_epoch, best_path = self._load_last(model, p.opt, p.plateau, p.stopper, history)
+        p.net = dist.wrap(model, self.device)  # DDP under torchrun, else the model itself
+        if self.t.compile:
+            p.net = torch.compile(p.net)
+        epoch_seconds, reason = 0.0, ""
+        for epoch in range(start_epoch, self.t.epochs):
+            if self._out_of_time(epoch_seconds):
+                reason = "time budget (--max-time) reached"
+                break
+            row, best_path = self._epoch(p, epoch, best_path)
+            epoch_seconds = max(epoch_seconds, row["seconds"])
+            history.append(row)
+            self._report(row, p.stopper)
+            self._save_last(model, p.opt, p.plateau, p.stopper, history, epoch, best_path)
+            self._drop_stale_best(best_path)
+            if p.stopper.stopped:
+                reason = p.stopper.reason
+                break
+        else:
+            reason = reason or f"finished {self.t.epochs} epochs"
+        if not dist.replicas_agree(model):
+            raise CheckpointError("DDP ranks ended the fold with different weights; a rank "
+                                  "trained on other data or skipped a step (report this)")
+        if self.main:
+            tqdm.write(f"{self.desc} stopped: {reason}; best epoch {p.stopper.best_epoch}")
+        best = p.stopper.best if p.stopper.best is not None else math.nan
+        return FitResult(p.stopper.best_epoch, best, best_path, reason, history.rows)
+
+    def _start(self, model, train_loader, valid_loader, valid_labels, on_epoch_start) -> _Fit:
+        """The model on the device, the optimizer, the plateau scheduler, early stopping and
+        the EMA copy for one fit (`net` is set once a resume has loaded the weights)."""
         model.to(self.device)
         if self.t.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -260,60 +300,42 @@ class Trainer:
             factor=self.t.plateau_factor, patience=self.t.plateau_patience)
         stopper = EarlyStopping(patience=self.t.patience, mode=self._monitor_mode(),
                                 min_delta=self.t.min_delta, min_delta_mode=self.t.min_delta_mode)
-        history = History(self.fold_dir / "history.csv", write=self.main)
-        best_path, start_epoch = None, 0
         self.ema = make_ema(model, self.t.ema_decay)
         self._ema_source = model  # the unwrapped model: every DDP rank holds the same weights
-        if resume and (self.fold_dir / "last.pt").exists():
-            start_epoch, best_path = self._load_last(model, opt, plateau, stopper, history)
-        net = dist.wrap(model, self.device)  # DDP under torchrun, else the model itself
-        if self.t.compile:
-            net = torch.compile(net)
-        epoch_seconds, reason = 0.0, ""
-        for epoch in range(start_epoch, self.t.epochs):
-            if self._out_of_time(epoch_seconds):
-                reason = "time budget (--max-time) reached"
-                break
-            started = time.monotonic()
-            set_epoch(train_loader, epoch)
-            if on_epoch_start:
-                on_epoch_start(model, epoch)
-            row = {"epoch": epoch, **self.train_one_epoch(net, train_loader, opt, epoch)}
-            row.update(self.evaluate(net, valid_loader, valid_labels))
-            monitored = self._monitored(row)
-            best_model, score = model, row["val_metric"]
-            if self.ema is not None:  # both weights validated; the better one counts
-                ema_row = self.evaluate(self.ema.module, valid_loader, valid_labels)
-                row.update({f"ema_{k}": v for k, v in ema_row.items()})
-                row["weights"] = "raw"
-                if stopper.is_better(self._monitored(ema_row), monitored):
-                    monitored, score, row["weights"] = self._monitored(ema_row), \
-                        ema_row["val_metric"], "ema"
-                    best_model = self.ema.module
-            if self.t.scheduler == "plateau":
-                plateau.step(monitored)
-            if stopper.step(monitored, epoch):
-                best_path = self._save_best(best_model, epoch, score, best_path,
-                                            weights=row.get("weights", "raw"))
-            row["step"] = self.step  # optimizer steps so far (this rank's share under DDP)
-            row["seconds"] = time.monotonic() - started
-            epoch_seconds = max(epoch_seconds, row["seconds"])
-            history.append(row)
-            self._report(row, stopper)
-            self._save_last(model, opt, plateau, stopper, history, epoch, best_path)
-            self._drop_stale_best(best_path)
-            if stopper.stopped:
-                reason = stopper.reason
-                break
-        else:
-            reason = reason or f"finished {self.t.epochs} epochs"
-        if not dist.replicas_agree(model):
-            raise CheckpointError("DDP ranks ended the fold with different weights; a rank "
-                                  "trained on other data or skipped a step (report this)")
-        if self.main:
-            tqdm.write(f"{self.desc} stopped: {reason}; best epoch {stopper.best_epoch}")
-        return FitResult(stopper.best_epoch, stopper.best if stopper.best is not None else math.nan,
-                         best_path, reason, history.rows)
+        return _Fit(model, None, train_loader, valid_loader, valid_labels, opt, plateau, stopper,
+                    on_epoch_start)
+
+    def _epoch(self, p: _Fit, epoch: int, best_path: Path | None) -> tuple[dict, Path | None]:
+        """One epoch: train, validate (raw and EMA weights), step the plateau scheduler and
+        early stopping, save the best weights; the epoch's history row and best path."""
+        started = time.monotonic()
+        set_epoch(p.train, epoch)
+        if p.on_epoch_start:
+            p.on_epoch_start(p.model, epoch)
+        row = {"epoch": epoch, **self.train_one_epoch(p.net, p.train, p.opt, epoch)}
+        row.update(self.evaluate(p.net, p.valid, p.labels))
+        monitored, score, best_model = self._better_weights(row, p)
+        if self.t.scheduler == "plateau":
+            p.plateau.step(monitored)
+        if p.stopper.step(monitored, epoch):
+            best_path = self._save_best(best_model, epoch, score, best_path,
+                                        weights=row.get("weights", "raw"))
+        row["step"] = self.step  # optimizer steps so far (this rank's share under DDP)
+        row["seconds"] = time.monotonic() - started
+        return row, best_path
+
+    def _better_weights(self, row: dict, p: _Fit) -> tuple[float, float, nn.Module]:
+        """(monitored value, metric, weights) of the epoch: with train.ema_decay both the raw
+        and the EMA weights are validated and the better one counts (row["weights"])."""
+        if self.ema is None:
+            return self._monitored(row), row["val_metric"], p.model
+        ema_row = self.evaluate(self.ema.module, p.valid, p.labels)
+        row.update({f"ema_{k}": v for k, v in ema_row.items()})
+        row["weights"] = "raw"
+        if p.stopper.is_better(self._monitored(ema_row), self._monitored(row)):
+            row["weights"] = "ema"
+            return self._monitored(ema_row), ema_row["val_metric"], self.ema.module
+        return self._monitored(row), row["val_metric"], p.model
 
     def _monitor(self) -> str:
         """train.monitor with "auto" resolved: a label metric (accuracy, f1) jumps with a few
@@ -380,79 +402,18 @@ class Trainer:
         })
 
     def _load_last(self, model, opt, plateau, stopper, history):
-        state = load_checkpoint(self.fold_dir / "last.pt", self.cfg.model.name)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{self.fold_dir / 'last.pt'} does not fit model {self.cfg.model.name!r}: "
-                f"{str(exc).splitlines()[0]}; resume with the config the run was started with"
-            ) from None
-        # the saved groups carry their `fused` flag; this run's choice wins (a checkpoint
-        # from another device or kit version)
-        fused = opt.param_groups[0].get("fused")
-        for group in state["optimizer"]["param_groups"]:
-            group["fused"] = fused
-        opt.load_state_dict(state["optimizer"])
+        path = self.fold_dir / "last.pt"
+        state = load_last(path, self.cfg.model.name, model, opt, ema=self.ema)
         self.scaler.load_state_dict(state["scaler"])
         plateau.load_state_dict(state["plateau"])
         stopper.load_state_dict(state["early_stopping"])
         self.step = state["step"]
-        if self.ema is not None:
-            if "ema" not in state:
-                raise CheckpointError(f"{self.fold_dir / 'last.pt'} holds no EMA weights: the "
-                                      "run started without train.ema_decay; resume with the "
-                                      "config the run was started with")
-            self.ema.module.load_state_dict(state["ema"])
         history.rows = list(state["history"])
         set_rng_state(state["rng"])
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
         if self.main:
             tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
         return state["epoch"] + 1, best
-
-
-def make_ema(model: nn.Module, decay: float):
-    """timm's ModelEmaV3 of `model` with its decay warm-up (step s uses min(decay,
-    1 - s^(-2/3)), so a short CPU run is not stuck near the initial weights), or None."""
-    if not decay:
-        return None
-    from timm.utils import ModelEmaV3
-
-    return ModelEmaV3(model, decay=decay, use_warmup=True)
-
-
-def load_checkpoint(path: Path, model_name: str | None = None) -> dict:
-    """torch.load(weights_only=True): tensors and plain data only, never pickled code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # a truncated or foreign file: say which, never unpickle code
-        raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from None
-    saved = state.get("meta", {}).get("model")
-    if model_name is not None and saved is not None and saved != model_name:
-        raise CheckpointError(
-            f"{path} holds a {saved!r} model, the config asks for {model_name!r}; "
-            f"use --set model.name={saved} or start a new run")
-    return state
-
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"python": list(random.getstate()[1]), "python_pos": random.getstate()[2],
-            "numpy": np_state[1].tolist(), "numpy_pos": int(np_state[2]),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(("MT19937", np.asarray(state["numpy"], dtype=np.uint32),
-                         state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def set_epoch(loader, epoch: int) -> None:

@@ -9,7 +9,7 @@ to validation), and fold-safe columns (kit/tasks/tabular/fold_features.py) fitte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,14 +39,33 @@ class Tables:
     numeric: list[str]
     categorical: list[str]
     y: np.ndarray  # the train rows' targets by position (Prepared.y, plus any extra rows)
+    # the parts whose parquet copy this object wrote (a copy is a new object: it writes its own)
+    written: set = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def parquet(self, part: str) -> Path:
+        """`cache`/<part>.parquet, the rows TabularStream reads (networks without
+        train.device_data), written the first time a model asks: other kinds never do."""
+        path = self.cache / f"{part}.parquet"
+        if part not in self.written:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            write_parquet(path, getattr(self, part))
+            self.written.add(part)
+        return path
 
 
-def write_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
-                 y: np.ndarray) -> Tables:
-    cache.mkdir(parents=True, exist_ok=True)
-    write_parquet(cache / "train.parquet", train)
-    write_parquet(cache / "test.parquet", test)
+def make_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
+                y: np.ndarray) -> Tables:
     return Tables(train, test, cache, list(numeric), list(categorical), y)
+
+
+def check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
+    """With data.classes set (Titanic: [0, 1]), any other target value is a data error."""
+    expected = set(cfg.data.classes)
+    unexpected = [c for c in classes if str(c) not in expected]
+    if expected and unexpected:
+        raise DataError(f"{data_dir / cfg.data.train}: target {cfg.data.target!r} has values "
+                        f"{sorted(classes, key=str)[:10]}, expected only {list(cfg.data.classes)} "
+                        f"(data.classes); fix the target column or data.classes")
 
 
 def _fit_rows(prep: Prepared, fold: int, train_idx: np.ndarray) -> np.ndarray:
@@ -99,7 +118,7 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
             train_cols[c]) and not pd.api.types.is_bool_dtype(train_cols[c])]
         categorical += [c for c in train_cols.columns if c not in numeric]
         train, test = train.join(train_cols), test.join(test_cols)
-    return write_tables(train, test, cache, numeric, categorical, y), rows
+    return make_tables(train, test, cache, numeric, categorical, y), rows
 
 
 def _groups(cfg: Config, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:

@@ -16,10 +16,8 @@ batches sliced from tensors on the device instead (TensorBatches). scikit-learn 
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,6 @@ from threadpoolctl import threadpool_limits
 
 from kit.config import Config
 from kit.data.batches import TensorBatches
-from kit.data.bins import NumericBins
 from kit.data.columns import check_target_column, feature_lists
 from kit.data.sources import read_table
 from kit.data.stream import TabularStream, stream_loader
@@ -50,9 +47,9 @@ from kit.data.text import (
 )
 from kit.errors import CheckpointError, DataError
 from kit.hooks import call_with_params, load_hook, map_batches
-from kit.io import atomic_path, write_csv
+from kit.io import atomic_path
 from kit.metrics.competition import resolve_metric
-from kit.models import MODELS, build_model, get_entry
+from kit.models import get_entry
 from kit.objective import Objective, TargetTransform, check_target
 from kit.run_folder import read_folds
 from kit.runtime.threads import fit_threads
@@ -60,25 +57,19 @@ from kit.splits.folds import fold_rows
 from kit.splits.time import read_times
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.tasks.tabular.fold_features import fold_functions
-from kit.tasks.tabular.tables import ROW, Tables, fold_setup, write_tables
-from kit.training.importance import write_fold_importance
-from kit.training.trainer import Trainer, best_checkpoint, load_checkpoint
-
-
-class TabularTransform:
-    """Fitted preprocessors applied to one chunk (a DataFrame) at a time; picklable.
-    With an objective, `y` is the target in the model's space (kit/objective.py)."""
-
-    def __init__(self, num: NumericPreprocessor, cat: CategoricalPreprocessor,
-                 objective: Objective | None = None):
-        self.num, self.cat, self.objective = num, cat, objective
-
-    def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        out = {"x_num": self.num.transform(frame), "x_cat": self.cat.transform(frame),
-               "index": frame[ROW].to_numpy(np.int64)}
-        if self.objective is not None:
-            out["y"] = self.objective.batch_target(frame["_y"].to_numpy())
-        return out
+from kit.tasks.tabular.models import (
+    TabularTransform,
+    booster_frame,
+    booster_predict,
+    build_fold_model,
+    fit_bins,
+    load_best,
+    save_booster,
+    sized,
+)
+from kit.tasks.tabular.tables import ROW, Tables, check_classes, fold_setup, make_tables
+from kit.training.checkpoints import best_checkpoint
+from kit.training.trainer import Trainer
 
 
 def _read(cfg: Config, data_dir: Path, cache_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -138,9 +129,9 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     check_text_columns(text, train, source)
     _check_target_encode(cfg, train, test)
     keep = [d.id, *columns]
-    tables = write_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
-                           test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
-                           numeric, categorical, y)
+    tables = make_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
+                         test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
+                         numeric, categorical, y)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
     hook = load_hook(comp_dir, "features", "fold_features") if f.fold_hook else None
     fold_fns = fold_functions(cfg, hook)
@@ -171,16 +162,6 @@ def _regression_target(cfg: Config, target: pd.Series, source: str) -> np.ndarra
     return y
 
 
-def check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
-    """With data.classes set (Titanic: [0, 1]), any other target value is a data error."""
-    expected = set(cfg.data.classes)
-    unexpected = [c for c in classes if str(c) not in expected]
-    if expected and unexpected:
-        raise DataError(f"{data_dir / cfg.data.train}: target {cfg.data.target!r} has values "
-                        f"{sorted(classes, key=str)[:10]}, expected only {list(cfg.data.classes)} "
-                        f"(data.classes); fix the target column or data.classes")
-
-
 def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
     train = tables.train.iloc[rows]
     num = NumericPreprocessor(cfg.features.log1p_skewed, cfg.features.scaling).fit(
@@ -206,98 +187,71 @@ def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shu
     if part == "train":
         columns.append("_y")
     flt = pc.field(ROW).isin(np.sort(rows)) if rows is not None else None
-    stream = TabularStream(tables.cache / f"{part}.parquet", columns=columns,
+    stream = TabularStream(tables.parquet(part), columns=columns,
                            transform=transform, batch_size=cfg.train.batch_size,
                            shuffle=shuffle, seed=seed, filter=flt,
                            drop_last=shuffle and len(rows) > cfg.train.batch_size)
     return stream_loader(stream, num_workers=cfg.train.num_workers if shuffle else 0)
 
 
-def batch_size_for(rows: int) -> int:
-    """`train.batch_size = 0`: a power of two near rows / 25, from 32 to 1,024: 32 for
-    Titanic's and House Prices' folds (700-900 rows), 1,024 from about 18,000 rows (the
-    synthetic table's 533,000). tabm scored within noise at 32, 64 and 128 on both
-    (README), so the rule only keeps steps per epoch in a sensible range."""
-    return int(np.clip(2 ** round(np.log2(max(rows, 1) / 25)), 32, 1024))
+@dataclass
+class _Fit:
+    """One fold fit's pieces: what the run handed it, the config sized for its rows, its
+    tables and training rows, the fitted preprocessors, objective and text features."""
 
-
-def sized(cfg: Config, rows: int) -> Config:
-    """The config with `train.batch_size = 0` resolved for `rows` training rows."""
-    if cfg.train.batch_size:
-        return cfg
-    return cfg.replace(train=dataclasses.replace(cfg.train, batch_size=batch_size_for(rows)))
+    ctx: FoldContext
+    cfg: Config
+    tables: Tables
+    rows: np.ndarray
+    num: NumericPreprocessor
+    cat: CategoricalPreprocessor
+    objective: Objective
+    text: object = None  # kit.data.text.TextFeatures, or None
 
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     entry = get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
-    tables, rows = fold_setup(prep, ctx.cfg, ctx.fold, ctx.train_idx, ctx.valid_idx,
-                               prep.state["tables"].cache / f"fold{ctx.fold}")
+    cache = prep.state["tables"].cache / f"fold{ctx.fold}"
+    tables, rows = fold_setup(prep, ctx.cfg, ctx.fold, ctx.train_idx, ctx.valid_idx, cache)
     cfg = sized(ctx.cfg, len(rows))
     tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
-                                 prep.state["tables"].cache / f"fold{ctx.fold}",
-                                 model=entry.name, seed=cfg.train.seed + ctx.fold)
+                                 cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
     num, cat = _fit_preprocessors(tables, cfg, rows)
     objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
                                    standardize=entry.kind == "torch")
     bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
     model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
-    if entry.kind == "sklearn":
-        if text is not None and not text.svds:  # linear: one fit over its columns + TF-IDF
-            model = TextJoined(model, len(num.columns) + len(cat.columns))
-        valid_pred, test_pred, info = _fit_sklearn(model, tables, ctx, rows, num, cat,
-                                                   objective, text)
-    elif entry.kind == "booster":
-        valid_pred, test_pred, info = _fit_booster(model, tables, ctx, rows, num, cat,
-                                                   objective)
-    else:
-        transform = TabularTransform(num, cat, objective)
-        trainer = ctx.make_trainer(cfg, ctx.fold_dir, ctx.device, objective=objective)
-        valid = _batches(tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
-        result = trainer.fit(model, _batches(tables, cfg, transform, "train", rows,
-                                             shuffle=True, seed=cfg.train.seed + ctx.fold,
-                                             device=ctx.device),
-                             valid, prep.y, resume=ctx.extras.get("resume", False))
-        if result.best_path is None:
-            raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
-        load_best(model, result.best_path)
-        valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
-        test = _batches(tables, cfg, TabularTransform(num, cat), "test", device=ctx.device)
-        test_pred = trainer.predict_rows(model, test, np.arange(len(prep.test_ids)))
-        info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
-    info["seconds"] = time.monotonic() - started
-    info["train_rows"] = len(rows)
-    return FoldOutput(valid_pred, test_pred, info)
+    fit = {"sklearn": _fit_sklearn, "booster": _fit_booster}.get(entry.kind, _fit_network)
+    out = fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
+    out.info["seconds"] = time.monotonic() - started
+    out.info["train_rows"] = len(rows)
+    return out
 
 
-def fit_bins(cfg: Config, entry, num, train: pd.DataFrame) -> NumericBins | None:
-    """Numeric bins for a model that embeds numbers piecewise-linearly (takes `bins`),
-    fitted on the fold's training rows as the network sees them."""
-    takes = inspect.signature(entry.builder).parameters
-    if "bins" not in takes:
-        return None
-    n_bins = cfg.model.params_for(entry.name).get("n_bins", takes["n_bins"].default)
-    return NumericBins(n_bins).fit(num.transform(train))
+def _fit_network(model, f: _Fit) -> FoldOutput:
+    """Epochs with early stopping on the fold's validation rows (kit/training/trainer.py)."""
+    ctx, cfg = f.ctx, f.cfg
+    transform = TabularTransform(f.num, f.cat, f.objective)
+    trainer = ctx.trainer(cfg, f.objective)
+    valid = _batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
+    train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
+                     seed=cfg.train.seed + ctx.fold, device=ctx.device)
+    result = trainer.fit(model, train, valid, f.tables.y, resume=ctx.resume)
+    if result.best_path is None:
+        raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
+    load_best(model, result.best_path)
+    valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
+    test_pred = _predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
+    info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
+    return FoldOutput(valid_pred, test_pred, info, history=result.history)
 
 
-def build_fold_model(cfg: Config, entry, num, cat, objective: Objective, device,
-           bins: NumericBins | None = None):
-    params = cfg.model.params_for(entry.name)
-    takes = inspect.signature(entry.builder).parameters
-    # what the run decides for the tree libraries: the model seed, the threads
-    # (train.num_threads, 0 = kit.runtime.threads' rule: the boosters size each fit from its table,
-    # the forests take the usable cores), the device (XGBoost and CatBoost train on a GPU
-    # with --device cuda)
-    for key, value in (("seed", cfg.train.seed), ("num_threads", cfg.train.num_threads),
-                       ("device", device.type)):
-        if key in takes and entry.kind != "torch":
-            params.setdefault(key, value)
-    members = {name: cfg.model.params_for(name) for name in MODELS}
-    return build_model(entry.name, task="tabular", n_numeric=len(num.columns),
-                       cardinalities=cat.cardinalities, n_outputs=objective.n_outputs,
-                       problem=objective.problem, member_params=members,
-                       bins=None if bins is None else bins.edges, **params)
+def _predict_test(trainer: Trainer, model, tables: Tables, cfg: Config, num, cat) -> np.ndarray:
+    """A network's test predictions in test row order: the fold fit's and predict.py's."""
+    loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=trainer.device)
+    return trainer.predict_rows(model, loader, np.arange(len(tables.test)))
 
 
 def _arrays(tables: Tables, part: str, rows, num, cat, text=None):
@@ -331,58 +285,19 @@ def _part(tables: Tables, part: str, rows) -> pd.DataFrame:
     return getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
 
 
-def booster_frame(frame: pd.DataFrame, num, cat) -> pd.DataFrame:
-    """The rows for a tree library: raw numerics (NaN kept) and the fold's category codes
-    as pandas categories (the same categories in every part). Columns are the feature
-    names, made safe for LightGBM's and XGBoost's rules."""
-    x, codes = num.values(frame), cat.transform(frame)
-    names = safe_names([*num.columns, *cat.columns])
-    columns = {name: x[:, j] for j, name in enumerate(names[:len(num.columns)])}
-    for j, (name, size) in enumerate(zip(names[len(num.columns):], cat.cardinalities,
-                                         strict=True)):
-        columns[name] = pd.Categorical.from_codes(codes[:, j], categories=pd.RangeIndex(size))
-    return pd.DataFrame(columns)
-
-
-def safe_names(names: list[str]) -> list[str]:
-    """Letters, digits and _ only; a name two columns share gets the column's position."""
-    out = [re.sub(r"\W", "_", str(n)) or "f" for n in names]
-    return [n if out.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(out)]
-
-
-def _fit_booster(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective):
+def _fit_booster(model, f: _Fit) -> FoldOutput:
     """Early stopping on the fold's validation rows; the model in its library's format;
     history.csv (the validation loss per round) and importance.csv beside it."""
-    train = booster_frame(_part(tables, "train", rows), num, cat)
-    valid = booster_frame(_part(tables, "train", ctx.valid_idx), num, cat)
-    y_valid = objective.batch_target(tables.y[ctx.valid_idx])
-    model.fit(train, objective.batch_target(tables.y[rows]), valid, y_valid)
-    info = save_booster(model, ctx.fold_dir, num, cat)
-    valid_pred = booster_predict(model, valid, objective)
-    test_pred = booster_predict(model, booster_frame(tables.test, num, cat), objective)
-    return valid_pred, test_pred, info
-
-
-def save_booster(model, fold_dir: Path, num, cat) -> dict:
-    """A fitted booster's model file, history.csv (validation loss per round) and
-    importance.csv; the fold's info."""
-    model.save(fold_dir / model.file_name)
-    history = pd.DataFrame({"round": np.arange(1, len(model.history) + 1),
-                            f"valid_{model.loss_name}": model.history})
-    write_csv(fold_dir / "history.csv", history)
-    features = [*num.columns, *cat.columns]
-    write_fold_importance(fold_dir, features, model.importance(safe_names(features)),
-                          model.importance_type)
-    stopped = len(model.history) < model.rounds
-    return {"model_file": model.file_name, "best_iteration": model.best_iteration,
-            "rounds": len(model.history), "threads": model.library_threads(),
-            "stop_reason": f"best round {model.best_iteration} of {len(model.history)}"
-                           + (" (early stopping)" if stopped else " (round budget reached)")}
-
-
-def booster_predict(model, frame: pd.DataFrame, objective: Objective) -> np.ndarray:
-    out = model.predict(frame)
-    return objective.to_original(out[:, None]) if objective.regression else out
+    valid_idx = f.ctx.valid_idx
+    train = booster_frame(_part(f.tables, "train", f.rows), f.num, f.cat)
+    valid = booster_frame(_part(f.tables, "train", valid_idx), f.num, f.cat)
+    y_valid = f.objective.batch_target(f.tables.y[valid_idx])
+    model.fit(train, f.objective.batch_target(f.tables.y[f.rows]), valid, y_valid)
+    out = save_booster(model, f.ctx.fold_dir, f.num, f.cat)
+    out.valid_pred = booster_predict(model, valid, f.objective)
+    out.test_pred = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat),
+                                    f.objective)
+    return out
 
 
 def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
@@ -391,25 +306,27 @@ def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     return model.predict_proba(x).astype(np.float64)
 
 
-def _fit_sklearn(model, tables: Tables, ctx: FoldContext, rows, num, cat, objective,
-                 text=None):
+def _fit_sklearn(model, f: _Fit) -> FoldOutput:
     import skops.io as sio
 
-    x = _arrays(tables, "train", rows, num, cat, text)
+    if f.text is not None and not f.text.svds:  # linear: one fit over its columns + TF-IDF
+        model = TextJoined(model, len(f.num.columns) + len(f.cat.columns))
+    x = _arrays(f.tables, "train", f.rows, f.num, f.cat, f.text)
     # HistGradientBoosting's OpenMP pool has no n_jobs: the fit's share comes from the
     # thread rule (kit.runtime.threads.fit_threads), as the boosters' does
-    threads = fit_threads(ctx.cfg.model.name, *x.shape, num_threads=ctx.cfg.train.num_threads)
+    threads = fit_threads(f.cfg.model.name, *x.shape, num_threads=f.cfg.train.num_threads)
     with threadpool_limits(limits=threads, user_api="openmp"):
-        model.fit(x, objective.batch_target(tables.y[rows]))
-    with atomic_path(ctx.fold_dir / "model.skops") as tmp:
+        model.fit(x, f.objective.batch_target(f.tables.y[f.rows]))
+    with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
-    valid = _sklearn_predict(model, _arrays(tables, "train", ctx.valid_idx, num, cat, text),
-                             objective)
-    test = _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
+    valid = _sklearn_predict(model, _arrays(f.tables, "train", f.ctx.valid_idx, f.num, f.cat,
+                                            f.text), f.objective)
+    test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
+                            f.objective)
     info = {"model_file": "model.skops"}
-    if ctx.cfg.model.name == "gbdt":  # HistGradientBoosting: the OpenMP threads it was given
+    if f.cfg.model.name == "gbdt":  # HistGradientBoosting: the OpenMP threads it was given
         info["threads"] = {"openmp": threads}
-    return valid, test, info
+    return FoldOutput(valid, test, info)
 
 
 def _load_sklearn(path: Path):
@@ -421,10 +338,6 @@ def _load_sklearn(path: Path):
     if untrusted:
         raise CheckpointError(f"{path} holds types the kit does not load: {sorted(untrusted)}")
     return sio.load(path, trusted=SKOPS_TRUSTED)
-
-
-def load_best(model, path: Path) -> None:
-    model.load_state_dict(load_checkpoint(path)["model"])
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
@@ -452,8 +365,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     load_best(model, best_checkpoint(fold_dir))
     trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
     model.to(device)
-    loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=device)
-    return trainer.predict_rows(model, loader, np.arange(len(prep.test_ids)))
+    return _predict_test(trainer, model, tables, cfg, num, cat)
 
 
 def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
