@@ -4,9 +4,10 @@ members.py (the fixed, ordered list of model kinds and settings, cheap first; wh
 manifest.py (the portfolio folder: its options, one job per member and seed, the time spent;
 written atomically, read back by --resume), calls.py (train.py and ensemble.py as
 subprocesses: their command lines, output and --summary-json are the whole interface),
-budget.py (a member's cost from a one-fold probe, the time left), loop.py (probe, estimate,
-continue or skip, extra seeds), blending.py (hill climbing, stacking when its cross-validated
-score wins, the one submission), report.py (report.md and the summary).
+loop.py (a member's cost from a one-fold probe against the time left: continue or skip;
+extra seeds), blending.py (hill climbing, stacking when its cross-validated score wins, the
+one submission), report.py (report.md and the summary), run.py (run_portfolio: the checks,
+the loop, the blend, the report; scripts/portfolio.py calls it).
 Imports: the core (kit.errors, kit.io, kit.paths, kit.config, kit.run_folder.new_run_dir);
 runs are trained and blended through the scripts, never by importing kit.pipeline or
 kit.ensembles, and only their documented files are read (scores.json, run.json).
