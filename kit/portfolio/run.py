@@ -31,21 +31,13 @@ from kit.portfolio.report import write_report
 def run_portfolio(options: Options | None, *, resume: Path | None = None,
                   budget: float | None = None, log=print) -> dict:
     """Train the portfolio (new, or the one in `resume`), blend it, write the report."""
-    if resume is not None:
-        manifest = Manifest.load(resume)
-        if budget is not None:
-            manifest.options = dataclasses.replace(manifest.options, budget=budget)
-        options = manifest.options
-    options = check(options)
+    manifest = Manifest.load(resume) if resume is not None else None
+    if manifest and budget is not None:
+        manifest.options = dataclasses.replace(manifest.options, budget=budget)
+    options = check(manifest.options if manifest else options)
     cfg = competition_config(options)
-    members = choose(",".join(options.members))
-    applying = [m for m in members if not not_applicable(m, cfg)]
-    if not applying:
-        raise ConfigError(f"--comp {options.comp}: no member applies "
-                          f"({not_applicable(members[0], cfg)}); train it with "
-                          "scripts/train.py and blend with scripts/ensemble.py")
-    new = resume is None
-    manifest = Manifest.create(Path(options.runs), options) if new else manifest
+    members = applying_members(options, cfg)
+    manifest = manifest or Manifest.create(Path(options.runs), options)
     log(f"portfolio: {manifest.folder}  budget {options.budget:.0f} s  members "
         f"{', '.join(m.name for m in members)}  seeds {options.seeds}")
     try:
@@ -55,13 +47,23 @@ def run_portfolio(options: Options | None, *, resume: Path | None = None,
             f"scripts/portfolio.py --resume {manifest.folder}")
         raise
     if not manifest.done():
-        raise budget_error(manifest, remove=new)
+        raise budget_error(manifest, remove=resume is None)
     manifest.blend = blend_members(manifest, cfg, log)
     manifest.submission, manifest.state = manifest.blend["submission"], "done"
     manifest.save()
     summary = write_report(manifest)
     log(f"report: {summary['report']}\nsubmission: {summary['submission']}")
     return summary
+
+
+def applying_members(options: Options, cfg) -> tuple:
+    """The chosen members; an error when none applies to the competition."""
+    members = choose(",".join(options.members))
+    if not any(not not_applicable(m, cfg) for m in members):
+        raise ConfigError(f"--comp {options.comp}: no member applies "
+                          f"({not_applicable(members[0], cfg)}); train it with "
+                          "scripts/train.py and blend with scripts/ensemble.py")
+    return members
 
 
 def check(options: Options) -> Options:
