@@ -143,7 +143,7 @@ def fit_torch(data: dict, threads: int, epochs: int) -> None:
     import torch
 
     from kit.models import build_model
-    from kit.tasks.tabular.task import batch_size_for
+    from kit.tasks.tabular.models import batch_size_for
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

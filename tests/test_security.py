@@ -25,7 +25,7 @@ class Payload:
 
 
 def test_a_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
-    from kit.training.trainer import load_checkpoint
+    from kit.training.checkpoints import load_checkpoint
 
     marker = tmp_path / "pwned"
     path = tmp_path / "best_e001_accuracy0.9000.pt"

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import sparse
 
 from kit.errors import CheckpointError, DataError
-from kit.io import atomic_path, write_parquet
+from kit.io import atomic_path
 
 FILE = "text.skops"
 SPARSE_MODELS = ("linear",)  # the kinds that read the TF-IDF itself; the rest its SVD
@@ -199,19 +199,15 @@ def load_fold_text(columns: list[str], tables, fold_dir: Path, cache: Path):
 
 
 def join_compact(tables, text: TextFeatures, cache: Path):
-    """`tables` with svd_<column>_<k> as numeric columns, parquet copies in `cache`/text
-    (the stream reads its columns from there)."""
+    """`tables` with svd_<column>_<k> as numeric columns; their parquet copies, when a
+    stream asks for them, go to `cache`/text (Tables.parquet)."""
     train_cols, test_cols = text.compact(tables.train), text.compact(tables.test)
     clash = [c for c in train_cols.columns if c in tables.train.columns]
     if clash:
         raise DataError(f"features.text adds {clash[:3]}, which already exist as columns; "
                         "rename those columns in features.py")
     train, test = tables.train.join(train_cols), tables.test.join(test_cols)
-    cache = cache / "text"
-    cache.mkdir(parents=True, exist_ok=True)
-    write_parquet(cache / "train.parquet", train)
-    write_parquet(cache / "test.parquet", test)
-    return dataclasses.replace(tables, train=train, test=test, cache=cache,
+    return dataclasses.replace(tables, train=train, test=test, cache=cache / "text",
                                numeric=[*tables.numeric, *train_cols.columns])
 
 

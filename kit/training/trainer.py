@@ -34,7 +34,6 @@ from kit.objective import Objective
 from kit.runtime import distributed as dist
 from kit.runtime.devices import autocast_dtype, fused_adamw_ok, to_device
 from kit.training.checkpoints import (
-    load_checkpoint,  # noqa: F401 (tests/test_security.py)
     load_last,
     make_ema,
     rng_state,
