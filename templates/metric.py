@@ -8,6 +8,8 @@ regression's values) and the predictions in the form SCORES names:
   "ranked"         pred (N, K) class indices, best guess first (the submission holds these,
                    space-separated, as the sample shows them)
   "values"         pred (N,) a regression's values
+Give score() a third parameter `weight=None` to take per-row weights (N,) when a run has
+them; a score() without it is refused weights, never silently unweighted.
 """
 
 import numpy as np

@@ -21,10 +21,9 @@ ensemble of its runs and a kernel (which packs the competition folder) all see t
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from kit.errors import ConfigError
 from kit.hooks import load_hook
@@ -71,7 +70,8 @@ def competition_metric(slug: str) -> Metric | None:
     if not callable(fn):
         raise ConfigError(f"{path} defines no function score(labels, pred); add one that "
                           "returns the score as a float (templates/metric.py)")
-    return Metric(name, _adapt(fn, scores, k), mode, scores, k, source=str(path))
+    return Metric(name, _adapt(fn, scores, k), mode, scores, k, source=str(path),
+                  weighted=_takes_weight(fn))
 
 
 def _attr(folder: Path, name: str):
@@ -114,10 +114,21 @@ def _k(value, path: Path) -> int:
     return value
 
 
-def _adapt(fn: Callable, scores: str, k: int) -> Callable[[np.ndarray, np.ndarray], float]:
-    """The kit's (labels, probabilities-or-values) call, turned into the form `scores` names."""
-    if scores == "labels":
-        return lambda labels, proba: fn(labels, proba.argmax(1))
-    if scores == "ranked":
-        return lambda labels, proba: fn(labels, top_k(proba, k))
-    return fn  # probabilities as they are; values already flattened by Metric.__call__
+def _takes_weight(fn: Callable) -> bool:
+    """Whether score() has a `weight` parameter (per-row weights under data.weight)."""
+    try:
+        return "weight" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _adapt(fn: Callable, scores: str, k: int) -> Callable[..., float]:
+    """The kit's (labels, probabilities-or-values[, weight]) call, turned into the form
+    `scores` names; `weight` goes on only when data.weight gave one."""
+    form = {"labels": lambda proba: proba.argmax(1),
+            "ranked": lambda proba: top_k(proba, k)}.get(scores, lambda proba: proba)
+
+    def score(labels, proba, *weight):
+        return fn(labels, form(proba), *weight)
+
+    return score

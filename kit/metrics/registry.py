@@ -4,7 +4,8 @@ the form of the submission (kit/submission.py `submission_form`).
 
 Classification: targets are class indices (int, shape N), predictions (N, C) probabilities
 with rows summing to 1. Regression: targets are values (float, N) and predictions (N, 1)
-or (N,) values, both on the competition's original scale.
+or (N,) values, both on the competition's original scale. Every built-in takes an optional
+`weight` (N,) per row (data.weight): the weighted score, as scikit-learn's sample_weight.
 
 `map@k` is a family (map@3, map@5): the top k classes of each row by probability, the mean
 average precision of one true class among them. A competition may bring its own metric in
@@ -39,17 +40,25 @@ class Metric:
     scores: str = "labels"  # one of SCORES
     k: int = 0  # "ranked": how many guesses a row holds (map@3: 3)
     source: str = ""  # the competition's metric.py that defined it; "" for a built-in
+    weighted: bool = True  # takes per-row weights (a metric.py score() with a `weight` argument)
 
     @property
     def problem(self) -> str:
         """The problem kind it scores: "regression" for values, else "classification"."""
         return "regression" if self.scores == "values" else "classification"
 
-    def __call__(self, labels: np.ndarray, proba: np.ndarray) -> float:
+    def __call__(self, labels: np.ndarray, proba: np.ndarray,
+                 weight: np.ndarray | None = None) -> float:
         proba = np.asarray(proba)
         if self.problem == "regression":
             proba = proba.reshape(len(proba), -1)[:, 0]
-        return float(self.fn(np.asarray(labels), proba))
+        if weight is None:
+            return float(self.fn(np.asarray(labels), proba))
+        if not self.weighted:
+            raise ConfigError(f"metric {self.name!r} ({self.source}) takes no weights, and "
+                              "data.weight is set: give its score() a `weight=None` argument "
+                              "(per-row weights, (N,)), or unset data.weight")
+        return float(self.fn(np.asarray(labels), proba, np.asarray(weight, dtype=np.float64)))
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b
@@ -70,44 +79,47 @@ def register(name: str, mode: str, scores: str = "labels"):
 
 
 @register("accuracy", "max")
-def accuracy(labels, proba):
-    return skm.accuracy_score(labels, proba.argmax(1))
+def accuracy(labels, proba, weight=None):
+    return skm.accuracy_score(labels, proba.argmax(1), sample_weight=weight)
 
 
 @register("f1_macro", "max")
-def f1_macro(labels, proba):
-    return skm.f1_score(labels, proba.argmax(1), average="macro", labels=np.arange(proba.shape[1]))
+def f1_macro(labels, proba, weight=None):
+    return skm.f1_score(labels, proba.argmax(1), average="macro", labels=np.arange(proba.shape[1]),
+                        sample_weight=weight)
 
 
 @register("logloss", "min", "probabilities")
-def logloss(labels, proba):
-    return skm.log_loss(labels, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1]))
+def logloss(labels, proba, weight=None):
+    return skm.log_loss(labels, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1]),
+                        sample_weight=weight)
 
 
 @register("auc", "max", "probabilities")
-def auc(labels, proba):
+def auc(labels, proba, weight=None):
     if proba.shape[1] == 2:
-        return skm.roc_auc_score(labels, proba[:, 1])
-    return skm.roc_auc_score(labels, proba, multi_class="ovr", labels=np.arange(proba.shape[1]))
+        return skm.roc_auc_score(labels, proba[:, 1], sample_weight=weight)
+    return skm.roc_auc_score(labels, proba, multi_class="ovr", labels=np.arange(proba.shape[1]),
+                             sample_weight=weight)
 
 
 @register("balanced_accuracy", "max")
-def balanced_accuracy(labels, proba):
-    return skm.balanced_accuracy_score(labels, proba.argmax(1))
+def balanced_accuracy(labels, proba, weight=None):
+    return skm.balanced_accuracy_score(labels, proba.argmax(1), sample_weight=weight)
 
 
 @register("mcc", "max")
-def mcc(labels, proba):
+def mcc(labels, proba, weight=None):
     """Matthews correlation of the argmax class (multi-class: sklearn's R_K statistic)."""
-    return skm.matthews_corrcoef(labels, proba.argmax(1))
+    return skm.matthews_corrcoef(labels, proba.argmax(1), sample_weight=weight)
 
 
 @register("qwk", "max")
-def qwk(labels, proba):
+def qwk(labels, proba, weight=None):
     """Quadratic weighted kappa of the argmax class; the classes' order is their index order
     (`classes`: sorted target values, so numbers in numeric order)."""
     return skm.cohen_kappa_score(labels, proba.argmax(1), weights="quadratic",
-                                 labels=np.arange(proba.shape[1]))
+                                 labels=np.arange(proba.shape[1]), sample_weight=weight)
 
 
 def top_k(proba: np.ndarray, k: int) -> np.ndarray:
@@ -119,53 +131,53 @@ def top_k(proba: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-np.asarray(proba), axis=1, kind="stable")[:, :k]
 
 
-def map_at_k(labels: np.ndarray, proba: np.ndarray, k: int) -> float:
+def map_at_k(labels: np.ndarray, proba: np.ndarray, k: int, weight=None) -> float:
     """Mean average precision at k with one true class per row: 1 / rank of the true class
-    among the top k guesses, 0 when it is not there (Kaggle's MAP@k)."""
+    among the top k guesses, 0 when it is not there (Kaggle's MAP@k); weighted by row."""
     hits = top_k(proba, k) == np.asarray(labels)[:, None]  # (N, k), at most one True a row
-    return float((hits / np.arange(1, k + 1)).sum(1).mean())
+    return float(np.average((hits / np.arange(1, k + 1)).sum(1), weights=weight))
 
 
 @register("rmse", "min", "values")
-def rmse(y, pred):
-    return skm.root_mean_squared_error(y, pred)
+def rmse(y, pred, weight=None):
+    return skm.root_mean_squared_error(y, pred, sample_weight=weight)
 
 
 @register("rmsle", "min", "values")
-def rmsle(y, pred):
+def rmsle(y, pred, weight=None):
     """Predictions below 0 are scored as 0 (log1p is undefined below -1 and Kaggle's
     targets under rmsle are non-negative); negative targets are refused."""
     if (y < 0).any():
         raise DataError(f"rmsle is undefined for negative targets (e.g. {y[y < 0][:3].tolist()}); "
                         "use competition.metric = \"rmse\" or fix the target column")
-    return skm.root_mean_squared_log_error(y, np.clip(pred, 0, None))
+    return skm.root_mean_squared_log_error(y, np.clip(pred, 0, None), sample_weight=weight)
 
 
 @register("mae", "min", "values")
-def mae(y, pred):
-    return skm.mean_absolute_error(y, pred)
+def mae(y, pred, weight=None):
+    return skm.mean_absolute_error(y, pred, sample_weight=weight)
 
 
 @register("r2", "max", "values")
-def r2(y, pred):
-    return skm.r2_score(y, pred)
+def r2(y, pred, weight=None):
+    return skm.r2_score(y, pred, sample_weight=weight)
 
 
 @register("mape", "min", "values")
-def mape(y, pred):
+def mape(y, pred, weight=None):
     """Mean absolute percentage error as a fraction (sklearn's: 0.1 is 10 %); a zero target
     divides by machine epsilon, so such rows dominate: Kaggle's MAPE does the same."""
-    return skm.mean_absolute_percentage_error(y, pred)
+    return skm.mean_absolute_percentage_error(y, pred, sample_weight=weight)
 
 
 @register("smape", "min", "values")
-def smape(y, pred):
+def smape(y, pred, weight=None):
     """Symmetric MAPE in percent, 0 to 200, as Kaggle scores it (Web Traffic Time Series
     Forecasting): mean of 200 |p - y| / (|y| + |p|), a row with y = p = 0 counting 0."""
     denominator = np.abs(y) + np.abs(pred)
     ratio = np.divide(2 * np.abs(pred - y), denominator, out=np.zeros(len(y)),
                       where=denominator > 0)
-    return 100 * float(ratio.mean())
+    return 100 * float(np.average(ratio, weights=weight))
 
 
 def to_space(values: np.ndarray, metric: str | Metric | None = None) -> np.ndarray:
@@ -233,5 +245,6 @@ def _ranked(name: str) -> Metric | None:
     if k < 1:
         raise ConfigError(f"competition.metric = {name!r}: k = {k} guesses; map@k needs "
                           "k >= 1 (e.g. map@3)")
-    return Metric(name, lambda labels, proba: map_at_k(labels, proba, k), "max", "ranked", k)
+    return Metric(name, lambda labels, proba, weight=None: map_at_k(labels, proba, k, weight),
+                  "max", "ranked", k)
 

@@ -254,3 +254,20 @@ def extratrees(problem: str, *, n_estimators: int = 300, max_features: float | s
                    max_features=max_features, min_samples_leaf=min_samples_leaf,
                    max_samples=max_samples, max_depth=max_depth, num_threads=num_threads,
                    seed=seed)
+
+
+def fit_sklearn(model, x, y, weight=None):
+    """Fit a scikit-learn kind, with per-row weights (data.weight) when given: a Pipeline
+    (linear) passes them to its last step; blend's voting members cannot all take them."""
+    if weight is None:
+        return model.fit(x, y)
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        return model.fit(x, y, **{f"{model.steps[-1][0]}__sample_weight": weight})
+    if isinstance(model, (VotingClassifier, VotingRegressor)):
+        raise ConfigError("model.name = \"blend\" takes no data.weight (its linear member "
+                          "cannot route the weights); train its members as separate runs "
+                          "and blend them with scripts/ensemble.py")
+    return model.fit(x, y, sample_weight=weight)

@@ -105,7 +105,10 @@ class Booster:
 
     # --- the library's side -----------------------------------------------------------
     def fit(self, train: pd.DataFrame, y: np.ndarray, valid: pd.DataFrame,
-            y_valid: np.ndarray) -> None:
+            y_valid: np.ndarray, *, weight: np.ndarray | None = None,
+            valid_weight: np.ndarray | None = None) -> None:
+        """Train with early stopping on `valid`; `weight` / `valid_weight`: per-row weights
+        (data.weight) of the training rows and of the rows early stopping scores."""
         raise NotImplementedError
 
     def _predict(self, frame: pd.DataFrame) -> np.ndarray:

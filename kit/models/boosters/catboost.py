@@ -52,15 +52,15 @@ class CatBoost(Booster):
         return params
 
     @staticmethod
-    def _pool(frame: pd.DataFrame, label=None):
+    def _pool(frame: pd.DataFrame, label=None, weight=None):
         from catboost import Pool
 
         cats = categorical_columns(frame)
         # the fold's codes as integers: CatBoost takes whole numbers or strings as categories
         frame = frame.assign(**{c: frame[c].cat.codes.astype(np.int32) for c in cats})
-        return Pool(frame, label=label, cat_features=cats or None)
+        return Pool(frame, label=label, weight=weight, cat_features=cats or None)
 
-    def fit(self, train, y, valid, y_valid) -> None:
+    def fit(self, train, y, valid, y_valid, *, weight=None, valid_weight=None) -> None:
         import catboost
 
         self._size_threads(*train.shape)
@@ -69,7 +69,7 @@ class CatBoost(Booster):
         # user callbacks run on the CPU only (CatBoost refuses them with task_type GPU)
         callbacks = None if params["task_type"] == "GPU" else [_CatBoostProgress(
             self._progress(), self.loss_name)]
-        self.model.fit(self._pool(train, y), eval_set=self._pool(valid, y_valid),
+        self.model.fit(self._pool(train, y, weight), eval_set=self._pool(valid, y_valid, valid_weight),
                        early_stopping_rounds=self.early_stopping_rounds, use_best_model=True,
                        callbacks=callbacks)
         history = next(iter(self.model.get_evals_result()["validation"].values()))

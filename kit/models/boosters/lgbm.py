@@ -50,12 +50,13 @@ class LightGBM(Booster):
         self.loss_name = params["metric"]
         return params
 
-    def fit(self, train, y, valid, y_valid) -> None:
+    def fit(self, train, y, valid, y_valid, *, weight=None, valid_weight=None) -> None:
         import lightgbm as lgb
 
         self._size_threads(*train.shape)
-        data = lgb.Dataset(train, label=y, categorical_feature=categorical_columns(train) or "auto")
-        held = lgb.Dataset(valid, label=y_valid, reference=data)
+        data = lgb.Dataset(train, label=y, weight=weight,
+                           categorical_feature=categorical_columns(train) or "auto")
+        held = lgb.Dataset(valid, label=y_valid, weight=valid_weight, reference=data)
         self.fit_datasets(data, held)
 
     def fit_datasets(self, data, held) -> None:

@@ -67,14 +67,14 @@ class XGBoost(Booster):
         self.loss_name = params["eval_metric"]
         return params
 
-    def fit(self, train, y, valid, y_valid) -> None:
+    def fit(self, train, y, valid, y_valid, *, weight=None, valid_weight=None) -> None:
         import xgboost as xgb
 
         self._size_threads(*train.shape)
-        data = xgb.QuantileDMatrix(train, label=y, enable_categorical=True,
+        data = xgb.QuantileDMatrix(train, label=y, weight=weight, enable_categorical=True,
                                    nthread=self.threads)
-        held = xgb.QuantileDMatrix(valid, label=y_valid, ref=data, enable_categorical=True,
-                                   nthread=self.threads)
+        held = xgb.QuantileDMatrix(valid, label=y_valid, weight=valid_weight, ref=data,
+                                   enable_categorical=True, nthread=self.threads)
         self.fit_matrices(data, held)
 
     def fit_matrices(self, data, held) -> None:

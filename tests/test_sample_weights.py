@@ -1,0 +1,116 @@
+"""Per-row weights (issue 30, item 6) where the kit already takes them: every built-in
+metric scores a weighted row as that many copies of it, a competition's metric.py gets the
+weights when its score() asks for them (and is refused them otherwise), and the tree
+libraries and scikit-learn kinds train on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit.errors import ConfigError
+from kit.metrics.competition import competition_metric
+from kit.metrics.registry import METRICS, get_metric
+from kit.models import build_model
+from kit.models.tabular import fit_sklearn
+
+RNG = np.random.default_rng(0)
+N = 60
+
+
+def scored(name: str) -> tuple[np.ndarray, np.ndarray]:
+    metric = get_metric(name)
+    if metric.problem == "regression":
+        y = RNG.uniform(1, 10, N)
+        return y, (y + RNG.normal(0, 1, N)).clip(0.1)[:, None]
+    y = RNG.integers(0, 3, N)
+    proba = RNG.dirichlet(np.ones(3), N)
+    return y, proba
+
+
+@pytest.mark.parametrize("name", sorted([*METRICS, "map@3"]))
+def test_an_integer_weight_counts_a_row_that_many_times(name):
+    metric = get_metric(name)
+    labels, pred = scored(name)
+    weight = RNG.integers(1, 4, N)
+    copies = np.repeat(np.arange(N), weight)
+    assert metric(labels, pred, weight) == pytest.approx(metric(labels[copies], pred[copies]))
+    assert metric(labels, pred, np.ones(N)) == pytest.approx(metric(labels, pred))
+    assert metric(labels, pred, weight) != pytest.approx(metric(labels, pred))  # it counts
+
+
+def write_metric(folder, signature: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / "metric.py").write_text(
+        'import numpy as np\nNAME = "wacc"\nMODE = "max"\nSCORES = "labels"\n\n'
+        f"def score({signature}):\n"
+        "    return float(np.average(labels == pred, weights=weight))\n"
+        if "weight" in signature else
+        'import numpy as np\nNAME = "acc"\nMODE = "max"\nSCORES = "labels"\n\n'
+        f"def score({signature}):\n    return float(np.mean(labels == pred))\n")
+
+
+def test_a_metric_file_gets_the_weights_when_its_score_takes_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(tmp_path))
+    write_metric(tmp_path / "weighted", "labels, pred, weight=None")
+    write_metric(tmp_path / "plain", "labels, pred")
+    labels, proba = np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]])
+    weighted, plain = competition_metric("weighted"), competition_metric("plain")
+    assert weighted(labels, proba) == pytest.approx(2 / 3)
+    assert weighted(labels, proba, np.array([1.0, 0.0, 1.0])) == pytest.approx(1.0)
+    assert plain(labels, proba) == pytest.approx(2 / 3)
+    with pytest.raises(ConfigError, match=r"takes no weights.*weight=None"):
+        plain(labels, proba, np.ones(3))
+
+
+def noisy_table(seed: int):
+    """A clean signal, and a quarter of the rows with flipped labels: weighted ~0, the
+    models must learn the clean rule; unweighted, they learn the noise too."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"a": rng.normal(size=800), "b": rng.normal(size=800)})
+    y = (x["a"] + 0.5 * x["b"] > 0).astype(int).to_numpy()
+    bad = rng.random(800) < 0.35
+    y_seen = np.where(bad, 1 - y, y)
+    weight = np.where(bad, 1e-3, 1.0)
+    return x, y, y_seen, weight
+
+
+@pytest.mark.parametrize("kind", ["lgbm", "xgb", "catboost"])
+def test_each_booster_trains_on_the_weights(kind):
+    x, y, y_seen, weight = noisy_table(1)
+    fit, valid = slice(0, 600), slice(600, 800)
+
+    def accuracy(w, vw):
+        model = build_model(kind, task="tabular", problem="classification", n_outputs=1, seed=0,
+                            num_threads=1, rounds=200, early_stopping_rounds=20)
+        model.fit(x[fit], y_seen[fit], x[valid], y_seen[valid], weight=w, valid_weight=vw)
+        return ((model.predict(x[valid])[:, 1] > 0.5) == y[valid]).mean()
+
+    assert accuracy(weight[fit], weight[valid]) > accuracy(None, None) + 0.03
+
+
+@pytest.mark.parametrize("kind", ["linear", "gbdt", "rf", "extratrees"])
+def test_each_scikit_learn_kind_trains_on_the_weights(kind):
+    x, y, y_seen, weight = noisy_table(2)
+    args = {"problem": "classification", "seed": 0}
+    if kind in ("linear", "gbdt"):
+        args.update(n_numeric=2, cardinalities=[])
+    else:  # leaves of one row predict their row whatever its weight: larger leaves here
+        args.update(min_samples_leaf=20)
+    weighted = fit_sklearn(build_model(kind, task="tabular", **args), x.to_numpy()[:600],
+                           y_seen[:600], weight[:600])
+    plain = fit_sklearn(build_model(kind, task="tabular", **args), x.to_numpy()[:600],
+                        y_seen[:600])
+
+    def acc(model):
+        return (model.predict(x.to_numpy()[600:]) == y[600:]).mean()
+
+    assert acc(weighted) > acc(plain) + 0.02
+
+
+def test_blend_refuses_weights_naming_the_way_out():
+    model = build_model("blend", task="tabular", n_numeric=2, cardinalities=[],
+                        problem="classification", member_params={})
+    with pytest.raises(ConfigError, match="ensemble.py"):
+        fit_sklearn(model, np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4))
