@@ -3,6 +3,7 @@
     python scripts/train.py --comp titanic [--data DIR] [--runs DIR] [--submissions DIR]
         [--summary-json FILE] [--set k=v ...] [--folds K] [--demo] [--dry-run] [--seed N]
         [--device auto|cpu|cuda|mps] [--resume RUN_DIR] [--max-time SECONDS] [--deterministic]
+        [--refit [only|with_folds]] [--seeds N]
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("auto", "none"),
                    help="auto (default): apply the config's [cpu] / [gpu] / [mps] section for "
                    "the device the run uses; none: the config as it is")
+    p.add_argument("--refit", nargs="?", const="only", choices=("only", "with_folds"),
+                   help="after the CV, train once more on all rows for the folds' length "
+                   "(train.refit): submit the refit models' mean (only, the default) or half "
+                   "that and half the folds' mean (with_folds)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="refit models with model seeds train.seed + 0 .. N-1 (train.refit_seeds)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS",
                    help="xgb on Dask: local:N or a scheduler address (train.dask_scheduler); "
                    "a resumed Dask run names its scheduler here")
@@ -95,7 +102,8 @@ def _overrides(args) -> list[str]:
     extra = list(args.overrides)
     for flag, key in ((args.seed, "train.seed"), (args.device, "train.device"),
                       (args.max_time, "train.max_time"),
-                      (args.dask_scheduler, "train.dask_scheduler")):
+                      (args.dask_scheduler, "train.dask_scheduler"),
+                      (args.refit, "train.refit"), (args.seeds, "train.refit_seeds")):
         if flag is not None:
             extra.append(f"{key}={flag}")
     if args.deterministic:
@@ -127,10 +135,12 @@ def _load_with_profile(args) -> Config:
 def train_main(argv: list[str] | None = None) -> dict:
     args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
     from kit.pipeline import RunOptions, run_cv  # torch and the rest before the thread budget
+    from kit.pipeline.refit import check_refit
     from kit.runtime import distributed as dist
 
     resume, cfg, label = _open_run(args)
     place, data_dir, device, facts = _set_up(cfg, args)
+    check_refit(cfg, data_dir)  # before the run folder: a refused refit leaves nothing
     if resume:
         run_dir = resume.run_dir
     else:  # inputs checked: rank 0 makes the run's own folder, the other ranks take its name

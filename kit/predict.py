@@ -6,6 +6,8 @@
 Each finished fold (`fold<k>/done.json`) predicts the test set with its saved
 preprocessors and best checkpoint (`best_*.pt`, or `model.skops` for scikit-learn
 models) through the task's `predict_fold`; the fold mean is the run's test prediction.
+A run refitted on all rows (scores.json "refit") predicts with its `refit/seed<i>/`
+models as well and combines them as the run did (the refit mean, or half refit, half folds).
 The run's own files are never touched: the output goes to `--out` (default
 `RUN_DIR/predict/`, or `/kaggle/working/predict/` inside a kernel, where run folders come
 from read-only datasets), and inside a kernel also to `/kaggle/working/submission.csv`.
@@ -113,14 +115,35 @@ def default_out(run: Path) -> Path:
     return run / "predict"
 
 
-def compare_with_run(run: Path, frame: pd.DataFrame) -> float | None:
-    """Largest |difference| from the run's own test_pred.parquet (None: not comparable)."""
+def _with_refit(run: Path, task, prep, cfg: Config, dev, test: np.ndarray):
+    """(the test predictions the run submitted, the run's file holding them): a run with a
+    refit on all rows (scores.json "refit") predicts with its refit/seed<i>/ models too
+    and combines them as the run did (kit/pipeline/refit.py)."""
+    from kit.pipeline.refit import combine
+    from kit.run_folder import TEST_PRED, read_done, read_scores, refit_dir
+
+    refit = read_scores(run).get("refit") or {}
+    if not refit.get("test_pred"):
+        return test, run / TEST_PRED
+    folders = [refit_dir(run, i) for i in range(len(refit["fits"]))]
+    missing = [str(f) for f in folders if read_done(f) is None]
+    if missing:
+        raise CheckpointError(f"{missing[0]}: a refit model the run submitted with is missing "
+                              "(no done.json); copy the run folder whole")
+    print(f"predict: refit models ({refit['mode']}): {', '.join(f.name for f in folders)}")
+    preds = [task.predict_fold(prep, cfg, folder, dev) for folder in folders]
+    return combine(preds, test, refit["mode"]), run / refit["test_pred"]
+
+
+def compare_with_run(run: Path, frame: pd.DataFrame, path: Path | None = None) -> float | None:
+    """Largest |difference| from the run's own test predictions (`path`, default its
+    test_pred.parquet; None: not comparable)."""
     import numpy as np
     import pandas as pd
 
     from kit.run_folder import TEST_PRED
 
-    path = run / TEST_PRED
+    path = path or run / TEST_PRED
     if not path.is_file():
         return None
     saved = pd.read_parquet(path)
@@ -177,7 +200,8 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
         prep = task.prepare(cfg, competition_dir(slug), data_dir, Path(cache))
         _check_classes(run, prep.classes)
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
-    test = fold_mean(probas, cfg.ensemble.fold_vote)
+        test = fold_mean(probas, cfg.ensemble.fold_vote)
+        test, reference = _with_refit(run, task, prep, cfg, dev, test)
     frame = pred_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / TEST_PRED, frame)
     sample_path = data_dir / cfg.data.sample_submission
@@ -189,7 +213,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     written = write_submission(submission, sample_path, out / name, form)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
                "test_pred": str(out / TEST_PRED), "submission": str(written),
-               "max_abs_diff_vs_run": compare_with_run(run, frame)}
+               "max_abs_diff_vs_run": compare_with_run(run, frame, reference)}
     if in_kaggle():  # where Kaggle looks for a kernel's submission
         final = kaggle_root() / "working" / "submission.csv"  # Kaggle's name, not the run's
         with atomic_path(final) as tmp:

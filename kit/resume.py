@@ -4,8 +4,9 @@ A run folder is data (docs/architecture.md, "Reliability"): its config.toml deci
 trained, never which code runs or which host is contacted. A resume therefore
 
 - refuses every flag that would change what is trained (`--set`, `--seed`,
-  `--deterministic`, `--profile`, `--dry-run`, `--demo`, another `--comp`, a smaller
-  `--folds`), naming the flag;
+  `--deterministic`, `--profile`, `--dry-run`, `--demo`, `--refit`, `--seeds`, another
+  `--comp`, a smaller `--folds`), naming the flag; a run begun with a refit (its
+  config.toml's train.refit) finishes its refit models, keeping those already done;
 - accepts and records what only changes where or how long it runs: `--device` (a GPU run
   may finish on another machine), `--max-time` (applied), a larger `--folds`, `--data`
   (checked later: the data must give the same split hash as folds.csv);
@@ -36,7 +37,8 @@ from kit.run_folder import (
 # (argparse dest, flag, value it has when not given)
 REFUSED = (("overrides", "--set", []), ("seed", "--seed", None),
            ("deterministic", "--deterministic", False), ("profile", "--profile", None),
-           ("dry_run", "--dry-run", False), ("demo", "--demo", False))
+           ("dry_run", "--dry-run", False), ("demo", "--demo", False),
+           ("refit", "--refit", None), ("seeds", "--seeds", None))
 
 
 @dataclass(frozen=True)

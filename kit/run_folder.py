@@ -529,3 +529,25 @@ def submission_copy(run_dir: Path, submissions_dir: Path, slug: str, label: str)
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
     return dest
+
+
+# --- a refit on all rows (kit/pipeline/refit.py) --------------------------------------------
+
+REFIT = "refit"  # refit/seed<i>/ per refit model, refit/test_pred.parquet: what was submitted
+
+
+def refit_dir(run_dir: Path, i: int) -> Path:
+    """refit/seed<i>/: the refit model trained with model seed train.seed + i."""
+    return Path(run_dir) / REFIT / f"seed{i}"
+
+
+def write_refit_fit(folder: Path, test: pd.DataFrame, info: dict) -> None:
+    """A refit model's test predictions, then done.json (written last: it is finished)."""
+    write_parquet(Path(folder) / TEST_PRED, test)
+    write_done(folder, info)
+
+
+def read_refit_fit(folder: Path) -> tuple[pd.DataFrame, dict] | None:
+    """(test predictions, info) of a finished refit model; None while it is unfinished."""
+    info = read_done(folder)
+    return None if info is None else (pd.read_parquet(Path(folder) / TEST_PRED), info)

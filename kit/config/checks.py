@@ -37,6 +37,8 @@ def validate(cfg: Config, source: str) -> None:
         (cfg.optim.lr > 0, "optim.lr must be positive"),
         (0 <= cfg.train.min_lr <= cfg.optim.lr, "train.min_lr must lie in [0, optim.lr]"),
         (cfg.train.patience >= 1, "train.patience must be at least 1"),
+        (cfg.train.refit_seeds >= 1, f"train.refit_seeds = {cfg.train.refit_seeds}: the refit "
+                                     "trains that many models; give 1 or more (--seeds N)"),
         (0 <= cfg.train.ema_decay < 1, f"train.ema_decay = {cfg.train.ema_decay}: use 0 (off) "
                                        "or a decay in (0, 1), e.g. 0.999"),
         (cfg.cv.bins >= 2, "cv.bins must be at least 2"),

@@ -24,6 +24,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "min_delta_mode"): ("abs", "rel"),
     ("train", "amp"): ("auto", "off", "bf16", "fp16"),
     ("train", "device"): ("auto", "cpu", "cuda", "mps"),
+    ("train", "refit"): ("off", "only", "with_folds"),
     ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group", "hash", "time"),
     ("data", "out_of_core"): ("auto", "on", "off"),
     ("submission", "kind"): ("auto", "label", "proba", "value"),
@@ -169,6 +170,11 @@ class TrainConfig:
     # The model seed: initial weights, batch order, scikit-learn's random_state (--seed).
     # The split has its own (cv.seed), so seed averaging keeps the folds.
     seed: int = 42
+    # Refit on all rows after the CV (--refit; kit/pipeline/refit.py): "off", "only" (the
+    # submission is the refit models' mean) or "with_folds" (half the refit mean, half the
+    # folds' mean). Off by default until its gain is measured (README "Refit").
+    refit: str = "off"
+    refit_seeds: int = 1  # refit models, model seeds train.seed + 0 .. refit_seeds - 1 (--seeds)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class InMemory:
         self.test_preds: list[np.ndarray] = []  # per fold: its test predictions
         # the run's OOF labels, and its OOF and test predictions as reported (finish)
         self.labels = self.plotted = self.submitted = None
+        self.test_mean = self.cuts = None  # the folds' test mean, qwk's cut points (finish)
 
     def session(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
@@ -136,12 +137,13 @@ class InMemory:
         test = fold_mean(self.test_preds, cfg.ensemble.fold_vote)
         cut = _cut_scores(self.prep, metric, self.oof_parts, oof, labels,  # None unless qwk
                           forward=cfg.cv.strategy == "time")
-        extra, self.plotted, self.submitted = {}, oof_pred, test
+        extra, self.plotted, self.submitted, self.test_mean = {}, oof_pred, test, test
         if cut is not None:  # report labels cut with cuts fitted on the other folds (no leak)
             extra = {"folds_argmax": fold_scores, "oof_argmax": oof_score}
             fold_scores, oof_score = cut.folds, cut.oof
             self.plotted = cut_points.one_hot(cut.oof_labels, len(classes))
-            self.submitted = cut_points.apply(test, cut.cuts)  # the final cuts, from all OOF rows
+            self.cuts = cut.cuts  # the final cuts, from all OOF rows
+            self.submitted = cut_points.apply(test, cut.cuts)
             write_cut_points(run_dir, cut_points.record(cut, metric, classes))
             _print_cuts(metric, cut, extra["oof_argmax"], run_dir)
         write_predictions(run_dir, oof.drop(columns="_row"),
@@ -149,6 +151,11 @@ class InMemory:
         self.labels = labels
         return RunScores(fold_scores, oof_score, _repeat_means(fold_scores, cfg.cv.n_splits),
                          self.split_hash, extra, oof_rows=len(oof), rows=len(self.prep.y))
+
+    def submit_refit(self, test: np.ndarray) -> None:
+        """Submit a refit's test predictions (kit/pipeline/refit.py) instead of the folds'
+        mean, cut with the run's cut points under qwk."""
+        self.submitted = test if self.cuts is None else cut_points.apply(test, self.cuts)
 
     def report(self, run_dir: Path, scores: RunScores, folds: list[FoldOutput]) -> None:
         """The run's OOF plot, and importance.csv / .png from the folds' tables."""

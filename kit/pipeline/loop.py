@@ -3,7 +3,8 @@
 The loop owns what every run does alike: resume (a fold whose done.json exists is read,
 not trained), the deadline (--max-time: no fold starts after it), tracking, the fold
 lines and the run's scores.json, the submission and its copy under submissions/<slug>/,
-and the printed summary. What differs by table size is a RunPath:
+the refit on all rows (kit/pipeline/refit.py, train.refit), and the printed summary. What
+differs by table size is a RunPath:
 kit/pipeline/in_memory.py (InMemory) or kit/out_of_core/run.py (OutOfCore).
 """
 
@@ -26,6 +27,7 @@ from kit.metrics.competition import resolve_metric
 from kit.metrics.registry import Metric
 from kit.paths import competition_dir
 from kit.pipeline.in_memory import InMemory
+from kit.pipeline.refit import check_refit, refit_run
 from kit.run_folder import SUBMISSION, fold_dir, scores_dict, submission_copy, write_scores
 from kit.runtime import distributed as dist
 from kit.submission import SubmissionForm, form_for
@@ -101,7 +103,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
         raise DataError("no fold finished (time budget too small?); nothing to submit")
     if not main:  # rank 0 writes the run's files; the others are done
         return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
-    summary = _finish(path, cfg, opts, metric, folds, started)
+    summary = _finish(path, cfg, opts, metric, folds, started, deadline)
     tracker.finish_cv(summary["cv"])
     return summary
 
@@ -110,6 +112,7 @@ def _run_path(cfg: Config, opts: RunOptions) -> tuple[RunPath, Metric]:
     """The path for this table (out of core when kit.out_of_core.reason says so, refused
     there before anything is read) and the run's metric."""
     comp_dir = competition_dir(cfg.competition.slug)
+    check_refit(cfg, opts.data_dir)
     why = out_of_core.reason(cfg, opts.data_dir)
     if why:
         out_of_core.check_supported(cfg, comp_dir, why)
@@ -153,9 +156,10 @@ def _fit_folds(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, tra
 
 
 def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds: _Folds,
-            started: float) -> dict:
-    """The run's predictions and scores.json, the path's report, the submission and its
-    copy, the printed summary; returns the summary (--summary-json)."""
+            started: float, deadline: float | None) -> dict:
+    """The run's predictions and scores.json, the refit on all rows (train.refit), the
+    path's report, the submission and its copy, the printed summary; returns the summary
+    (--summary-json)."""
     run = path.finish(opts.run_dir, folds.scores)
     scores = scores_dict(metric, cfg.competition.problem, run.folds, run.oof, path.classes,
                          n_folds_trained=len(run.folds), n_splits=cfg.cv.n_splits,
@@ -165,6 +169,9 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
     scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
     if run.oof_rows is not None:  # a time split's first block (and --folds K) is not in it
         scores["oof_rows"] = run.oof_rows
+    if opts.submit and cfg.train.refit != "off":  # a tuning trial scores the folds only
+        scores["refit"] = refit_run(path, cfg, opts, [out.info for out in folds.outputs],
+                                    deadline)
     write_scores(opts.run_dir, scores)
     path.report(opts.run_dir, run, folds.outputs)
     submission = copy = None
@@ -180,7 +187,7 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
             "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
                    "folds": scores["folds"], "oof": scores["oof"],
                    "repeat_means": run.repeat_means},
-            "seconds": seconds}
+            "refit": scores.get("refit"), "seconds": seconds}
 
 
 def _print_summary(metric: Metric, scores: dict, run: RunScores, seconds: float,
@@ -191,5 +198,8 @@ def _print_summary(metric: Metric, scores: dict, run: RunScores, seconds: float,
     if len(run.repeat_means) > 1:
         print(f"  over {len(run.repeat_means)} repeats: {np.mean(run.repeat_means):.4f} ± "
               f"{np.std(run.repeat_means):.4f} (the std of the repeat means)")
+    if scores.get("refit", {}).get("test_pred"):
+        print(f"  (the CV is the folds'; the submission is the refit's "
+              f"({scores['refit']['mode']}), which has no OOF score)")
     if copy is not None:
         print(f"submission: {copy}")

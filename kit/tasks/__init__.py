@@ -7,6 +7,9 @@ it calls three functions of the task module named by `competition.task`:
     fit_fold(prep, ctx: FoldContext) -> FoldOutput
     predict_fold(prep, cfg, fold_dir, device) -> test predictions (FoldOutput.test_pred)
 
+and, for a refit on all rows (kit/pipeline/refit.py), kit/tasks/<task>/refit.py's
+refit_fold(prep, ctx) where the task has one (refit_module; tabular only).
+
 The fold boundary is typed both ways: FoldContext is all a fold is handed (its rows, its
 folder, the run's metric, deadline, tracker and resume flag; `ctx.trainer(cfg, objective)`
 builds a network's Trainer from them), FoldOutput all it hands back (predictions, info,
@@ -62,12 +65,16 @@ class FoldContext:
     deadline: float | None = None  # time.monotonic() value the run must finish by
     tracker: Any = None  # kit.training.track: NullTracker / WandbTracker (None: off)
     resume: bool = False  # continue an interrupted fit from its last.pt
+    # a refit on all training rows (kit/pipeline/refit.py): train_idx every row, valid_idx
+    # empty, a fixed length from `cfg` (rounds / epochs), no early stopping, no OOF rows
+    refit: bool = False
 
     def trainer(self, cfg: Config, objective: Objective) -> Trainer:
         """The fold's Trainer: `cfg` as the task resolved it for the fold, `objective` the
         fold's loss and outputs."""
         return Trainer(cfg, self.fold_dir, self.device, self.metric, objective,
-                       deadline=self.deadline, tracker=self.tracker, desc=f"fold {self.fold}")
+                       deadline=self.deadline, tracker=self.tracker,
+                       desc=f"refit {self.fold_dir.name}" if self.refit else f"fold {self.fold}")
 
 
 @dataclass
@@ -95,6 +102,17 @@ class RunScores:
     fields: dict = field(default_factory=dict)  # more scores.json fields, after fold_info
     oof_rows: int | None = None  # rows the OOF covers (None: not recorded, every row)
     rows: int = 0  # training rows
+
+
+def refit_module(name: str) -> ModuleType | None:
+    """kit/tasks/<name>/refit.py (refit_fold(prep, ctx) -> FoldOutput: one model on all
+    training rows), or None: the task cannot refit."""
+    try:
+        return importlib.import_module(f"kit.tasks.{name}.refit")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"kit.tasks.{name}.refit":
+            raise
+        return None
 
 
 def get_task(name: str) -> ModuleType:

@@ -96,7 +96,8 @@ def fit_fold_columns(fns: Sequence[FoldFn], train: pd.DataFrame, fit_rows: np.nd
     `times` (cv.time per train row, a time split) orders the inner split in time; a fit row
     past them (extra_train_rows) counts as the earliest."""
     fit = train.iloc[fit_rows]
-    valid_cols = apply(fns, fit, train.iloc[valid_rows].drop(columns=target))
+    valid_cols = apply(fns, fit, train.iloc[valid_rows].drop(columns=target)) if \
+        len(valid_rows) else None  # none: a refit on all rows (kit/tasks/tabular/refit.py)
     shifted = test.drop(columns=target, errors="ignore").set_axis(len(train) + np.arange(len(test)))
     test_cols = apply(fns, fit, shifted).set_axis(np.arange(len(test)))
     labels = fit[target].to_numpy() if stratify else None
@@ -105,7 +106,7 @@ def fit_fold_columns(fns: Sequence[FoldFn], train: pd.DataFrame, fit_rows: np.nd
     parts = [apply(fns, fit.iloc[part_fit], fit.iloc[held].drop(columns=target))
              for part_fit, held in splits]
     fit_cols = pd.concat(parts).reindex(fit.index)  # NaN: a time split's first inner block
-    return pd.concat([fit_cols, valid_cols]), test_cols
+    return pd.concat([fit_cols, valid_cols]) if valid_cols is not None else fit_cols, test_cols
 
 
 def _fit_order(times: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:

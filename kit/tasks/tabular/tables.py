@@ -121,6 +121,15 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
     return make_tables(train, test, cache, numeric, categorical, y), rows
 
 
+def all_rows_setup(prep: Prepared, cfg: Config, cache: Path) -> tuple[Tables, np.ndarray]:
+    """A refit's tables and training rows: every train row as one fit, by the fold rule
+    (keep_train_rows, extra_train_rows, fold features fitted on all rows: the train rows'
+    own columns by the same inner K-fold, the test rows' by a fit on all of them)."""
+    fit = cfg.cv.n_splits * cfg.cv.repeats  # the index after the last fold fit: its own seed
+    return fold_setup(prep, cfg, fit, np.arange(len(prep.ids)), np.array([], dtype=np.int64),
+                      cache)
+
+
 def _groups(cfg: Config, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
     """cv.group of the fit rows, for the inner K-fold of the fold features; an added row
     without one (extra_train_rows) is a group of its own."""

@@ -51,7 +51,7 @@ from kit.io import atomic_path
 from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
 from kit.objective import Objective, TargetTransform, check_target
-from kit.run_folder import read_folds
+from kit.run_folder import read_done, read_folds
 from kit.runtime.threads import fit_threads
 from kit.splits.folds import fold_rows
 from kit.splits.time import read_times
@@ -67,7 +67,14 @@ from kit.tasks.tabular.models import (
     save_booster,
     sized,
 )
-from kit.tasks.tabular.tables import ROW, Tables, check_classes, fold_setup, make_tables
+from kit.tasks.tabular.tables import (
+    ROW,
+    Tables,
+    all_rows_setup,
+    check_classes,
+    fold_setup,
+    make_tables,
+)
 from kit.training.checkpoints import best_checkpoint
 from kit.training.trainer import Trainer
 
@@ -371,6 +378,8 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
 def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
     if not prep.state["fold_fns"]:  # extra training rows change the model, not test rows
         return prep.state["tables"]
+    if (read_done(fold_dir) or {}).get("refit"):  # fitted on all rows (refit/seed<i>/)
+        return all_rows_setup(prep, cfg, prep.state["tables"].cache / f"refit_{fold_dir.name}")[0]
     split = read_folds(fold_dir.parent, prep.ids)
     if split is None:
         raise CheckpointError(f"{fold_dir.parent / 'folds.csv'} is missing: the fold features "

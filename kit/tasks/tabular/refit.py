@@ -1,0 +1,147 @@
+"""Refit on all rows (train.refit): one model of the run's kind trained on every training row
+for a fixed length, with no validation rows and no early stopping. kit/pipeline/refit.py
+decides the length from the folds and writes the refit folder's done.json.
+
+- boosters (lgbm, xgb, catboost): exactly `model.params.<kind>.rounds` rounds, as the
+  pipeline set them (the folds' best rounds);
+- scikit-learn kinds (gbdt, rf, extratrees, linear, blend): their configured settings
+  (they have no best round to copy);
+- networks (mlp, tabm): `train.epochs` epochs (the folds' best epochs), the last epoch's
+  weights saved as the folder's checkpoint; the batch size the folds used.
+
+The tables are the folds' rule on all rows (kit/tasks/tabular/tables.py all_rows_setup);
+the folder holds what a fold's holds for prediction: preprocessors.json, the model file,
+the text features; predict.py predicts with it through task.predict_fold.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from kit.data.tabular import save_preprocessors
+from kit.data.text import TextJoined, fit_fold_text
+from kit.errors import DataError
+from kit.io import atomic_path, save_torch
+from kit.models import get_entry
+from kit.objective import Objective
+from kit.runtime.threads import fit_threads
+from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.tasks.tabular.models import (
+    TabularTransform,
+    booster_frame,
+    booster_predict,
+    build_fold_model,
+    fit_bins,
+)
+from kit.tasks.tabular.tables import all_rows_setup
+from kit.tasks.tabular.task import (
+    _arrays,
+    _batches,
+    _Fit,
+    _fit_preprocessors,
+    _predict_test,
+    _sklearn_predict,
+)
+
+
+def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
+    """One model on all training rows; its test predictions and info (rows, length)."""
+    entry = get_entry(ctx.cfg.model.name, "tabular")
+    started = time.monotonic()
+    cache = prep.state["tables"].cache / f"refit_{ctx.fold_dir.name}"
+    tables, rows = all_rows_setup(prep, ctx.cfg, cache)
+    cfg = ctx.cfg  # a network's batch size was resolved by the pipeline (the folds')
+    tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
+                                 cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
+    num, cat = _fit_preprocessors(tables, cfg, rows)
+    objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
+                                   standardize=entry.kind == "torch")
+    bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
+    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
+    model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
+    fit = {"booster": _booster, "sklearn": _sklearn}.get(entry.kind, _network)
+    out = fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
+    out.info.update(seconds=time.monotonic() - started, train_rows=len(rows), refit=True)
+    return out
+
+
+def _booster(model, f: _Fit) -> FoldOutput:
+    fit_rounds(model, booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
+               f.objective.batch_target(f.tables.y[f.rows]))
+    model.save(f.ctx.fold_dir / model.file_name)
+    test = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat), f.objective)
+    return FoldOutput(None, test, {"model_file": model.file_name, "rounds": model.rounds,
+                                   "threads": model.library_threads()})
+
+
+def fit_rounds(model, train, y: np.ndarray) -> None:
+    """Train a kit Booster for exactly `model.rounds` rounds on `train`: no validation rows,
+    no early stopping. Booster.fit always stops early on validation rows, so this drives the
+    library with the booster's own parameters (a Booster.fit_rounds would own it)."""
+    model._size_threads(*train.shape)
+    params = model._library_params()
+    if model.library == "lightgbm":
+        import lightgbm as lgb
+
+        from kit.models.boosters.base import categorical_columns
+
+        data = lgb.Dataset(train, label=y,
+                           categorical_feature=categorical_columns(train) or "auto")
+        model.model = lgb.train(params, data, num_boost_round=model.rounds)
+    elif model.library == "xgboost":
+        import xgboost as xgb
+
+        data = xgb.QuantileDMatrix(train, label=y, enable_categorical=True,
+                                   nthread=model.threads)
+        model.model = xgb.train(params, data, num_boost_round=model.rounds, verbose_eval=False)
+    else:  # CatBoost: params["iterations"] is model.rounds
+        import catboost
+
+        model.model = catboost.CatBoost(params)
+        model.model.fit(model._pool(train, y))
+    model.history, model.best_iteration = [], model.rounds
+
+
+def _sklearn(model, f: _Fit) -> FoldOutput:
+    """Fitted with the configured settings (a scikit-learn kind has no best round)."""
+    import skops.io as sio
+
+    if f.text is not None and not f.text.svds:  # linear: one fit over its columns + TF-IDF
+        model = TextJoined(model, len(f.num.columns) + len(f.cat.columns))
+    x = _arrays(f.tables, "train", f.rows, f.num, f.cat, f.text)
+    threads = fit_threads(f.cfg.model.name, *x.shape, num_threads=f.cfg.train.num_threads)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        model.fit(x, f.objective.batch_target(f.tables.y[f.rows]))
+    with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
+        sio.dump(model, tmp)
+    test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
+                            f.objective)
+    return FoldOutput(None, test, {"model_file": "model.skops"})
+
+
+def _network(model, f: _Fit) -> FoldOutput:
+    """`train.epochs` epochs on all rows. The Trainer validates each epoch: here on the
+    training rows themselves, with patience past the last epoch (the pipeline set it), so
+    nothing stops early; the last epoch's raw weights are kept as best_e<last>_refit.pt (the
+    checkpoint predict.py loads), the Trainer's own best_*.pt removed."""
+    ctx, cfg = f.ctx, f.cfg
+    transform = TabularTransform(f.num, f.cat, f.objective)
+    trainer = ctx.trainer(cfg, f.objective)
+    train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
+                     seed=cfg.train.seed + ctx.fold, device=ctx.device)
+    seen = _batches(f.tables, cfg, transform, "train", f.rows, device=ctx.device)
+    result = trainer.fit(model, train, seen, f.tables.y, resume=ctx.resume)
+    if len(result.history) < cfg.train.epochs:
+        raise DataError(f"refit {ctx.fold_dir.name}: {len(result.history)} of "
+                        f"{cfg.train.epochs} epochs ({result.stop_reason}); run it again with "
+                        "train.py --resume RUN_DIR")
+    last = cfg.train.epochs - 1
+    for path in ctx.fold_dir.glob("best_*.pt"):
+        path.unlink()
+    save_torch(ctx.fold_dir / f"best_e{last:03d}_refit.pt", {"model": model.state_dict()})
+    test = _predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
+    return FoldOutput(None, test, {"epochs": cfg.train.epochs, "best_epoch": last},
+                      history=result.history)
