@@ -257,8 +257,10 @@ def compare(holdouts: list[dict], mode: str) -> dict:
     both = [h for h in holdouts if "score" in h["autogluon"] and "score" in h["portfolio"]]
     sign = 1 if mode == "max" else -1
     diffs = [sign * (h["portfolio"]["score"] - h["autogluon"]["score"]) for h in both]
-    if len(both) < len(holdouts):
-        out["result"] = "loss (a side failed)" if "score" in holdouts[0]["autogluon"] else "n/a"
+    if len(both) < len(holdouts):  # a side failed on some holdout: said, never scored
+        failed = [who for who in ("autogluon", "portfolio")
+                  if any("score" not in h[who] for h in holdouts)]
+        out["result"] = f"n/a ({' and '.join(failed)} failed on a holdout)"
     elif len(diffs) < 2:
         out["result"] = "n/a (one holdout)"
     else:

@@ -374,3 +374,18 @@ def test_the_template_names_a_registered_kind():
 
     config = tomllib.loads((ROOT / "templates" / "tabular" / "config.toml").read_text())
     assert config["model"]["name"] in MODELS
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_rounds_trains_exactly_the_rounds_on_all_rows(kind, tmp_path):
+    """A refit's booster: `rounds` trees, no validation rows, no early stopping; saved and
+    loaded back it predicts the same."""
+    train, y, _, _, test, _ = prepared("binary")
+    model = booster(kind, "binary", rounds=7)
+    model.fit_rounds(train, y)
+    trees = {"lgbm": lambda m: m.num_trees(), "xgb": lambda m: m.num_boosted_rounds(),
+             "catboost": lambda m: m.tree_count_}[kind](model.model)
+    assert trees == 7 and model.best_iteration == 7 and model.history == []
+    path = model.save(tmp_path / model.file_name)
+    again = booster(kind, "binary").load(path)
+    np.testing.assert_array_equal(again.predict(test), model.predict(test))

@@ -8,7 +8,8 @@ loop.py (a member's cost from a one-fold probe against the time left: continue o
 extra seeds), blending.py (hill climbing, stacking when its cross-validated score wins, the
 one submission), report.py (report.md and the summary), run.py (run_portfolio: the checks,
 the loop, the blend, the report; scripts/portfolio.py calls it).
-Imports: the core (kit.errors, kit.io, kit.paths, kit.config, kit.metrics, kit.run_folder.new_run_dir);
+Imports: the core (kit.errors, kit.io, kit.paths, kit.config, kit.metrics, kit.run_folder: a
+run's files are read through it);
 runs are trained and blended through the scripts, never by importing kit.pipeline or
 kit.ensembles, and only their documented files are read (scores.json, run.json).
 """

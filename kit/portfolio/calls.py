@@ -75,7 +75,3 @@ def _read(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
 
-
-def read_run_file(run_dir: str | Path, name: str) -> dict:
-    """A run folder's documented JSON file (scores.json, run.json); {} when absent."""
-    return _read(Path(run_dir) / name) or {}

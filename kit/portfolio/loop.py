@@ -23,10 +23,10 @@ import shutil
 import time
 from pathlib import Path
 
-from kit.config import load_resolved
-from kit.portfolio.calls import Outcome, call, read_run_file
+from kit.portfolio.calls import Outcome, call
 from kit.portfolio.manifest import Job, Manifest
 from kit.portfolio.members import Member, not_applicable
+from kit.run_folder import is_run_folder, read_config, read_run_info, read_scores
 
 FINAL = ("done", "failed", "not applicable")
 
@@ -71,7 +71,7 @@ class Portfolio:
         if job.state in FINAL:
             self.log(f"{job.key}: {job.state} in an earlier session, kept")
             if job.state == "done" and not self.metric:
-                self.metric = read_run_file(job.run_dir, "scores.json").get("metric", "")
+                self.metric = read_scores(Path(job.run_dir)).get("metric", "")
             return
         why = not_applicable(member, self.cfg)
         if why:
@@ -117,7 +117,7 @@ class Portfolio:
         if cost > self.left():
             return self.close(job, "skipped", f"estimated {cost:.0f} s (seed 0's cost), "
                               f"{max(self.left(), 0):.0f} s of the budget left")
-        seed = int(read_run_file(first.run_dir, "run.json").get("seed", 0)) + job.seed_index
+        seed = int(read_run_info(Path(first.run_dir)).get("seed", 0)) + job.seed_index
         job.state, job.fits = "training", first.fits
         out = self.train(job, [*self.new_run_args(member, job, folds=job.fits),
                                "--seed", str(seed)], "run")
@@ -136,7 +136,7 @@ class Portfolio:
             self.record_scores(job)
 
     def record_scores(self, job: Job) -> None:
-        scores = read_run_file(job.run_dir, "scores.json")
+        scores = read_scores(Path(job.run_dir))
         trained = len(scores.get("folds", []))
         if trained != job.fits:
             why = f"{Path(job.run_dir).name} trained {trained} of {job.fits} fold fits"
@@ -191,7 +191,7 @@ class Portfolio:
         """Remove the job's unfinished run folder (only a run folder of this competition)."""
         run_dir = Path(job.run_dir) if job.run_dir else None
         if run_dir and run_dir.parent == Path(self.options.runs) / self.options.comp \
-                and (run_dir / "config.toml").is_file():
+                and is_run_folder(run_dir):
             shutil.rmtree(run_dir)
             self.log(f"removed {run_dir}: an unfinished run is never blended")
         job.run_dir = ""
@@ -211,5 +211,5 @@ class Portfolio:
 
 def fold_fits(run_dir: str) -> int:
     """The run's fold fits: n_splits x repeats of its resolved config.toml."""
-    cfg = load_resolved(Path(run_dir) / "config.toml")
+    cfg = read_config(Path(run_dir))
     return cfg.cv.n_splits * cfg.cv.repeats

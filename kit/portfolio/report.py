@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kit.io import write_text
-from kit.portfolio.calls import read_run_file
 from kit.portfolio.manifest import Manifest
+from kit.run_folder import read_scores
 
 REFIT = ("refit on all rows (issue 31 item 1) is not done yet: the submission averages each "
          "member's fold models")
@@ -20,7 +20,7 @@ REFIT = ("refit on all rows (issue 31 item 1) is not done yet: the submission av
 def summarize(manifest: Manifest) -> dict:
     """The portfolio's facts, as --summary-json writes them."""
     done = manifest.done()
-    scores = read_run_file(done[0].run_dir, "scores.json") if done else {}
+    scores = read_scores(Path(done[0].run_dir)) if done else {}
     return {
         "portfolio_dir": str(manifest.folder), "report": str(manifest.folder / "report.md"),
         "comp": manifest.options.comp, "metric": scores.get("metric"),

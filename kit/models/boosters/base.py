@@ -111,6 +111,15 @@ class Booster:
         (data.weight) of the training rows and of the rows early stopping scores."""
         raise NotImplementedError
 
+    def fit_rounds(self, train: pd.DataFrame, y: np.ndarray, *,
+                   weight: np.ndarray | None = None) -> None:
+        """Train exactly `rounds` rounds on all of `train`: no validation rows, no early
+        stopping (a refit on all rows, its length from the folds' best rounds)."""
+        raise NotImplementedError
+
+    def _refitted(self) -> None:
+        self.history, self.best_iteration = [], self.rounds
+
     def _predict(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
 

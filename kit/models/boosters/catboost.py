@@ -75,6 +75,14 @@ class CatBoost(Booster):
         history = next(iter(self.model.get_evals_result()["validation"].values()))
         self._stopped(history, self.model.get_best_iteration() + 1)
 
+    def fit_rounds(self, train, y, *, weight=None) -> None:
+        import catboost
+
+        self._size_threads(*train.shape)
+        self.model = catboost.CatBoost(self._library_params())  # iterations = rounds
+        self.model.fit(self._pool(train, y, weight))
+        self._refitted()
+
     def _predict(self, frame):
         kind = "RawFormulaVal" if self.problem == "regression" else "Probability"
         return self.model.predict(self._pool(frame), prediction_type=kind,

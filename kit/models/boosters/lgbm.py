@@ -59,6 +59,15 @@ class LightGBM(Booster):
         held = lgb.Dataset(valid, label=y_valid, weight=valid_weight, reference=data)
         self.fit_datasets(data, held)
 
+    def fit_rounds(self, train, y, *, weight=None) -> None:
+        import lightgbm as lgb
+
+        self._size_threads(*train.shape)
+        data = lgb.Dataset(train, label=y, weight=weight,
+                           categorical_feature=categorical_columns(train) or "auto")
+        self.model = lgb.train(self._library_params(), data, num_boost_round=self.rounds)
+        self._refitted()
+
     def fit_datasets(self, data, held) -> None:
         """Train on LightGBM Datasets built elsewhere (from lgb.Sequence batches:
         kit/out_of_core/), early stopping on `held`."""

@@ -77,6 +77,16 @@ class XGBoost(Booster):
                                    enable_categorical=True, nthread=self.threads)
         self.fit_matrices(data, held)
 
+    def fit_rounds(self, train, y, *, weight=None) -> None:
+        import xgboost as xgb
+
+        self._size_threads(*train.shape)
+        data = xgb.QuantileDMatrix(train, label=y, weight=weight, enable_categorical=True,
+                                   nthread=self.threads)
+        self.model = xgb.train(self._library_params(), data, num_boost_round=self.rounds,
+                               verbose_eval=False)
+        self._refitted()
+
     def fit_matrices(self, data, held) -> None:
         """Train on XGBoost matrices built elsewhere (from a DataIter over record batches:
         kit/out_of_core/), early stopping on `held`."""

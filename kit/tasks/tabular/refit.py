@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from kit.data.tabular import save_preprocessors
@@ -69,40 +68,12 @@ def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 
 def _booster(model, f: _Fit) -> FoldOutput:
-    fit_rounds(model, booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
-               f.objective.batch_target(f.tables.y[f.rows]))
+    model.fit_rounds(booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
+                     f.objective.batch_target(f.tables.y[f.rows]))
     model.save(f.ctx.fold_dir / model.file_name)
     test = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat), f.objective)
     return FoldOutput(None, test, {"model_file": model.file_name, "rounds": model.rounds,
                                    "threads": model.library_threads()})
-
-
-def fit_rounds(model, train, y: np.ndarray) -> None:
-    """Train a kit Booster for exactly `model.rounds` rounds on `train`: no validation rows,
-    no early stopping. Booster.fit always stops early on validation rows, so this drives the
-    library with the booster's own parameters (a Booster.fit_rounds would own it)."""
-    model._size_threads(*train.shape)
-    params = model._library_params()
-    if model.library == "lightgbm":
-        import lightgbm as lgb
-
-        from kit.models.boosters.base import categorical_columns
-
-        data = lgb.Dataset(train, label=y,
-                           categorical_feature=categorical_columns(train) or "auto")
-        model.model = lgb.train(params, data, num_boost_round=model.rounds)
-    elif model.library == "xgboost":
-        import xgboost as xgb
-
-        data = xgb.QuantileDMatrix(train, label=y, enable_categorical=True,
-                                   nthread=model.threads)
-        model.model = xgb.train(params, data, num_boost_round=model.rounds, verbose_eval=False)
-    else:  # CatBoost: params["iterations"] is model.rounds
-        import catboost
-
-        model.model = catboost.CatBoost(params)
-        model.model.fit(model._pool(train, y))
-    model.history, model.best_iteration = [], model.rounds
 
 
 def _sklearn(model, f: _Fit) -> FoldOutput:
