@@ -154,32 +154,9 @@ def compare_with_run(run: Path, frame: pd.DataFrame, path: Path | None = None) -
     return float(np.abs(saved[cols].to_numpy(float) - frame[cols].to_numpy(float)).max())
 
 
-def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
-                device: str = "auto") -> dict:
-    """Predict the test set with every finished fold of `run`; write a checked submission."""
-    folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
-    from kit.metrics.competition import resolve_metric
-    from kit.metrics.cut_points import apply
-    from kit.pipeline import fold_mean
-    from kit.run_folder import (
-        SUBMISSION,
-        TEST_PRED,
-        check_hooks,
-        check_library_versions,
-        pred_frame,
-        read_config,
-        read_run_info,
-        read_scores,
-        set_up_process,
-    )
-    from kit.submission import (
-        build_submission,
-        demo_trained,
-        form_for,
-        read_sample,
-        write_submission,
-    )
-    from kit.tasks import get_task
+def _checked_config(run: Path):
+    """The run's config, once the run is one predict.py can redo with today's code."""
+    from kit.run_folder import check_hooks, check_library_versions, read_config, read_run_info, read_scores
 
     cfg = read_config(run)
     if read_scores(run).get("out_of_core"):
@@ -187,21 +164,50 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
                               "submission.csv are already the folds' predictions, written "
                               "batch by batch; predict.py re-predicts in-memory runs only")
     check_library_versions(run)
-    slug = cfg.competition.slug
-    check_hooks(run, read_run_info(run).get("hooks"), slug)  # same code, same answer
-    metric = resolve_metric(cfg)
-    cuts = _saved_cuts(run, metric)  # before the slow part: a bad file fails now
-    data_dir = _data_dir(cfg, run, data)
-    out = out or default_out(run)
+    check_hooks(run, read_run_info(run).get("hooks"), cfg.competition.slug)  # same code
+    return cfg
+
+
+def _predict_folds(run: Path, cfg, folds: list[Path], data_dir: Path, device: str):
+    """(prepared data, the run's test predictions, the file they are compared with): each
+    finished fold's, their mean, and the refit models' when the run has them."""
+    from kit.pipeline import fold_mean
+    from kit.run_folder import set_up_process
+    from kit.tasks import get_task
+
     dev, _ = set_up_process(cfg, device)
     task = get_task(cfg.competition.task)
     print(f"predict: {run}  folds: {', '.join(p.name for p in folds)}  device: {dev}")
     with tempfile.TemporaryDirectory(prefix="kit-predict-") as cache:  # the run stays as it was
-        prep = task.prepare(cfg, competition_dir(slug), data_dir, Path(cache))
+        prep = task.prepare(cfg, competition_dir(cfg.competition.slug), data_dir, Path(cache))
         _check_classes(run, prep.classes)
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
         test = fold_mean(probas, cfg.ensemble.fold_vote)
         test, reference = _with_refit(run, task, prep, cfg, dev, test)
+    return prep, test, reference
+
+
+def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
+                device: str = "auto") -> dict:
+    """Predict the test set with every finished fold of `run`; write a checked submission."""
+    folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
+    from kit.metrics.competition import resolve_metric
+    from kit.metrics.cut_points import apply
+    from kit.run_folder import SUBMISSION, TEST_PRED, pred_frame
+    from kit.submission import (
+        build_submission,
+        demo_trained,
+        form_for,
+        read_sample,
+        write_submission,
+    )
+
+    cfg = _checked_config(run)
+    metric = resolve_metric(cfg)
+    cuts = _saved_cuts(run, metric)  # before the slow part: a bad file fails now
+    data_dir = _data_dir(cfg, run, data)
+    out = out or default_out(run)
+    prep, test, reference = _predict_folds(run, cfg, folds, data_dir, device)
     frame = pred_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / TEST_PRED, frame)
     sample_path = data_dir / cfg.data.sample_submission
