@@ -153,7 +153,7 @@ def test_probabilities_for_a_sample_with_integer_placeholders_stay_probabilities
 
 
 def test_a_streamed_submission_matches_the_sample_chunk_by_chunk(tmp_path):
-    from kit.submission import sample_head, write_streamed_submission
+    from kit.out_of_core.submission import sample_head, write_streamed_submission
 
     sample_path = tmp_path / "sample.csv"
     pd.DataFrame({"id": [10, 11, 12, 13], "target": 0.5}).to_csv(sample_path, index=False)

@@ -24,6 +24,7 @@ from kit.out_of_core.dask_xgb import dask_client
 from kit.out_of_core.fit import fit_fold
 from kit.out_of_core.metrics import MetricSums
 from kit.out_of_core.prepared import BATCH_ROWS, pq_batches, prepare
+from kit.out_of_core.submission import sample_head, write_streamed_submission
 from kit.run_folder import (
     DONE,
     fold_dir,
@@ -35,7 +36,6 @@ from kit.run_folder import (
     write_done,
 )
 from kit.runtime import distributed as dist
-from kit.submission import sample_head, write_streamed_submission
 from kit.tasks import FoldContext, FoldOutput, RunScores
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
