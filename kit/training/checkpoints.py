@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from kit.errors import CheckpointError
+from kit.io import save_torch
 
 
 def best_checkpoint(fold_dir: Path) -> Path:
@@ -30,9 +31,36 @@ def best_checkpoint(fold_dir: Path) -> Path:
     return found[0]
 
 
-def load_last(path: Path, model_name: str, model: nn.Module, opt, *, ema=None) -> dict:
-    """last.pt's weights loaded into `model`, its optimizer state into `opt` and its EMA
-    weights into `ema` (train.ema_decay); the state, for the rest of the trainer's parts."""
+def best_name(fold_dir: Path, epoch: int, metric: str, score: float) -> Path:
+    """Where an epoch's better weights go: best_e<epoch>_<metric><score>.pt."""
+    return Path(fold_dir) / f"best_e{epoch:03d}_{metric}{score:.4f}.pt"
+
+
+def drop_stale_best(fold_dir: Path, keep: Path) -> None:
+    """Remove best_*.pt files other than `keep` (the one last.pt names): a kill at any
+    moment leaves the checkpoint that a resume or predict will look for."""
+    for path in Path(fold_dir).glob("best_*.pt"):
+        if path.name != keep.name:
+            path.unlink(missing_ok=True)
+
+
+def save_last(fold_dir: Path, model: nn.Module, opt, parts: dict, *, epoch: int, step: int,
+              best_path: Path | None, history: list, meta: dict, ema=None) -> None:
+    """last.pt: everything a resume continues from (weights, optimizer, `parts`' states:
+    the scaler, the plateau scheduler, early stopping; the step, the history, the RNG)."""
+    save_torch(Path(fold_dir) / "last.pt", {
+        "model": model.state_dict(), "optimizer": opt.state_dict(),
+        **{name: part.state_dict() for name, part in parts.items()},
+        "epoch": epoch, "step": step, "best_path": best_path.name if best_path else "",
+        "history": history, "meta": meta, "rng": rng_state(),
+        **({"ema": ema.module.state_dict()} if ema is not None else {})})
+
+
+def load_last(path: Path, model_name: str, model: nn.Module, opt, *, ema=None,
+              parts: dict | None = None) -> dict:
+    """last.pt's weights loaded into `model`, its optimizer state into `opt`, its EMA
+    weights into `ema` (train.ema_decay), each of `parts`' states into it and the RNG
+    state restored; the state, for the step, history and best checkpoint."""
     state = load_checkpoint(path, model_name)
     try:
         model.load_state_dict(state["model"])
@@ -53,6 +81,9 @@ def load_last(path: Path, model_name: str, model: nn.Module, opt, *, ema=None) -
                                   "train.ema_decay; resume with the config the run was "
                                   "started with")
         ema.module.load_state_dict(state["ema"])
+    for name, part in (parts or {}).items():
+        part.load_state_dict(state[name])
+    set_rng_state(state["rng"])
     return state
 
 

@@ -34,10 +34,11 @@ from kit.objective import Objective
 from kit.runtime import distributed as dist
 from kit.runtime.devices import autocast_dtype, fused_adamw_ok, to_device
 from kit.training.checkpoints import (
+    best_name,
+    drop_stale_best,
     load_last,
     make_ema,
-    rng_state,
-    set_rng_state,
+    save_last,
 )
 from kit.training.early_stopping import EarlyStopping
 from kit.training.schedule import lr_at, warn_if_frozen
@@ -368,20 +369,15 @@ class Trainer:
                    weights: str = "raw") -> Path:
         """The epoch's better weights under "model"; meta["weights"] says which ("raw" or
         "ema"), so predict and the ensemble need nothing special."""
-        path = self.fold_dir / f"best_e{epoch:03d}_{self.metric.name}{score:.4f}.pt"
-        if not self.main:
-            return path
-        save_torch(path, {"model": model.state_dict(),
-                          "meta": {**self._meta(epoch, score), "weights": weights}})
+        path = best_name(self.fold_dir, epoch, self.metric.name, score)
+        if self.main:
+            save_torch(path, {"model": model.state_dict(),
+                              "meta": {**self._meta(epoch, score), "weights": weights}})
         return path  # `previous` goes once last.pt names the new one (_drop_stale_best)
 
     def _drop_stale_best(self, best_path: Path | None) -> None:
-        """Remove best_*.pt files other than the one last.pt names: a kill at any moment
-        leaves the checkpoint that a resume or predict will look for."""
         if self.main and best_path is not None:
-            for path in self.fold_dir.glob("best_*.pt"):
-                if path.name != best_path.name:
-                    path.unlink(missing_ok=True)
+            drop_stale_best(self.fold_dir, best_path)
 
     def _meta(self, epoch: int, score: float) -> dict:
         return {"epoch": epoch, "score": score, "metric": self.metric.name,
@@ -389,26 +385,18 @@ class Trainer:
                 "n_outputs": self.objective.n_outputs}
 
     def _save_last(self, model, opt, plateau, stopper, history, epoch, best_path) -> None:
-        if not self.main:
-            return
-        save_torch(self.fold_dir / "last.pt", {
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": self.scaler.state_dict(), "plateau": plateau.state_dict(),
-            "early_stopping": stopper.state_dict(), "epoch": epoch, "step": self.step,
-            "best_path": best_path.name if best_path else "", "history": history.rows,
-            "meta": self._meta(epoch, math.nan), "rng": rng_state(),
-            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
-        })
+        if self.main:
+            save_last(self.fold_dir, model, opt, {
+                "scaler": self.scaler, "plateau": plateau, "early_stopping": stopper},
+                epoch=epoch, step=self.step, best_path=best_path, history=history.rows,
+                meta=self._meta(epoch, math.nan), ema=self.ema)
 
     def _load_last(self, model, opt, plateau, stopper, history):
-        path = self.fold_dir / "last.pt"
-        state = load_last(path, self.cfg.model.name, model, opt, ema=self.ema)
-        self.scaler.load_state_dict(state["scaler"])
-        plateau.load_state_dict(state["plateau"])
-        stopper.load_state_dict(state["early_stopping"])
+        state = load_last(self.fold_dir / "last.pt", self.cfg.model.name, model, opt,
+                          ema=self.ema, parts={"scaler": self.scaler, "plateau": plateau,
+                                               "early_stopping": stopper})
         self.step = state["step"]
         history.rows = list(state["history"])
-        set_rng_state(state["rng"])
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
         if self.main:
             tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")
