@@ -10,6 +10,9 @@
                                                # greedy selection with replacement (Caruana)
     python scripts/ensemble.py --comp titanic RUN_A RUN_B RUN_C --method stack
                                                # a level-2 logistic / ridge model, same folds
+    python scripts/ensemble.py --comp titanic RUN_A RUN_B --method hill --test-from refit
+                                               # weights from OOF, applied to the members'
+                                               # refit predictions (train.py --refit)
     python scripts/ensemble.py --comp titanic RUN_A RUN_B --demo
                                                # runs made by train.py --demo, on demo data
 
@@ -68,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bag-fraction", type=float,
                         help="hill: share of the members each bag climbs over (default 0.5)")
     parser.add_argument(
+        "--test-from", choices=("folds", "refit"), default="folds",
+        help="the members' test predictions blended: their fold models' mean (folds, "
+             "test_pred.parquet) or what their refit submitted (refit, refit/test_pred.parquet; "
+             "train.py --refit); the weights come from the OOF either way",
+    )
+    parser.add_argument(
         "--allow-different-folds", action="store_true",
         help="blend runs trained on different splits (refused by default; the report warns)",
     )
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             args.comp, args.run_dirs, method=args.method, weights=args.weights,
             runs_root=args.runs, submissions_root=args.submissions, data_dir=data_dir(args),
             allow_different_folds=args.allow_different_folds, hill=hill_settings(args),
+            test_from=args.test_from,
         )
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)

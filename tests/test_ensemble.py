@@ -375,3 +375,31 @@ def test_an_ensemble_of_demo_trained_runs_keeps_the_demo_mark(tmp_path, two_runs
     other = make_run(tmp_path / "runs", "D_mlp_raw", np.full(12, 0.4), np.full(10, 0.4))
     summary = ensemble.ensemble_runs("titanic", [real, other], method="soft", **roots)
     assert not summary["demo"] and not demo_trained(summary["submission"])
+
+
+def test_test_from_refit_applies_the_oof_weights_to_the_refit_predictions(tmp_path, two_runs):
+    """issue 31 item 2: weights from the fold models' OOF, applied to refit/test_pred.parquet;
+    a member without refit predictions is refused by name before anything is written."""
+    a, b = two_runs
+    roots = {"runs_root": tmp_path / "runs", "submissions_root": tmp_path / "subs",
+             "data_dir": tmp_path / "data", "log": lambda _: None}
+    refit = {a: np.linspace(0.2, 0.3, 10), b: np.linspace(0.7, 0.6, 10)}
+    (a / "refit").mkdir()
+    run_folder.pred_frame(TEST_IDS[::-1], np.column_stack([1 - refit[a], refit[a]])[::-1],
+                          ["0", "1"]).to_parquet(a / "refit" / "test_pred.parquet")
+    with pytest.raises(DataError, match=re.escape(f"--test-from refit: {b} hold(s) no refit/")):
+        ensemble.ensemble_runs("titanic", [a, b], method="hill", test_from="refit", **roots)
+    assert not list((tmp_path / "runs" / "titanic").glob("*_ensemble_*"))
+    (b / "refit").mkdir()
+    run_folder.pred_frame(TEST_IDS, np.column_stack([1 - refit[b], refit[b]]),
+                          ["0", "1"]).to_parquet(b / "refit" / "test_pred.parquet")
+    folds = ensemble.ensemble_runs("titanic", [a, b], method="weighted", weights="1,3", **roots)
+    summary = ensemble.ensemble_runs("titanic", [a, b], method="weighted", weights="1,3",
+                                     test_from="refit", **roots)
+    assert summary["oof_score"] == folds["oof_score"] and summary["test_from"] == "refit"
+    test = pd.read_parquet(Path(summary["run_dir"]) / "test_pred.parquet").set_index("id")
+    np.testing.assert_allclose(test.loc[TEST_IDS, "p_1"], (refit[a] + 3 * refit[b]) / 4)
+    saved = json.loads((Path(summary["run_dir"]) / "ensemble.json").read_text())
+    assert saved["test_from"] == "refit" and folds["test_from"] == "folds"
+    with pytest.raises(ConfigError, match="--test-from 'oof' is not one of folds, refit"):
+        ensemble.ensemble_runs("titanic", [a, b], test_from="oof", **roots)

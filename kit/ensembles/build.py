@@ -13,6 +13,7 @@ weight fitting are documented in kit/ensembles/blend.py; the files written in ki
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,10 +29,16 @@ from kit.errors import ConfigError, DataError
 from kit.metrics.competition import resolve_metric
 from kit.metrics.cut_points import applies, score_cv
 from kit.metrics.registry import Metric, check_problem
-from kit.run_folder import OOF, TEST_PRED, Run, load_run
+from kit.run_folder import OOF, REFIT, TEST_PRED, Run, load_run
 from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
-__all__ = ["METHODS", "check_folds_shared", "ensemble_runs", "resolve_run_dir", "stack_runs"]
+__all__ = ["METHODS", "TEST_FROM", "check_folds_shared", "ensemble_runs", "resolve_run_dir",
+           "stack_runs"]
+
+# Which test predictions the blend's weights are applied to: each member's test_pred.parquet
+# (its fold models' mean), or its refit/test_pred.parquet (what its refit submitted:
+# train.py --refit). The weights are fitted on the OOF, the fold models', either way.
+TEST_FROM = ("folds", "refit")
 
 
 def resolve_run_dir(run_dir: str | Path, slug: str, runs_root: Path) -> Path:
@@ -165,6 +172,7 @@ def ensemble_runs(
     data_dir: str | Path | None = None,
     allow_different_folds: bool = False,
     hill: HillSettings | None = None,
+    test_from: str = "folds",
     log=print,
 ) -> dict:
     """Combine run folders into a new run folder plus a submission; returns the summary.
@@ -172,9 +180,11 @@ def ensemble_runs(
     >>> ensemble_runs("titanic", ["runs/titanic/A_mlp_raw", "runs/titanic/B_gbdt_raw"],
     ...               method="weighted")["oof_score"]
     """
-    hill = check_options(method, weights, hill, len(run_dirs))
+    hill = check_options(method, weights, hill, len(run_dirs), test_from)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
     runs = [load_run(resolve_run_dir(d, slug, runs_root)) for d in run_dirs]
+    if test_from == "refit":
+        runs = with_refit_tests(runs)
     check_time_blend(runs, method, weights)
     stack = stack_runs(runs, slug)
     split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
@@ -206,17 +216,44 @@ def ensemble_runs(
         runs, stack, result, metric, form, sample_path=sample,
         runs_dir=runs_root / slug, name=("ensemble", method, demo),
         submissions_dir=subs_root / slug, split="" if split_warnings else runs[0].split,
-        cut=cut,
+        cut=cut, test_from=test_from,
     )
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
 
 
+def with_refit_tests(runs: list[Run]) -> list[Run]:
+    """Each run with the test predictions its refit submitted (refit/test_pred.parquet); a
+    run without them (trained without --refit, or an ensemble) is refused by name."""
+    lacking = [str(run.path) for run in runs if not (run.path / REFIT / TEST_PRED).is_file()]
+    if lacking:
+        raise DataError(f"--test-from refit: {', '.join(lacking)} hold(s) no {REFIT}/{TEST_PRED} "
+                        "(trained without --refit, or an ensemble); train them with "
+                        "`python scripts/train.py ... --refit`, leave them out, or drop "
+                        "--test-from refit")
+    return [dataclasses.replace(run, test=_by_id(run.path / REFIT / TEST_PRED, run))
+            for run in runs]
+
+
+def _by_id(path: Path, run: Run) -> pd.DataFrame:
+    """A test prediction file indexed by id as str (the order load_run gives run.test)."""
+    frame = pd.read_parquet(path)
+    lacking = [c for c in ["id", *run.columns] if c not in frame.columns]
+    if lacking or frame[run.columns].isna().to_numpy().any():
+        raise DataError(f"{path}: {'lacks columns ' + str(lacking) if lacking else 'NaN'}; "
+                        f"rerun {run.path}'s prediction (python scripts/predict.py --run "
+                        f"{run.path})")
+    frame = frame.sort_values("id", kind="mergesort")
+    return frame.set_axis(frame["id"].astype(str).to_numpy(), axis=0)
+
+
 def check_options(method: str, weights: str | None, hill: HillSettings | None,
-                  members: int) -> HillSettings:
+                  members: int, test_from: str = "folds") -> HillSettings:
     """Refuse options that do not fit together (before any file is read); returns the hill
     settings (the defaults unless --method hill gave its own)."""
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    if test_from not in TEST_FROM:
+        raise ConfigError(f"--test-from {test_from!r} is not one of {', '.join(TEST_FROM)}")
     if weights is not None and method != "weighted":
         raise ConfigError(f"--weights applies to --method weighted, not {method!r}; add it")
     if method != "hill" and hill is not None:

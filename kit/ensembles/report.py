@@ -167,10 +167,12 @@ def write_ensemble_run(
     submissions_dir: Path,
     split: str = "",
     cut: CutScores | None = None,
+    test_from: str = "folds",
 ) -> dict:
     """Write the ensemble's run folder (runs_dir/<time>_<name parts>) and submission copy;
     return the summary dict. With `cut` (qwk), the submission holds labels cut with its cuts
-    and the scores are its in-CV ones."""
+    and the scores are its in-CV ones. `test_from` (recorded): the members' test predictions
+    blended, their fold models' ("folds") or their refit's ("refit")."""
     cfg = runs[0].cfg
     sample = read_sample(sample_path)
     submitted = blend.test if cut is None else apply(blend.test, cut.cuts)
@@ -193,7 +195,8 @@ def write_ensemble_run(
     heatmap = save_heatmap(run_dir / "correlation.png", names, corr)
     write_submission(frame, sample_path, run_dir / SUBMISSION, form)
     copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv", form)
-    summary = _summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr)
+    summary = {**_summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr),
+               "test_from": test_from}
     if cut is not None:  # members and blend alike: labels cut with cuts fitted in-CV
         summary = _cut_summary(summary, stack, blend, metric, cut)
     write_ensemble_info(run_dir, {**summary, **provenance()})
