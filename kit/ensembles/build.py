@@ -1,7 +1,7 @@
 """Ensembles over run folders: load the members, check they belong together, align them
 by id, blend, and write the ensemble as a run folder of its own.
 
-Any run folder that honours the prediction-file contract (docs/architecture.md, kit/run_folder.py)
+Any run folder that honours the prediction-file contract (docs/architecture.md, kit/run_folder/)
 can be a member: a torch MLP with gradient-boosted trees on titanic, several CNNs on
 digit-recognizer, two regressors on house prices, or an earlier ensemble. A run of another
 competition, of the other problem kind, with other classes, or with missing or extra ids

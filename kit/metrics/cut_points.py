@@ -17,7 +17,7 @@ Fitting the cuts on all OOF rows and then scoring those rows is a leak (the cuts
 rows' labels). So the score a run reports is in-CV: each fold's rows are labelled with cuts
 fitted on the other folds' OOF rows (of the same repeat; under cv.strategy = "time" the
 earlier folds' only, the first fold rounding at k + 0.5). The cuts for the test predictions
-are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/run_folder.py).
+are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/run_folder/).
 
     fit = score_cv(oof_proba, labels, folds, get_metric("qwk"))
     fit.oof, fit.folds          # the honest scores

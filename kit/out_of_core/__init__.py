@@ -35,9 +35,10 @@ STREAMING_KINDS (run.py).
 
 The package, in import order: prepared.py (the one pass, and the prepared table read back
 by fold), dask_xgb.py (xgboost.dask on a cluster), fit.py (one fold, per model kind),
-metrics.py (metrics summed batch by batch), submission.py (the submission checked chunk by
-chunk against the sample), run.py (when, what is refused, and OutOfCore: this path through kit/pipeline/loop.py's
-run loop, which owns resume, the deadline, tracking, scores and the submission's copy).
+metrics.py (metrics summed batch by batch), submission.py (the submission checked chunk
+by chunk against the sample), run.py (when, what is refused, and OutOfCore: this path
+through kit/pipeline/loop.py's run loop, which owns resume, the deadline, tracking, scores
+and the submission's copy).
 The model pieces shared with the in-memory task come from kit/tasks/tabular/models.py.
 """
 

@@ -101,7 +101,7 @@ def make_split(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray 
 def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None,
               *, problem: str = "classification", times: np.ndarray | None = None) -> str:
     """The split's hash: everything a split depends on (see the module doc), and nothing else.
-    Runs whose key matches share one stored split (kit/run_folder.py `shared_split`)."""
+    Runs whose key matches share one stored split (kit/run_folder/ `shared_split`)."""
     order = _id_order(ids)
     h = hashlib.sha256()
     for part in (pd.Series(ids).astype(str).to_numpy()[order], np.asarray(y)[order],

@@ -7,7 +7,7 @@ A fold's table holds feature, importance, type; the run's holds feature, mean, s
 folds, type, sorted by the mean, where a feature a fold never used counts as 0. The type
 names what the numbers are, which differs by library: LightGBM total gain, XGBoost gain
 (the mean gain of the splits on a feature), CatBoost PredictionValuesChange. The files
-(importance.csv per fold and per run) are kit/run_folder.py's.
+(importance.csv per fold and per run) are kit/run_folder/'s.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import pandas as pd
 
 from kit.io import write_csv
 
-HISTORY_FILE = "history.csv"  # a fold's rows (kit/run_folder.py reads and writes it for the run)
+HISTORY_FILE = "history.csv"  # a fold's rows (kit/run_folder/ reads and writes it for the run)
 
 
 class History:
