@@ -17,9 +17,10 @@ is scored on the holdout's labels with the competition's metric (kit.metrics.com
 argmax for a label metric). Metrics with fitted cut points (qwk; mcc / f1_macro on two
 classes) are refused: the refit's cut would need the run's cut points.
 
-Printed: dataset, metric, fold mean, refit and with_folds as mean ± std over the holdouts,
-the paired difference refit - fold mean (sign turned so that > 0 is better for the refit)
-as mean ± std with wins / losses, and the mean wall seconds of one run. Datasets: titanic
+Printed: dataset, metric, fold mean, refit and with_folds as mean ± std over the holdouts;
+the paired differences refit - fold mean and with_folds - fold mean (sign turned so that
+> 0 is better than the fold mean) as mean ± std (standard error) with wins / losses; the
+mean wall seconds of one run. Datasets: titanic
 and house-prices (the training rows of the Kaggle zips in --kaggle-dir, read from the zip,
 never copied into the repo), synthetic (kit.data.synthetic, --synthetic-rows, its
 competition made from the template as scripts/bench_vs_autogluon.py makes it). Everything
@@ -54,6 +55,7 @@ from kit.pipeline.refit import combine  # noqa: E402
 from kit.run_folder import REFIT, TEST_PRED, pred_columns, read_config, read_scores  # noqa: E402
 
 WAYS = ("folds", "refit", "with_folds")
+SETTINGS = {"refit_seeds": 1, "overrides": []}  # what a result.json without them ran with
 
 
 def log(msg: str) -> None:
@@ -130,9 +132,16 @@ def score(metric, cfg, truth: pd.DataFrame, pred: pd.DataFrame, classes: list) -
 def bench_holdout(name: str, slug: str, cfg, rows, held, k: int, env, metric, args) -> dict:
     folder = args.work_dir / name / f"holdout{k}"
     done = folder / "result.json"
+    settings = {"refit_seeds": args.refit_seeds, "overrides": args.overrides}
     if done.is_file():
+        result = json.loads(done.read_text())
+        was = {key: result.get(key, value) for key, value in SETTINGS.items()}
+        if was != settings:
+            raise ConfigError(f"{done} was measured with {list(was.values())}, "
+                              f"not {list(settings.values())} (--refit-seeds, --set); give "
+                              "another --work-dir")
         log(f"{name} holdout {k}: finished earlier, read from {done}")
-        return json.loads(done.read_text())
+        return result
     truth = write_holdout(cfg, rows, held, folder)
     log(f"{name} holdout {k}: {len(rows) - len(truth)} training rows, {len(truth)} held out")
     run_dir, wall = train(slug, folder, env, args)
@@ -140,7 +149,7 @@ def bench_holdout(name: str, slug: str, cfg, rows, held, k: int, env, metric, ar
     classes = [str(c) for c in scores.get("classes", [])]
     preds = predictions(run_dir, classes)
     result = {"holdout": k, "run_dir": str(run_dir), "wall": wall, "cv": scores.get("mean"),
-              "model": read_config(run_dir).model.name,
+              "model": read_config(run_dir).model.name, **settings,
               **{way: score(metric, cfg, truth, preds[way], classes) for way in WAYS}}
     write_json(done, result)
     log(f"{name} holdout {k}: " + ", ".join(f"{w} {result[w]:.5f}" for w in WAYS)
@@ -168,22 +177,29 @@ def mean_std(values) -> str:
     return f"{arr.mean():.4f} ± {arr.std(ddof=1) if len(arr) > 1 else float('nan'):.4f}"
 
 
+def gain(r: dict, way: str) -> str:
+    """`way` - the fold mean, paired by holdout, sign turned so that > 0 is better for `way`:
+    mean ± std (standard error), wins / losses."""
+    sign = 1 if r["mode"] == "max" else -1
+    diff = np.array([sign * (x[way] - x["folds"]) for x in r["holdouts"]])
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    return (f"{mean_std(diff)} ({se:.4f}) | {int((diff > 0).sum())} / {int((diff < 0).sum())} "
+            f"of {len(diff)}")
+
+
 def row(r: dict) -> str:
     h = r["holdouts"]
-    sign = 1 if r["mode"] == "max" else -1
-    diff = [sign * (x["refit"] - x["folds"]) for x in h]
-    wins, losses = sum(d > 0 for d in diff), sum(d < 0 for d in diff)
     cells = [mean_std([x[w] for x in h]) for w in WAYS]
     return (f"| {r['dataset']} | {r['metric']} ({r['mode']}) | {r['model']} | "
-            + " | ".join(cells) + f" | {mean_std(diff)} | {wins} / {losses} of {len(h)} | "
+            + " | ".join(cells) + f" | {gain(r, 'refit')} | {gain(r, 'with_folds')} | "
             f"{np.mean([x['wall'] for x in h]):.0f} |")
 
 
 def table(results: list[dict], seeds: int) -> str:
-    head = ("| dataset | metric | model | fold mean | refit (seeds "
-            f"{seeds}) | with_folds | refit - fold mean (>0: refit better) | refit wins / "
-            "losses | s per run |")
-    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|", *map(row, results)])
+    head = (f"| dataset | metric | model | fold mean | refit (seeds {seeds}) | with_folds | "
+            "refit - fold mean, mean ± std (se) | refit wins / losses | with_folds - fold "
+            "mean, mean ± std (se) | with_folds wins / losses | s per run |")
+    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", *map(row, results)])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
