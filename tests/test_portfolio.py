@@ -91,7 +91,7 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
     assert list(submission.columns) == list(sample.columns) and len(submission) == len(sample)
     assert summary["submission"].startswith(str(tmp_path / "subs" / "titanic"))
     report = (folder / "report.md").read_text()
-    assert "refit on all rows (issue 31 item 1) is not done yet" in report
+    assert "Refit off: each member's test predictions are its fold models' mean." in report
     assert "| lgbm | 0 | done |" in report and "Chosen: " in report
 
 
@@ -127,6 +127,30 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(t
     assert any(line.startswith("[1/1] rf_s0: skipped: estimated 426 s") for line in lines)
 
 
+def test_refit_members_are_blended_on_their_refit_predictions(tmp_path, titanic_demo):
+    """--refit only: every member refits after all its folds (the probe's refit, from one
+    fold, is removed), and the blend applies its OOF weights to the refit predictions."""
+    summary_path = tmp_path / "summary.json"
+    proc = subprocess.run(portfolio_cmd(tmp_path, "--comp", "titanic", "--data", str(titanic_demo),
+                                        "--dry-run", "--members", "linear,lgbm", "--seeds", "1",
+                                        "--time-budget", "600", "--refit", "only",
+                                        "--summary-json", str(summary_path)),
+                          capture_output=True, text=True, timeout=600, env=ENV)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary["refit"] == "only" and summary["blend"]["method"] in ("hill", "stack")
+    for member in summary["members"]:
+        run = Path(member["run_dir"])
+        scores = json.loads((run / "scores.json").read_text())
+        assert scores["refit"]["mode"] == "only" and len(scores["folds"]) == 2
+        last_fold = (run / "fold1" / "done.json").stat().st_mtime_ns
+        assert (run / "refit" / "seed0" / "done.json").stat().st_mtime_ns >= last_fold
+    blend = json.loads((Path(summary["blend"]["run_dir"]) / "ensemble.json").read_text())
+    assert blend["test_from"] == "refit"
+    report = (Path(summary["portfolio_dir"]) / "report.md").read_text()
+    assert "Refit on all rows (--refit only)" in report
+
+
 def _script():
     spec = importlib.util.spec_from_file_location("portfolio_script", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -141,6 +165,7 @@ def _script():
     (["--comp", "digit-recognizer"], "competition.task = 'image'"),
     (["--comp", "titanic", "--set", "cv.n_splits=x"], "cv.n_splits"),
     (["--resume", "nowhere", "--members", "lgbm"], "--resume nowhere with --members"),
+    (["--resume", "nowhere", "--refit", "only"], "--resume nowhere with --refit"),
 ])
 def test_bad_input_exits_2_naming_the_value_and_writes_nothing(tmp_path, capsys, args, named):
     from kit.cli import run_script

@@ -7,6 +7,9 @@ cross-validated score beats hill climbing's. A time-ordered split refuses fitted
 ensembles write their submission inside the portfolio folder; the chosen one is copied,
 byte for byte (it was checked against the sample when written), to
 <submissions>/<slug>/<its run name>.csv: the only file the portfolio writes there.
+With --refit the weights (fitted on the members' OOF, their fold models') are applied to
+the members' refit test predictions (ensemble.py --test-from refit); one finished member
+submits its own run's submission, its refit's already.
 
     blend = blend_members(manifest, cfg, log)   # {"method", "cv", "weights", "submission"...}
 """
@@ -69,6 +72,7 @@ def _ensemble(manifest: Manifest, method: str, done, log) -> dict | None:
             "--submissions", str(manifest.folder / "submissions")]
     args += ["--data", options.data] if options.data else []
     args += ["--demo"] if options.demo else []
+    args += ["--test-from", "refit"] if options.refit != "off" else []
     log(f"blend: scripts/ensemble.py --method {method} over {len(done)} runs")
     out = call("ensemble.py", [*args, *(job.run_dir for job in done)],
                manifest.folder / "summaries" / f"blend_{method}.json", log=log)

@@ -9,6 +9,10 @@ with a line naming the estimate and the time left, and its probe folder is remov
 1-fold run is never blended (ensemble.py refuses it too). Every member trains on the
 competition's stored split (all members share the config's [cv]), so all can be blended.
 
+With `--refit` every run also trains its refit on all rows (train.py --refit): the probe's
+refit is timed, then removed (its length came from one fold), and the run's continuation
+trains it again from all its folds; the estimates count a refit per run.
+
 Extra seeds (`--seeds N`) come after every member's first run, round by round in the
 members' order: seed i of a member is a new run with `--seed train.seed + i`, started when
 the member's measured cost fits what is left. A kind whose fit ignores the seed (linear)
@@ -26,7 +30,7 @@ from pathlib import Path
 from kit.portfolio.calls import Outcome, call
 from kit.portfolio.manifest import Job, Manifest
 from kit.portfolio.members import Member, not_applicable
-from kit.run_folder import is_run_folder, read_config, read_run_info, read_scores
+from kit.run_folder import REFIT, is_run_folder, read_config, read_run_info, read_scores
 
 FINAL = ("done", "failed", "not applicable")
 
@@ -97,15 +101,27 @@ class Portfolio:
             return self.failed(job, out)
         self.last_probe = out.wall
         job.fits = fold_fits(job.run_dir)
-        job.fold_seconds = float(out.summary.get("seconds", out.wall))
-        job.start_seconds = max(out.wall - job.fold_seconds, 0.0)
-        rest = job.fold_seconds * (job.fits - 1) + job.start_seconds if job.fits > 1 else 0.0
+        own = float(out.summary.get("seconds", out.wall))
+        job.start_seconds = max(out.wall - own, 0.0)
+        job.refit_seconds = refit_seconds(out.summary)
+        job.fold_seconds = own - job.refit_seconds
+        if self.options.refit != "off" and not job.refit_seconds:  # no refit timed: a fold's
+            job.refit_seconds = job.fold_seconds
+        if job.fits == 1:
+            return self.keep(job)
+        self.drop_refit(job)
+        rest = job.fold_seconds * (job.fits - 1) + job.refit_seconds + job.start_seconds
         if rest > self.left():
+            refit = f" + {job.refit_seconds:.1f} s to refit" if job.refit_seconds else ""
             self.close(job, "skipped", f"estimated {rest:.0f} s for its other {job.fits - 1} "
-                       f"fold fits ({job.fold_seconds:.1f} s a fold + {job.start_seconds:.0f} s "
-                       f"to start), {max(self.left(), 0):.0f} s of the budget left")
+                       f"fold fits ({job.fold_seconds:.1f} s a fold{refit} + "
+                       f"{job.start_seconds:.0f} s to start), {max(self.left(), 0):.0f} s of "
+                       "the budget left")
             self.drop_run(job)
             return False
+        return self.keep(job)
+
+    def keep(self, job: Job) -> bool:
         job.state = "training"
         self.save()
         return True
@@ -113,7 +129,8 @@ class Portfolio:
     def seed_run(self, member: Member, job: Job) -> None:
         """Another model seed of a finished member: a new run, when its cost fits."""
         first = self.manifest.job(member.name, 0)
-        cost = first.fold_seconds * first.fits + first.start_seconds
+        cost = first.fold_seconds * first.fits + (first.refit_seconds or 0.0) + \
+            first.start_seconds
         if cost > self.left():
             return self.close(job, "skipped", f"estimated {cost:.0f} s (seed 0's cost), "
                               f"{max(self.left(), 0):.0f} s of the budget left")
@@ -156,6 +173,7 @@ class Portfolio:
         args += ["--data", options.data] if options.data else []
         args += ["--demo"] if options.demo else []
         args += ["--dry-run"] if options.dry_run else []
+        args += ["--refit", options.refit] if options.refit != "off" else []
         for value in (*options.overrides, *member.overrides()):
             args += ["--set", value]
         return args + ["--folds", str(folds)]  # always: --dry-run alone trains one
@@ -196,6 +214,13 @@ class Portfolio:
             self.log(f"removed {run_dir}: an unfinished run is never blended")
         job.run_dir = ""
 
+    def drop_refit(self, job: Job) -> None:
+        """Remove the probe's refit models: their length came from its one fold; the run's
+        --resume trains them again from all its folds."""
+        folder = Path(job.run_dir) / REFIT
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
     def progress(self, job: Job, where: str, members_left: int) -> None:
         """One line: the job's score or why not, its seconds, the time spent and left."""
         what = f"CV {self.metric} {job.cv:.5f} ± {job.std:.5f}" if job.state == "done" else \
@@ -207,6 +232,12 @@ class Portfolio:
             ahead = f"; about {guess:.0f} s for the {members_left} members left"
         self.log(f"{where} {job.key}: {what} ({job.seconds:.0f} s); spent {self.spent():.0f} "
                  f"of {self.options.budget:.0f} s{ahead}")
+
+
+def refit_seconds(summary: dict) -> float:
+    """The seconds train.py's refit models took (its summary's "refit"); 0 without one."""
+    fits = (summary.get("refit") or {}).get("fits") or []
+    return float(sum(fit.get("seconds") or 0.0 for fit in fits))
 
 
 def fold_fits(run_dir: str) -> int:

@@ -38,6 +38,7 @@ class Options:
     demo: bool = False
     dry_run: bool = False
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE, given to every member
+    refit: str = "off"  # train.py --refit for every member: off, only or with_folds
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Job:
     fits: int | None = None  # fold fits of the whole run (n_splits x repeats)
     fold_seconds: float | None = None  # the probe's own seconds (its one fold, data read)
     start_seconds: float | None = None  # the probe's process start (wall - own seconds)
+    refit_seconds: float | None = None  # the probe's refit on all rows (none: 0)
 
     @property
     def key(self) -> str:

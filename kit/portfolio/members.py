@@ -27,6 +27,8 @@ DEFAULT_BUDGET = 3600.0
 # Below this no member can finish: each member is two train.py processes (the probe and
 # its continuation), and one start (torch, the data) took 5-6 s on a busy 2-core machine.
 MIN_BUDGET = 10.0
+# train.py --refit for every member (kit/pipeline/refit.py): off, only, with_folds
+REFIT_MODES = ("off", "only", "with_folds")
 # data.out_of_core: kit/out_of_core trains only these kinds (docs/architecture.md)
 OUT_OF_CORE_KINDS = ("mlp", "tabm", "xgb", "lgbm")
 

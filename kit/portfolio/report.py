@@ -13,8 +13,16 @@ from kit.io import write_text
 from kit.portfolio.manifest import Manifest
 from kit.run_folder import read_scores
 
-REFIT = ("refit on all rows (issue 31 item 1) is not done yet: the submission averages each "
-         "member's fold models")
+REFIT = {
+    "off": "Refit off: each member's test predictions are its fold models' mean.",
+    "only": "Refit on all rows (--refit only): each member's test predictions are its refit "
+            "model's, trained on every training row; the blend's weights were fitted on the "
+            "fold models' OOF. A refit has no OOF score: every CV above is the fold models'.",
+    "with_folds": "Refit on all rows (--refit with_folds): each member's test predictions are "
+                  "half its refit model's, half its fold models' mean; the blend's weights were "
+                  "fitted on the fold models' OOF. A refit has no OOF score: every CV above is "
+                  "the fold models'.",
+}
 
 
 def summarize(manifest: Manifest) -> dict:
@@ -31,7 +39,7 @@ def summarize(manifest: Manifest) -> dict:
                      "why": j.why} for j in manifest.jobs],
         "skipped": [{"member": j.member, "seed_index": j.seed_index, "state": j.state,
                      "why": j.why} for j in manifest.jobs if j.state not in ("done",)],
-        "blend": manifest.blend, "submission": manifest.submission, "refit": REFIT,
+        "blend": manifest.blend, "submission": manifest.submission, "refit": manifest.options.refit,
         "demo": manifest.options.demo,
     }
 
@@ -63,7 +71,7 @@ def render(summary: dict) -> str:
         lines += [f"- {m['member']} seed {m['seed_index']}: {m['state']}: {m['why']}"
                   for m in summary["skipped"]]
         lines.append("")
-    lines += ["## Not done yet", "", f"The {summary['refit']}.", ""]
+    lines += ["## Test predictions", "", REFIT[summary["refit"]], ""]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from kit.paths import competition_dir, runs_root, submissions_root
 from kit.portfolio.blending import blend_members
 from kit.portfolio.loop import Portfolio
 from kit.portfolio.manifest import Manifest, Options
-from kit.portfolio.members import MIN_BUDGET, choose, not_applicable
+from kit.portfolio.members import MIN_BUDGET, REFIT_MODES, choose, not_applicable
 from kit.portfolio.report import write_report
 
 
@@ -72,6 +72,8 @@ def check(options: Options) -> Options:
         raise ConfigError(f"--time-budget {options.budget:g}: no member can finish in under "
                           f"{MIN_BUDGET:.0f} s (two train.py starts); give "
                           f"--time-budget {MIN_BUDGET:.0f} or more (default 3600)")
+    if options.refit not in REFIT_MODES:
+        raise ConfigError(f"--refit {options.refit}: give one of {', '.join(REFIT_MODES)}")
     if options.seeds < 1:
         raise ConfigError(f"--seeds {options.seeds}: give 1 (one model seed per member) or "
                           "more")
@@ -100,10 +102,16 @@ def budget_error(manifest: Manifest, *, remove: bool) -> KitError:
     if not probed:
         reasons = "; ".join(f"{j.key}: {j.why}" for j in manifest.jobs if j.why)
         return KitError(f"no member finished ({reasons}); see the lines above")
-    cheapest = min(probed, key=lambda j: j.fold_seconds * j.fits + 2 * j.start_seconds)
-    need = cheapest.fold_seconds * cheapest.fits + 2 * cheapest.start_seconds
+    cheapest = min(probed, key=_cost)
+    need = _cost(cheapest)
+    refit = f", {cheapest.refit_seconds:.1f} s to refit" if cheapest.refit_seconds else ""
     return ConfigError(f"--time-budget {budget:g}: no member fits it; the cheapest, "
                        f"{cheapest.member}, needs about {need:.0f} s here ({cheapest.fits} fold "
-                       f"fits of {cheapest.fold_seconds:.1f} s, two process starts of "
+                       f"fits of {cheapest.fold_seconds:.1f} s{refit}, two process starts of "
                        f"{cheapest.start_seconds:.0f} s); give --time-budget "
                        f"{math.ceil(need * 1.5)} or more")
+
+
+def _cost(job) -> float:
+    """A probed member's whole cost: its fold fits, its refit, two process starts."""
+    return job.fold_seconds * job.fits + (job.refit_seconds or 0.0) + 2 * job.start_seconds
