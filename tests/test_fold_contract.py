@@ -44,7 +44,7 @@ name = "gbdt"
 max_iter = 60
 
 [cv]
-n_splits = 5
+n_splits = {n_splits}
 repeats = {repeats}
 """
 
@@ -67,11 +67,13 @@ def noise_data(folder: Path, n: int = 600, seed: int = 0) -> None:
                                                         index=False)
 
 
-def competition(root: Path, name: str, *, numeric=(), encode=(), repeats=1, features=""):
+def competition(root: Path, name: str, *, numeric=(), encode=(), repeats=1, features="",
+                n_splits=5):
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "config.toml").write_text(CONFIG.format(
-        numeric=json.dumps(list(numeric)), encode=json.dumps(list(encode)), repeats=repeats))
+        numeric=json.dumps(list(numeric)), encode=json.dumps(list(encode)), repeats=repeats,
+        n_splits=n_splits))
     if features:
         (folder / "features.py").write_text(features)
     return name
@@ -201,15 +203,16 @@ def test_runs_with_other_features_models_or_model_seed_share_the_split(world):
 
 
 def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
-    comp = competition(world / "comps", "repeated", numeric=["x"], encode=["lvl3"], repeats=3)
+    comp = competition(world / "comps", "repeated", numeric=["x"], encode=["lvl3"], repeats=3,
+                       n_splits=2)
     proc, summary = train(world, comp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(summary["run_dir"])
-    assert len(summary["cv"]["folds"]) == 15 and len(summary["cv"]["repeat_means"]) == 3
+    assert len(summary["cv"]["folds"]) == 6 and len(summary["cv"]["repeat_means"]) == 3
     assert "over 3 repeats" in proc.stdout
     assert list(pd.read_csv(run / "folds.csv").columns) == ["id", "fold", "fold_r1", "fold_r2",
                                                             "split"]
-    parts = pd.concat([pd.read_parquet(run / f"fold{f}" / "oof.parquet") for f in range(15)])
+    parts = pd.concat([pd.read_parquet(run / f"fold{f}" / "oof.parquet") for f in range(6)])
     assert sorted(parts["repeat"].unique()) == [0, 1, 2]
     assert (parts.groupby("id").size() == 3).all()  # each row validated once per repeat
     oof = pd.read_parquet(run / "oof.parquet").set_index("id")
@@ -217,9 +220,9 @@ def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
     repeat0 = parts[parts["repeat"] == 0].set_index("id")["fold"]
     assert (oof["fold"] == repeat0.loc[oof.index]).all()  # `fold` is the repeat-0 fold
 
-    proc, cut = train(world, comp, "--folds", "7")  # stopped inside repeat 1
-    assert proc.returncode == 0 and len(cut["cv"]["folds"]) == 7
-    proc, resumed = train(world, comp, "--resume", cut["run_dir"], "--folds", "15")
+    proc, cut = train(world, comp, "--folds", "3")  # stopped inside repeat 1
+    assert proc.returncode == 0 and len(cut["cv"]["folds"]) == 3
+    proc, resumed = train(world, comp, "--resume", cut["run_dir"], "--folds", "6")
     assert proc.returncode == 0, proc.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(Path(resumed["run_dir"]) / "oof.parquet"),
                                   pd.read_parquet(run / "oof.parquet"))
