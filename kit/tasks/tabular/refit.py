@@ -18,51 +18,34 @@ from __future__ import annotations
 
 import time
 
-from threadpoolctl import threadpool_limits
-
-from kit.data.tabular import save_preprocessors
-from kit.data.text import TextJoined, fit_fold_text
 from kit.errors import DataError
-from kit.io import atomic_path, save_torch
-from kit.models import get_entry
-from kit.objective import Objective
-from kit.runtime.threads import fit_threads
+from kit.io import save_torch
 from kit.tasks import FoldContext, FoldOutput, Prepared
 from kit.tasks.tabular.models import (
     TabularTransform,
     booster_frame,
     booster_predict,
-    build_fold_model,
-    fit_bins,
 )
 from kit.tasks.tabular.tables import all_rows_setup
 from kit.tasks.tabular.task import (
     _arrays,
     _batches,
     _Fit,
-    _fit_preprocessors,
     _predict_test,
     _sklearn_predict,
+    fit_on_rows,
+    train_sklearn,
 )
 
 
 def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     """One model on all training rows; its test predictions and info (rows, length)."""
-    entry = get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
     cache = prep.state["tables"].cache / f"refit_{ctx.fold_dir.name}"
     tables, rows = all_rows_setup(prep, ctx.cfg, cache)
-    cfg = ctx.cfg  # a network's batch size was resolved by the pipeline (the folds')
-    tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
-                                 cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
-    num, cat = _fit_preprocessors(tables, cfg, rows)
-    objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
-                                   standardize=entry.kind == "torch")
-    bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
-    save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
-    model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
-    fit = {"booster": _booster, "sklearn": _sklearn}.get(entry.kind, _network)
-    out = fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
+    # ctx.cfg: a network's batch size was resolved by the pipeline (the folds')
+    out = fit_on_rows(prep, ctx, ctx.cfg, tables, rows, cache,
+                      {"booster": _booster, "sklearn": _sklearn, "torch": _network})
     out.info.update(seconds=time.monotonic() - started, train_rows=len(rows), refit=True)
     return out
 
@@ -78,16 +61,7 @@ def _booster(model, f: _Fit) -> FoldOutput:
 
 def _sklearn(model, f: _Fit) -> FoldOutput:
     """Fitted with the configured settings (a scikit-learn kind has no best round)."""
-    import skops.io as sio
-
-    if f.text is not None and not f.text.svds:  # linear: one fit over its columns + TF-IDF
-        model = TextJoined(model, len(f.num.columns) + len(f.cat.columns))
-    x = _arrays(f.tables, "train", f.rows, f.num, f.cat, f.text)
-    threads = fit_threads(f.cfg.model.name, *x.shape, num_threads=f.cfg.train.num_threads)
-    with threadpool_limits(limits=threads, user_api="openmp"):
-        model.fit(x, f.objective.batch_target(f.tables.y[f.rows]))
-    with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
-        sio.dump(model, tmp)
+    model, _ = train_sklearn(model, f)
     test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
                             f.objective)
     return FoldOutput(None, test, {"model_file": "model.skops"})

@@ -217,11 +217,21 @@ class _Fit:
 
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
-    entry = get_entry(ctx.cfg.model.name, "tabular")
     started = time.monotonic()
     cache = prep.state["tables"].cache / f"fold{ctx.fold}"
     tables, rows = fold_setup(prep, ctx.cfg, ctx.fold, ctx.train_idx, ctx.valid_idx, cache)
     cfg = sized(ctx.cfg, len(rows))
+    out = fit_on_rows(prep, ctx, cfg, tables, rows, cache,
+                      {"sklearn": _fit_sklearn, "booster": _fit_booster, "torch": _fit_network})
+    out.info.update(seconds=time.monotonic() - started, train_rows=len(rows))
+    return out
+
+
+def fit_on_rows(prep: Prepared, ctx: FoldContext, cfg, tables: Tables, rows: np.ndarray,
+                cache: Path, fits: dict) -> FoldOutput:
+    """The text features, preprocessors, objective and model of `rows` (saved in the fold's
+    folder), then `fits[kind](model, _Fit)`: the fold fit's, or a refit's."""
+    entry = get_entry(cfg.model.name, "tabular")
     tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
                                  cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
     num, cat = _fit_preprocessors(tables, cfg, rows)
@@ -230,11 +240,8 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
     model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
-    fit = {"sklearn": _fit_sklearn, "booster": _fit_booster}.get(entry.kind, _fit_network)
-    out = fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
-    out.info["seconds"] = time.monotonic() - started
-    out.info["train_rows"] = len(rows)
-    return out
+    fit = fits.get(entry.kind, fits["torch"])
+    return fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
 
 
 def _fit_network(model, f: _Fit) -> FoldOutput:
@@ -313,7 +320,9 @@ def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     return model.predict_proba(x).astype(np.float64)
 
 
-def _fit_sklearn(model, f: _Fit) -> FoldOutput:
+def train_sklearn(model, f: _Fit):
+    """A scikit-learn kind fitted on `f.rows` (linear with the TF-IDF beside its columns)
+    and saved as model.skops: (the fitted model, the OpenMP threads it was given)."""
     import skops.io as sio
 
     if f.text is not None and not f.text.svds:  # linear: one fit over its columns + TF-IDF
@@ -326,6 +335,11 @@ def _fit_sklearn(model, f: _Fit) -> FoldOutput:
         model.fit(x, f.objective.batch_target(f.tables.y[f.rows]))
     with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
+    return model, threads
+
+
+def _fit_sklearn(model, f: _Fit) -> FoldOutput:
+    model, threads = train_sklearn(model, f)
     valid = _sklearn_predict(model, _arrays(f.tables, "train", f.ctx.valid_idx, f.num, f.cat,
                                             f.text), f.objective)
     test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
