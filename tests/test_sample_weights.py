@@ -5,10 +5,18 @@ libraries and scikit-learn kinds train on them."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
+from kit.config import load_resolved
 from kit.errors import ConfigError
 from kit.metrics.competition import competition_metric
 from kit.metrics.registry import METRICS, get_metric
@@ -114,3 +122,103 @@ def test_blend_refuses_weights_naming_the_way_out():
                         problem="classification", member_params={})
     with pytest.raises(ConfigError, match="ensemble.py"):
         fit_sklearn(model, np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4))
+
+
+# --- data.weight through a run ------------------------------------------------------------
+
+WEIGHTED = """
+[competition]
+task = "tabular"
+metric = "{metric}"
+
+[data]
+id = "id"
+target = "label"
+weight = "w"
+
+[features]
+numeric = "auto"
+categorical = "auto"
+
+[model]
+name = "{model}"
+
+[cv]
+n_splits = 3
+"""
+
+
+def weighted_world(tmp_path, metric="accuracy", model="lgbm", n=400):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=n + 100)
+    frame = pd.DataFrame({"id": np.arange(n + 100), "x": x, "z": rng.normal(size=n + 100)})
+    train, test = frame.iloc[:n].copy(), frame.iloc[n:].copy()
+    train["label"] = (train["x"] + rng.normal(0, 0.7, n) > 0).astype(int)
+    train["w"] = rng.choice([0.5, 1.0, 3.0], n)
+    test["w"] = 1.0  # in both files, so "auto" would take it were it not data.weight
+    data = tmp_path / "data"
+    data.mkdir()
+    train.to_csv(data / "train.csv", index=False)
+    test.to_csv(data / "test.csv", index=False)
+    pd.DataFrame({"id": test["id"], "label": 0}).to_csv(data / "sample_submission.csv",
+                                                        index=False)
+    comp = tmp_path / "comps" / "weighted"
+    comp.mkdir(parents=True)
+    (comp / "config.toml").write_text(WEIGHTED.format(metric=metric, model=model))
+    return train
+
+
+def train_weighted(tmp_path, *extra):
+    summary = tmp_path / "summary.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "weighted",
+         "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
+         "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+
+
+@pytest.mark.parametrize("model", ["lgbm", "linear"])
+def test_a_weighted_run_scores_every_fold_and_the_oof_with_the_weights(tmp_path, model):
+    train = weighted_world(tmp_path, model=model)
+    proc, summary = train_weighted(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = Path(summary["run_dir"])
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["weight"] == "w"
+    oof = pd.read_parquet(run / "oof.parquet").merge(train[["id", "label", "w"]], on="id")
+    metric = get_metric("accuracy")
+    proba = oof[["p_0", "p_1"]].to_numpy()
+    assert scores["oof"] == pytest.approx(metric(oof["label"].to_numpy(), proba, oof["w"]))
+    assert scores["oof"] != pytest.approx(metric(oof["label"].to_numpy(), proba))
+    for k, score in enumerate(scores["folds"]):
+        part = oof[oof["fold"] == k]
+        assert score == pytest.approx(metric(part["label"].to_numpy(),
+                                             part[["p_0", "p_1"]].to_numpy(), part["w"]))
+    features = load_resolved(run / "config.toml").features
+    assert "w" not in (*features.numeric, *features.categorical)  # never a feature
+
+
+@pytest.mark.parametrize(("metric", "model", "extra", "says"), [
+    ("accuracy", "mlp", (), "does not train on row weights"),
+    ("qwk", "lgbm", (), "cut points"),
+    ("accuracy", "lgbm", ("--set", "data.out_of_core=on"), "data.weight"),
+])
+def test_what_cannot_take_weights_yet_is_refused_by_name(tmp_path, metric, model, extra, says):
+    weighted_world(tmp_path, metric=metric, model=model)
+    proc, _ = train_weighted(tmp_path, *extra)
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr[-2000:]
+    assert not list((tmp_path / "subs").rglob("*.csv"))
+
+
+def test_an_ensemble_refuses_weighted_runs_naming_the_run(tmp_path):
+    weighted_world(tmp_path)
+    runs = [train_weighted(tmp_path, *seed)[1]["run_dir"] for seed in ((), ("--seed", "1"))]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ensemble.py"), "--comp", "weighted", *runs,
+         "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
+         "--data", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    assert proc.returncode == 2 and "data.weight" in proc.stderr and runs[0] in proc.stderr

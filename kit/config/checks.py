@@ -43,6 +43,7 @@ def validate(cfg: Config, source: str) -> None:
                                        "or a decay in (0, 1), e.g. 0.999"),
         (cfg.cv.bins >= 2, "cv.bins must be at least 2"),
         *_image_checks(cfg.image, cfg.competition.problem),
+        *_weight_checks(cfg),
         (cfg.cv.repeats >= 1, f"cv.repeats = {cfg.cv.repeats}: give 1 (one K-fold split) or "
                               "more (repeated CV)"),
         (cfg.optim.huber_delta > 0, "optim.huber_delta must be positive"),
@@ -68,6 +69,21 @@ def validate(cfg: Config, source: str) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{source}: {message}")
+
+
+def _weight_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """data.weight names a column of its own: never the id, the target or a feature."""
+    weight = cfg.data.weight
+    if not weight:
+        return []
+    listed = [c for c in (*cfg.features.numeric, *cfg.features.categorical) if c == weight]
+    return [(cfg.competition.task == "tabular",
+             f"data.weight = {weight!r}: row weights are for a tabular task; unset it"),
+            (weight not in (cfg.data.id, cfg.data.target),
+             f"data.weight = {weight!r} is the data.id or data.target column; name the column "
+             "of per-row weights"),
+            (not listed, f"data.weight = {weight!r} is listed under [features]: a weight is "
+                         "never a feature (test rows have none); drop it from the lists")]
 
 
 def _time_checks(cv: CVConfig) -> list[tuple[bool, str]]:

@@ -3,7 +3,7 @@
 `features.numeric` / `features.categorical` are lists taken as they are, or "auto": the
 columns train and test both hold after features.py (a train-only column is a label, a
 leak or a second target, and a model cannot use it on test rows), numbers (not booleans)
-as numeric and the rest categorical; the id, the target, cv.group, cv.time, the other lists'
+as numeric and the rest categorical; the id, the target, data.weight, cv.group, cv.time, the other lists'
 columns and `features.exclude` are left out. Long free text is never a category: with
 categorical "auto", a column `is_free_text` (rule below) goes under `features.text` when that
 is "auto" (the default), and is otherwise left out; "auto" text takes nothing when the
@@ -102,8 +102,8 @@ def feature_lists(cfg: Config, train: pd.DataFrame, test_columns: Iterable[str] 
 def _candidates(cfg: Config, train: pd.DataFrame, listed: set[str],
                 test_columns: Iterable[str] | None) -> tuple[list[str], list[str]]:
     """(the columns "auto" may take, the train-only columns it leaves out)."""
-    skip = {cfg.data.id, cfg.data.target, cfg.cv.group, cfg.cv.time, *cfg.features.exclude,
-            *listed}
+    skip = {cfg.data.id, cfg.data.target, cfg.data.weight, cfg.cv.group, cfg.cv.time,
+            *cfg.features.exclude, *listed}
     rest = [c for c in train.columns if c not in skip]
     if test_columns is None:
         return rest, []

@@ -135,8 +135,9 @@ class TextJoined:
         head = steps.fit_transform(dense) if fit else steps.transform(dense)
         return sparse.hstack([sparse.csr_matrix(head), x[:, self.n_dense:]], format="csr")
 
-    def fit(self, x: sparse.csr_matrix, y) -> TextJoined:
-        self.pipeline[-1].fit(self._join(x, fit=True), y)
+    def fit(self, x: sparse.csr_matrix, y, sample_weight=None) -> TextJoined:
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.pipeline[-1].fit(self._join(x, fit=True), y, **weights)
         return self
 
     def predict(self, x: sparse.csr_matrix) -> np.ndarray:

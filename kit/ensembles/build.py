@@ -186,6 +186,7 @@ def ensemble_runs(
     if test_from == "refit":
         runs = with_refit_tests(runs)
     check_time_blend(runs, method, weights)
+    check_unweighted(runs)
     stack = stack_runs(runs, slug)
     split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
     for message in split_warnings:
@@ -283,6 +284,17 @@ def check_time_blend(runs: list[Run], method: str, weights: str | None) -> None:
                           f"{method} fits blend weights on all its validated folds, later "
                           "folds included (a leak from the future); use --method soft or "
                           "hard, or --method weighted with --weights w1,w2,...")
+
+
+def check_unweighted(runs: list[Run]) -> None:
+    """A run scored with data.weight (scores.json "weight") would be blended and scored
+    without its row weights: refused until the ensemble weighs rows too."""
+    weighted = [run for run in runs if run.scores.get("weight")]
+    if weighted:
+        raise ConfigError(f"run {weighted[0].path} was scored with data.weight = "
+                          f"{weighted[0].scores['weight']!r}, and ensembles do not weigh rows "
+                          "yet: their scores would be unweighted; submit the run itself, or "
+                          "train the members without data.weight")
 
 
 def check_direction(runs: list[Run], metric: Metric) -> None:

@@ -83,7 +83,8 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
         ("features.text", cfg.features.text not in ((), ("auto",))),  # TF-IDF fits in memory
         ("features.scaling = \"quantile\"", cfg.features.scaling == "quantile"),
         (f"cv.repeats = {cfg.cv.repeats}", cfg.cv.repeats > 1),
-        ("cv.strategy = \"time\"", cfg.cv.strategy == "time")) if used]
+        ("cv.strategy = \"time\"", cfg.cv.strategy == "time"),
+        (f"data.weight = {cfg.data.weight!r}", bool(cfg.data.weight))) if used]
     if needs:
         raise ConfigError(f"{why}, and {', '.join(needs)} need(s) the whole table in memory; "
                           "move row-local features to features.py transform_batch(frame), drop "

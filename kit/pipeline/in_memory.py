@@ -16,7 +16,7 @@ import pandas as pd
 
 from kit.config import Config
 from kit.ensembles.blend import fold_vote_hard
-from kit.errors import DataError
+from kit.errors import ConfigError, DataError
 from kit.io import write_csv
 from kit.metrics import cut_points
 from kit.metrics.registry import Metric
@@ -59,6 +59,7 @@ class InMemory:
                  run_dir: Path, resume: bool, comp_runs: Path):
         self.cfg, self.metric, self.task = cfg, metric, get_task(cfg.competition.task)
         self.prep = prep = self.task.prepare(cfg, comp_dir, data_dir, run_dir / "cache")
+        _check_weighted_metric(cfg, prep, metric)
         if dist.is_main() and not resume and prep.features:
             _store_feature_lists(cfg, prep.features, run_dir)
         self.sample_path = data_dir / cfg.data.sample_submission  # checked now, not after training
@@ -111,7 +112,11 @@ class InMemory:
         return self.prep.y[oof["_row"].to_numpy()], oof[pred_columns(self.classes)].to_numpy()
 
     def score_fold(self, k: int, fold: Path) -> float:
-        return self.metric(*self._fold_labels(k))
+        return self.metric(*self._fold_labels(k), self._weight(self.oof_parts[k]["_row"]))
+
+    def _weight(self, rows) -> np.ndarray | None:
+        """data.weight of these train rows (None: every row counts once)."""
+        return None if self.prep.weight is None else self.prep.weight[np.asarray(rows)]
 
     def plot_fold(self, k: int, fold: Path, out: FoldOutput) -> None:
         """The fold's learning curves (from its history rows), the first augmented batch
@@ -133,7 +138,7 @@ class InMemory:
             self.metric
         oof = _mean_over_repeats(pd.concat(self.oof_parts, ignore_index=True), cols)
         labels, oof_pred = self.prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
-        oof_score = metric(labels, oof_pred)
+        oof_score = metric(labels, oof_pred, self._weight(oof["_row"]))
         test = fold_mean(self.test_preds, cfg.ensemble.fold_vote)
         cut = _cut_scores(self.prep, metric, self.oof_parts, oof, labels,  # None unless qwk
                           forward=cfg.cv.strategy == "time")
@@ -146,6 +151,8 @@ class InMemory:
             self.submitted = cut_points.apply(test, cut.cuts)
             write_cut_points(run_dir, cut_points.record(cut, metric, classes))
             _print_cuts(metric, cut, extra["oof_argmax"], run_dir)
+        if self.prep.weight is not None:  # every score above weighs its rows by it
+            extra["weight"] = cfg.data.weight
         write_predictions(run_dir, oof.drop(columns="_row"),
                           pred_frame(self.prep.test_ids, test, classes))
         self.labels = labels
@@ -283,6 +290,14 @@ def _mean_over_repeats(oof: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     first = oof.drop_duplicates("_row").set_index("_row")
     first[cols] = oof.groupby("_row")[cols].mean()
     return first.reset_index().drop(columns="repeat")[[*oof.columns.drop("repeat")]]
+
+
+def _check_weighted_metric(cfg: Config, prep: Prepared, metric: Metric) -> None:
+    """Cut points are fitted unweighted: data.weight is refused where the run fits them."""
+    if prep.weight is not None and cut_points.applies(metric, prep.classes):
+        raise ConfigError(f"data.weight = {cfg.data.weight!r} with competition.metric = "
+                          f"{metric.name!r}: its labels come from cut points, which are fitted "
+                          "without row weights yet; unset data.weight or use another metric")
 
 
 def _cut_scores(prep, metric, oof_parts, oof, labels, *, forward: bool):

@@ -49,6 +49,8 @@ class Prepared:
     # cv.time's parsed values per train row (float64 / datetime64[ns]) under
     # cv.strategy = "time" (kit/splits/time.py read_times), else None
     times: np.ndarray | None = None
+    # data.weight's values per train row (float64), or None: every row counts once
+    weight: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

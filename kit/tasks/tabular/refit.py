@@ -52,7 +52,8 @@ def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 def _booster(model, f: _Fit) -> FoldOutput:
     model.fit_rounds(booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
-                     f.objective.batch_target(f.tables.y[f.rows]))
+                     f.objective.batch_target(f.tables.y[f.rows]),
+                     weight=None if f.tables.w is None else f.tables.w[f.rows])
     model.save(f.ctx.fold_dir / model.file_name)
     test = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat), f.objective)
     return FoldOutput(None, test, {"model_file": model.file_name, "rounds": model.rounds,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kit.config import Config
+from kit.data.weights import read_weights
 from kit.errors import DataError
 from kit.io import write_parquet
 from kit.objective import check_target
@@ -39,6 +40,7 @@ class Tables:
     numeric: list[str]
     categorical: list[str]
     y: np.ndarray  # the train rows' targets by position (Prepared.y, plus any extra rows)
+    w: np.ndarray | None = None  # data.weight by position, like y (None: unweighted)
     # the parts whose parquet copy this object wrote (a copy is a new object: it writes its own)
     written: set = field(default_factory=set, init=False, repr=False, compare=False)
 
@@ -54,8 +56,8 @@ class Tables:
 
 
 def make_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
-                y: np.ndarray) -> Tables:
-    return Tables(train, test, cache, list(numeric), list(categorical), y)
+                y: np.ndarray, w: np.ndarray | None = None) -> Tables:
+    return Tables(train, test, cache, list(numeric), list(categorical), y, w)
 
 
 def check_classes(cfg: Config, classes: list, data_dir: Path) -> None:
@@ -95,7 +97,7 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
     extra = _extra_rows(prep, cfg, fold, rows)
     if extra is None and not fns:
         return base, rows
-    train, test, y = base.train, base.test, base.y
+    train, test, y, w = base.train, base.test, base.y, base.w
     numeric, categorical = list(base.numeric), list(base.categorical)
     if extra is not None:
         added, y_added = extra
@@ -103,6 +105,8 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
         train = pd.concat([train, added.reindex(columns=train.columns.drop([ROW, "_y"])).assign(
             **{ROW: positions, "_y": y_added})])
         frame, y = pd.concat([frame, added]), np.concatenate([y, y_added])
+        if w is not None:  # an added row weighs its data.weight column's value, else 1
+            w = np.concatenate([w, _added_weights(cfg, added)])
         rows = np.concatenate([rows, positions])
     if fns:
         train_cols, test_cols = fit_fold_columns(
@@ -118,7 +122,14 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
             train_cols[c]) and not pd.api.types.is_bool_dtype(train_cols[c])]
         categorical += [c for c in train_cols.columns if c not in numeric]
         train, test = train.join(train_cols), test.join(test_cols)
-    return make_tables(train, test, cache, numeric, categorical, y), rows
+    return make_tables(train, test, cache, numeric, categorical, y, w), rows
+
+
+def _added_weights(cfg: Config, added: pd.DataFrame) -> np.ndarray:
+    if cfg.data.weight not in added.columns:
+        return np.ones(len(added))
+    return read_weights(added.reset_index(drop=True), cfg.data.weight,
+                        "features.py extra_train_rows()")
 
 
 def all_rows_setup(prep: Prepared, cfg: Config, cache: Path) -> tuple[Tables, np.ndarray]:

@@ -45,11 +45,13 @@ from kit.data.text import (
     load_fold_text,
     with_tfidf,
 )
-from kit.errors import CheckpointError, DataError
+from kit.data.weights import read_weights
+from kit.errors import CheckpointError, ConfigError, DataError
 from kit.hooks import call_with_params, load_hook, map_batches
 from kit.io import atomic_path
 from kit.metrics.competition import resolve_metric
 from kit.models import get_entry
+from kit.models.tabular import fit_sklearn
 from kit.objective import Objective, TargetTransform, check_target
 from kit.run_folder import read_done, read_folds
 from kit.runtime.threads import fit_threads
@@ -114,6 +116,9 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         test = map_batches(batch_hook, test, where=where)
     source = str(data_dir / d.train)
     times = read_times(train, cfg.cv, source)  # None unless cv.strategy = "time"
+    weight = read_weights(train, d.weight, source)  # None unless data.weight is set
+    if weight is not None:
+        _check_weighted_kind(cfg)
     check_target(cfg.competition.problem, train[d.target], d.target, source)
     if cfg.competition.problem == "regression":
         y, classes = _regression_target(cfg, train[d.target], source), []
@@ -138,17 +143,26 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     keep = [d.id, *columns]
     tables = make_tables(train[keep].assign(**{ROW: np.arange(len(train)), "_y": y}),
                          test[keep].assign(**{ROW: np.arange(len(test))}), cache_dir,
-                         numeric, categorical, y)
+                         numeric, categorical, y, weight)
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
     hook = load_hook(comp_dir, "features", "fold_features") if f.fold_hook else None
     fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    features=lists, times=times,
+                    features=lists, times=times, weight=weight,
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
                            "extra_rows": load_hook(comp_dir, "features", "extra_train_rows")})
+
+
+def _check_weighted_kind(cfg: Config) -> None:
+    """data.weight trains the boosters and the scikit-learn kinds; the rest are refused."""
+    entry = get_entry(cfg.model.name, "tabular")
+    if entry.kind == "torch" or entry.name == "blend":
+        raise ConfigError(f"data.weight = {cfg.data.weight!r}: model.name = {entry.name!r} "
+                          "does not train on row weights yet; use lgbm, xgb, catboost, gbdt, "
+                          "linear, rf or extratrees, or unset data.weight")
 
 
 def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
@@ -306,12 +320,18 @@ def _fit_booster(model, f: _Fit) -> FoldOutput:
     train = booster_frame(_part(f.tables, "train", f.rows), f.num, f.cat)
     valid = booster_frame(_part(f.tables, "train", valid_idx), f.num, f.cat)
     y_valid = f.objective.batch_target(f.tables.y[valid_idx])
-    model.fit(train, f.objective.batch_target(f.tables.y[f.rows]), valid, y_valid)
+    model.fit(train, f.objective.batch_target(f.tables.y[f.rows]), valid, y_valid,
+              weight=_weights(f.tables, f.rows), valid_weight=_weights(f.tables, valid_idx))
     out = save_booster(model, f.ctx.fold_dir, f.num, f.cat)
     out.valid_pred = booster_predict(model, valid, f.objective)
     out.test_pred = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat),
                                     f.objective)
     return out
+
+
+def _weights(tables: Tables, rows: np.ndarray) -> np.ndarray | None:
+    """data.weight of `rows` (None: unweighted)."""
+    return None if tables.w is None else tables.w[rows]
 
 
 def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
@@ -332,7 +352,8 @@ def train_sklearn(model, f: _Fit):
     # thread rule (kit.runtime.threads.fit_threads), as the boosters' does
     threads = fit_threads(f.cfg.model.name, *x.shape, num_threads=f.cfg.train.num_threads)
     with threadpool_limits(limits=threads, user_api="openmp"):
-        model.fit(x, f.objective.batch_target(f.tables.y[f.rows]))
+        fit_sklearn(model, x, f.objective.batch_target(f.tables.y[f.rows]),
+                    _weights(f.tables, f.rows))
     with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
     return model, threads

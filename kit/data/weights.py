@@ -1,0 +1,29 @@
+"""Per-row weights (data.weight): a train column the models train on and every score
+weighs its rows by. Checked once when the data is read: numbers, finite, not negative, not
+all zero; never a feature (kit/data/columns.py leaves the column out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kit.errors import DataError
+
+
+def read_weights(frame: pd.DataFrame, column: str, source: str) -> np.ndarray | None:
+    """data.weight's column of `frame` as float64, or None when data.weight is unset."""
+    if not column:
+        return None
+    if column not in frame.columns:
+        raise DataError(f"{source}: no column data.weight = {column!r} (columns: "
+                        f"{list(frame.columns)[:12]}...); fix data.weight in config.toml")
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:3].tolist()
+        raise DataError(f"{source}: data.weight column {column!r} holds {bad.sum()} value(s) "
+                        f"that are not finite numbers >= 0 (rows {rows}: "
+                        f"{frame[column].iloc[rows].tolist()}); fix them or unset data.weight")
+    if not values.any():
+        raise DataError(f"{source}: every data.weight ({column!r}) is 0: no row would count")
+    return values
