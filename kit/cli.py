@@ -157,7 +157,7 @@ def train_main(argv: list[str] | None = None) -> dict:
                                    libraries=_library_versions(cfg))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
-                      folds=facts["folds"], resume=resume is not None,
+                      first_fits=facts["folds"], resume=resume is not None,
                       max_time=cfg.train.max_time or None, label=label, on_start=record)
     try:
         summary = run_cv(cfg, opts)

@@ -198,7 +198,7 @@ def test_a_new_run_never_reads_finished_folds_it_finds(world, finished, tmp_path
     done.write_text(json.dumps({**json.loads(done.read_text()), "planted": True}))
     cfg = load_resolved(folder / "config.toml")
     opts = RunOptions(data_dir=world / "data", run_dir=folder, submissions_dir=tmp_path / "s",
-                      device=torch.device("cpu"), folds=1, submit=False)
+                      device=torch.device("cpu"), first_fits=1, submit=False)
     run_cv(cfg, opts)
     assert "planted" not in json.loads(done.read_text())
 

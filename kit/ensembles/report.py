@@ -209,7 +209,7 @@ def _scores(stack: Stack, blend: Blend, metric: Metric, split: str,
     with `cut`, its in-CV cut-point scores (the argmax ones kept beside them)."""
     if cut is not None:
         argmax = _scores(stack, blend, metric, split)
-        return scores_dict(metric, stack.problem, cut.folds, cut.oof, stack.classes,
+        return scores_dict(metric, stack.problem, cut.fold_scores, cut.oof, stack.classes,
                            split=split, folds_argmax=argmax["folds"], oof_argmax=argmax["oof"])
     folds = [
         metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])

@@ -20,7 +20,7 @@ earlier folds' only, the first fold rounding at k + 0.5). The cuts for the test 
 are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/run_folder/).
 
     fit = score_cv(oof_proba, labels, folds, get_metric("qwk"))
-    fit.oof, fit.folds          # the honest scores
+    fit.oof, fit.fold_scores    # the honest scores
     apply(test_proba, fit.cuts)  # one-hot labels: the argmax-based submission writes them
 """
 
@@ -167,7 +167,7 @@ class CutScores:
     """What the in-CV procedure gives a run or a blend."""
 
     cuts: np.ndarray  # fitted on all OOF rows: for the test predictions
-    folds: list[float]  # each fold's rows, cut with cuts fitted on the other folds
+    fold_scores: list[float]  # each fold's rows, cut with cuts fitted on the other folds
     oof: float  # every OOF row cut with cuts fitted without its fold: the score to report
     oof_labels: np.ndarray  # (N,) those labels
     in_sample: float  # `cuts` scored on the rows they were fitted on: optimistic, a reference
@@ -205,4 +205,4 @@ def record(scores: CutScores, metric: Metric, classes: list) -> dict:
     return {"metric": metric.name, "score": "expected class index: sum_k k * p_<class k>",
             "classes": [str(c) for c in classes], "cut_points": [float(c) for c in scores.cuts],
             "oof_in_cv": float(scores.oof), "oof_in_sample": float(scores.in_sample),
-            "folds_in_cv": [float(s) for s in scores.folds]}
+            "folds_in_cv": [float(s) for s in scores.fold_scores]}

@@ -145,7 +145,7 @@ class InMemory:
         extra, self.plotted, self.submitted, self.test_mean = {}, oof_pred, test, test
         if cut is not None:  # report labels cut with cuts fitted on the other folds (no leak)
             extra = {"folds_argmax": fold_scores, "oof_argmax": oof_score}
-            fold_scores, oof_score = cut.folds, cut.oof
+            fold_scores, oof_score = cut.fold_scores, cut.oof
             self.plotted = cut_points.one_hot(cut.oof_labels, len(classes))
             self.cuts = cut.cuts  # the final cuts, from all OOF rows
             self.submitted = cut_points.apply(test, cut.cuts)
@@ -186,7 +186,7 @@ class InMemory:
 
 def _print_cuts(metric: Metric, cut, oof_argmax: float, run_dir: Path) -> None:
     print(f"{metric.name} of labels cut with cut points fitted on the other folds (the "
-          f"fold lines above: argmax): folds {', '.join(f'{s:.4f}' for s in cut.folds)}, "
+          f"fold lines above: argmax): folds {', '.join(f'{s:.4f}' for s in cut.fold_scores)}, "
           f"OOF {cut.oof:.4f} (argmax {oof_argmax:.4f})")
     print(f"cut points for the test rows, fitted on all OOF rows: "
           f"{[round(float(c), 4) for c in cut.cuts]} -> {run_dir / 'cut_points.json'}")
@@ -311,7 +311,7 @@ def _cut_scores(prep, metric, oof_parts, oof, labels, *, forward: bool):
              for p in oof_parts]
     scored = cut_points.score_cv(oof[cols].to_numpy(), labels, oof["fold"].to_numpy(), metric,
                                  forward=forward)
-    return dataclasses.replace(scored, folds=cut_points.fit_scores(parts, metric,
+    return dataclasses.replace(scored, fold_scores=cut_points.fit_scores(parts, metric,
                                                                    forward=forward))
 
 

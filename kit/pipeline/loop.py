@@ -41,7 +41,7 @@ class RunOptions:
     run_dir: Path
     submissions_dir: Path
     device: object  # torch.device
-    folds: int | None = None  # train only the first K folds
+    first_fits: int | None = None  # train only the first K fold fits (--folds K)
     resume: bool = False
     max_time: float | None = None  # seconds for the whole run
     label: str = ""  # "dryrun" / "demo": marks the submission file name
@@ -89,7 +89,7 @@ class _Folds:
 
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
-    """Train every fold (or the first `opts.folds`), write predictions, scores, submission."""
+    """Train every fold (or the first `opts.first_fits`), write predictions, scores, submission."""
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
     path, metric = _run_path(cfg, opts)
@@ -129,7 +129,7 @@ def _fit_folds(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, tra
     """Each fold fit in order: read when finished (--resume), else trained unless the
     deadline passed; scored, printed, reported to the tracker and `opts.on_fold`."""
     folds = _Folds()
-    for k in range(min(opts.folds or path.n_fits, path.n_fits)):
+    for k in range(min(opts.first_fits or path.n_fits, path.n_fits)):
         fold = fold_dir(opts.run_dir, k)
         out = path.finished(k, fold) if opts.resume else None  # a new run trains every fold
         if out is None:
@@ -161,8 +161,8 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
     path's report, the submission and its copy, the printed summary; returns the summary
     (--summary-json)."""
     run = path.finish(opts.run_dir, folds.scores)
-    scores = scores_dict(metric, cfg.competition.problem, run.folds, run.oof, path.classes,
-                         n_folds_trained=len(run.folds), n_splits=cfg.cv.n_splits,
+    scores = scores_dict(metric, cfg.competition.problem, run.fold_scores, run.oof, path.classes,
+                         n_folds_trained=len(run.fold_scores), n_splits=cfg.cv.n_splits,
                          repeats=cfg.cv.repeats, repeat_means=run.repeat_means,
                          split=run.split, fold_info=[out.info for out in folds.outputs],
                          **run.fields)
@@ -194,7 +194,7 @@ def _print_summary(metric: Metric, scores: dict, run: RunScores, seconds: float,
                    copy: Path | None) -> None:
     covered = "" if run.oof_rows in (None, run.rows) else f" on {run.oof_rows} of {run.rows} rows"
     print(f"CV {metric.name}: {scores['mean']:.4f} ± {scores['std']:.4f} over "
-          f"{len(run.folds)} folds (OOF {run.oof:.4f}{covered}) in {seconds:.1f}s")
+          f"{len(run.fold_scores)} folds (OOF {run.oof:.4f}{covered}) in {seconds:.1f}s")
     if len(run.repeat_means) > 1:
         print(f"  over {len(run.repeat_means)} repeats: {np.mean(run.repeat_means):.4f} ± "
               f"{np.std(run.repeat_means):.4f} (the std of the repeat means)")

@@ -23,13 +23,13 @@ A run's set-up is here too: its own new folder (`new_run_dir`, a tuning trial's
 (`set_up_process`: seed, threads, device).
 
 The package: names.py (file names, prediction columns, which folders are runs), records.py
-(a run's set-up: its folder, config.toml, run.json; scores.json read; the process), folds.py
-(a fold's files, cut points, the submission's copy, refit models), predictions.py (OOF,
-test predictions, scores, folds.csv; a finished run read back). `kit.run_folder` re-exports
-them: the one import for the rest of the kit.
+(a run's set-up: its folder, config.toml, run.json; scores.json read; the process),
+fold_files.py (a fold's files, cut points, the submission's copy, refit models),
+predictions.py (OOF, test predictions, scores, folds.csv; a finished run read back).
+`kit.run_folder` re-exports them: the one import for the rest of the kit.
 """
 
-from kit.run_folder.folds import (  # noqa: F401
+from kit.run_folder.fold_files import (  # noqa: F401
     CUT_POINTS,
     DONE,
     HISTORY,

@@ -13,7 +13,7 @@ import pandas as pd
 from kit.config import Config
 from kit.errors import DataError
 from kit.io import write_csv, write_json, write_parquet
-from kit.run_folder.folds import read_done, write_done
+from kit.run_folder.fold_files import read_done, write_done
 from kit.run_folder.names import OOF, RUN_FILES, RUN_INFO, SCORES, TEST_PRED, pred_columns
 from kit.run_folder.records import read_config, read_run_info, write_run_info
 from kit.splits.folds import Split

@@ -97,7 +97,7 @@ class RunScores:
     """What a run path hands the run loop once its folds are in: the scores it reports and
     the scores.json fields only it knows (kit/pipeline/loop.py writes the file)."""
 
-    folds: list[float]  # per fold fit, as reported (qwk: labels cut on the other folds)
+    fold_scores: list[float]  # per fold fit, as reported (qwk: labels cut on the other folds)
     oof: float  # the metric over the run's OOF rows
     repeat_means: list[float]  # the mean of each repeat whose folds all finished
     split: str  # the split's hash (folds.csv), or "hash:<key>:<K>:<seed>" out of core
