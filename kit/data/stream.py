@@ -48,9 +48,7 @@ DataLoader worker).
 from __future__ import annotations
 
 import itertools
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +63,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from kit.data.parquet_files import dictionary_schema, discover, read_footers, reading
 from kit.data.shards import Unit, batch_count, batch_quotas, deal_units, make_units
-from kit.errors import ConfigError, DataError
+from kit.data.stream_stages import Transform, ahead, checked_arrays, repeat_rows, to_frames
+from kit.errors import ConfigError
 from kit.runtime.seed import worker_init_fn
 
-Transform = Callable[[pd.DataFrame], "dict[str, np.ndarray]"]
 DDP_EVEN = ("pad", "drop")
 _LOCAL = pafs.LocalFileSystem()
 # pre_buffer=False + a buffered stream: read a row group page by page instead of holding all
@@ -197,9 +195,9 @@ class TabularStream(IterableDataset):
         # three stages in background threads (parquet read; Arrow -> pandas; transform and
         # shuffle), one chunk in each slot, so the caller's thread only slices batches: an
         # epoch takes about the slowest stage, not their sum
-        tables = _ahead(self._read([units[u] for u in shards[shard]]))
-        frames = _ahead(_frames(tables))
-        chunks = _ahead(self._arrays(frames, rng))
+        tables = ahead(self._read([units[u] for u in shards[shard]]))
+        frames = ahead(to_frames(tables))
+        chunks = ahead(self._arrays(frames, rng))
 
         def stop() -> None:  # each stage joins its thread; also when a transform raised,
             for stage in (chunks, frames, tables):  # whose traceback would keep them alive
@@ -224,13 +222,13 @@ class TabularStream(IterableDataset):
             if pad:
                 pool = ({k: torch.cat([part[k] for part in kept]) for k in kept[0]}
                         if kept else self._borrowed_rows(units, want))
-                yield from _repeat(pool, pad, self.batch_size)
+                yield from repeat_rows(pool, pad, self.batch_size)
         finally:
             stop()
 
     def _borrowed_rows(self, units: list[Unit], want: int) -> dict[str, torch.Tensor]:
         """Padding rows for a shard that `filter` left empty: the first rows of the data."""
-        arrays = next(self._arrays(_frames(self._read(units)), None))
+        arrays = next(self._arrays(to_frames(self._read(units)), None))
         return {k: torch.from_numpy(a[:want]) for k, a in arrays.items()}
 
     def _fragment(self, f: int, group: int) -> ds.ParquetFileFragment:
@@ -282,7 +280,7 @@ class TabularStream(IterableDataset):
         """One transform call per chunk; rows permuted in the final arrays when shuffling."""
         for frame in frames:
             rows = len(frame)
-            arrays = _checked(self.transform(frame), rows, self.transform)
+            arrays = checked_arrays(self.transform(frame), rows, self.transform)
             del frame
             if self.shuffle and rng is not None:
                 perm = rng.permutation(rows)
@@ -386,84 +384,3 @@ def _filter_error(expr: pc.Expression, schema: pa.Schema) -> str | None:
     except (pa.ArrowException, TypeError) as err:
         return str(err)
     return None
-
-
-def _frames(tables: Iterator[pa.Table]) -> Iterator[pd.DataFrame]:
-    """Chunks as DataFrames. split_blocks: one numpy array per column (zero-copy where Arrow
-    allows) instead of a consolidated 2-D copy; self_destruct frees each column once
-    converted. A stage of its own: about as long as the read or the transform."""
-    for table in tables:
-        yield table.to_pandas(split_blocks=True, self_destruct=True)
-        del table
-
-
-def _ahead(chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Produce the next chunk in a background thread while the caller works on this one.
-
-    Arrow decoding and numpy both release the GIL, so chained stages take about the
-    slowest stage instead of their sum; at most one chunk waits in each slot.
-    """
-    slot: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def offer(item: tuple) -> bool:
-        while not stop.is_set():
-            try:
-                slot.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def fill() -> None:
-        try:
-            if all(offer((chunk, None)) for chunk in chunks):
-                offer((None, None))
-        except BaseException as err:  # noqa: BLE001 - re-raised in the consuming thread
-            offer((None, err))
-        finally:
-            chunks.close()
-
-    reader = threading.Thread(target=fill, name="TabularStream-read", daemon=True)
-    reader.start()
-    try:
-        while True:
-            chunk, err = slot.get()
-            if err is not None:
-                raise err
-            if chunk is None:
-                return
-            yield chunk
-    finally:
-        stop.set()  # the consumer stopped early or failed: let the reader finish
-        reader.join()
-
-
-def _repeat(pool: dict[str, torch.Tensor], n: int, size: int
-            ) -> Iterator[dict[str, torch.Tensor]]:
-    """n full batches cycling through the rows of `pool`."""
-    rows = len(next(iter(pool.values())))
-    for i in range(n):
-        index = torch.arange(i * size, (i + 1) * size) % rows
-        yield {k: v[index] for k, v in pool.items()}
-
-
-def _checked(out: Any, rows: int, transform: Transform) -> dict[str, np.ndarray]:
-    """The transform's arrays, checked: one row per input row, numeric, writable."""
-    name = getattr(transform, "__qualname__", type(transform).__name__)
-    if not isinstance(out, dict) or not out:
-        raise DataError(f"transform {name} returned {type(out).__name__}; it must return a "
-                        "non-empty dict[str, numpy.ndarray]")
-    arrays = {}
-    for key, value in out.items():
-        a = np.asarray(value)
-        if a.ndim == 0 or len(a) != rows:
-            raise DataError(f"transform {name} returned {key!r} with shape {a.shape} for a "
-                            f"chunk of {rows} rows; return one row per input row (drop rows "
-                            "with TabularStream(filter=...), not in the transform)")
-        if a.dtype.kind not in "biufc":
-            raise DataError(f"transform {name} returned {key!r} as {a.dtype}; tensors need "
-                            "numbers: encode strings as integer codes first")
-        # read-only arrays (Arrow buffers, pandas copy-on-write) must not back a tensor
-        arrays[key] = a if a.flags.writeable else a.copy()
-    return arrays
