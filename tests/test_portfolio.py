@@ -127,6 +127,33 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(t
     assert any(line.startswith("[1/1] rf_s0: skipped: estimated 426 s") for line in lines)
 
 
+def test_no_probe_starts_when_even_the_cheapest_run_probed_would_not_fit(tmp_path,
+                                                                        monkeypatch):
+    """A probe followed by no run only spends the budget (the bench overran AutoGluon's time
+    that way): skipped with the cheapest measured whole run named, no train.py started."""
+    from kit.config import load_config
+    from kit.portfolio import loop
+    from kit.portfolio.manifest import Job, Manifest, Options
+    from kit.portfolio.members import choose
+
+    def no_train(*args, **kwargs):
+        raise AssertionError("no probe may start")
+
+    monkeypatch.setattr(loop, "call", no_train)
+    cfg = load_config(ROOT / "competitions" / "titanic" / "config.toml")
+    runs = tmp_path / "runs"
+    manifest = Manifest.create(runs, Options("titanic", 100.0, 1, ("linear", "rf"),
+                                             runs=str(runs), submissions=str(tmp_path / "s")))
+    manifest.jobs[0] = Job("linear", state="done", cv=0.8, std=0.01, fits=15, fold_seconds=2.0,
+                           start_seconds=6.0)
+    manifest.spent = 70.0  # left: 100 - 70 - 2 x 6 (the blends' starts) = 18 s < 6 + 15 x 2
+    lines = []
+    loop.Portfolio(manifest, cfg, choose("linear,rf"), log=lines.append).run()
+    rf = manifest.jobs[1]
+    assert rf.state == "skipped" and rf.run_dir == "", lines
+    assert "less than a whole run at the cheapest rate probed so far (linear: 36 s)" in rf.why
+
+
 def test_refit_members_are_blended_on_their_refit_predictions(tmp_path, titanic_demo):
     """--refit only: every member refits after all its folds (the probe's refit, from one
     fold, is removed), and the blend applies its OOF weights to the refit predictions."""

@@ -1,6 +1,8 @@
 """The portfolio's loop: each member probed, estimated, continued or skipped; extra seeds.
 
-A member's first run trains its first fold fit only (`train.py --folds 1`, the probe). Its
+A member's first run trains its first fold fit only (`train.py --folds 1`, the probe); no
+probe starts when the time left is less than a whole run of the cheapest member probed so
+far (a probe that cannot be followed by its run only spends the budget). Its
 cost is then estimated without waste: the probe's own seconds (one fold, the data read)
 times the fold fits still to train, plus one process start (the probe's wall time less its
 own seconds). When that fits the budget left (less a reserve for the two blends), the same
@@ -90,10 +92,14 @@ class Portfolio:
 
     def probe(self, member: Member, job: Job) -> bool:
         """Train the first fold fit; True when the rest of the run fits the budget left."""
-        left = self.left()
+        left, floor = self.left(), self.cheapest_run()
         if left <= self.last_probe:
             self.close(job, "skipped", f"{left:.0f} s of the budget left, less than a probe "
                        f"(the last one took {self.last_probe:.0f} s)")
+            return False
+        if floor is not None and left < floor[0]:
+            self.close(job, "skipped", f"{left:.0f} s of the budget left, less than a whole "
+                       f"run at the cheapest rate probed so far ({floor[1]}: {floor[0]:.0f} s)")
             return False
         job.state = "probing"
         out = self.train(job, self.new_run_args(member, job, folds=1), "probe")
@@ -120,6 +126,17 @@ class Portfolio:
             self.drop_run(job)
             return False
         return self.keep(job)
+
+    def cheapest_run(self) -> tuple[float, str] | None:
+        """(seconds, member) of the cheapest whole run probed so far: a process start, every
+        fold fit and the refit at that member's measured rates; None before any probe. A
+        probe that could not be followed by its run even at that rate is not started: it
+        would only spend the budget."""
+        probed = [j for j in self.manifest.jobs if j.fold_seconds is not None and j.fits]
+        if not probed:
+            return None
+        best = min(probed, key=whole_run)
+        return whole_run(best), best.member
 
     def keep(self, job: Job) -> bool:
         job.state = "training"
@@ -232,6 +249,11 @@ class Portfolio:
             ahead = f"; about {guess:.0f} s for the {members_left} members left"
         self.log(f"{where} {job.key}: {what} ({job.seconds:.0f} s); spent {self.spent():.0f} "
                  f"of {self.options.budget:.0f} s{ahead}")
+
+
+def whole_run(job: Job) -> float:
+    """A probed job's measured cost of a whole run: one start, its fold fits, its refit."""
+    return job.start_seconds + job.fold_seconds * job.fits + (job.refit_seconds or 0.0)
 
 
 def refit_seconds(summary: dict) -> float:
