@@ -144,3 +144,19 @@ def test_bad_refit_input_exits_2_with_one_line(tmp_path, titanic_demo, capsys, f
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0], err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
+
+
+def test_a_refit_after_fewer_folds_is_trained_again_when_the_run_resumes_with_more(tmp_path):
+    """--folds 1 --refit refits from one fold's best round; the resumed run's folds give
+    another length (here 54 rounds, then 61), so its refit is trained again."""
+    args = ["--set", "model.name=lgbm", "--set", "model.params.lgbm.rounds=400", "--refit"]
+    proc, cut = run_train(tmp_path, tmp_path / "data", "--demo", "--folds", "1", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = Path(cut["run_dir"])
+    first = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]
+    proc, _ = run_train(tmp_path, tmp_path / "data", "--resume", str(run), "--folds", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    length = json.loads((run / "scores.json").read_text())["refit"]["length"]
+    again = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]
+    assert again == length["model.params.lgbm.rounds"]
+    assert again != first and "training it again" in proc.stdout

@@ -155,8 +155,11 @@ def _refit_one(path, cfg: Config, opts, i: int, overrides: dict) -> tuple[np.nda
     folder = refit_dir(opts.run_dir, i)
     done = read_refit_fit(folder) if opts.resume else None
     cols = pred_columns(path.classes)
-    if done is not None:
+    if done is not None and _same_length(done[1], overrides):
         return done[0][cols].to_numpy(), done[1]
+    if done is not None:  # the resumed run has more folds: their length is another
+        print(f"refit seed {cfg.train.seed + i}: {folder} was trained for "
+              f"{_length(done[1])}, the folds now give another length; training it again")
     folder.mkdir(parents=True, exist_ok=True)
     seed_cfg = apply_overrides(cfg, overrides, source="refit")
     ctx = FoldContext(seed_cfg, path.n_fits + i, np.arange(len(path.prep.ids)),
@@ -167,6 +170,17 @@ def _refit_one(path, cfg: Config, opts, i: int, overrides: dict) -> tuple[np.nda
     write_refit_fit(folder, pred_frame(path.prep.test_ids, out.test_pred, path.classes), info)
     print(f"refit seed {seed_cfg.train.seed}: {folder} ({info['seconds']:.1f}s)")
     return out.test_pred, info
+
+
+def _length(info: dict) -> dict:
+    return {k: info[k] for k in ("rounds", "epochs") if k in info}
+
+
+def _same_length(info: dict, overrides: dict) -> bool:
+    """Whether a finished refit (its done.json) trained for the length the folds give now."""
+    return all(info.get("epochs" if key == "train.epochs" else "rounds") == value
+               for key, value in overrides.items()
+               if key == "train.epochs" or key.endswith(".rounds"))
 
 
 def combine(refit_preds: list[np.ndarray], fold_mean: np.ndarray, mode: str) -> np.ndarray:
