@@ -12,8 +12,8 @@ with a line naming the estimate and the time left, and its probe folder is remov
 competition's stored split (all members share the config's [cv]), so all can be blended.
 
 With `--refit` every run also trains its refit on all rows (train.py --refit): the probe's
-refit is timed, then removed (its length came from one fold), and the run's continuation
-trains it again from all its folds; the estimates count a refit per run.
+refit is timed; the run's continuation (--resume) trains it again when all its folds give
+another length (kit/pipeline/refit.py); the estimates count a refit per run.
 
 Extra seeds (`--seeds N`) come after every member's first run, round by round in the
 members' order: seed i of a member is a new run with `--seed train.seed + i`, started when
@@ -32,7 +32,7 @@ from pathlib import Path
 from kit.portfolio.calls import Outcome, call
 from kit.portfolio.manifest import Job, Manifest
 from kit.portfolio.members import Member, not_applicable
-from kit.run_folder import REFIT, is_run_folder, read_config, read_run_info, read_scores
+from kit.run_folder import is_run_folder, read_config, read_run_info, read_scores
 
 FINAL = ("done", "failed", "not applicable")
 
@@ -115,7 +115,6 @@ class Portfolio:
             job.refit_seconds = job.fold_seconds
         if job.fits == 1:
             return self.keep(job)
-        self.drop_refit(job)
         rest = job.fold_seconds * (job.fits - 1) + job.refit_seconds + job.start_seconds
         if rest > self.left():
             refit = f" + {job.refit_seconds:.1f} s to refit" if job.refit_seconds else ""
@@ -230,13 +229,6 @@ class Portfolio:
             shutil.rmtree(run_dir)
             self.log(f"removed {run_dir}: an unfinished run is never blended")
         job.run_dir = ""
-
-    def drop_refit(self, job: Job) -> None:
-        """Remove the probe's refit models: their length came from its one fold; the run's
-        --resume trains them again from all its folds."""
-        folder = Path(job.run_dir) / REFIT
-        if folder.is_dir():
-            shutil.rmtree(folder)
 
     def progress(self, job: Job, where: str, members_left: int) -> None:
         """One line: the job's score or why not, its seconds, the time spent and left."""
