@@ -29,7 +29,7 @@ from kit.errors import ConfigError, DataError
 from kit.metrics.competition import resolve_metric
 from kit.metrics.cut_points import applies, score_cv
 from kit.metrics.registry import Metric, check_problem
-from kit.run_folder import OOF, REFIT, TEST_PRED, Run, load_run
+from kit.run_folder import OOF, REFIT, TEST_PRED, Run, load_run, read_pred_frame
 from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
 
 __all__ = ["METHODS", "TEST_FROM", "check_folds_shared", "ensemble_runs", "resolve_run_dir",
@@ -231,20 +231,9 @@ def with_refit_tests(runs: list[Run]) -> list[Run]:
                         "(trained without --refit, or an ensemble); train them with "
                         "`python scripts/train.py ... --refit`, leave them out, or drop "
                         "--test-from refit")
-    return [dataclasses.replace(run, test=_by_id(run.path / REFIT / TEST_PRED, run))
-            for run in runs]
-
-
-def _by_id(path: Path, run: Run) -> pd.DataFrame:
-    """A test prediction file indexed by id as str (the order load_run gives run.test)."""
-    frame = pd.read_parquet(path)
-    lacking = [c for c in ["id", *run.columns] if c not in frame.columns]
-    if lacking or frame[run.columns].isna().to_numpy().any():
-        raise DataError(f"{path}: {'lacks columns ' + str(lacking) if lacking else 'NaN'}; "
-                        f"rerun {run.path}'s prediction (python scripts/predict.py --run "
-                        f"{run.path})")
-    frame = frame.sort_values("id", kind="mergesort")
-    return frame.set_axis(frame["id"].astype(str).to_numpy(), axis=0)
+    return [dataclasses.replace(
+        run, test=read_pred_frame(run.path / REFIT / TEST_PRED, ["id"], run.classes))
+        for run in runs]
 
 
 def check_options(method: str, weights: str | None, hill: HillSettings | None,

@@ -74,6 +74,7 @@ from kit.run_folder.predictions import (  # noqa: F401
     pred_frame,
     read_fold,
     read_folds,
+    read_pred_frame,
     read_split_key,
     scores_dict,
     shared_split,

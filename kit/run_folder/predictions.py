@@ -144,11 +144,14 @@ def load_run(run_dir: str | Path) -> Run:
         classes = [str(c) for c in scores["classes"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"{path / 'scores.json'}: no readable 'classes' list ({exc!r})") from None
-    oof = _read_frame(path / OOF, ["id", "fold", "target"], classes)
-    test = _read_frame(path / TEST_PRED, ["id"], classes)
+    oof = read_pred_frame(path / OOF, ["id", "fold", "target"], classes)
+    test = read_pred_frame(path / TEST_PRED, ["id"], classes)
     return Run(path, cfg, classes, oof, test, scores)
 
-def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame:
+def read_pred_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame:
+    """A prediction file (oof / test_pred, a fold's or a refit's) checked against the
+    contract (the `keys` columns and a prediction column per class, unique ids, no NaN) and
+    indexed by id as str, in id order."""
     frame = pd.read_parquet(path)
     wanted = keys + pred_columns(classes)
     lacking = [c for c in wanted if c not in frame.columns]
@@ -165,6 +168,7 @@ def _read_frame(path: Path, keys: list[str], classes: list[str]) -> pd.DataFrame
         raise DataError(f"{path}: missing predictions (NaN); rerun that run's prediction")
     frame = frame.sort_values("id", kind="mergesort")
     return frame.set_axis(frame["id"].astype(str).to_numpy(), axis=0)
+
 
 def write_scores(run_dir: Path, scores: dict) -> None:
     write_json(run_dir / SCORES, scores)
