@@ -10,43 +10,16 @@ test can see a leak.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import run_in_process, write_config
 
 from kit.config import CVConfig
 from kit.splits.folds import make_split
-
-CONFIG = """
-[competition]
-task = "tabular"
-metric = "accuracy"
-
-[data]
-id = "id"
-target = "label"
-
-[features]
-numeric = {numeric}
-categorical = []
-target_encode = {encode}
-
-[model]
-name = "gbdt"
-
-[model.params.gbdt]
-max_iter = 60
-
-[cv]
-n_splits = {n_splits}
-repeats = {repeats}
-"""
 
 
 def noise_data(folder: Path, n: int = 600, seed: int = 0) -> None:
@@ -71,23 +44,23 @@ def competition(root: Path, name: str, *, numeric=(), encode=(), repeats=1, feat
                 n_splits=5):
     folder = root / name
     folder.mkdir(parents=True)
-    (folder / "config.toml").write_text(CONFIG.format(
-        numeric=json.dumps(list(numeric)), encode=json.dumps(list(encode)), repeats=repeats,
-        n_splits=n_splits))
+    write_config(folder, {
+        "features": {"numeric": list(numeric), "categorical": [], "target_encode": list(encode)},
+        "model": {"name": "gbdt"}, "model.params.gbdt": {"max_iter": 60},
+        "cv": {"n_splits": n_splits, "repeats": repeats}})
     if features:
         (folder / "features.py").write_text(features)
     return name
 
 
 def train(tmp_path: Path, comp: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """scripts/train.py in this process (conftest.run_in_process): (its outcome, summary)."""
     summary = tmp_path / f"{comp}.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", comp,
-         "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
-         "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1",
-             "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    summary.unlink(missing_ok=True)
+    proc = run_in_process("train.py", "--comp", comp, "--data", tmp_path / "data",
+                          "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
+                          "--summary-json", summary, *extra,
+                          env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
     return proc, (json.loads(summary.read_text()) if summary.exists() else {})
 
 
