@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_in_process
 
 from kit.config import load_config
 from kit.errors import ConfigError
@@ -57,20 +58,26 @@ def make_competition(root: Path, metric_file: str | None, metric: str = "my_map3
     return folder
 
 
-def script(name: str, tmp_path: Path, *args, timeout: int = 300):
+def script(name: str, tmp_path: Path, *args, fresh: bool = False):
+    """scripts/<name> with --summary-json: in this process (conftest.run_in_process), or in
+    a new interpreter when `fresh`; (its outcome, the summary or None)."""
     summary = tmp_path / f"{name}-summary.json"
     summary.unlink(missing_ok=True)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / name), *args, "--summary-json", str(summary)],
-        capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    env = {"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")}
+    if fresh:
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / name), *args, "--summary-json", str(summary)],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    else:
+        proc = run_in_process(name, *args, "--summary-json", summary, env=env)
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
 
 
-def train(tmp_path: Path, *extra):
+def train(tmp_path: Path, *extra, fresh: bool = False):
     return script("train.py", tmp_path, "--comp", SLUG, "--data", str(tmp_path / "data"),
                   "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
-                  "--set", "cv.n_splits=3", *extra)
+                  "--set", "cv.n_splits=3", *extra, fresh=fresh)
 
 
 @pytest.fixture
@@ -173,7 +180,7 @@ def test_a_bad_metric_stops_the_run_with_exit_2_and_writes_nothing(tmp_path, met
 
     make_competition(tmp_path / "comps", metric_file, metric)
     load_hook(DEMO, "demo", "make_demo")(tmp_path / "data", seed=1, n_train=300, n_test=50)
-    proc, _ = train(tmp_path)
+    proc, _ = train(tmp_path, fresh=metric == "gini")  # one row as a shell sees the status
     assert proc.returncode == 2, proc.stderr[-2000:]
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ") and re.search(message, error), error
