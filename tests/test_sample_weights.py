@@ -6,15 +6,12 @@ libraries and scikit-learn kinds train on them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import run_in_process, write_config
 
 from kit.config import load_resolved
 from kit.errors import ConfigError
@@ -126,28 +123,6 @@ def test_blend_refuses_weights_naming_the_way_out():
 
 # --- data.weight through a run ------------------------------------------------------------
 
-WEIGHTED = """
-[competition]
-task = "tabular"
-metric = "{metric}"
-
-[data]
-id = "id"
-target = "label"
-weight = "w"
-
-[features]
-numeric = "auto"
-categorical = "auto"
-
-[model]
-name = "{model}"
-
-[cv]
-n_splits = 3
-"""
-
-
 def weighted_world(tmp_path, metric="accuracy", model="lgbm", n=400):
     rng = np.random.default_rng(0)
     x = rng.normal(size=n + 100)
@@ -162,20 +137,20 @@ def weighted_world(tmp_path, metric="accuracy", model="lgbm", n=400):
     test.to_csv(data / "test.csv", index=False)
     pd.DataFrame({"id": test["id"], "label": 0}).to_csv(data / "sample_submission.csv",
                                                         index=False)
-    comp = tmp_path / "comps" / "weighted"
-    comp.mkdir(parents=True)
-    (comp / "config.toml").write_text(WEIGHTED.format(metric=metric, model=model))
+    write_config(tmp_path / "comps" / "weighted", {
+        "competition": {"metric": metric}, "data": {"weight": "w"}, "model": {"name": model},
+        "cv": {"n_splits": 3}})
     return train
 
 
 def train_weighted(tmp_path, *extra):
+    """train.py in this process (conftest.run_in_process): (its outcome, summary or None)."""
     summary = tmp_path / "summary.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "weighted",
-         "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
-         "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary), *extra],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    summary.unlink(missing_ok=True)
+    proc = run_in_process("train.py", "--comp", "weighted", "--data", tmp_path / "data",
+                          "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
+                          "--summary-json", summary, *extra,
+                          env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
 
 
@@ -215,10 +190,8 @@ def test_what_cannot_take_weights_yet_is_refused_by_name(tmp_path, metric, model
 def test_an_ensemble_refuses_weighted_runs_naming_the_run(tmp_path):
     weighted_world(tmp_path)
     runs = [train_weighted(tmp_path, *seed)[1]["run_dir"] for seed in ((), ("--seed", "1"))]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "ensemble.py"), "--comp", "weighted", *runs,
-         "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
-         "--data", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    proc = run_in_process("ensemble.py", "--comp", "weighted", *runs,
+                          "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
+                          "--data", tmp_path / "data",
+                          env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
     assert proc.returncode == 2 and "data.weight" in proc.stderr and runs[0] in proc.stderr
