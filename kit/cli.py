@@ -136,11 +136,14 @@ def train_main(argv: list[str] | None = None) -> dict:
     args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
     from kit.pipeline import RunOptions, run_cv  # torch and the rest before the thread budget
     from kit.pipeline.refit import check_refit
+    from kit.pipeline.targets import check_several, several
     from kit.runtime import distributed as dist
 
     resume, cfg, label = _open_run(args)
     place, data_dir, device, facts = _set_up(cfg, args)
     check_refit(cfg, data_dir)  # before the run folder: a refused refit leaves nothing
+    if several(cfg):  # several targets: the sample and what they cannot do, checked now
+        check_several(cfg, data_dir)
     if resume:
         run_dir = resume.run_dir
     else:  # inputs checked: rank 0 makes the run's own folder, the other ranks take its name

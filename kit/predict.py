@@ -188,17 +188,22 @@ def _predict_folds(run: Path, cfg, folds: list[Path], data_dir: Path, device: st
 
 
 def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
-                device: str = "auto") -> dict:
-    """Predict the test set with every finished fold of `run`; write a checked submission."""
+                device: str = "auto", kaggle_copy: bool = True) -> dict:
+    """Predict the test set with every finished fold of `run`; write a checked submission
+    (a run with several targets: each column's run, then one submission of them all)."""
+    from kit.run_folder import has_targets, is_ensemble
+
+    if has_targets(run) and not is_ensemble(run):
+        return _predict_targets(run, data=data, out=out, device=device)
     folds = finished_folds(run)  # before the slow imports: a wrong --run fails at once
     from kit.metrics.competition import resolve_metric
     from kit.metrics.cut_points import apply
-    from kit.run_folder import SUBMISSION, TEST_PRED, pred_frame
+    from kit.run_folder import TEST_PRED, pred_frame
     from kit.submission import (
         build_submission,
-        demo_trained,
         form_for,
         read_sample,
+        target_sample,
         write_submission,
     )
 
@@ -211,21 +216,54 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     frame = pred_frame(prep.test_ids, test, prep.classes)
     write_parquet(out / TEST_PRED, frame)
     sample_path = data_dir / cfg.data.sample_submission
-    sample = read_sample(sample_path)
+    sample = target_sample(read_sample(sample_path), cfg)  # one column of several targets
     form = form_for(cfg, sample, metric, classes=prep.classes, source=sample_path)
     submitted = test if cuts is None else apply(test, cuts)  # qwk: the run's cut labels
     submission = build_submission(prep.test_ids, submitted, prep.classes, sample, form)
-    name = "submission_demo.csv" if demo_trained(run) else SUBMISSION  # keeps the mark
-    written = write_submission(submission, sample_path, out / name, form)
+    written = write_submission(submission, sample, out / submission_name(run), form)
     summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
                "test_pred": str(out / TEST_PRED), "submission": str(written),
                "max_abs_diff_vs_run": compare_with_run(run, frame, reference)}
-    if in_kaggle():  # where Kaggle looks for a kernel's submission
-        final = kaggle_root() / "working" / "submission.csv"  # Kaggle's name, not the run's
+    return _for_kaggle(summary) if kaggle_copy else summary
+
+
+def submission_name(run: Path) -> str:
+    """submission.csv, or submission_demo.csv for a run trained on demo data (keeps the mark)."""
+    from kit.run_folder import SUBMISSION
+    from kit.submission import demo_trained
+
+    return "submission_demo.csv" if demo_trained(run) else SUBMISSION
+
+
+def _for_kaggle(summary: dict) -> dict:
+    """Inside a kernel, the submission copied where Kaggle looks for it, under Kaggle's name."""
+    if in_kaggle():
+        final = kaggle_root() / "working" / "submission.csv"
         with atomic_path(final) as tmp:
-            shutil.copyfile(written, tmp)
+            shutil.copyfile(summary["submission"], tmp)
         summary["kaggle_submission"] = str(final)
     return summary
+
+
+def _predict_targets(run: Path, *, data: Path | None, out: Path | None, device: str) -> dict:
+    """A run with several targets: each column's run predicted into out/targets/<column>/,
+    then one submission of every column in the sample's order."""
+    from kit.run_folder import merge_submissions, target_dirs
+    from kit.submission import read_sample
+
+    cfg = _checked_config(run)
+    data_dir = _data_dir(cfg, run, data)
+    out = out or default_out(run)
+    runs, outs = target_dirs(run, cfg.data.targets), target_dirs(out, cfg.data.targets)
+    columns = {c: predict_run(runs[c], data=data_dir, out=outs[c], device=device,
+                              kaggle_copy=False) for c in cfg.data.targets}
+    name = submission_name(run)
+    merge_submissions(read_sample(data_dir / cfg.data.sample_submission), outs, out / name,
+                      name=name)
+    diffs = [s["max_abs_diff_vs_run"] for s in columns.values()]
+    return _for_kaggle({"run_dir": str(run), "data_dir": str(data_dir), "folds": [],
+                        "submission": str(out / name), "targets": columns,
+                        "max_abs_diff_vs_run": None if None in diffs else max(diffs)})
 
 
 def predict_main(argv: list[str] | None = None) -> dict:

@@ -9,8 +9,7 @@ is a SubmissionError, never a file.
 
     form = submission_form(sample, metric="auc", classes=[0, 1])
     frame = build_submission(ids, proba, [0, 1], sample, form)
-    write_submission(frame, "data/<slug>/sample_submission.csv", "runs/<slug>/.../submission.csv",
-                     form)
+    write_submission(frame, sample, "runs/<slug>/.../submission.csv", form)
 """
 
 from __future__ import annotations
@@ -143,6 +142,28 @@ def read_sample(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
         return pd.read_csv(path, nrows=nrows)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"cannot read sample submission {path}: {exc}") from None
+
+
+def target_sample(sample: pd.DataFrame, cfg) -> pd.DataFrame:
+    """The sample one target's run checks its submission against. A run with several
+    targets submits one column per target (kit/pipeline/targets.py): each column's run
+    (its data.target one of several cv.stratify_on columns, which the sample holds) sees the
+    sample's id and its own column; any other run the sample as it is."""
+    target = cfg.submission.target or cfg.data.target
+    if len(cfg.cv.stratify_on) > 1 and len(sample.columns) > 2 and target in sample.columns[1:]:
+        return sample[[sample.columns[0], target]]
+    return sample
+
+
+def check_target_columns(sample: pd.DataFrame, targets: tuple[str, ...], source: str) -> None:
+    """A run with several targets: the sample holds an id, then exactly those columns (in
+    any order: the submission takes the sample's)."""
+    held = list(sample.columns[1:])
+    if sorted(held) != sorted(targets):
+        raise SubmissionError(
+            f"{source}: the sample submission's columns {held} are not the targets "
+            f"{list(targets)} (data.target): a run with several targets submits one column "
+            "per target; make data.target list the sample's columns after its id")
 
 
 def validate_submission(frame: pd.DataFrame, sample: pd.DataFrame, *, source: str = "",
@@ -300,10 +321,13 @@ def _labels(pred: np.ndarray, classes: list, column: pd.Series) -> pd.Series:
             "submission.kind") from None
 
 
-def write_submission(frame: pd.DataFrame, sample_path: str | Path, dest: str | Path,
+def write_submission(frame: pd.DataFrame, sample: pd.DataFrame | str | Path, dest: str | Path,
                      form: SubmissionForm) -> Path:
-    """Validate `frame` against the sample submission, then write it atomically to `dest`."""
-    validate_submission(frame, read_sample(sample_path), source=str(dest), form=form)
+    """Validate `frame` against the sample submission (as read, or its file), then write it
+    atomically to `dest`."""
+    if not isinstance(sample, pd.DataFrame):
+        sample = read_sample(sample)
+    validate_submission(frame, sample, source=str(dest), form=form)
     return write_csv(dest, frame)
 
 
@@ -320,18 +344,37 @@ def validate_file(path: str | Path, sample_path: str | Path, *, metric: str | Me
                   form: SubmissionForm | None = None) -> pd.DataFrame:
     """Check a submission CSV on disk (before `kaggle competitions submit`): against `form`,
     else the form `metric` gives with submission.kind "auto", else type for type."""
-    path = Path(path)
-    if not path.exists():
-        raise SubmissionError(f"submission file not found: {path}")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SubmissionError(f"{path}: not a readable CSV ({exc})") from None
-    sample = read_sample(sample_path)
+    frame, sample = _read_file(path), read_sample(sample_path)
     if form is None and metric:
         form = submission_form(sample, metric=metric, source=sample_path)
     validate_submission(frame, sample, source=str(path), form=form)
     return frame
+
+
+def validate_targets_file(path: str | Path, sample_path: str | Path, cfg,
+                          metric: Metric) -> pd.DataFrame:
+    """Check a submission of several targets on disk: the sample's columns in its order,
+    then each target column (with the id) against the form its own run wrote it in."""
+    frame, sample = _read_file(path), read_sample(sample_path)
+    check_target_columns(sample, cfg.data.targets, str(sample_path))
+    if list(frame.columns) != list(sample.columns):
+        raise SubmissionError(f"{path}: columns {list(frame.columns)} differ from the sample's "
+                              f"{list(sample.columns)} (names and order must match)")
+    for column in cfg.data.targets:
+        part = [sample.columns[0], column]
+        form = form_for(cfg, sample[part], metric, source=sample_path)
+        validate_submission(frame[part], sample[part], source=str(path), form=form)
+    return frame
+
+
+def _read_file(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise SubmissionError(f"submission file not found: {path}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{path}: not a readable CSV ({exc})") from None
 
 
 # --- demo-trained files ---------------------------------------------------------------------

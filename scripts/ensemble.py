@@ -132,10 +132,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, summary: dict) -> None:
-    """The blend's table, weights, correlations and files, printed; the summary JSON."""
-    from kit.ensembles.report import format_matrix, format_table
+    """The blend's table, weights, correlations and files, printed (each column's, for runs
+    with several targets); the summary JSON."""
+    if "targets" in summary:
+        for column, part in summary["targets"].items():
+            print(f"\n== target {column!r} ==")
+            _report_blend(part)
+        print(f"\nrun folder  {summary['run_dir']}\nsubmission  {summary['submission']}")
+        print(f"OOF {summary['metric']} (mean over {len(summary['targets'])} targets) = "
+              f"{summary['oof_score']:.5f}")
+    else:
+        _report_blend(summary)
+    if summary["demo"]:
+        print("note: built from demo-trained runs, so named _demo; submit.py refuses it "
+              "without --force")
+    if args.summary_json:
+        write_json(args.summary_json, summary)
 
-    names = [Path(m["run_dir"]).name for m in summary["members"]]
+
+def _report_blend(summary: dict) -> None:
+    from kit.ensembles.report import format_matrix, format_table, member_name
+
+    names = [member_name(m["run_dir"]) for m in summary["members"]]
     print()
     print(format_table(summary))
     print(f"\nweights ({summary['weights_source']}): "
@@ -144,9 +162,6 @@ def report(args: argparse.Namespace, summary: dict) -> None:
     print(format_matrix(names, summary["correlation"]))
     print(f"\nrun folder  {summary['run_dir']}")
     print(f"submission  {summary['submission']}")
-    if summary["demo"]:
-        print("note: built from demo-trained runs, so named _demo; submit.py refuses it "
-              "without --force")
     print(f"heatmap     {summary['heatmap']}")
     print(f"OOF {summary['metric']} = {summary['oof_score']:.5f}"
           + (" (cross-validated weights)" if summary["oof_score_cv"] is not None else ""))
@@ -156,8 +171,6 @@ def report(args: argparse.Namespace, summary: dict) -> None:
     if summary["objective"] and summary["objective"] != summary["metric"]:
         print(f"hill climbing minimised {summary['objective']}: "
               f"{summary['objective_cv']:.5f} (cross-validated)")
-    if args.summary_json:
-        write_json(args.summary_json, summary)
 
 
 if __name__ == "__main__":

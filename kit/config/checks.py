@@ -65,6 +65,8 @@ def validate(cfg: Config, source: str) -> None:
             f"cv.strategy = {cfg.cv.strategy!r} needs cv.group (the column holding group ids)",
         ),
         *_time_checks(cfg.cv),
+        (cfg.competition.task == "tabular" or not cfg.cv.stratify_on,
+         f"cv.stratify_on = {list(cfg.cv.stratify_on)}: a tabular task's split only; unset it"),
     ]
     for ok, message in checks:
         if not ok:
@@ -79,7 +81,7 @@ def _weight_checks(cfg: Config) -> list[tuple[bool, str]]:
     listed = [c for c in (*cfg.features.numeric, *cfg.features.categorical) if c == weight]
     return [(cfg.competition.task == "tabular",
              f"data.weight = {weight!r}: row weights are for a tabular task; unset it"),
-            (weight not in (cfg.data.id, cfg.data.target),
+            (weight not in (cfg.data.id, *cfg.data.targets),
              f"data.weight = {weight!r} is the data.id or data.target column; name the column "
              "of per-row weights"),
             (not listed, f"data.weight = {weight!r} is listed under [features]: a weight is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ def _section_types() -> dict[str, type]:
 def _cast(value: Any, hint: Any, where: str) -> Any:
     """Cast a TOML or --set value to a field's type; strings from --set are parsed."""
     origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):  # data.target: one column or a list
+        return _one_or_many(value, where)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -53,6 +56,22 @@ def _cast(value: Any, hint: Any, where: str) -> Any:
         return dict(value)
     type_name = getattr(hint, "__name__", str(hint))
     raise ConfigError(f"{where} = {value!r} is not a valid {type_name}; give a {type_name} value")
+
+
+def _one_or_many(value: Any, where: str) -> str | tuple[str, ...]:
+    """A column name as it is (commas and all), or a list of two or more as a tuple; a
+    --set value that starts with "[" is read as a TOML list."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        value = _parse_literal(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        names = tuple(value)
+        if len(set(names)) < len(names):
+            raise ConfigError(f"{where} = {list(names)} names a column twice; list each once")
+        return names[0] if len(names) == 1 else names
+    raise ConfigError(f"{where} = {value!r}: give a column name, or a list of column names "
+                      "(e.g. [\"a\", \"b\"])")
 
 
 def _parse_literal(text: str) -> Any:

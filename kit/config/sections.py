@@ -48,7 +48,10 @@ class DataConfig:
     test: str = "test.csv"
     sample_submission: str = "sample_submission.csv"
     id: str = "id"
-    target: str = "target"
+    # the column to predict, or a list of columns (several targets: several binary or class
+    # columns under classification, several numbers under regression; each column is its
+    # own run on one split, kit/pipeline/targets.py). A string is one column, commas and all
+    target: str | tuple[str, ...] = "target"
     classes: tuple[str, ...] = ()  # expected target values; others are an error (empty: any)
     # regression: "log1p" fits every model on log(1 + y) (the metric's space under rmsle);
     # predictions are inverted to the original scale before anything is scored or written
@@ -73,6 +76,11 @@ class DataConfig:
     # on 20M rows external memory matched the in-memory matrix's AUC and time in 41 % of
     # its peak memory (README: Tables larger than memory)
     out_of_core_xgb_mb: float = 1024.0
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """data.target as a tuple of columns: one for a string."""
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,11 @@ class CVConfig:
     # scikit-learn's TimeSeriesSplit; a group sits at its first timestamp (kit/splits/folds.py)
     time: str = ""
     gap: int = 0  # time: distinct timestamps left out between each fit's training and valid rows
+    # the columns the split is made on (default: data.target). A run with several targets
+    # sets every target here for each column's run, so all share one split: iterative
+    # multi-label stratification (iterstrat) on their classes, or on quantile bins of each
+    # under a regression; its hash covers every column
+    stratify_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,8 @@ def feature_lists(cfg: Config, train: pd.DataFrame, test_columns: Iterable[str] 
 def _candidates(cfg: Config, train: pd.DataFrame, listed: set[str],
                 test_columns: Iterable[str] | None) -> tuple[list[str], list[str]]:
     """(the columns "auto" may take, the train-only columns it leaves out)."""
-    skip = {cfg.data.id, cfg.data.target, cfg.data.weight, cfg.cv.group, cfg.cv.time,
-            *cfg.features.exclude, *listed}
+    skip = {cfg.data.id, *cfg.data.targets, *cfg.cv.stratify_on, cfg.data.weight, cfg.cv.group,
+            cfg.cv.time, *cfg.features.exclude, *listed}
     rest = [c for c in train.columns if c not in skip]
     if test_columns is None:
         return rest, []

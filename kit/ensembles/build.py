@@ -29,8 +29,33 @@ from kit.errors import ConfigError, DataError
 from kit.metrics.competition import resolve_metric
 from kit.metrics.cut_points import applies, score_cv
 from kit.metrics.registry import Metric, check_problem
-from kit.run_folder import OOF, REFIT, TEST_PRED, Run, load_run, read_pred_frame
-from kit.submission import SubmissionForm, demo_trained, read_sample, submission_form
+from kit.run_folder import (
+    OOF,
+    REFIT,
+    SUBMISSION,
+    TEST_PRED,
+    Run,
+    combined_scores,
+    has_targets,
+    load_run,
+    merge_submissions,
+    new_run_dir,
+    read_config,
+    read_pred_frame,
+    read_scores,
+    submission_copy,
+    target_dirs,
+    write_config,
+    write_ensemble_info,
+    write_scores,
+)
+from kit.submission import (
+    SubmissionForm,
+    demo_trained,
+    read_sample,
+    submission_form,
+    target_sample,
+)
 
 __all__ = ["METHODS", "TEST_FROM", "check_folds_shared", "ensemble_runs", "resolve_run_dir",
            "stack_runs"]
@@ -174,15 +199,24 @@ def ensemble_runs(
     hill: HillSettings | None = None,
     test_from: str = "folds",
     log=print,
+    folder: Path | None = None,
 ) -> dict:
     """Combine run folders into a new run folder plus a submission; returns the summary.
+    Runs with several targets are blended column by column (ensemble_targets); `folder`:
+    where one such column's ensemble goes (no copy under submissions/).
 
     >>> ensemble_runs("titanic", ["runs/titanic/A_mlp_raw", "runs/titanic/B_gbdt_raw"],
     ...               method="weighted")["oof_score"]
     """
     hill = check_options(method, weights, hill, len(run_dirs), test_from)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
-    runs = [load_run(resolve_run_dir(d, slug, runs_root)) for d in run_dirs]
+    members = [resolve_run_dir(d, slug, runs_root) for d in run_dirs]
+    if folder is None and any(has_targets(m) for m in members):
+        return ensemble_targets(slug, members, method=method, weights=weights,
+                                runs_root=runs_root, submissions_root=submissions_root,
+                                data_dir=data_dir, allow_different_folds=allow_different_folds,
+                                hill=hill, test_from=test_from, log=log)
+    runs = [load_run(m) for m in members]
     if test_from == "refit":
         runs = with_refit_tests(runs)
     check_time_blend(runs, method, weights)
@@ -196,7 +230,7 @@ def ensemble_runs(
     metric = check_problem(resolve_metric(cfg), stack.problem)  # built-in or metric.py
     check_direction(runs, metric)
     sample = sample_path(cfg, slug, data_dir)
-    form = submission_form(read_sample(sample), metric=metric, kind=cfg.submission.kind,
+    form = submission_form(target_sample(read_sample(sample), cfg), metric=metric, kind=cfg.submission.kind,
                            problem=stack.problem, classes=stack.classes, source=sample)
     what = f"classes {stack.classes}" if stack.classes else "a regression"
     log(f"{len(runs)} runs aligned: {len(stack.oof_ids)} OOF rows, {len(stack.test_ids)} test "
@@ -216,10 +250,46 @@ def ensemble_runs(
     summary = write_ensemble_run(
         runs, stack, result, metric, form, sample_path=sample,
         runs_dir=runs_root / slug, name=("ensemble", method, demo),
-        submissions_dir=subs_root / slug, split="" if split_warnings else runs[0].split,
-        cut=cut, test_from=test_from,
+        submissions_dir=None if folder else subs_root / slug,
+        split="" if split_warnings else runs[0].split, cut=cut, test_from=test_from,
+        folder=folder,
     )
     return {**summary, "warnings": split_warnings, "demo": bool(demo)}
+
+
+def ensemble_targets(slug: str, members: list[Path], *, runs_root: Path, submissions_root,
+                     data_dir, log=print, **options) -> dict:
+    """Runs with several targets blended column by column: the ensemble's folder holds one
+    ensemble per column in targets/<column>/ (each one of the columns' runs), the scores
+    over the columns, ensemble.json and one submission of every column."""
+    cfg = read_config(members[0])
+    targets = cfg.data.targets
+    for member in members:
+        if not has_targets(member) or read_config(member).data.targets != targets:
+            raise DataError(f"run {member} predicts {list(read_config(member).data.targets)}, "
+                            f"run {members[0]} {list(targets)} (data.target in their "
+                            "config.toml): ensemble runs of the same target columns")
+    demo = "demo" if any(demo_trained(m) for m in members) else ""
+    folder = new_run_dir(runs_root / slug, "ensemble", options["method"], demo)
+    folders = target_dirs(folder, targets)
+    columns = {}
+    for column, sub in folders.items():
+        log(f"target {column!r}:")
+        columns[column] = ensemble_runs(
+            slug, [target_dirs(m, targets)[column] for m in members], runs_root=runs_root,
+            data_dir=data_dir, log=log, folder=sub, **options)
+    write_config(folder, cfg.replace(model=dataclasses.replace(cfg.model, name="ensemble")))
+    scores = combined_scores({c: read_scores(f) for c, f in folders.items()})
+    write_scores(folder, scores)
+    sample = read_sample(sample_path(cfg, slug, data_dir))
+    merge_submissions(sample, folders, folder / SUBMISSION)
+    subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
+    copy = submission_copy(folder, subs_root, slug, "")
+    summary = {"run_dir": str(folder), "submission": str(copy), "metric": scores["metric"],
+               "mode": scores["mode"], "oof_score": scores["oof"], "demo": bool(demo),
+               "members": [str(m) for m in members], "targets": columns, "warnings": []}
+    write_ensemble_info(folder, {k: v for k, v in summary.items() if k != "targets"})
+    return summary
 
 
 def with_refit_tests(runs: list[Run]) -> list[Run]:

@@ -24,6 +24,7 @@ from kit.metrics.registry import Metric
 from kit.run_folder import (
     ENSEMBLE_INFO,
     SUBMISSION,
+    TARGETS,
     Run,
     new_run_dir,
     oof_frame,
@@ -40,6 +41,7 @@ from kit.submission import (
     SubmissionForm,
     build_submission,
     read_sample,
+    target_sample,
     validate_submission,
     write_submission,
 )
@@ -57,6 +59,13 @@ def sample_path(cfg: Config, slug: str, data_dir: str | Path | None) -> Path:
             f"download the data of {slug!r} or pass --data DIR, the folder holding {name}"
         )
     return folder / name
+
+
+def member_name(run_dir: str | Path) -> str:
+    """A member's name in tables and plots: its folder's, or for one column of a run with
+    several targets (<run>/targets/<column>) the run's."""
+    path = Path(run_dir)
+    return path.parent.parent.name if path.parent.name == TARGETS else path.name
 
 
 def correlation(oof: np.ndarray) -> np.ndarray:
@@ -124,7 +133,7 @@ def off_diagonal_range(corr: np.ndarray) -> tuple[float, float]:
 
 def format_table(summary: dict) -> str:
     """Members' and ensemble's OOF scores with the weights, as aligned text."""
-    rows = [(Path(m["run_dir"]).name, m["oof_score"], m["weight"]) for m in summary["members"]]
+    rows = [(member_name(m["run_dir"]), m["oof_score"], m["weight"]) for m in summary["members"]]
     method = summary["method"]
     cut = summary.get("oof_score_cut_points")  # qwk: members' rows are cut points in-CV too
     argmax = ", argmax" if cut is not None else ""
@@ -164,22 +173,24 @@ def write_ensemble_run(
     sample_path: Path,
     runs_dir: Path,
     name: tuple[str, ...],
-    submissions_dir: Path,
+    submissions_dir: Path | None,
     split: str = "",
     cut: CutScores | None = None,
     test_from: str = "folds",
+    folder: Path | None = None,
 ) -> dict:
-    """Write the ensemble's run folder (runs_dir/<time>_<name parts>) and submission copy;
+    """Write the ensemble's run folder (runs_dir/<time>_<name parts>, or `folder`: one
+    column's of an ensemble with several targets) and submission copy;
     return the summary dict. With `cut` (qwk), the submission holds labels cut with its cuts
     and the scores are its in-CV ones. `test_from` (recorded): the members' test predictions
     blended, their fold models' ("folds") or their refit's ("refit")."""
     cfg = runs[0].cfg
-    sample = read_sample(sample_path)
+    sample = target_sample(read_sample(sample_path), cfg)  # one column of several targets
     submitted = blend.test if cut is None else apply(blend.test, cut.cuts)
     frame = build_submission(stack.test_ids, submitted, stack.target_classes, sample, form)
     # Checked before the folder exists: a bad submission leaves no half-made ensemble run.
     validate_submission(frame, sample, source=f"ensemble of {len(runs)} runs", form=form)
-    run_dir = new_run_dir(runs_dir, *name)
+    run_dir = folder or new_run_dir(runs_dir, *name)
     write_predictions(
         run_dir,
         oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
@@ -190,11 +201,12 @@ def write_ensemble_run(
         write_cut_points(run_dir, record(cut, metric, stack.classes))
     model = dataclasses.replace(cfg.model, name="ensemble")
     write_config(run_dir, cfg.replace(model=model))
-    names = [run.path.name for run in runs]
+    names = [member_name(run.path) for run in runs]
     corr = correlation(stack.oof)
     heatmap = save_heatmap(run_dir / "correlation.png", names, corr)
-    write_submission(frame, sample_path, run_dir / SUBMISSION, form)
-    copy = write_submission(frame, sample_path, submissions_dir / f"{run_dir.name}.csv", form)
+    copy = write_submission(frame, sample, run_dir / SUBMISSION, form)
+    if submissions_dir is not None:  # a column of an ensemble with several targets: none
+        copy = write_submission(frame, sample, submissions_dir / f"{run_dir.name}.csv", form)
     summary = {**_summary(runs, stack, blend, metric, run_dir, copy, heatmap, corr),
                "test_from": test_from}
     if cut is not None:  # members and blend alike: labels cut with cuts fitted in-CV

@@ -45,6 +45,7 @@ from kit.submission import (
     build_submission,
     form_for,
     read_sample,
+    target_sample,
     validate_submission,
 )
 from kit.tasks import FoldContext, FoldOutput, Prepared, RunScores, get_task
@@ -63,7 +64,8 @@ class InMemory:
         if dist.is_main() and not resume and prep.features:
             _store_feature_lists(cfg, prep.features, run_dir)
         self.sample_path = data_dir / cfg.data.sample_submission  # checked now, not after training
-        self.sample = read_sample(self.sample_path)  # the run's one read of it
+        # the run's one read of it (one column of it for a target of several)
+        self.sample = target_sample(read_sample(self.sample_path), cfg)
         _check_sample_columns(cfg, self.sample, self.sample_path)
         # a form the sample cannot hold (map@k's k) is refused before training
         form_for(cfg, self.sample, metric, classes=prep.classes, source=self.sample_path)
@@ -225,7 +227,8 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path) -> tuple
     """The run's split and its hash: folds.csv when resuming, else the competition's stored
     split with that hash (runs/<slug>/splits/), made the first time."""
     problem, times = cfg.competition.problem, _times(prep, cfg)
-    key = split_key(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem, times=times)
+    labels = prep.y if prep.strata is None else prep.strata  # cv.stratify_on's, when set
+    key = split_key(prep.ids, labels, cfg.cv, prep.groups, problem=problem, times=times)
     split = read_folds(run_dir, prep.ids)  # a resumed run keeps its folds
     if split is not None:
         if split.folds.shape[1] != cfg.cv.repeats:
@@ -241,7 +244,7 @@ def _split(prep: Prepared, cfg: Config, run_dir: Path, comp_runs: Path) -> tuple
         def make():  # seeded or time-ordered: the same on every DDP rank
             if times is not None:
                 return make_time_split(times, cfg.cv, prep.groups)
-            return Split(make_split(prep.ids, prep.y, cfg.cv, prep.groups, problem=problem))
+            return Split(make_split(prep.ids, labels, cfg.cv, prep.groups, problem=problem))
 
         split = shared_split(comp_runs, key, prep.ids, make) if dist.is_main() else make()
         if dist.is_main():

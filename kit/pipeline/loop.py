@@ -26,6 +26,7 @@ from kit.errors import DataError
 from kit.metrics.competition import resolve_metric
 from kit.metrics.registry import Metric
 from kit.paths import competition_dir
+from kit.pipeline import targets
 from kit.pipeline.in_memory import InMemory
 from kit.pipeline.refit import check_refit, refit_run
 from kit.run_folder import SUBMISSION, fold_dir, scores_dict, submission_copy, write_scores
@@ -49,6 +50,7 @@ class RunOptions:
     on_fold: Callable[[int, float], None] | None = None  # (fold, score) after each fold
     on_start: Callable[[], None] | None = None  # inputs and split checked, before fold 0
     comp_runs: Path | None = None  # where the competition's splits live (default: run_dir's parent)
+    copy_submission: bool = True  # false: the submission stays in the run folder (one target's)
 
 
 class RunPath(Protocol):
@@ -89,7 +91,10 @@ class _Folds:
 
 
 def run_cv(cfg: Config, opts: RunOptions) -> dict:
-    """Train every fold (or the first `opts.first_fits`), write predictions, scores, submission."""
+    """Train every fold (or the first `opts.first_fits`), write predictions, scores, submission;
+    a run with several targets trains one such run per column (kit/pipeline/targets.py)."""
+    if targets.several(cfg):
+        return targets.run_targets(cfg, opts, run_cv)
     started = time.monotonic()
     deadline = started + opts.max_time if opts.max_time else None
     path, metric = _run_path(cfg, opts)
@@ -178,8 +183,9 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
     if opts.submit:
         form = form_for(cfg, path.sample, metric, classes=path.classes, source=path.sample_path)
         submission = path.submit(opts.run_dir / SUBMISSION, form)
-        copy = submission_copy(opts.run_dir, opts.submissions_dir, cfg.competition.slug,
-                               opts.label)
+        if opts.copy_submission:
+            copy = submission_copy(opts.run_dir, opts.submissions_dir, cfg.competition.slug,
+                                   opts.label)
     seconds = time.monotonic() - started
     _print_summary(metric, scores, run, seconds, copy)
     return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),

@@ -60,6 +60,7 @@ from kit.run_folder.names import (  # noqa: F401
     RUN_INFO,
     SCORES,
     SUBMISSION,
+    TARGETS,
     TEST_PRED,
     fold_dirs,
     is_ensemble,
@@ -101,4 +102,10 @@ from kit.run_folder.records import (  # noqa: F401
     write_config,
     write_ensemble_info,
     write_run_info,
+)
+from kit.run_folder.targets import (  # noqa: F401
+    combined_scores,
+    has_targets,
+    merge_submissions,
+    target_dirs,
 )

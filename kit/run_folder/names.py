@@ -19,6 +19,8 @@ SUBMISSION = "submission.csv"
 
 ENSEMBLE_INFO = "ensemble.json"
 
+TARGETS = "targets"  # a run with several targets: targets/<column>/, one run per column
+
 RUN_FILES = (OOF, TEST_PRED, SCORES, CONFIG)
 
 PRED = "pred"  # a regression's prediction column

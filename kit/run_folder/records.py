@@ -136,8 +136,9 @@ def finished_runs(comp_runs: Path) -> list[Path]:
 
 def has_progress(run_dir: Path) -> bool:
     """Whether a fold finished (fold<k>/done.json) or left a checkpoint to resume from
-    (fold<k>/last.pt)."""
-    return any(run_dir.glob("fold*/done.json")) or any(run_dir.glob("fold*/last.pt"))
+    (fold<k>/last.pt); in a run with several targets, any column's (targets/<column>/)."""
+    return any(any(run_dir.glob(f"{where}fold*/{name}")) for where in ("", "targets/*/")
+               for name in ("done.json", "last.pt"))
 
 def read_config(run: Path) -> Config:
     """The run's resolved config.toml (checks competition.slug is a name)."""

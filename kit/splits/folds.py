@@ -48,6 +48,8 @@ def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
     n = len(y)
     if cv.n_splits > n:
         raise DataError(f"cv.n_splits = {cv.n_splits} but the training data has {n} rows")
+    if np.ndim(y) == 2 and cv.strategy in ("stratified", "stratified_group"):
+        return multilabel_folds(y, cv, problem=problem)
     if problem == "regression" and cv.strategy in ("stratified", "stratified_group"):
         y = quantile_bins(y, cv.bins, cv.n_splits)
     if cv.strategy in ("stratified", "stratified_group"):
@@ -72,6 +74,36 @@ def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
     for k, (_, valid) in enumerate(splitter.split(np.zeros(n), y, groups)):
         folds[valid] = k
     check_folds(folds, cv.n_splits, groups)
+    return folds
+
+
+def multilabel_folds(labels: np.ndarray, cv: CVConfig, *,
+                     problem: str = "classification") -> np.ndarray:
+    """Folds stratified on several columns at once (cv.stratify_on; a run with several
+    targets): iterstrat's MultilabelStratifiedKFold (Sechidis et al.'s iterative
+    stratification) on one indicator per class of each column, or per quantile bin of each
+    column under a regression; a column with a class rarer than cv.n_splits is refused."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    if cv.strategy == "stratified_group":
+        raise DataError("cv.strategy = \"stratified_group\" stratifies on one column; with "
+                        f"{labels.shape[1]} columns in cv.stratify_on use cv.strategy = "
+                        "\"group\" (groups kept whole, not stratified)")
+    indicators = []
+    for j, column in enumerate(np.asarray(labels).T):
+        codes = quantile_bins(column, cv.bins, cv.n_splits) if problem == "regression" else \
+            np.unique(column, return_inverse=True)[1]
+        counts = np.bincount(codes)
+        if problem != "regression" and counts.min() < cv.n_splits:
+            raise DataError(f"cv.stratify_on column {j}: its rarest class has {counts.min()} "
+                            f"rows, fewer than cv.n_splits = {cv.n_splits}; lower cv.n_splits "
+                            "or use cv.strategy = \"kfold\"")
+        indicators.append(np.eye(len(counts), dtype=np.int8)[codes])
+    splitter = MultilabelStratifiedKFold(cv.n_splits, shuffle=True, random_state=cv.seed)
+    folds = np.full(len(labels), -1, dtype=np.int64)
+    for k, (_, valid) in enumerate(splitter.split(np.zeros(len(labels)), np.hstack(indicators))):
+        folds[valid] = k
+    check_folds(folds, cv.n_splits)
     return folds
 
 
@@ -104,7 +136,9 @@ def split_key(ids: np.ndarray, y: np.ndarray, cv: CVConfig, groups: np.ndarray |
     Runs whose key matches share one stored split (kit/run_folder/ `shared_split`)."""
     order = _id_order(ids)
     h = hashlib.sha256()
-    for part in (pd.Series(ids).astype(str).to_numpy()[order], np.asarray(y)[order],
+    labels = np.asarray(y)[order]
+    for part in (pd.Series(ids).astype(str).to_numpy()[order],
+                 *(labels.T if labels.ndim == 2 else [labels]),  # every column of cv.stratify_on
                  None if groups is None else pd.Series(groups).astype(str).to_numpy()[order]):
         h.update(pd.util.hash_array(np.asarray(part, dtype=object)).tobytes()
                  if part is not None else b"-")

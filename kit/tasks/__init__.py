@@ -51,6 +51,9 @@ class Prepared:
     times: np.ndarray | None = None
     # data.weight's values per train row (float64), or None: every row counts once
     weight: np.ndarray | None = None
+    # cv.stratify_on's columns per train row, which the split follows instead of `y` (a run
+    # with several targets: all of them, so each target's run gets the same split), or None
+    strata: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

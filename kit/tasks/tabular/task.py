@@ -129,6 +129,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
                             "nothing to learn")
         check_classes(cfg, classes, data_dir)
         y = pd.Index(classes).get_indexer(train[d.target]).astype(np.int64)
+    strata = _strata(cfg, train, source)  # None unless cv.stratify_on is set
     lists = feature_lists(cfg, train, test.columns)
     numeric, categorical, text = lists["numeric"], lists["categorical"], lists["text"]
     columns = [*numeric, *categorical, *text]  # text stays raw in the tables: fitted per fold
@@ -149,11 +150,34 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     fold_fns = fold_functions(cfg, hook)
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
-                    features=lists, times=times, weight=weight,
+                    features=lists, times=times, weight=weight, strata=strata,
                     state={"tables": tables, "frame": train, "test_frame": test,
                            "fold_fns": fold_fns,
                            "keep_rows": load_hook(comp_dir, "features", "keep_train_rows"),
                            "extra_rows": load_hook(comp_dir, "features", "extra_train_rows")})
+
+
+def _strata(cfg: Config, train: pd.DataFrame, source: str) -> np.ndarray | None:
+    """cv.stratify_on's columns per train row: (N, m) class codes (or values under a
+    regression), (N,) for one column; None when unset (the split follows data.target)."""
+    columns = list(cfg.cv.stratify_on)
+    if not columns:
+        return None
+    missing = [c for c in columns if c not in train.columns]
+    if missing:
+        raise DataError(f"{source}: cv.stratify_on lists {missing}, which train has not after "
+                        f"features.py; valid: the target columns {list(cfg.cv.stratify_on)}")
+    frame = train[columns]
+    for column in columns:
+        check_target(cfg.competition.problem, frame[column], column, source)
+        if frame[column].isna().any():
+            rows = np.flatnonzero(frame[column].isna())[:5].tolist()
+            raise DataError(f"{source}: target {column!r} is missing in rows {rows}")
+    if cfg.competition.problem == "regression":
+        values = frame.to_numpy(np.float64)
+    else:
+        values = np.column_stack([pd.factorize(frame[c], sort=True)[0] for c in columns])
+    return values[:, 0] if len(columns) == 1 else values
 
 
 def _check_weighted_kind(cfg: Config) -> None:

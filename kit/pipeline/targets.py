@@ -1,0 +1,142 @@
+"""A run with several targets (data.target = ["a", "b", ...]): one run per column, all on
+one split, then the run's scores and one submission column per target.
+
+Each column's run is an ordinary run in `<run>/targets/<column>/` (kit.run_folder
+`target_dirs`): its config.toml says data.target = the column and cv.stratify_on = every
+target, so every column's run makes (or reads) the same stored split, stratified on all of
+them at once (kit/splits/folds.py `multilabel_folds`). It keeps its own folds, OOF, test
+predictions, scores, refit and a submission.csv checked against the sample's id and its
+column; predict.py, --resume and ensemble.py take the columns one by one. The run folder
+itself holds config.toml (the list), run.json, scores.json (the mean over the columns of
+each column's score, and each column's under "targets") and submission.csv (every column, in
+the sample's order).
+
+One model per column: every kind trains on several targets this way, and fold-safe target
+features (features.target_encode) encode each column's run with its own target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from kit import out_of_core
+from kit.config import Config
+from kit.errors import ConfigError
+from kit.run_folder import (
+    SUBMISSION,
+    combined_scores,
+    is_run_folder,
+    merge_submissions,
+    read_run_info,
+    read_scores,
+    submission_copy,
+    target_dirs,
+    write_config,
+    write_run_info,
+    write_scores,
+)
+from kit.submission import check_target_columns, read_sample
+
+
+def several(cfg: Config) -> bool:
+    """Whether the run predicts several target columns."""
+    return len(cfg.data.targets) > 1
+
+
+def column_config(cfg: Config, column: str) -> Config:
+    """The config of one target's run: data.target = `column`, the split on every target."""
+    data = dataclasses.replace(cfg.data, target=column)
+    cv = dataclasses.replace(cfg.cv, stratify_on=cfg.cv.stratify_on or cfg.data.targets)
+    return cfg.replace(data=data, cv=cv)
+
+
+def refuse_several_targets(cfg: Config, what: str, fix: str) -> None:
+    """A ConfigError for what does not take several targets yet (tuning, the portfolio)."""
+    if several(cfg):
+        raise ConfigError(f"data.target = {list(cfg.data.targets)}: {what} takes one target "
+                          f"column yet; run it per column, e.g. {fix}")
+
+
+def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
+    """Refuse what a run with several targets cannot do yet, before any folder is made;
+    the sample submission, checked to hold an id and the targets."""
+    if cfg.competition.task != "tabular":
+        raise ConfigError(f"data.target = {list(cfg.data.targets)}: competition.task = "
+                          f"{cfg.competition.task!r}; several targets train a tabular task "
+                          "only: give data.target one column")
+    why = out_of_core.reason(column_config(cfg, cfg.data.targets[0]), data_dir)
+    if why:
+        raise ConfigError(f"data.target = {list(cfg.data.targets)}: {why}, and several targets "
+                          "train in memory only; give data.target one column")
+    path = data_dir / cfg.data.sample_submission
+    sample = read_sample(path)
+    check_target_columns(sample, cfg.data.targets, str(path))
+    return sample
+
+
+def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
+    """Train each target column's run (`run_one`: kit.pipeline.run_cv) on the one split,
+    then write the run's scores.json and submission.csv; returns run_cv's summary with
+    each column's under "targets"."""
+    started = time.monotonic()
+    sample = check_several(cfg, opts.data_dir)
+    folders = target_dirs(opts.run_dir, cfg.data.targets)
+    summaries = {}
+    for j, (column, folder) in enumerate(folders.items()):
+        print(f"target {j + 1} of {len(folders)}: {column!r} -> {folder}")
+        sub = _column_options(opts, folder, started, len(folders) - j, first=j == 0)
+        _start_column(column_config(cfg, column), opts, folder)
+        summaries[column] = run_one(column_config(cfg, column), sub)
+    scores = combined_scores({c: read_scores(f) for c, f in folders.items()},
+                             n_splits=cfg.cv.n_splits, repeats=cfg.cv.repeats,
+                             seconds=time.monotonic() - started)
+    write_scores(opts.run_dir, scores)
+    copy = None
+    if opts.submit:
+        merge_submissions(sample, folders, opts.run_dir / SUBMISSION)
+        copy = submission_copy(opts.run_dir, opts.submissions_dir, cfg.competition.slug,
+                               opts.label)
+    _print_summary(scores, copy)
+    return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
+            "run_submission": str(opts.run_dir / SUBMISSION) if opts.submit else None,
+            "cv": {k: scores[k] for k in ("metric", "mean", "std", "folds", "oof")} |
+            {"repeat_means": []}, "refit": None, "seconds": scores["seconds"],
+            "targets": summaries}
+
+
+def _column_options(opts, folder: Path, started: float, left: int, *, first: bool):
+    """One column's RunOptions: its folder, the competition's stored splits, no copy under
+    submissions/ (the run's own submission is the one), its share of --max-time."""
+    max_time = None
+    if opts.max_time:
+        max_time = max(opts.max_time - (time.monotonic() - started), 0.0) / left
+    return dataclasses.replace(
+        opts, run_dir=folder, resume=opts.resume and is_run_folder(folder), max_time=max_time,
+        comp_runs=opts.comp_runs or opts.run_dir.parent, copy_submission=False,
+        on_start=opts.on_start if first else None)
+
+
+def _start_column(cfg: Config, opts, folder: Path) -> None:
+    """A column's folder, its config.toml and the run's run.json (what predict.py reads),
+    unless a resume finds them there."""
+    if opts.resume and is_run_folder(folder):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    write_config(folder, cfg)
+    write_run_info(folder, read_run_info(opts.run_dir))
+
+
+def _print_summary(scores: dict, copy: Path | None) -> None:
+    for column, s in scores["targets"].items():
+        print(f"  {column}: CV {scores['metric']} {s['mean']:.4f} ± {s['std']:.4f} "
+              f"(OOF {s['oof']:.4f})")
+    print(f"CV {scores['metric']} (mean over {len(scores['targets'])} targets): "
+          f"{scores['mean']:.4f} ± {scores['std']:.4f} over {scores['n_folds_trained']} folds "
+          f"(OOF {scores['oof']:.4f}) in {scores['seconds']:.1f}s")
+    if copy is not None:
+        print(f"submission: {copy}")

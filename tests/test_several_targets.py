@@ -1,0 +1,281 @@
+"""Several targets (issue 30, item 4): data.target as a list trains one run per column on one
+split stratified on every column, scores the mean over the columns, submits one column per
+target in the sample's order; predict, resume, ensemble, the kernel's dataset and submit's
+check take the columns one by one. Real runs on small tables in tmp folders."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kit.config import CVConfig, Config, apply_overrides, load_config
+from kit.errors import ConfigError, DataError
+from kit.run_folder import target_dirs
+from kit.splits.folds import make_split, split_key
+
+ROOT = Path(__file__).resolve().parents[1]
+SLUG = "two-labels"
+CONFIG = """
+[competition]
+task = "tabular"
+problem = "{problem}"
+metric = "{metric}"
+
+[data]
+id = "id"
+target = {targets}
+
+[features]
+numeric = "auto"
+
+[model]
+name = "lgbm"
+
+[model.params.lgbm]
+rounds = 40
+early_stopping_rounds = 10
+learning_rate = 0.2
+
+[cv]
+n_splits = 3
+"""
+
+
+def make_world(root: Path, *, problem: str = "classification", metric: str = "auc",
+               targets=("a", "b"), sample_order=("b", "a"), rows: int = 600) -> Path:
+    """A competition folder and its data: labels (or values) a and b driven by x1..x4,
+    train-only column c, a sample submission holding the targets in `sample_order`."""
+    comp = root / "comps" / SLUG
+    comp.mkdir(parents=True)
+    (comp / "config.toml").write_text(CONFIG.format(problem=problem, metric=metric,
+                                                    targets=json.dumps(list(targets))))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows + 200, 4))
+    frame = pd.DataFrame(x.round(4), columns=["x1", "x2", "x3", "x4"])
+    frame.insert(0, "id", np.arange(len(frame)) + 1000)
+    score_a, score_b = x[:, 0] + 0.5 * x[:, 1], x[:, 2] - x[:, 1] * x[:, 3]
+    if problem == "classification":
+        score_a, score_b = (score_a > 0.3).astype(int), (score_b > -0.2).astype(int)
+    train = frame.iloc[:rows].assign(a=score_a[:rows], b=score_b[:rows], c=0)
+    data = root / "data"
+    data.mkdir()
+    train.to_csv(data / "train.csv", index=False)
+    frame.iloc[rows:].to_csv(data / "test.csv", index=False)
+    sample = frame.iloc[rows:][["id"]].assign(**{t: 0.5 for t in sample_order})
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    return root
+
+
+def script(root: Path, name: str, *args, timeout: int = 300):
+    summary = root / f"{name}-summary.json"
+    summary.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args, "--summary-json", str(summary)],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(root / "comps")})
+    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+
+
+def train(root: Path, *extra):
+    proc, summary = script(root, "train.py", "--comp", SLUG, "--data", str(root / "data"),
+                           "--runs", str(root / "runs"), "--submissions", str(root / "subs"),
+                           *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, summary
+
+
+# --- config and split -------------------------------------------------------------------
+
+
+def test_a_target_list_loads_and_a_string_stays_one_column_commas_and_all():
+    cfg = apply_overrides(Config(), ['data.target=["a", "b"]'])
+    assert cfg.data.target == ("a", "b") and cfg.data.targets == ("a", "b")
+    assert apply_overrides(Config(), ["data.target=a,b"]).data.targets == ("a,b",)
+    assert apply_overrides(Config(), ['data.target=["a"]']).data.target == "a"
+    with pytest.raises(ConfigError, match="names a column twice"):
+        apply_overrides(Config(), ['data.target=["a", "a"]'])
+    with pytest.raises(ConfigError, match="data.target"):
+        apply_overrides(Config(), ["data.target=[1, 2]"])
+
+
+def test_folds_on_several_labels_keep_each_labels_share_and_hash_every_column():
+    rng = np.random.default_rng(1)
+    labels = np.column_stack([rng.random(900) < 0.1, rng.random(900) < 0.4]).astype(int)
+    ids = np.arange(900)
+    cv = CVConfig(n_splits=5, seed=3)
+    folds = make_split(ids, labels, cv)[:, 0]
+    for column in labels.T:
+        shares = [column[folds == k].mean() for k in range(5)]
+        assert max(shares) - min(shares) < 0.02, shares  # iterative stratification: even
+    assert (make_split(ids, labels, cv) == make_split(ids[::-1], labels[::-1], cv)[::-1]).all()
+    flipped = labels.copy()
+    flipped[0, 1] = 1 - flipped[0, 1]  # the second column changes the split's hash
+    assert split_key(ids, labels, cv) != split_key(ids, flipped, cv)
+    # one column stays the single-target split: same hash, same folds
+    assert split_key(ids, labels[:, 0], cv) == split_key(ids, labels[:, :1][:, 0], cv)
+
+
+def test_a_label_rarer_than_the_folds_is_refused_naming_the_fix():
+    labels = np.column_stack([np.r_[np.ones(3), np.zeros(97)], np.arange(100) % 2]).astype(int)
+    with pytest.raises(DataError, match="rarest class has 3 rows.*cv.n_splits = 5"):
+        make_split(np.arange(100), labels, CVConfig(n_splits=5))
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Two runs on one labelled table: lgbm (first with --folds 1, then --resume) and linear."""
+    root = make_world(tmp_path_factory.mktemp("several"))
+    _, partial = train(root, "--folds", "1")
+    resumed, lgbm = train(root, "--resume", partial["run_dir"], "--folds", "3")
+    _, linear = train(root, "--set", "model.name=linear")
+    return root, partial, resumed, lgbm, linear
+
+
+def test_each_target_trains_as_its_own_run_on_one_split(world):
+    root, partial, resumed, lgbm, _ = world
+    run = Path(lgbm["run_dir"])
+    assert run == Path(partial["run_dir"])  # the resume finished the same run
+    assert "resumed" in resumed.stdout and "target 2 of 2: 'b'" in resumed.stdout
+    columns = target_dirs(run, ("a", "b"))
+    for column, folder in columns.items():
+        cfg = load_config(folder / "config.toml")
+        assert cfg.data.target == column and cfg.cv.stratify_on == ("a", "b")
+        assert len(list(folder.glob("fold*/done.json"))) == 3  # the resume trained the rest
+    folds = [pd.read_csv(f / "folds.csv") for f in columns.values()]
+    pd.testing.assert_frame_equal(*folds)
+    assert len(list((root / "runs" / SLUG / "splits").glob("*.csv"))) == 1  # one stored split
+    train_rows = pd.read_csv(root / "data" / "train.csv").merge(folds[0], on="id")
+    for column in ("a", "b"):  # every label's share alike in every fold
+        shares = train_rows.groupby("fold")[column].mean()
+        assert shares.max() - shares.min() < 0.05
+
+
+def test_scores_are_the_mean_over_the_targets_and_each_is_kept(world):
+    _, _, resumed, lgbm, _ = world
+    run = Path(lgbm["run_dir"])
+    scores = json.loads((run / "scores.json").read_text())
+    parts = [json.loads((f / "scores.json").read_text())
+             for f in target_dirs(run, ("a", "b")).values()]
+    assert scores["metric"] == "auc" and scores["mode"] == "max"
+    assert scores["oof"] == pytest.approx(np.mean([p["oof"] for p in parts]))
+    assert scores["folds"] == pytest.approx(np.mean([p["folds"] for p in parts], axis=0))
+    assert scores["targets"]["b"]["oof"] == pytest.approx(parts[1]["oof"])
+    assert min(p["oof"] for p in parts) > 0.8  # both labels learned from x1..x4
+    assert "CV auc (mean over 2 targets)" in resumed.stdout
+    assert lgbm["cv"]["oof"] == pytest.approx(scores["oof"])
+
+
+def test_the_submission_has_one_column_per_target_in_the_samples_order(world):
+    root, _, _, lgbm, _ = world
+    run = Path(lgbm["run_dir"])
+    submission = pd.read_csv(lgbm["submission"])
+    sample = pd.read_csv(root / "data" / "sample_submission.csv")
+    assert list(submission.columns) == ["id", "b", "a"]  # the sample's, not data.target's
+    assert submission["id"].tolist() == sample["id"].tolist()
+    for column, folder in target_dirs(run, ("a", "b")).items():
+        own = pd.read_csv(folder / "submission.csv")
+        assert list(own.columns) == ["id", column]
+        np.testing.assert_array_equal(submission[column], own[column])
+        assert submission[column].between(0, 1).all()  # auc: probabilities of the label
+
+
+def test_predict_reproduces_the_submission_column_by_column(world):
+    root, _, _, lgbm, _ = world
+    proc, summary = script(root, "predict.py", "--run", lgbm["run_dir"],
+                           "--data", str(root / "data"), "--out", str(root / "predicted"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary["max_abs_diff_vs_run"] == 0
+    assert (Path(summary["submission"]).read_bytes()
+            == (Path(lgbm["run_dir"]) / "submission.csv").read_bytes())
+    assert set(summary["targets"]) == {"a", "b"}
+
+
+def test_an_ensemble_blends_each_target_on_its_own(world):
+    root, _, _, lgbm, linear = world
+    proc, summary = script(root, "ensemble.py", "--comp", SLUG, lgbm["run_dir"],
+                           linear["run_dir"], "--method", "hill", "--data", str(root / "data"),
+                           "--runs", str(root / "runs"), "--submissions", str(root / "subs"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "== target 'a' ==" in proc.stdout and "== target 'b' ==" in proc.stdout
+    folder = Path(summary["run_dir"])
+    for column, part in summary["targets"].items():
+        members = [Path(m["run_dir"]) for m in part["members"]]
+        assert members == [target_dirs(Path(r["run_dir"]), ("a", "b"))[column]
+                           for r in (lgbm, linear)]
+        assert Path(part["run_dir"]) == target_dirs(folder, ("a", "b"))[column]
+    scores = json.loads((folder / "scores.json").read_text())
+    assert scores["oof"] == pytest.approx(np.mean([p["oof_score"] for p in
+                                                   summary["targets"].values()]))
+    assert list(pd.read_csv(summary["submission"]).columns) == ["id", "b", "a"]
+    assert not (root / "subs" / SLUG / "a.csv").exists()  # columns are not submissions
+
+
+def test_the_kernel_dataset_packs_every_targets_models(world, tmp_path):
+    root, _, _, lgbm, _ = world
+    proc, _ = script(root, "kernel.py", "--comp", SLUG, "--mode", "predict", "--run",
+                     lgbm["run_dir"], "--demo", "--out", str(tmp_path / "kernel"),
+                     "--dataset-out", str(tmp_path / "datasets"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (dataset,) = (tmp_path / "datasets").iterdir()
+    for column in ("a", "b"):
+        assert (dataset / "targets" / column / "fold2" / "model.txt").is_file()
+        assert (dataset / "targets" / column / "config.toml").is_file()
+
+
+def test_submit_checks_each_target_column_in_its_form(world, tmp_path):
+    root, _, _, lgbm, _ = world
+    good = Path(lgbm["submission"])
+    frame = pd.read_csv(good)
+    frame[["id", "a", "b"]].to_csv(tmp_path / "swapped.csv", index=False)
+    frame.assign(a=frame["a"] + 1).to_csv(tmp_path / "outside.csv", index=False)
+    args = ["--comp", SLUG, "-m", "test", "--data", str(root / "data"), "--dry-run", "--force"]
+    proc, _ = script(root, "submit.py", "--file", str(good), *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for bad, message in (("swapped", "names and order must match"),
+                         ("outside", "column 'a' holds probabilities")):
+        proc, _ = script(root, "submit.py", "--file", str(tmp_path / f"{bad}.csv"), *args)
+        assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_several_numbers_train_as_a_regression_per_column(tmp_path):
+    root = make_world(tmp_path, problem="regression", metric="rmse", sample_order=("a", "b"),
+                      rows=400)
+    _, summary = train(root)
+    scores = json.loads((Path(summary["run_dir"]) / "scores.json").read_text())
+    assert scores["problem"] == "regression" and scores["mode"] == "min"
+    assert set(scores["targets"]) == {"a", "b"} and scores["oof"] < 1.0  # targets' std ~1.1
+    submission = pd.read_csv(summary["submission"])
+    assert list(submission.columns) == ["id", "a", "b"]
+    assert submission["b"].std() > 0.3  # values, not placeholders
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"targets": ("a", "missing")}, "missing"),
+    ({"sample_order": ("a", "other")}, "sample submission's columns ['a', 'other'] are not the "
+                                      "targets ['a', 'b']"),
+])
+def test_a_bad_target_list_exits_2_and_writes_nothing(tmp_path, change, message):
+    root = make_world(tmp_path, rows=300, **change)
+    proc, _ = script(root, "train.py", "--comp", SLUG, "--data", str(root / "data"),
+                     "--runs", str(root / "runs"), "--submissions", str(root / "subs"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert not list((root / "runs").glob(f"{SLUG}/2*"))  # no run folder left behind
+    assert not (root / "subs").exists()
+
+
+def test_tuning_refuses_several_targets_naming_the_per_column_fix(tmp_path):
+    root = make_world(tmp_path, rows=300)
+    proc, _ = script(root, "tune.py", "--comp", SLUG, "--model", "lgbm", "--trials", "1",
+                     "--data", str(root / "data"), "--runs", str(root / "runs"))
+    assert proc.returncode == 2
+    assert "tuning takes one target column yet" in proc.stderr
+    assert "data.target=a" in proc.stderr
