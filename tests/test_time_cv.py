@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import run_in_process, write_config
 from sklearn.model_selection import TimeSeriesSplit
 
 from kit.config import CVConfig, load_config
@@ -235,34 +233,6 @@ def test_fold_feature_columns_never_use_a_later_rows_label():
 
 # --- end to end through the scripts -------------------------------------------------------
 
-CONFIG = """
-[competition]
-task = "tabular"
-metric = "accuracy"
-
-[data]
-id = "id"
-target = "label"
-
-[features]
-numeric = ["x"]
-categorical = []
-target_encode = ["lvl3"]
-
-[model]
-name = "gbdt"
-
-[model.params.gbdt]
-max_iter = 30
-
-[cv]
-strategy = "time"
-time = "date"
-n_splits = 4
-gap = 2
-"""
-
-
 def dated_data(folder: Path, days: int = 60, per_day: int = 4) -> None:
     """Four rows a day for `days` days; the label follows x, the test days come after."""
     rng = np.random.default_rng(0)
@@ -286,12 +256,10 @@ def dated_data(folder: Path, days: int = 60, per_day: int = 4) -> None:
 
 
 def script(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """scripts/<name>.py in this process (conftest.run_in_process): (its outcome, summary)."""
     summary = tmp_path / f"{name}-{len(list(tmp_path.glob('*.json')))}.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{name}.py"), *args,
-         "--summary-json", str(summary)], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1",
-             "KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    proc = run_in_process(f"{name}.py", *args, "--summary-json", summary,
+                          env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
     return proc, (json.loads(summary.read_text()) if summary.exists() else {})
 
 
@@ -305,8 +273,10 @@ def train(tmp_path: Path, *extra: str):
 def dated(tmp_path_factory):
     root = tmp_path_factory.mktemp("dated")
     dated_data(root / "data")
-    (root / "comps" / "dated").mkdir(parents=True)
-    (root / "comps" / "dated" / "config.toml").write_text(CONFIG)
+    write_config(root / "comps" / "dated", {
+        "features": {"numeric": ["x"], "categorical": [], "target_encode": ["lvl3"]},
+        "model": {"name": "gbdt"}, "model.params.gbdt": {"max_iter": 30},
+        "cv": {"strategy": "time", "time": "date", "n_splits": 4, "gap": 2}})
     proc, summary = train(root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root, proc, summary
