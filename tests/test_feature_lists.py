@@ -12,25 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_config
 
 from kit.config import load_config
 from kit.errors import ConfigError, DataError
 from kit.tasks import Prepared
 from kit.tasks.tabular.task import prepare
-
-CONFIG = """
-[competition]
-task = "tabular"
-metric = "accuracy"
-
-[data]
-id = "id"
-target = "y"
-
-[features]
-numeric = "auto"
-categorical = "auto"
-"""
 
 
 def write_data(folder: Path, n: int = 40) -> Path:
@@ -50,8 +37,7 @@ def write_data(folder: Path, n: int = 40) -> Path:
 @pytest.fixture
 def comp(tmp_path):
     folder = tmp_path / "comps" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "config.toml").write_text(CONFIG)
+    write_config(folder, {"data": {"target": "y"}})
     write_data(tmp_path / "data")
     return folder
 
