@@ -22,8 +22,12 @@ if TYPE_CHECKING:  # annotations only: scripts import kit.io before --help, pand
 def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `dest`; on success it replaces `dest` in one step.
 
-    >>> with atomic_path("scores.json") as tmp:
-    ...     tmp.write_text("{}")
+    >>> import tempfile
+    >>> dest = Path(tempfile.mkdtemp()) / "scores.json"
+    >>> with atomic_path(dest) as tmp:
+    ...     _ = tmp.write_text("{}")
+    >>> dest.read_text(), tmp.exists()
+    ('{}', False)
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

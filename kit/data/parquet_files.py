@@ -28,7 +28,12 @@ def as_parquet(csv_path: str | Path, cache_dir: str | Path, *,
                column_types: dict[str, pa.DataType] | None = None) -> Path:
     """Convert a CSV once to parquet (streamed, bounded memory); reused while newer than it.
 
-    >>> TabularStream(as_parquet("data/titanic/train.csv", "cache"), columns=..., ...)
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "train.csv").write_text("id,x\\n1,0.5\\n2,1.5\\n")
+    >>> path = as_parquet(folder / "train.csv", folder / "cache")
+    >>> path.name, pq.read_table(path).to_pydict()
+    ('train.csv.parquet', {'id': [1, 2], 'x': [0.5, 1.5]})
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():

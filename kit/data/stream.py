@@ -322,7 +322,14 @@ def stream_loader(stream: TabularStream, *, num_workers: int = 0, **kw: Any) -> 
     seconds of imports per worker, paid once because workers are persistent. Records
     num_workers on `stream`, so len(stream) == len(loader). Keyword args go to DataLoader.
 
-    >>> loader = stream_loader(stream, num_workers=2)
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "rows.parquet"
+    >>> pd.DataFrame({"x": np.arange(10.0)}).to_parquet(path)
+    >>> stream = TabularStream(path, columns=["x"], batch_size=4,
+    ...                        transform=lambda f: {"x": f["x"].to_numpy(np.float32)})
+    >>> loader = stream_loader(stream, num_workers=0)  # workers: the transform must pickle
+    >>> [len(batch["x"]) for batch in loader], len(loader)
+    ([4, 4, 2], 3)
     """
     if not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"num_workers={num_workers!r}: use an integer >= 0")

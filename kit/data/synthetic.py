@@ -170,7 +170,11 @@ def write_competition(folder: Path, n_rows: int, seed: int = 0, *, test_fraction
     `competitions` redirects the competitions root (default: KIT_COMPETITIONS_ROOT or
     competitions/).
 
-    >>> write_competition(Path("data/synthetic-tabular"), 100_000)
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> folder = write_competition(root / "data", 1_000, competitions=root / "competitions")
+    >>> folder.name, sorted(p.name for p in (root / "data").iterdir())
+    ('synthetic-tabular', ['sample_submission.csv', 'test.csv', 'train.csv'])
     """
     train, test = split_table(make_table(n_rows, seed), test_fraction, seed)
     folder = Path(folder)

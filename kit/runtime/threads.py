@@ -106,7 +106,10 @@ def fit_threads(kind: str, rows: int = 0, columns: int = 0, *, num_threads: int 
     one per MIN_CELLS[kind] cells, at least 1, at most the usable cores (rows 0: the size
     is not known, every usable core).
 
-    >>> fit_threads("lgbm", 712, 7, cores=2)        # Titanic's fold: 1
+    >>> fit_threads("lgbm", 712, 7, cores=2)          # a Titanic fold
+    1
+    >>> fit_threads("lgbm", 80_000, 40, cores=2)      # a fold of the 100,000-row synthetic table
+    2
     """
     if num_threads:
         return num_threads
@@ -157,7 +160,10 @@ def apply_thread_budget(num_threads: int = 0, *, cores: int | None = None) -> di
     limits only the pools already loaded. Torch's inter-op pool can be sized once per
     process, before its first use; after that it is left as it is and reported as it is.
 
-    >>> apply_thread_budget(cfg.train.num_threads)   # recorded in run.json as "threads"
+    The result is recorded in run.json as "threads". Not run as a doctest: it sets the thread
+    pools of the whole process.
+
+    >>> apply_thread_budget(cfg.train.num_threads)   # doctest: +SKIP
     """
     budget = thread_budget(num_threads, cores=cores)
     n = budget["num_threads"]
