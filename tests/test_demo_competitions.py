@@ -1,8 +1,10 @@
 """Every competition folder is a working example: its config loads, its demo data trains
 end to end, and the demo competitions for the shapes beyond one class or one number per row
 show theirs (issue 30, item 8): PetFinder (an ordinal target scored by qwk, labels cut
-with cut points fitted in the CV, a text column, folds grouped by rescuer) and Bike
-Sharing Demand (time-ordered rows: forward-only CV on cv.time, RMSLE)."""
+with cut points fitted in the CV, a text column, folds grouped by rescuer), Bike
+Sharing Demand (time-ordered rows: forward-only CV on cv.time, RMSLE), Playground S3E18
+(two binary targets, the mean column AUC) and Jane Street 2024 (row weights, the
+competition's own weighted metric, days in time order)."""
 
 import json
 import os
@@ -10,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,3 +73,35 @@ def test_bike_sharing_demo_validates_forward_in_time(tmp_path):
     assert list(submission.columns) == ["datetime", "count"] and (submission["count"] >= 0).all()
     scores = json.loads((run / "scores.json").read_text())
     assert scores["metric"] == "rmsle" and scores["oof_rows"] < len(folds)  # block 0 trains only
+
+
+def test_s3e18_demo_predicts_two_labels_on_one_split(tmp_path):
+    proc, summary = demo_run(tmp_path, "playground-series-s3e18")
+    run = Path(summary["run_dir"])
+    submission = pd.read_csv(summary["submission"])
+    assert list(submission.columns) == ["id", "EC1", "EC2"]
+    assert submission[["EC1", "EC2"]].stack().between(0, 1).all()
+    folds = [pd.read_csv(run / "targets" / c / "folds.csv") for c in ("EC1", "EC2")]
+    pd.testing.assert_frame_equal(*folds)  # one split for both labels
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["oof"] == pytest.approx(np.mean([scores["targets"][c]["oof"]
+                                                   for c in ("EC1", "EC2")]))
+    assert "mean over 2 targets" in proc.stdout
+
+
+def test_jane_street_demo_weighs_rows_in_its_own_metric(tmp_path):
+    _, summary = demo_run(tmp_path, "jane-street-real-time-market-data-forecasting")
+    run = Path(summary["run_dir"])
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["metric"] == "weighted_zero_mean_r2" and scores["weight"] == "weight"
+    train = pd.read_csv(tmp_path / "data" / "train.csv")
+    oof = pd.read_parquet(run / "oof.parquet").merge(train[["row_id", "weight"]],
+                                                     left_on="id", right_on="row_id")
+    y, p, w = oof["target"], oof["pred"], oof["weight"]
+    assert scores["oof"] == pytest.approx(1 - (w * (y - p) ** 2).sum() / (w * y ** 2).sum())
+    assert scores["oof"] != pytest.approx(1 - ((y - p) ** 2).sum() / (y ** 2).sum())
+    folds = pd.read_csv(run / "folds.csv").merge(train[["row_id", "date_id"]],
+                                                 left_on="id", right_on="row_id")
+    for fit in sorted(set(folds["fold"]) - {-1}):  # later days validate
+        assert folds.loc[folds["train_from"] <= fit, "date_id"].max() < \
+            folds.loc[folds["fold"] == fit, "date_id"].min()
