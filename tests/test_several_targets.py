@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kit.config import CVConfig, Config, apply_overrides, load_config
+from kit.config import Config, CVConfig, apply_overrides, load_config
 from kit.errors import ConfigError, DataError
 from kit.run_folder import target_dirs
 from kit.splits.folds import make_split, split_key
