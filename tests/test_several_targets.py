@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_in_process
 
 from kit.config import Config, CVConfig, apply_overrides, load_config
 from kit.errors import ConfigError, DataError
@@ -71,13 +72,19 @@ def make_world(root: Path, *, problem: str = "classification", metric: str = "au
     return root
 
 
-def script(root: Path, name: str, *args, timeout: int = 300):
+def script(root: Path, name: str, *args, subprocess_: bool = False):
+    """A script run in this process (conftest.run_in_process), or in a new interpreter where
+    the exit status a shell sees is the point; (the process, its --summary-json)."""
     summary = root / f"{name}-summary.json"
     summary.unlink(missing_ok=True)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / name), *args, "--summary-json", str(summary)],
-        capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(root / "comps")})
+    env = {"OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(root / "comps")}
+    argv = [*args, "--summary-json", str(summary)]
+    if subprocess_:
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *argv],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env})
+    else:
+        proc = run_in_process(name, *argv, env=env)
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
 
 
@@ -265,7 +272,8 @@ def test_several_numbers_train_as_a_regression_per_column(tmp_path):
 def test_a_bad_target_list_exits_2_and_writes_nothing(tmp_path, change, message):
     root = make_world(tmp_path, rows=300, **change)
     proc, _ = script(root, "train.py", "--comp", SLUG, "--data", str(root / "data"),
-                     "--runs", str(root / "runs"), "--submissions", str(root / "subs"))
+                     "--runs", str(root / "runs"), "--submissions", str(root / "subs"),
+                     subprocess_=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert not list((root / "runs").glob(f"{SLUG}/2*"))  # no run folder left behind
