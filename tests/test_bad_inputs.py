@@ -622,3 +622,18 @@ def test_time_split_settings_that_cannot_work(noise_world, capsys, bad_row, extr
 ])
 def test_text_columns_that_cannot_be_read_as_text(world, capsys, setting, error, fragments):
     fails(world, capsys, argv(world, "--set", setting), error, *fragments)
+
+
+# --- several targets, empty feature lists -------------------------------------------------
+
+@pytest.mark.parametrize("settings, error, fragments", [
+    (['data.target=["Survived", "Nope"]'], SubmissionError,
+     ("gender_submission.csv: the sample submission's columns ['Survived'] are not the targets "
+      "['Survived', 'Nope']", "make data.target list the sample's columns")),
+    (["features.numeric=[]", "features.categorical=[]", "features.text=[]"], ConfigError,
+     ("no feature columns", "numeric = \"auto\"")),
+])
+def test_targets_the_sample_cannot_hold_and_no_features(world, capsys, settings, error,
+                                                        fragments):
+    args = [a for s in settings for a in ("--set", s)]
+    fails(world, capsys, argv(world, *args), error, *fragments)

@@ -133,6 +133,11 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     lists = feature_lists(cfg, train, test.columns)
     numeric, categorical, text = lists["numeric"], lists["categorical"], lists["text"]
     columns = [*numeric, *categorical, *text]  # text stays raw in the tables: fitted per fold
+    if not columns:
+        raise ConfigError(f"{source}: no feature columns: features.numeric, .categorical and "
+                          ".text are all empty (the [features] defaults); set numeric = "
+                          "\"auto\" and categorical = \"auto\" in config.toml to take the "
+                          "columns train and test share, or list them")
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
