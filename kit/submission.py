@@ -56,7 +56,9 @@ def submission_form(sample: pd.DataFrame, *, metric: str | Metric, kind: str = "
     problem kind, `[submission] kind` and the sample to what a submission holds; with
     `classes`, which class each probability column is, and how many guesses a row can hold.
 
-    >>> submission_form(sample, metric="auc").kind  # "proba"; accuracy: "label"; map@3: "ranked"
+    >>> sample = pd.DataFrame({"PassengerId": [892, 893], "Survived": [0, 0]})
+    >>> [submission_form(sample, metric=m).kind for m in ("auc", "accuracy", "map@3")]
+    ['proba', 'label', 'ranked']
     """
     scored = check_problem(metric, problem) if isinstance(metric, Metric) else \
         get_metric(metric, problem)
@@ -300,7 +302,8 @@ def ranked_guesses(pred: np.ndarray, classes: list, k: int) -> np.ndarray:
     """Each row's top k classes by probability, best first, joined by spaces (the same
     top k the OOF score takes: kit.metrics.registry.top_k).
 
-    >>> ranked_guesses(np.array([[0.2, 0.5, 0.3]]), ["a", "b", "c"], 2)  # ["b c"]
+    >>> ranked_guesses(np.array([[0.2, 0.5, 0.3]]), ["a", "b", "c"], 2)
+    array(['b c'], dtype=object)
     """
     names = np.asarray([str(c) for c in classes], dtype=object)[top_k(pred, k)]  # (N, k)
     joined = names[:, 0]

@@ -73,8 +73,10 @@ def soft_vote(members: Sequence[np.ndarray], weights: Sequence[float] | None = N
               metric: str | Metric | None = None) -> np.ndarray:
     """Weighted mean of M (N, C) arrays in `metric`'s space; equal weights when none given.
 
-    >>> soft_vote([np.array([[0.8, 0.2]]), np.array([[0.4, 0.6]])])  # [[0.6, 0.4]]
-    >>> soft_vote([np.array([[100.0]]), np.array([[10000.0]])], metric="rmsle")  # [[1004.04]]
+    >>> soft_vote([np.array([[0.8, 0.2]]), np.array([[0.4, 0.6]])]).round(3).tolist()
+    [[0.6, 0.4]]
+    >>> soft_vote([np.array([[100.0]]), np.array([[10000.0]])], metric="rmsle").round(2).tolist()
+    [[1004.04]]
     """
     stack = _stack(members)
     w = np.full(len(stack), 1 / len(stack)) if weights is None else np.asarray(weights, float)
@@ -99,7 +101,9 @@ def hard_vote(probas: Sequence[np.ndarray]) -> np.ndarray:
 def fold_vote_hard(fold_test_probas: list[np.ndarray]) -> np.ndarray:
     """Hard vote of the fold models' test probabilities (config: ensemble.fold_vote = "hard").
 
-    >>> fold_vote_hard([fold0_proba, fold1_proba, fold2_proba])  # (N, C) one-hot
+    >>> folds = [np.array([[0.6, 0.4]]), np.array([[0.55, 0.45]]), np.array([[0.05, 0.95]])]
+    >>> fold_vote_hard(folds)  # two folds of three vote class 0; their mean favours class 1
+    array([[1., 0.]])
     """
     return hard_vote(fold_test_probas)
 

@@ -205,8 +205,10 @@ def ensemble_runs(
     Runs with several targets are blended column by column (ensemble_targets); `folder`:
     where one such column's ensemble goes (no copy under submissions/).
 
+    The example needs run folders that scripts/train.py wrote, so doctest skips it:
+
     >>> ensemble_runs("titanic", ["runs/titanic/A_mlp_raw", "runs/titanic/B_gbdt_raw"],
-    ...               method="weighted")["oof_score"]
+    ...               method="weighted")["oof_score"]  # doctest: +SKIP
     """
     hill = check_options(method, weights, hill, len(run_dirs), test_from)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()

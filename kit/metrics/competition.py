@@ -38,7 +38,11 @@ def resolve_metric(cfg) -> Metric:
     """The metric a run with config `cfg` scores: the competition's metric.py when its NAME
     is competition.metric, else the built-in of that name (checked against the problem kind).
 
-    >>> resolve_metric(load_config("competitions/titanic/config.toml")).mode  # "max"
+    >>> from kit.config import load_config
+    >>> from kit.paths import ROOT
+    >>> metric = resolve_metric(load_config(ROOT / "competitions/titanic/config.toml"))
+    >>> metric.name, metric.mode
+    ('accuracy', 'max')
     """
     comp = cfg.competition
     return find_metric(comp.metric, comp.problem, comp.slug)

@@ -41,7 +41,9 @@ MAX_PASSES = 8  # coordinate-search passes; it usually settles in 2 or 3
 def applies(metric: Metric, classes: list) -> bool:
     """Whether `metric` scores labels cut from fitted cut points for these classes.
 
-    >>> applies(get_metric("qwk"), [1, 2, 3])  # True; mcc needs two classes
+    >>> from kit.metrics.registry import get_metric
+    >>> applies(get_metric("qwk"), [1, 2, 3]), applies(get_metric("accuracy"), [1, 2, 3])
+    (True, False)
     """
     if metric.source:  # a competition's own metric.py scores argmax labels as it says
         return False

@@ -44,6 +44,7 @@ def make_folds(y: np.ndarray, cv: CVConfig, groups: np.ndarray | None = None, *,
     then has its tail in every fold).
 
     >>> make_folds(np.array([0, 1] * 10), CVConfig(n_splits=5, seed=0))
+    array([1, 1, 4, 2, 2, 0, 4, 1, 0, 4, 3, 4, 3, 0, 1, 3, 0, 3, 2, 2])
     """
     n = len(y)
     if cv.n_splits > n:
