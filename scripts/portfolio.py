@@ -27,8 +27,9 @@ from kit.errors import ConfigError  # noqa: E402
 from kit.io import write_json  # noqa: E402
 
 DEFAULT_SEEDS = 3
-# scripts/bench_refit.py (README): refit tied on Titanic, gained 1.0 standard error on House
-# Prices and lost 2.6 on the synthetic table; one default for every competition: off
+# scripts/bench_refit.py (docs/benchmarks.md, Refit on all rows): refit tied on Titanic,
+# gained 1.0 standard error on House Prices and lost 2.6 on the synthetic table; one
+# default for every competition: off
 DEFAULT_REFIT = "off"
 
 # flags a resume takes from the manifest: (argparse dest, flag, value when not given)

@@ -1,4 +1,4 @@
-"""The bad-input matrix: one row per case (README "Reliability" lists the same rows).
+"""The bad-input matrix: one row per case (docs/reliability.md, "Bad input", lists the same rows).
 
 Each failing row asserts the error class, that the one-line message names the file /
 column / value and the fix, the script's exit status (2), and that submissions/ and the

@@ -40,10 +40,10 @@ def check_target_column(cfg: Config, train_columns: Iterable[str], test: pd.Data
                     f"what the competition asks for; {likely}; set data.target in config.toml")
 
 
-# free text, not a category (README "Text columns"): at least MIN_DISTINCT distinct values
-# and either a mean length over LONG characters with at least 5 % of the values distinct,
-# or more than half distinct with most values holding a space (Titanic's Name). Short codes
-# (Ticket, Cabin) and long labels of a few levels stay categories.
+# free text, not a category (docs/training.md, "Text columns"): at least MIN_DISTINCT
+# distinct values and either a mean length over LONG characters with at least 5 % of the
+# values distinct, or more than half distinct with most values holding a space (Titanic's
+# Name). Short codes (Ticket, Cabin) and long labels of a few levels stay categories.
 MIN_DISTINCT, LONG, SAMPLE = 20, 30, 100_000
 
 

@@ -4,9 +4,9 @@
     train, test = split_table(frame, test_fraction=0.2, seed=0)
     write_competition(Path("data/synthetic-tabular"), 1_000_000, seed=0)  # + its config
 
-The recipe is fixed here. scripts/bench_tabular_models.py and the README's model table are
-measured on it, so changing any number below changes every figure measured on it: bump
-RECIPE then, and re-measure what cites it.
+The recipe is fixed here. scripts/bench_tabular_models.py and its table in docs/benchmarks.md
+(Tabular model kinds) are measured on it, so changing any number below changes every figure
+measured on it: bump RECIPE then, and re-measure what cites it.
 
 Recipe (RECIPE = "v1"), n rows, one numpy Generator seeded with `seed`:
 

@@ -9,8 +9,8 @@ fold's training rows only, so no validation or test word enters the vocabulary.
   to the final estimator, one model for both.
 - trees (gbdt, rf, extratrees, lgbm, xgb, catboost), networks (mlp, tabm) and `blend` read
   `svd_<column>_<k>`: TruncatedSVD components of the same TF-IDF, fitted on the same rows
-  (README: measured against an OOF linear prediction of the text, which a fold feature's
-  inner K-fold would give).
+  (docs/training.md, Text columns: measured against an OOF linear prediction of the text,
+  which a fold feature's inner K-fold would give).
 
 The fitted state is one skops file per fold (`text.skops`; no pickle: SKOPS_TRUSTED below
 names every type it may hold), so predict.py transforms the test rows exactly as training did.
@@ -34,7 +34,7 @@ from kit.io import atomic_path
 
 FILE = "text.skops"
 SPARSE_MODELS = ("linear",)  # the kinds that read the TF-IDF itself; the rest its SVD
-N_COMPONENTS = 32  # SVD components per text column (README: 16 / 32 / 64 measured)
+N_COMPONENTS = 32  # per text column (docs/training.md, Text columns: 16 / 32 / 64 measured)
 # word unigrams and bigrams; character 2-4-grams: min_df = 2 drops n-grams one row holds
 # (they cannot generalize) and keeps the vocabulary to what the fold's rows share
 WORD = {"analyzer": "word", "ngram_range": (1, 2), "min_df": 2, "max_features": 50_000,

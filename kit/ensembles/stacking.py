@@ -9,9 +9,10 @@ target's distance from that average on the members' distances from it, so a stro
 gives equal weights rather than none, and RidgeCV picks the penalty on the training folds
 (leave-one-out). Fitted weights often lose to the plain average out of sample (the
 "forecast combination puzzle"); on House Prices' six kinds a ridge toward zero scored
-0.1259 cross-validated RMSLE, this one 0.1252 (README). For fold k the level-2 model is
-fitted on the other folds' OOF rows and predicts fold k's rows, so a level-2 OOF
-prediction never used its own fold: that OOF is the honest score. The test predictions
+0.1259 cross-validated RMSLE, this one 0.1252 (the stack column of docs/ensembles.md,
+Measured: six kinds per competition). For fold k the level-2 model is fitted on the other
+folds' OOF rows and predicts fold k's rows, so a level-2 OOF prediction never used its
+own fold: that OOF is the honest score. The test predictions
 average the fold models' predictions on the members' test predictions. The coefficients
 reported are the fold models' mean (for a regression, the weight each member gets).
 

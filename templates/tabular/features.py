@@ -2,7 +2,7 @@
 optional hooks this doc shows.
 
 transform_batch runs on one slice of rows at a time, train and test alike, so it works for
-a table of any size, also out of core (README: Tables larger than memory). build(train,
+a table of any size, also out of core (docs/out-of-core.md). build(train,
 test) -> (train, test) gets both frames whole, once before the folds are made; it is
 refused for a table streamed out of core. Add columns here and list them in config.toml
 under [features] numeric / categorical. Use only statistics that need no labels (the

@@ -29,7 +29,7 @@ def batch_size_for(rows: int) -> int:
     """`train.batch_size = 0`: a power of two near rows / 25, from 32 to 1,024: 32 for
     Titanic's and House Prices' folds (700-900 rows), 1,024 from about 18,000 rows (the
     synthetic table's 533,000). tabm scored within noise at 32, 64 and 128 on both
-    (README), so the rule only keeps steps per epoch in a sensible range."""
+    (docs/models.md, TabM), so the rule only keeps steps per epoch in a sensible range."""
     return int(np.clip(2 ** round(np.log2(max(rows, 1) / 25)), 32, 1024))
 
 
