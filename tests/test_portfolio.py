@@ -13,21 +13,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_in_process
 
 SCRIPT = ROOT / "scripts" / "portfolio.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def portfolio_cmd(tmp_path, *extra) -> list[str]:
-    return [sys.executable, str(SCRIPT), "--runs", str(tmp_path / "runs"),
-            "--submissions", str(tmp_path / "subs"), *extra]
+def portfolio_args(tmp_path, *extra) -> list[str]:
+    return ["--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"), *extra]
+
+
+def portfolio(*args) -> subprocess.CompletedProcess:
+    """scripts/portfolio.py in this process (conftest.run_in_process); its members' train.py
+    and ensemble.py calls are subprocesses, one thread each, as ever."""
+    return run_in_process(SCRIPT.name, *args, env={"OMP_NUM_THREADS": "1"})
 
 
 def resume(folder, budget: float, *extra):
-    return subprocess.run([sys.executable, str(SCRIPT), "--resume", str(folder),
-                           "--time-budget", str(budget), *extra],
-                          capture_output=True, text=True, timeout=300, env=ENV)
+    return portfolio("--resume", folder, "--time-budget", budget, *extra)
 
 
 def manifest_of(tmp_path) -> tuple:
@@ -37,9 +40,10 @@ def manifest_of(tmp_path) -> tuple:
 
 def kill_after_first_member(tmp_path, data) -> tuple:
     """Start a portfolio; SIGKILL it (and its train.py) once its first member is done."""
-    proc = subprocess.Popen(portfolio_cmd(tmp_path, "--comp", "titanic", "--data", str(data),
-                                          "--dry-run", "--members", "linear,lgbm",
-                                          "--seeds", "1", "--time-budget", "600"),
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *portfolio_args(
+                                tmp_path, "--comp", "titanic", "--data", str(data),
+                                "--dry-run", "--members", "linear,lgbm", "--seeds", "1",
+                                "--time-budget", "600")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
                             start_new_session=True)
     deadline = time.monotonic() + 240
@@ -159,11 +163,10 @@ def test_refit_members_are_blended_on_their_refit_predictions(tmp_path, titanic_
     from one fold, is trained again), and the blend applies its OOF weights to the refit
     predictions."""
     summary_path = tmp_path / "summary.json"
-    proc = subprocess.run(portfolio_cmd(tmp_path, "--comp", "titanic", "--data", str(titanic_demo),
-                                        "--dry-run", "--members", "linear,lgbm", "--seeds", "1",
-                                        "--time-budget", "600", "--refit", "only",
-                                        "--summary-json", str(summary_path)),
-                          capture_output=True, text=True, timeout=600, env=ENV)
+    proc = portfolio(*portfolio_args(tmp_path, "--comp", "titanic", "--data", str(titanic_demo),
+                                     "--dry-run", "--members", "linear,lgbm", "--seeds", "1",
+                                     "--time-budget", "600", "--refit", "only",
+                                     "--summary-json", str(summary_path)))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     summary = json.loads(summary_path.read_text())
     assert summary["refit"] == "only" and summary["blend"]["method"] in ("hill", "stack")
