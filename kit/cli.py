@@ -1,7 +1,7 @@
 """Command-line entry points shared by scripts/ (and the Kaggle kernel script).
 
     python scripts/train.py --comp titanic [--data DIR] [--runs DIR] [--submissions DIR]
-        [--summary-json FILE] [--set k=v ...] [--folds K] [--demo] [--dry-run] [--seed N]
+        [--summary-json FILE] [--set k=v ...] [--fits K] [--demo] [--dry-run] [--seed N]
         [--device auto|cpu|cuda|mps] [--resume RUN_DIR] [--max-time SECONDS] [--deterministic]
         [--refit [only|with_folds]] [--seeds N]
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kit.config import Config, load_config, profile_section
 from kit.data.folder import resolve_data_dir
-from kit.errors import KitError
+from kit.errors import ConfigError, KitError
 from kit.hooks import hook_hashes
 from kit.io import write_json
 from kit.paths import competition_dir, data_root, runs_root, submissions_root
@@ -62,6 +62,13 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"{filename}:{lineno}: {category.__name__}: {message}\n"
 
 
+def refuse_renamed_flags(args) -> None:
+    """A flag an older kit read, refused with its new name (hidden from --help)."""
+    if getattr(args, "folds", None) is not None:
+        raise ConfigError(f"--folds is renamed --fits (train only the first K fold fits; "
+                          f"\"folds\" is the split itself): write --fits {args.folds}")
+
+
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Cross-validated training -> OOF scores -> submission")
     p.add_argument("--comp", help="competition folder name (= Kaggle slug), e.g. titanic")
@@ -71,7 +78,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-json", type=Path, help="write a JSON summary of the run here")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    p.add_argument("--folds", type=int, help="train only the first K folds (a quick run)")
+    p.add_argument("--fits", type=int, metavar="K",
+                   help="train only the first K fold fits (of cv.repeats x cv.n_splits; a "
+                   "quick run)")
+    p.add_argument("--folds", type=int, help=argparse.SUPPRESS)  # renamed --fits: refused
     p.add_argument("--demo", action="store_true", help="write synthetic demo data first, train on it")
     p.add_argument("--dry-run", action="store_true",
                    help="smallest model, few steps, every stage for real (config [dry_run])")
@@ -134,6 +144,7 @@ def _load_with_profile(args) -> Config:
 
 def train_main(argv: list[str] | None = None) -> dict:
     args = train_parser().parse_args(argv)  # --help and bad flags answer before torch loads
+    refuse_renamed_flags(args)
     from kit.pipeline import RunOptions, run_cv  # torch and the rest before the thread budget
     from kit.pipeline.refit import check_refit
     from kit.pipeline.targets import check_several, several
@@ -160,7 +171,7 @@ def train_main(argv: list[str] | None = None) -> dict:
                                    libraries=_library_versions(cfg))
     opts = RunOptions(data_dir=data_dir, run_dir=run_dir,
                       submissions_dir=args.submissions or submissions_root(), device=device,
-                      first_fits=facts["folds"], resume=resume is not None,
+                      first_fits=facts["fits"], resume=resume is not None,
                       max_time=cfg.train.max_time or None, label=label, on_start=record)
     try:
         summary = run_cv(cfg, opts)
@@ -202,8 +213,8 @@ def _set_up(cfg: Config, args):
     device, threads = set_up_process(cfg)
     if device.type == "cuda" and place.world_size > 1:
         device = torch.device("cuda", place.local_rank)
-    folds = 1 if args.dry_run and not args.folds else args.folds
-    facts = {"device": str(device), "world_size": place.world_size, "folds": folds,
+    fits = 1 if args.dry_run and not args.fits else args.fits
+    facts = {"device": str(device), "world_size": place.world_size, "fits": fits,
              "data_dir": str(data_dir), "threads": threads, "max_time": cfg.train.max_time,
              "python": platform.python_version(), "torch": torch.__version__}
     return place, data_dir, device, facts

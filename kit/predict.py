@@ -182,7 +182,7 @@ def _predict_folds(run: Path, cfg, folds: list[Path], data_dir: Path, device: st
         prep = task.prepare(cfg, competition_dir(cfg.competition.slug), data_dir, Path(cache))
         _check_classes(run, prep.classes)
         probas = [task.predict_fold(prep, cfg, fold, dev) for fold in folds]
-        test = fold_mean(probas, cfg.ensemble.fold_vote)
+        test = fold_mean(probas, cfg.train.fold_vote)
         test, reference = _with_refit(run, task, prep, cfg, dev, test)
     return prep, test, reference
 
@@ -221,7 +221,7 @@ def predict_run(run: Path, *, data: Path | None = None, out: Path | None = None,
     submitted = test if cuts is None else apply(test, cuts)  # qwk: the run's cut labels
     submission = build_submission(prep.test_ids, submitted, prep.classes, sample, form)
     written = write_submission(submission, sample, out / submission_name(run), form)
-    summary = {"run_dir": str(run), "data_dir": str(data_dir), "folds": [p.name for p in folds],
+    summary = {"run_dir": str(run), "data_dir": str(data_dir), "fold_dirs": [p.name for p in folds],
                "test_pred": str(out / TEST_PRED), "submission": str(written),
                "max_abs_diff_vs_run": compare_with_run(run, frame, reference)}
     return _for_kaggle(summary) if kaggle_copy else summary
@@ -261,7 +261,7 @@ def _predict_targets(run: Path, *, data: Path | None, out: Path | None, device: 
     merge_submissions(read_sample(data_dir / cfg.data.sample_submission), outs, out / name,
                       name=name)
     diffs = [s["max_abs_diff_vs_run"] for s in columns.values()]
-    return _for_kaggle({"run_dir": str(run), "data_dir": str(data_dir), "folds": [],
+    return _for_kaggle({"run_dir": str(run), "data_dir": str(data_dir), "fold_dirs": [],
                         "submission": str(out / name), "targets": columns,
                         "max_abs_diff_vs_run": None if None in diffs else max(diffs)})
 

@@ -5,10 +5,10 @@ trained, never which code runs or which host is contacted. A resume therefore
 
 - refuses every flag that would change what is trained (`--set`, `--seed`,
   `--deterministic`, `--profile`, `--dry-run`, `--demo`, `--refit`, `--seeds`, another
-  `--comp`, a smaller `--folds`), naming the flag; a run begun with a refit (its
+  `--comp`, a smaller `--fits`), naming the flag; a run begun with a refit (its
   config.toml's train.refit) finishes its refit models, keeping those already done;
 - accepts and records what only changes where or how long it runs: `--device` (a GPU run
-  may finish on another machine), `--max-time` (applied), a larger `--folds`, `--data`
+  may finish on another machine), `--max-time` (applied), a larger `--fits`, `--data`
   (checked later: the data must give the same split hash as folds.csv);
 - takes a Dask scheduler's address from the command line only (`--dask-scheduler`);
 - keeps run.json's first start and appends each resume to its "resumes" list.
@@ -62,7 +62,8 @@ class Resume:
             raise ConfigError(f"--comp {args.comp} --resume {run_dir}: the run is of "
                               f"{cfg.competition.slug!r}; drop --comp (the run folder says it)")
         started = read_run_info(run_dir)
-        args.folds = _folds(args.folds, started.get("folds"), cfg, run_dir)
+        # run.json's "fits" ("folds" in an older kit's)
+        args.fits = _fits(args.fits, started.get("fits", started.get("folds")), cfg, run_dir)
         if args.data is None and started.get("data_dir"):
             args.data = Path(started["data_dir"])
         cfg = _where(cfg, args, run_dir)
@@ -87,15 +88,15 @@ def refuse_flags(args, run_dir: Path) -> None:
                           "for other settings, or drop " + ", ".join(given))
 
 
-def _folds(asked: int | None, began: int | None, cfg: Config, run_dir: Path) -> int | None:
-    """The fold count: the first start's, or a larger --folds (more folds of the same run)."""
+def _fits(asked: int | None, began: int | None, cfg: Config, run_dir: Path) -> int | None:
+    """The fold fits to train: the first start's, or a larger --fits (more of the same run)."""
     if asked is None:
         return began
     total = cfg.cv.n_splits * cfg.cv.repeats
     if asked < (began or total):
-        raise ConfigError(f"--resume {run_dir} --folds {asked}: the run began with "
-                          f"{began or total} folds; give at least that many, or leave "
-                          "--folds out")
+        raise ConfigError(f"--resume {run_dir} --fits {asked}: the run began with "
+                          f"{began or total} fold fits; give at least that many, or leave "
+                          "--fits out")
     return asked
 
 

@@ -202,7 +202,7 @@ def scores_of(run_dir: Path) -> dict:
     fold_seconds = [round(i["seconds"], 2) for i in info]
     threads = read_run_info(run_dir).get("threads", {})
     return {"metric": scores["metric"], "mode": scores["mode"], "mean": scores["mean"],
-            "std": scores["std"], "folds": scores["folds"], "oof": scores["oof"],
+            "std": scores["std"], "fold_scores": scores["fold_scores"], "oof": scores["oof"],
             "fold_seconds": fold_seconds,
             "fold_seconds_mean": round(float(np.mean(fold_seconds)), 2) if info else None,
             "fold_info": info, "num_threads": threads.get("num_threads"),

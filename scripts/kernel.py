@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kit.cli import run_script  # noqa: E402
+from kit.cli import refuse_renamed_flags, run_script  # noqa: E402
 from kit.errors import ConfigError  # noqa: E402
 from kit.io import write_json  # noqa: E402
 
@@ -36,7 +36,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights-dataset", help="OWNER/SLUG dataset with pretrained weights")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override passed to the entry script")
-    parser.add_argument("--folds", type=int, help="train only the first K folds (passed to train.py)")
+    parser.add_argument("--fits", type=int, metavar="K",
+                        help="train only the first K fold fits (passed to train.py)")
+    parser.add_argument("--folds", type=int, help=argparse.SUPPRESS)  # renamed --fits
     parser.add_argument("--title", help="kernel title (default: 'kit <comp> <mode>')")
     parser.add_argument("--out", help="kernel folder (default: build/kernels/<comp>)")
     parser.add_argument("--dataset-out", help="parent of the run dataset folder "
@@ -69,12 +71,13 @@ def main(argv: list[str] | None = None) -> dict:
     from kit.kaggle.client import push_dataset, push_kernel
     from kit.kaggle.kernel import build_kernel
 
+    refuse_renamed_flags(args)
     demo = check_demo(args)
     user = args.user or (DEMO_USER if args.demo and not os.environ.get("KAGGLE_USERNAME")
                          else None)
     summary = build_kernel(
         args.comp, mode=args.mode, user=user, gpu=args.gpu, run=args.run,
-        weights_dataset=args.weights_dataset, overrides=args.overrides, folds=args.folds,
+        weights_dataset=args.weights_dataset, overrides=args.overrides, folds=args.fits,
         out=args.out,
         dataset_out=args.dataset_out, title=args.title,
     )

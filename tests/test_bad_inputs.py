@@ -18,7 +18,7 @@ from kit.cli import run_script, train_main
 from kit.errors import CheckpointError, ConfigError, DataError, KitError, SubmissionError
 
 OLD_RUN = "20260101-000000_mlp_eng"
-FAST = ["--set", "model.name=gbdt", "--set", "model.params.gbdt.max_iter=20", "--folds", "1"]
+FAST = ["--set", "model.name=gbdt", "--set", "model.params.gbdt.max_iter=20", "--fits", "1"]
 
 
 def make_world(tmp_path: Path, comp: str) -> Path:
@@ -122,7 +122,7 @@ def hp_world(tmp_path):
 
 def hp_argv(world: Path, *extra) -> list[str]:
     return ["--comp", HP, "--data", str(world / "data"), "--runs", str(world / "runs"),
-            "--submissions", str(world / "subs"), "--set", "model.name=linear", "--folds", "1",
+            "--submissions", str(world / "subs"), "--set", "model.name=linear", "--fits", "1",
             *extra]
 
 
@@ -415,7 +415,7 @@ def noise_world(tmp_path, monkeypatch):
 
 def noise_args(world: Path, comp: str, *extra) -> list[str]:
     return ["--comp", comp, "--data", str(world / "data"), "--runs", str(world / "runs"),
-            "--submissions", str(world / "subs"), "--folds", "1", *extra]
+            "--submissions", str(world / "subs"), "--fits", "1", *extra]
 
 
 @pytest.mark.parametrize("name, hook", [("reorders", REORDERING_HOOK), ("drops", DROPPING_HOOK)])
@@ -521,7 +521,7 @@ PS = "playground-series-s5e6"  # MAP@3: the sample's placeholder shows three gue
 def ps_argv(world: Path, *extra) -> list[str]:
     return ["--comp", PS, "--data", str(world / "data"), "--runs", str(world / "runs"),
             "--submissions", str(world / "subs"), "--set", "model.params.lgbm.rounds=5",
-            "--folds", "1", *extra]
+            "--fits", "1", *extra]
 
 
 def test_a_metric_file_without_a_direction(tmp_path, capsys, monkeypatch):
@@ -630,7 +630,8 @@ def test_text_columns_that_cannot_be_read_as_text(world, capsys, setting, error,
     (['data.target=["Survived", "Nope"]'], SubmissionError,
      ("gender_submission.csv: the sample submission's columns ['Survived'] are not the targets "
       "['Survived', 'Nope']", "make data.target list the sample's columns")),
-    (["features.numeric=[]", "features.categorical=[]", "features.text=[]"], ConfigError,
+    (["features.numeric=[]", "features.categorical=[]", "features.text=[]",
+      "features.fold_hook=false"], ConfigError,
      ("no feature columns", "numeric = \"auto\"")),
 ])
 def test_targets_the_sample_cannot_hold_and_no_features(world, capsys, settings, error,

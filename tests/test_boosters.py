@@ -280,7 +280,7 @@ def train(tmp_path: Path, data: Path, model: str, *extra: str) -> Path:
     summary = train_main(["--comp", "titanic", "--data", str(data), "--runs",
                           str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
                           "--set", f"model.name={model}", "--set", "cv.repeats=1",
-                          "--folds", "2", *extra])
+                          "--fits", "2", *extra])
     return Path(summary["run_dir"])
 
 
@@ -304,7 +304,7 @@ def test_registry_sweep_every_tabular_kind_trains_and_submits(model, titanic_dem
     # nothing scores the majority share
     majority = pd.read_csv(titanic_demo / "train.csv")["Survived"].value_counts(
         normalize=True).max()
-    assert len(scores["folds"]) == 2 and scores["mean"] > majority + MARGIN, (
+    assert len(scores["fold_scores"]) == 2 and scores["mean"] > majority + MARGIN, (
         scores["mean"], majority)
     assert pd.read_csv(run / "submission.csv")["Survived"].isin([0, 1]).all()
 
@@ -323,9 +323,9 @@ def test_a_booster_run_writes_its_model_history_and_importance(kind, titanic_dem
     assert info["best_iteration"] == int(history.iloc[:, 1].idxmin()) + 1
     assert (fold / BOOSTERS[kind].file_name).is_file() and (fold / "curves.png").is_file()
     importance = pd.read_csv(run / "importance.csv")
-    assert list(importance.columns) == ["feature", "mean", "std", "folds", "type"]
+    assert list(importance.columns) == ["feature", "mean", "std", "n_folds", "type"]
     assert (importance["type"] == BOOSTERS[kind].importance_type).all()
-    assert (importance["folds"] == 2).all() and importance["mean"].is_monotonic_decreasing
+    assert (importance["n_folds"] == 2).all() and importance["mean"].is_monotonic_decreasing
     assert {"Sex", "Pclass"} <= set(importance["feature"])  # the config's feature names
     assert (run / "importance.png").is_file()
     assert json.loads((run / "run.json").read_text())["libraries"] == {
@@ -342,7 +342,7 @@ def test_predict_and_resume_reload_the_library_file(titanic_demo, tmp_path):
     before = (run / "fold0" / "model.txt").read_bytes()
     summary = train_main(["--resume", str(run), "--submissions", str(tmp_path / "subs")])
     assert (run / "fold0" / "model.txt").read_bytes() == before  # fold 0 kept as it was
-    assert json.loads((run / "scores.json").read_text())["folds"] == summary["cv"]["folds"]
+    assert json.loads((run / "scores.json").read_text())["fold_scores"] == summary["cv"]["fold_scores"]
 
 
 def test_a_library_version_other_than_the_runs_is_a_warning_naming_both(titanic_demo,

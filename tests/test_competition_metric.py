@@ -112,7 +112,7 @@ def test_a_map3_competition_with_its_own_metric_trains_blends_and_submits(world)
         assert (guesses.str.len() == 3).all() and guesses.map(lambda g: len(set(g)) == 3).all()
         assert set(guesses.explode()) <= set(classes)
     history = pd.read_csv(Path(two["run_dir"]) / "fold0" / "history.csv")
-    assert "val_metric" in history.columns and history["val_metric"].notna().all()
+    assert "valid_metric" in history.columns and history["valid_metric"].notna().all()
 
     proc, blend = script("ensemble.py", world, "--comp", SLUG, one["run_dir"], two["run_dir"],
                          "--method", "hill", "--data", str(world / "data"),

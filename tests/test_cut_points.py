@@ -231,7 +231,7 @@ def test_a_qwk_run_reports_in_cv_cut_scores_better_than_argmax(world):
     assert list(pd.read_parquet(run / "oof.parquet").columns[3:]) == [f"p_{c}" for c in classes]
     in_cv = cp.score_cv(proba, labels, folds, QWK)
     assert scores["oof"] == pytest.approx(in_cv.oof, abs=1e-12)
-    assert scores["folds"] == pytest.approx(in_cv.fold_scores, abs=1e-12)  # one repeat: the same
+    assert scores["fold_scores"] == pytest.approx(in_cv.fold_scores, abs=1e-12)  # one repeat: the same
     assert scores["oof_argmax"] == pytest.approx(QWK(labels, proba), abs=1e-12)
     leaked = QWK(labels, cp.apply(proba, cp.fit(proba, labels, QWK)))
     assert scores["oof"] < leaked  # not the score of cuts fitted on the rows they score

@@ -76,9 +76,9 @@ def test_both_weights_are_validated_and_the_better_one_is_kept(tmp_path):
     trainer, model, loader, y = setup(tmp_path, decay=0.9, epochs=4, lr=1.0)
     result = trainer.fit(model, loader(True), loader(False), y)
     for row in result.history:
-        assert {"val_metric", "ema_val_metric", "weights"} <= set(row)
-        better = min(row["val_metric"], row["ema_val_metric"])
-        assert row["weights"] == ("ema" if row["ema_val_metric"] < row["val_metric"] else "raw")
+        assert {"valid_metric", "ema_valid_metric", "weights"} <= set(row)
+        better = min(row["valid_metric"], row["ema_valid_metric"])
+        assert row["weights"] == ("ema" if row["ema_valid_metric"] < row["valid_metric"] else "raw")
         if row["epoch"] == result.best_epoch:
             assert result.best_score == pytest.approx(better)
     assert {row["weights"] for row in result.history} == {"raw", "ema"}  # both were kept

@@ -129,7 +129,7 @@ def fold_features(fit, frame):
 def test_the_fold_hook_never_sees_a_rows_own_label(world, monkeypatch):
     monkeypatch.setenv("SPY_LOG", str(world / "spy.jsonl"))
     comp = competition(world / "comps", "spy", numeric=["x"], features=SPY_HOOK)
-    proc, summary = train(world, comp, "--folds", "2")
+    proc, summary = train(world, comp, "--fits", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = [json.loads(line) for line in (world / "spy.jsonl").read_text().splitlines()]
     # per fold: validation rows, test rows, then 5 inner splits of the 480 training rows
@@ -159,12 +159,12 @@ def test_runs_with_other_features_models_or_model_seed_share_the_split(world):
     runs = []
     for comp, extra in [(plain, ()), (encoded, ("--set", "model.name=linear")),
                         (plain, ("--seed", "5"))]:
-        proc, summary = train(world, comp, "--folds", "1", *extra)
+        proc, summary = train(world, comp, "--fits", "1", *extra)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs.append(pd.read_csv(Path(summary["run_dir"]) / "folds.csv"))
     for other in runs[1:]:
         pd.testing.assert_frame_equal(other, runs[0])
-    proc, summary = train(world, plain, "--folds", "1", "--set", "cv.seed=1")
+    proc, summary = train(world, plain, "--fits", "1", "--set", "cv.seed=1")
     reseeded = pd.read_csv(Path(summary["run_dir"]) / "folds.csv")
     assert (reseeded["fold"] != runs[0]["fold"]).any()
     assert reseeded["split"][0] != runs[0]["split"][0]
@@ -181,7 +181,7 @@ def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
     proc, summary = train(world, comp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(summary["run_dir"])
-    assert len(summary["cv"]["folds"]) == 6 and len(summary["cv"]["repeat_means"]) == 3
+    assert len(summary["cv"]["fold_scores"]) == 6 and len(summary["cv"]["repeat_means"]) == 3
     assert "over 3 repeats" in proc.stdout
     assert list(pd.read_csv(run / "folds.csv").columns) == ["id", "fold", "fold_r1", "fold_r2",
                                                             "split"]
@@ -193,9 +193,9 @@ def test_repeated_cv_averages_each_rows_oof_over_repeats_and_resumes(world):
     repeat0 = parts[parts["repeat"] == 0].set_index("id")["fold"]
     assert (oof["fold"] == repeat0.loc[oof.index]).all()  # `fold` is the repeat-0 fold
 
-    proc, cut = train(world, comp, "--folds", "3")  # stopped inside repeat 1
-    assert proc.returncode == 0 and len(cut["cv"]["folds"]) == 3
-    proc, resumed = train(world, comp, "--resume", cut["run_dir"], "--folds", "6")
+    proc, cut = train(world, comp, "--fits", "3")  # stopped inside repeat 1
+    assert proc.returncode == 0 and len(cut["cv"]["fold_scores"]) == 3
+    proc, resumed = train(world, comp, "--resume", cut["run_dir"], "--fits", "6")
     assert proc.returncode == 0, proc.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(Path(resumed["run_dir"]) / "oof.parquet"),
                                   pd.read_parquet(run / "oof.parquet"))
@@ -220,7 +220,7 @@ def test_extra_training_rows_join_each_folds_training_rows_only(world):
     """The noise label cannot be learnt from the competition's rows; 300 added rows where
     the sign of x decides it are learnt, and they never become validation rows."""
     comp = competition(world / "comps", "extra", numeric=["x"], features=EXTRA_ROWS)
-    proc, summary = train(world, comp, "--folds", "2")
+    proc, summary = train(world, comp, "--fits", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("extra_train_rows() added 300 training rows") == 2
     run = Path(summary["run_dir"])
@@ -239,17 +239,17 @@ def test_the_cpu_profile_is_printed_and_resume_keeps_the_runs_config(world):
     comp = competition(world / "comps", "profiled", numeric=["x"])
     config = world / "comps" / comp / "config.toml"
     config.write_text(config.read_text() + '\n[cpu]\n"model.name" = "linear"\n')
-    proc, summary = train(world, comp, "--folds", "1")
+    proc, summary = train(world, comp, "--fits", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "device profile [cpu] from config.toml: model.name=linear" in proc.stdout
     run = Path(summary["run_dir"])
     assert run.name.split("_")[1] == "linear"
-    proc, plain = train(world, comp, "--folds", "1", "--profile", "none")
+    proc, plain = train(world, comp, "--fits", "1", "--profile", "none")
     assert "device profile" not in proc.stdout and "_gbdt_" in plain["run_dir"]
     # the config changes; a resumed run keeps the model it was started with
     config.write_text(config.read_text().replace('"model.name" = "linear"',
                                                  '"model.name" = "mlp"'))
-    proc, resumed = train(world, comp, "--resume", str(run), "--folds", "2")
+    proc, resumed = train(world, comp, "--resume", str(run), "--fits", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "device profile" not in proc.stdout
     assert json.loads((run / "fold1" / "done.json").read_text())["model_file"] == "model.skops"
@@ -273,7 +273,7 @@ def transform_batch(frame):
 def test_a_batch_hook_adds_row_local_columns_without_seeing_the_label(world):
     comp = competition(world / "comps", "batched", numeric=["x", "lvl3_b"],
                        features=BATCH_HOOK)
-    proc, summary = train(world, comp, "--folds", "1")
+    proc, summary = train(world, comp, "--fits", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.isfinite(summary["cv"]["mean"])  # lvl3_b exists only through the hook
 
@@ -290,7 +290,7 @@ def test_a_batch_hook_that_drops_rows_is_an_error_naming_it(world):
         map_batches(lambda b: b.iloc[1:], frame, batch_rows=3, where="features.py")
     comp = competition(world / "comps", "dropping", numeric=["x"],
                        features="def transform_batch(frame):\n    return frame.iloc[::2]\n")
-    proc, _ = train(world, comp, "--folds", "1")
+    proc, _ = train(world, comp, "--fits", "1")
     assert proc.returncode == 2 and "transform_batch() must return" in proc.stderr
     assert not (world / "subs" / comp).exists() or not list((world / "subs" / comp).iterdir())
 
@@ -319,7 +319,7 @@ def test_the_inner_split_of_fold_features_keeps_groups_together(world, monkeypat
     which a group rate is made of, reach it from the other side)."""
     monkeypatch.setenv("SPY_LOG", str(world / "spy.jsonl"))
     comp = competition(world / "comps", "grouped", numeric=["x"], features=GROUP_SPY)
-    proc, _ = train(world, comp, "--folds", "1", "--set", f"cv.strategy={strategy}",
+    proc, _ = train(world, comp, "--fits", "1", "--set", f"cv.strategy={strategy}",
                     "--set", "cv.group=g")
     assert proc.returncode == 0, proc.stderr[-3000:]
     calls = [json.loads(line) for line in (world / "spy.jsonl").read_text().splitlines()]

@@ -114,7 +114,7 @@ def test_digit_recognizer_demo_learns(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "digit-recognizer",
            "--demo", "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
            "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary),
-           "--folds", "1", "--set", "model.name=lenet", "--set", "train.epochs=6",
+           "--fits", "1", "--set", "model.name=lenet", "--set", "train.epochs=6",
            "--set", "train.num_threads=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -141,9 +141,9 @@ def test_sample_batch_is_the_augmented_batch_de_normalized():
 
 
 @pytest.mark.parametrize("metric, monitor, followed", [
-    ("accuracy", None, "val_loss"), ("f1_macro", None, "val_loss"),  # label metrics: noisy
-    ("logloss", None, "val_metric"), ("auc", None, "val_metric"), ("rmse", None, "val_metric"),
-    ("accuracy", "metric", "val_metric"), ("logloss", "loss", "val_loss")])
+    ("accuracy", None, "valid_loss"), ("f1_macro", None, "valid_loss"),  # label metrics: noisy
+    ("logloss", None, "valid_metric"), ("auc", None, "valid_metric"), ("rmse", None, "valid_metric"),
+    ("accuracy", "metric", "valid_metric"), ("logloss", "loss", "valid_loss")])
 def test_early_stopping_follows_the_loss_for_a_label_metric_by_default(tmp_path, metric,
                                                                         monitor, followed):
     """train.monitor = "auto" (the default): the validation loss when the metric scores
@@ -159,6 +159,6 @@ def test_early_stopping_follows_the_loss_for_a_label_metric_by_default(tmp_path,
     objective = Objective("regression") if scorer.problem == "regression" else \
         Objective("classification", 3)
     trainer = Trainer(Config(train=train), tmp_path, torch.device("cpu"), scorer, objective)
-    row = {"val_loss": 0.7, "val_metric": 0.3}
+    row = {"valid_loss": 0.7, "valid_metric": 0.3}
     assert trainer._monitored(row) == row[followed]
-    assert trainer._monitor_mode() == ("min" if followed == "val_loss" else scorer.mode)
+    assert trainer._monitor_mode() == ("min" if followed == "valid_loss" else scorer.mode)

@@ -52,15 +52,15 @@ from pathlib import Path
 from kit.paths import submissions_root
 p = argparse.ArgumentParser()
 p.add_argument("--comp"); p.add_argument("--summary-json"); p.add_argument("--set", action="append")
-p.add_argument("--data"); p.add_argument("--folds")
+p.add_argument("--data"); p.add_argument("--fits")
 a = p.parse_args()
 sample = Path(a.data) / "gender_submission.csv"
 dest = submissions_root() / a.comp / "stub.csv"
 dest.parent.mkdir(parents=True, exist_ok=True)
 dest.write_text(sample.read_text())
-json.dump({"submission": str(dest), "set": a.set, "folds": a.folds, "data": a.data},
+json.dump({"submission": str(dest), "set": a.set, "fits": a.fits, "data": a.data},
           open(a.summary_json, "w"))
-json.dump({"set": a.set, "folds": a.folds, "data": a.data},
+json.dump({"set": a.set, "fits": a.fits, "data": a.data},
           open(dest.parent / "args.json", "w"))
 """
 STUB_PREDICT = """import argparse, json, pathlib
@@ -589,7 +589,7 @@ def test_kernel_script_runs_its_entry_and_places_the_submission(tmp_path, stubs)
     final = root / "working" / "submission.csv"
     assert final.read_text() == (root / "input" / "titanic" / "gender_submission.csv").read_text()
     args = json.loads((root / "working" / "titanic" / "args.json").read_text())
-    assert args == {"set": ["train.epochs=2"], "folds": "2",
+    assert args == {"set": ["train.epochs=2"], "fits": "2",
                     "data": str(root / "input" / "titanic")}
 
 
@@ -630,7 +630,7 @@ def test_end_to_end_kernel_trains_offline_and_writes_a_valid_submission(
     runs = [p for p in (root / "working" / "runs" / "titanic").iterdir()
             if (p / "config.toml").exists()]  # beside splits/, the stored folds
     assert len(runs) == 1 and (runs[0] / "fold1" / "done.json").exists()
-    assert not (runs[0] / "fold2").exists()  # --folds 2 reached train.py
+    assert not (runs[0] / "fold2").exists()  # --fits 2 reached train.py
     assert (runs[0] / "fold1" / "model.txt").is_file()  # LightGBM's own format
     assert "accuracy" in (runs[0] / "scores.json").read_text()
     assert leaks([Path(build["kernel_dir"]), root / "working"], (done.stdout, done.stderr)) == []
@@ -670,7 +670,7 @@ def test_inference_kernel_with_a_probability_metric_writes_probabilities(tmp_pat
     monkeypatch.delenv("KIT_COMPETITIONS_ROOT")  # the real competitions/titanic
     root = kaggle_tree(tmp_path)
     data = root / "input" / "titanic"
-    done = run_script("train.py", "--comp", "titanic", "--data", str(data), "--folds", "2",
+    done = run_script("train.py", "--comp", "titanic", "--data", str(data), "--fits", "2",
                       "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
                       "--set", "model.name=gbdt", "--set", "competition.metric=auc",
                       "--summary-json", str(tmp_path / "train.json"))

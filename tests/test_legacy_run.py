@@ -130,6 +130,12 @@ def world(tmp_path_factory) -> dict:
     return {"data": data, "runs": runs}
 
 
+# names renamed since (issue 32: one meaning per word), per file: today's -> 00b660e's; the
+# aged copy holds the old names, so loading it proves the migration
+RENAMED = {"scores.json": {"fold_scores": "folds"}, "run.json": {"fits": "folds"},
+           "importance.csv": {"n_folds": "folds"}}
+
+
 def old_name(path: Path, run: Path) -> str:
     return re.sub(r"^fold\d+/", "fold*/", str(path.relative_to(run)))
 
@@ -144,6 +150,7 @@ def age(run: Path, layout: dict) -> None:
                 path.rmdir()
             continue
         old = layout.get(old_name(path, run), "gone")
+        renamed = RENAMED.get(path.name, {})
         if path.name == "config.toml":
             path.write_text(_old_config(path.read_text()))
         elif old == "gone":
@@ -151,19 +158,22 @@ def age(run: Path, layout: dict) -> None:
         elif path.suffix == ".parquet":
             pd.read_parquet(path)[old].to_parquet(path, index=False)
         elif path.suffix == ".csv":
-            pd.read_csv(path, dtype=str, keep_default_na=False)[old].to_csv(path, index=False)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False).rename(columns=renamed)
+            frame[old].to_csv(path, index=False)
         elif path.suffix == ".json":
-            kept = {k: v for k, v in json.loads(path.read_text()).items() if k in old}
-            path.write_text(json.dumps(kept))
+            kept = {renamed.get(k, k): v for k, v in json.loads(path.read_text()).items()}
+            path.write_text(json.dumps({k: v for k, v in kept.items() if k in old}))
 
 
 FREE_TABLES = ("dry_run", "demo", "cpu", "gpu", "mps", "tune")  # kept as they are
 
 
 def _old_config(text: str) -> str:
-    """config.toml less the sections and keys 00b660e's config did not have."""
+    """config.toml less the sections and keys 00b660e's config did not have; train.fold_vote
+    back in the [ensemble] section it had then."""
+    vote = re.search(r"^fold_vote = .*$", text, flags=re.M)
     out, keep, section = [], True, None
-    for line in text.splitlines():
+    for line in [*text.splitlines(), "[ensemble]", vote.group(0)]:
         header = re.fullmatch(r"\[([^\]]+)\]", line)
         if header:
             top, _, sub = header.group(1).partition(".")
@@ -202,7 +212,9 @@ def test_today_writes_every_file_column_and_key_the_old_kit_did(world, role):
                list(pd.read_csv(path, nrows=0).columns) if path.suffix == ".csv" else
                list(json.loads(path.read_text())) if path.suffix == ".json" else None)
         if old is not None:
-            assert set(old) <= set(now), (name, sorted(set(old) - set(now)))
+            today = {v: k for k, v in RENAMED.get(Path(name).name, {}).items()}
+            old = {today.get(k, k) for k in old}
+            assert old <= set(now), (name, sorted(old - set(now)))
     assert json.loads((run / "scores.json").read_text())["split"] == SPLIT
 
 
@@ -211,14 +223,16 @@ def test_aging_drops_what_the_old_kit_did_not_write(aged):
     config = (aged["xgb"] / "config.toml").read_text()
     assert "refit" not in config and "weight = " not in config
     scores = json.loads((aged["xgb"] / "scores.json").read_text())
-    assert set(scores) == set(OLD_FILES["xgb"]["scores.json"])
+    assert set(scores) == set(OLD_FILES["xgb"]["scores.json"]) and "folds" in scores
+    assert "[ensemble]\nfold_vote = " in config and "fit" not in json.loads(
+        (aged["xgb"] / "run.json").read_text())
 
 
 @pytest.mark.parametrize("role", ["xgb", "linear"])
 def test_predict_on_an_old_run_gives_its_test_predictions(role, aged, world, tmp_path):
     run = aged[role]
     summary = summary_of(tmp_path, "predict.py", "--run", str(run), "--data", str(world["data"]))
-    assert summary["folds"] == ["fold0", "fold1", "fold2", "fold3"]  # 2 folds x 2 repeats
+    assert summary["fold_dirs"] == ["fold0", "fold1", "fold2", "fold3"]  # 2 folds x 2 repeats
     ours, theirs = (pd.read_parquet(p) for p in (summary["test_pred"], run / "test_pred.parquet"))
     assert list(ours.columns) == list(theirs.columns) == ["id", "p_0", "p_1"]
     assert (ours["id"].to_numpy() == theirs["id"].to_numpy()).all()
@@ -256,3 +270,15 @@ def test_ensemble_of_two_old_runs_gives_the_old_blend(aged, world, tmp_path):
         assert np.allclose(ours[numbers], theirs[numbers], atol=1e-9), name
     pd.testing.assert_frame_equal(pd.read_csv(summary["submission"]),
                                   pd.read_csv(old / "submission.csv"))
+
+
+def test_resume_of_an_old_finished_run_reads_its_old_names(aged, world, tmp_path):
+    """run.json's "folds" (now "fits"), config.toml's [ensemble] fold_vote (now
+    train.fold_vote) and scores.json's "folds" (now "fold_scores") are read as they meant."""
+    run = aged["xgb"]
+    old = json.loads((run / "scores.json").read_text())
+    summary = summary_of(tmp_path, "train.py", "--resume", str(run),
+                         "--submissions", str(tmp_path / "subs"))
+    assert summary["cv"]["fold_scores"] == pytest.approx(old["folds"], abs=1e-12)
+    assert json.loads((run / "scores.json").read_text())["fold_scores"] == \
+        summary["cv"]["fold_scores"]

@@ -105,4 +105,4 @@ def test_a_digit_recognizer_dry_run_trains_with_mixup_and_cutmix(tmp_path):
                           "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
                           "--submissions", str(tmp_path / "subs"),
                           "--set", "image.mixup=0.2", "--set", "image.cutmix=1.0"])
-    assert summary["cv"]["folds"] and np.isfinite(summary["cv"]["mean"])
+    assert summary["cv"]["fold_scores"] and np.isfinite(summary["cv"]["mean"])

@@ -225,7 +225,7 @@ def test_every_sklearn_kind_saves_and_loads_through_skops(tmp_path, problem):
     x = np.hstack([rng.normal(size=(60, 2)), rng.integers(0, 4, (60, 1))]).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64) if problem == "classification" else x[:, 0] * 2.0
     names = [n for n, e in MODELS.items() if e.kind == "sklearn"]
-    assert {"gbdt", "linear", "blend"} <= set(names)
+    assert {"gbdt", "linear", "voting"} <= set(names)
     for name in names:
         model = build_model(name, task="tabular", n_numeric=2, cardinalities=[4],
                             problem=problem, member_params={"gbdt": {"max_iter": 5}})

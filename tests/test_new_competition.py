@@ -182,7 +182,7 @@ def test_image_template_applies_its_cpu_profile_and_names_the_sample_classes(tmp
                   env=comps).returncode == 0
     data = tmp_path / "data"
     make_image_dataset(data)
-    proc, summary = run_train(tmp_path, data, "--comp", "digit-words", "--folds", "1",
+    proc, summary = run_train(tmp_path, data, "--comp", "digit-words", "--fits", "1",
                               "--set", "train.epochs=2", "--set", "train.num_workers=0",
                               env=comps)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -192,7 +192,7 @@ def test_image_template_applies_its_cpu_profile_and_names_the_sample_classes(tmp
     assert "size = [96, 96]" in resolved and 'monitor = "auto"' in resolved
     best = next((run / "fold0").glob("best_e*.pt")).name
     history = pd.read_csv(run / "fold0" / "history.csv")
-    assert best.startswith(f"best_e{history['val_loss'].idxmin():03d}_")  # the loss's best
+    assert best.startswith(f"best_e{history['valid_loss'].idxmin():03d}_")  # the loss's best
     titles = Image.open(run / "fold0" / "sample_grid.png").text["Description"].split("\n")
     assert len(titles) == 32 and set(titles) <= set(DIGIT_NAMES)  # batch 32; names, not "0 1"
     validate_file(summary["submission"], data / "sample_submission.csv")

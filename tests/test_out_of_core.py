@@ -32,7 +32,7 @@ def argv(tmp, *sets, folds=None):
            "--set", "model.params.xgb.rounds=30", "--set", "train.epochs=2"]
     for s in sets:
         out += ["--set", s]
-    return out + (["--folds", str(folds)] if folds else [])
+    return out + (["--fits", str(folds)] if folds else [])
 
 
 def oof(summary) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def test_streamed_run_equals_the_in_memory_run_on_the_same_folds(comp, kind, fol
     pd.testing.assert_series_equal(sub_a["id"], sub_b["id"])
     np.testing.assert_allclose(sub_a["target"], sub_b["target"], rtol=1e-6, atol=1e-7)
     # the streamed score bins the predictions (kit/out_of_core/metrics.py): within 1e-5 here
-    assert streamed["cv"]["folds"] == pytest.approx(memory["cv"]["folds"], abs=1e-5)
+    assert streamed["cv"]["fold_scores"] == pytest.approx(memory["cv"]["fold_scores"], abs=1e-5)
 
 
 def test_every_row_gets_one_fold_from_its_id_and_auto_switches_by_size(comp, capsys):
@@ -123,7 +123,7 @@ def test_a_resumed_run_reuses_its_prepared_table_while_the_sources_are_unchanged
     again = train_main(resume)
     assert "prepared table reused" in capsys.readouterr().out
     assert prepared.stat().st_mtime_ns == written
-    assert again["cv"]["folds"] == pytest.approx(first["cv"]["folds"])
+    assert again["cv"]["fold_scores"] == pytest.approx(first["cv"]["fold_scores"])
     pd.testing.assert_frame_equal(pd.read_csv(again["submission"]), pd.read_csv(first["submission"]))
     # a changed source: the table is prepared again, and the folds trained on the old one
     # are not mixed with the new (the resume is refused; the run's files stay as they were)
@@ -215,7 +215,7 @@ def test_a_network_scores_its_epochs_on_a_bounded_subset_and_its_fold_on_all_row
     prepared = pq.read_table(f"{summary['run_dir']}/cache/train.parquet").to_pandas()
     assert len(frame) == (prepared["_fold"] == 0).sum()  # every validation row predicted
     history = pd.read_csv(f"{summary['run_dir']}/fold0/history.csv")
-    assert history["val_metric"].iloc[-1] != pytest.approx(summary["cv"]["folds"][0], abs=1e-3)
+    assert history["valid_metric"].iloc[-1] != pytest.approx(summary["cv"]["fold_scores"][0], abs=1e-3)
 
 
 def test_xgboost_beyond_its_memory_budget_trains_on_external_memory(comp):

@@ -19,8 +19,8 @@ from kit.training.plots import curves_figure, learning_curves, sample_grid, samp
 def history(n=8):
     """A net's history.csv rows: the loss falls, the metric peaks at epoch 4."""
     metric = [0.40, 0.50, 0.55, 0.60, 0.70, 0.65, 0.66, 0.64][:n]
-    return [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1) + 0.01 * e,
-             "lr": 1e-3 * (1 - e / n), "val_metric": metric[e]} for e in range(n)]
+    return [{"epoch": e, "train_loss": 1.0 / (e + 1), "valid_loss": 1.2 / (e + 1) + 0.01 * e,
+             "lr": 1e-3 * (1 - e / n), "valid_metric": metric[e]} for e in range(n)]
 
 
 def boxes(fig, artists):
@@ -36,7 +36,7 @@ def test_curves_have_a_title_a_loss_label_and_a_legend_outside_every_axes():
     assert ax_metric.get_ylabel() == "accuracy" and ax_metric.get_title() == "validation accuracy"
     assert len(fig.legends) == 1 and not ax_loss.get_legend()  # one legend, on the figure
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["train loss", "val loss", "best epoch 6", "learning rate", "val accuracy"]
+    assert labels == ["train loss", "valid loss", "best epoch 6", "learning rate", "valid accuracy"]
     legend, *axes = boxes(fig, [fig.legends[0], *fig.axes])
     assert not any(legend.overlaps(ax) for ax in axes)  # it covers no line, the LR's included
 

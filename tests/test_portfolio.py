@@ -113,7 +113,7 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(t
     probe = runs / "titanic" / "20260101-000000_rf_wcg"
 
     def fake_train(script, args, summary_json, *, log=print, on_run_dir=None):
-        assert args[-2:] == ["--folds", "1"]
+        assert args[-2:] == ["--fits", "1"]
         probe.mkdir(parents=True)
         (probe / "config.toml").write_text(to_toml(cfg))
         on_run_dir(str(probe))
@@ -173,7 +173,7 @@ def test_refit_members_are_blended_on_their_refit_predictions(tmp_path, titanic_
     for member in summary["members"]:
         run = Path(member["run_dir"])
         scores = json.loads((run / "scores.json").read_text())
-        assert scores["refit"]["mode"] == "only" and len(scores["folds"]) == 2
+        assert scores["refit"]["mode"] == "only" and len(scores["fold_scores"]) == 2
         refit = json.loads((run / "refit" / "seed0" / "done.json").read_text())
         length = scores["refit"]["length"]  # {} for linear: its settings, no best round
         assert [refit.get("rounds")] == list(length.values()) or not length, (refit, length)

@@ -40,7 +40,7 @@ def data(tmp_path_factory) -> Path:
 
 def train(tmp: Path, data: Path, model: str) -> Path:
     """A finished 2-fold run of scripts/train.py with `model` (2 epochs for the mlp)."""
-    done = script("train.py", "--comp", "titanic", "--data", str(data), "--folds", "2",
+    done = script("train.py", "--comp", "titanic", "--data", str(data), "--fits", "2",
                   "--runs", str(tmp / "runs"), "--submissions", str(tmp / "subs"),
                   "--set", f"model.name={model}", "--set", "train.epochs=2",
                   "--summary-json", str(tmp / "train.json"))
@@ -77,7 +77,7 @@ def test_predict_reproduces_the_runs_test_predictions(model, request, data, tmp_
                   "--summary-json", str(summary_path))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(summary_path.read_text())
-    assert summary["folds"] == ["fold0", "fold1"]
+    assert summary["fold_dirs"] == ["fold0", "fold1"]
 
     ours, theirs = (pd.read_parquet(p) for p in (summary["test_pred"], run / "test_pred.parquet"))
     assert list(ours.columns) == list(theirs.columns) == ["id", "p_0", "p_1"]

@@ -78,7 +78,7 @@ def test_with_folds_is_half_refit_half_folds():
 @pytest.fixture(scope="module")
 def refit_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refit")
-    proc, summary = run_train(tmp, tmp / "data", "--demo", "--folds", "2", "--set",
+    proc, summary = run_train(tmp, tmp / "data", "--demo", "--fits", "2", "--set",
                               "model.name=lgbm", "--set", "model.params.lgbm.rounds=20",
                               "--refit", "--seeds", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -105,7 +105,7 @@ def test_refit_run_writes_n_models_and_submits_their_mean(refit_run):
     np.testing.assert_array_equal(submitted["p_1"], (preds[0]["p_1"] + preds[1]["p_1"]) / 2)
     labels = pd.read_csv(run / "submission.csv")["Survived"].to_numpy()
     np.testing.assert_array_equal(labels, (submitted["p_1"] > submitted["p_0"]).astype(int))
-    assert summary["cv"]["folds"] == scores["folds"]  # the CV stays the folds'
+    assert summary["cv"]["fold_scores"] == scores["fold_scores"]  # the CV stays the folds'
 
 
 def test_predict_reproduces_the_refit_submission_bit_for_bit(refit_run, tmp_path):
@@ -147,14 +147,14 @@ def test_bad_refit_input_exits_2_with_one_line(tmp_path, titanic_demo, capsys, f
 
 
 def test_a_refit_after_fewer_folds_is_trained_again_when_the_run_resumes_with_more(tmp_path):
-    """--folds 1 --refit refits from one fold's best round; the resumed run's folds give
+    """--fits 1 --refit refits from one fold's best round; the resumed run's folds give
     another length (here 54 rounds, then 61), so its refit is trained again."""
     args = ["--set", "model.name=lgbm", "--set", "model.params.lgbm.rounds=400", "--refit"]
-    proc, cut = run_train(tmp_path, tmp_path / "data", "--demo", "--folds", "1", *args)
+    proc, cut = run_train(tmp_path, tmp_path / "data", "--demo", "--fits", "1", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(cut["run_dir"])
     first = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]
-    proc, _ = run_train(tmp_path, tmp_path / "data", "--resume", str(run), "--folds", "2")
+    proc, _ = run_train(tmp_path, tmp_path / "data", "--resume", str(run), "--fits", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     length = json.loads((run / "scores.json").read_text())["refit"]["length"]
     again = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]

@@ -58,8 +58,8 @@ def test_mlp_learns_a_linear_target_to_near_the_noise(tmp_path):
     assert mean_rmse > 3
     assert rmse < 3 * NOISE, (rmse, result.history[-1])  # 0.3: 1/12 of the mean's RMSE
     # the trainer scored the same last-epoch weights on the original scale (not z-scores)
-    assert result.history[-1]["val_metric"] == pytest.approx(rmse, rel=1e-6)
-    assert result.best_score == pytest.approx(min(r["val_metric"] for r in result.history))
+    assert result.history[-1]["valid_metric"] == pytest.approx(rmse, rel=1e-6)
+    assert result.best_score == pytest.approx(min(r["valid_metric"] for r in result.history))
 
 
 def test_a_diverged_regression_stops_on_the_non_finite_metric(tmp_path):

@@ -58,13 +58,13 @@ def blend_run(tmp_path_factory, data) -> Path:
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory, data) -> Path:
-    return train(tmp_path_factory.mktemp("mlp"), data, "--folds", "2", *MLP)[0]
+    return train(tmp_path_factory.mktemp("mlp"), data, "--fits", "2", *MLP)[0]
 
 
 def test_default_run_writes_original_scale_predictions_and_a_valid_submission(blend_run, data):
     scores = json.loads((blend_run / "scores.json").read_text())
     assert scores["problem"] == "regression" and scores["metric"] == "rmsle"
-    assert scores["classes"] == [] and scores["mode"] == "min" and len(scores["folds"]) == 3
+    assert scores["classes"] == [] and scores["mode"] == "min" and len(scores["fold_scores"]) == 3
     oof = pd.read_parquet(blend_run / "oof.parquet")
     train = pd.read_csv(data / "train.csv")
     assert list(oof.columns) == ["id", "fold", "target", "pred"]
@@ -103,14 +103,14 @@ def test_mlp_standardizes_the_log_target_per_fold(mlp_run):
     assert state["kind"] == "log1p" and state["standardize"]
     assert 10 < state["mean"] < 14 and 0.1 < state["std"] < 1  # log dollars
     history = pd.read_csv(mlp_run / "fold0" / "history.csv")
-    assert list(history["epoch"]) == [0, 1, 2] and history["val_metric"].notna().all()
+    assert list(history["epoch"]) == [0, 1, 2] and history["valid_metric"].notna().all()
 
 
 def test_resume_finishes_a_cut_regression_run_as_an_uninterrupted_one(blend_run, data, tmp_path):
-    run, _ = train(tmp_path, data, "--set", "cv.n_splits=3", "--set", ROUNDS, "--folds", "1")
+    run, _ = train(tmp_path, data, "--set", "cv.n_splits=3", "--set", ROUNDS, "--fits", "1")
     assert not (run / "fold1").exists()
-    resumed, summary = train(tmp_path, data, "--resume", str(run), "--folds", "3")
-    assert resumed == run and len(summary["cv"]["folds"]) == 3
+    resumed, summary = train(tmp_path, data, "--resume", str(run), "--fits", "3")
+    assert resumed == run and len(summary["cv"]["fold_scores"]) == 3
     ours, theirs = (pd.read_parquet(r / "oof.parquet") for r in (run, blend_run))
     pd.testing.assert_frame_equal(ours, theirs)  # same seed, same folds, same models
 

@@ -59,7 +59,7 @@ def train(world: Path, tmp: Path, *extra: str) -> tuple[subprocess.CompletedProc
 def finished(world, tmp_path_factory) -> Path:
     """A finished 2-fold linear run; tests copy it before changing anything."""
     tmp = tmp_path_factory.mktemp("finished")
-    proc, summary = train(world, tmp, "--comp", "titanic", "--folds", "2", *LINEAR)
+    proc, summary = train(world, tmp, "--comp", "titanic", "--fits", "2", *LINEAR)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Path(summary["run_dir"])
 
@@ -102,7 +102,7 @@ def test_two_processes_naming_a_run_in_the_same_second_get_two_folders(tmp_path)
 def test_two_train_processes_started_together_write_two_runs(world, tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "titanic", "--data",
            str(world / "data"), "--runs", str(tmp_path / "runs"), "--submissions",
-           str(tmp_path / "subs"), "--folds", "1", *LINEAR]
+           str(tmp_path / "subs"), "--fits", "1", *LINEAR]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(world / "comps")}
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
              for _ in range(2)]
@@ -138,7 +138,7 @@ def test_a_run_that_fails_before_its_first_fold_leaves_no_folder(world, tmp_path
     (["--dry-run"], "--dry-run"),
     (["--demo"], "--demo"),
     (["--comp", "house-prices-advanced-regression-techniques"], "--comp"),
-    (["--folds", "1"], "--folds 1"),
+    (["--fits", "1"], "--fits 1"),
 ])
 def test_resume_refuses_what_would_change_the_run(world, run, tmp_path, flags, named):
     """Before: `--resume RUN --set model.name=NO_SUCH_MODEL --seed 99` exited 0."""
@@ -162,11 +162,11 @@ def test_resume_applies_max_time_and_keeps_the_first_start(world, run, tmp_path)
     (resumed,) = info["resumes"]
     assert "--max-time" in resumed["argv"] and resumed["max_time"] == 0.001
     assert resumed["git_commit"] and resumed["libraries"] == first["libraries"]
-    proc, summary = train(world, tmp_path, "--resume", str(run), "--folds", "3")  # larger: fine
+    proc, summary = train(world, tmp_path, "--resume", str(run), "--fits", "3")  # larger: fine
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert summary["cv"]["folds"][:1] == json.loads(
-        (run / "scores.json").read_text())["folds"][:1]
-    assert len(summary["cv"]["folds"]) == 3
+    assert summary["cv"]["fold_scores"][:1] == json.loads(
+        (run / "scores.json").read_text())["fold_scores"][:1]
+    assert len(summary["cv"]["fold_scores"]) == 3
     assert len(json.loads((run / "run.json").read_text())["resumes"]) == 2
 
 
@@ -307,7 +307,7 @@ def test_a_run_keeps_the_feature_lists_auto_resolved(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "auto-lists",
          "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--submissions",
-         str(tmp_path / "subs"), "--folds", "2", "--summary-json", str(summary)],
+         str(tmp_path / "subs"), "--fits", "2", "--summary-json", str(summary)],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(json.loads(summary.read_text())["run_dir"])
@@ -326,7 +326,7 @@ def test_a_run_keeps_the_feature_lists_auto_resolved(tmp_path):
 def test_run_json_records_the_threads_the_fits_used(world, tmp_path, model, used):
     """Before: run.json said num_threads 1 (torch's budget) while LightGBM took every core;
     HistGradientBoosting (gbdt) now takes the same rule through threadpoolctl."""
-    proc, summary = train(world, tmp_path, "--comp", "titanic", "--folds", "2",
+    proc, summary = train(world, tmp_path, "--comp", "titanic", "--fits", "2",
                           "--set", f"model.name={model}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((Path(summary["run_dir"]) / "run.json").read_text())

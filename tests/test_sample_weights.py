@@ -115,7 +115,7 @@ def test_each_scikit_learn_kind_trains_on_the_weights(kind):
 
 
 def test_blend_refuses_weights_naming_the_way_out():
-    model = build_model("blend", task="tabular", n_numeric=2, cardinalities=[],
+    model = build_model("voting", task="tabular", n_numeric=2, cardinalities=[],
                         problem="classification", member_params={})
     with pytest.raises(ConfigError, match="ensemble.py"):
         fit_sklearn(model, np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4))
@@ -167,7 +167,7 @@ def test_a_weighted_run_scores_every_fold_and_the_oof_with_the_weights(tmp_path,
     proba = oof[["p_0", "p_1"]].to_numpy()
     assert scores["oof"] == pytest.approx(metric(oof["label"].to_numpy(), proba, oof["w"]))
     assert scores["oof"] != pytest.approx(metric(oof["label"].to_numpy(), proba))
-    for k, score in enumerate(scores["folds"]):
+    for k, score in enumerate(scores["fold_scores"]):
         part = oof[oof["fold"] == k]
         assert score == pytest.approx(metric(part["label"].to_numpy(),
                                              part[["p_0", "p_1"]].to_numpy(), part["w"]))

@@ -86,7 +86,7 @@ def test_run_folders_hold_no_credentials(tmp_path, titanic_demo):
                "KAGGLE_API_TOKEN": "KGAT_token_fedcba9876543210",
                "WANDB_API_KEY": "wandb-secret-00112233445566778899"}
     # --wandb: the tracking code that reads WANDB_API_KEY runs too (offline: no network here)
-    proc, summary = run_train(tmp_path, titanic_demo, "--set", "model.name=gbdt", "--folds", "1",
+    proc, summary = run_train(tmp_path, titanic_demo, "--set", "model.name=gbdt", "--fits", "1",
                               "--wandb", env={**secrets, "WANDB_MODE": "offline",
                                               "HOME": str(tmp_path), "WANDB_SILENT": "true"})
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -138,10 +138,10 @@ def test_a_label_rarer_than_the_folds_is_refused_naming_the_fix():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Two runs on one labelled table: lgbm (first with --folds 1, then --resume) and linear."""
+    """Two runs on one labelled table: lgbm (first with --fits 1, then --resume) and linear."""
     root = make_world(tmp_path_factory.mktemp("several"))
-    _, partial = train(root, "--folds", "1")
-    resumed, lgbm = train(root, "--resume", partial["run_dir"], "--folds", "3")
+    _, partial = train(root, "--fits", "1")
+    resumed, lgbm = train(root, "--resume", partial["run_dir"], "--fits", "3")
     _, linear = train(root, "--set", "model.name=linear")
     return root, partial, resumed, lgbm, linear
 
@@ -173,7 +173,7 @@ def test_scores_are_the_mean_over_the_targets_and_each_is_kept(world):
              for f in target_dirs(run, ("a", "b")).values()]
     assert scores["metric"] == "auc" and scores["mode"] == "max"
     assert scores["oof"] == pytest.approx(np.mean([p["oof"] for p in parts]))
-    assert scores["folds"] == pytest.approx(np.mean([p["folds"] for p in parts], axis=0))
+    assert scores["fold_scores"] == pytest.approx(np.mean([p["fold_scores"] for p in parts], axis=0))
     assert scores["targets"]["b"]["oof"] == pytest.approx(parts[1]["oof"])
     assert min(p["oof"] for p in parts) > 0.8  # both labels learned from x1..x4
     assert "CV auc (mean over 2 targets)" in resumed.stdout

@@ -105,7 +105,7 @@ def test_train_py_trains_from_parquet_files(tmp_path):
         pd.read_csv(data / f"{name}.csv").to_parquet(data / f"{name}.parquet", index=False)
         (data / f"{name}.csv").unlink()
     summary = train_main(["--comp", "titanic", "--data", str(data), "--runs", str(tmp_path / "r"),
-                          "--submissions", str(tmp_path / "s"), "--folds", "1",
+                          "--submissions", str(tmp_path / "s"), "--fits", "1",
                           "--set", "data.train=train.parquet", "--set", "data.test=test.parquet",
                           "--set", "model.name=lgbm"])
     assert np.isfinite(summary["cv"]["mean"]) and os.path.exists(summary["submission"])

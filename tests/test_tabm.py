@@ -158,7 +158,7 @@ def test_batch_size_zero_scales_with_the_training_rows(tmp_path):
     data = tmp_path / "data"
     load_hook(ROOT / "competitions" / "titanic", "demo", "make_demo")(data)
     summary = train_main(["--comp", "titanic", "--data", str(data), "--runs", str(tmp_path / "r"),
-                          "--submissions", str(tmp_path / "s"), "--folds", "1",
+                          "--submissions", str(tmp_path / "s"), "--fits", "1",
                           "--set", "model.name=tabm", "--set", "train.batch_size=0",
                           "--set", "train.epochs=1", "--set", "cv.repeats=1"])
     run = Path(summary["run_dir"])

@@ -95,7 +95,7 @@ def script(name: str, root: Path, *args) -> dict:
 
 
 def train(root: Path, model: str) -> dict:
-    return script("train.py", root, "--comp", SLUG, "--data", str(root / "data"), "--folds", "2",
+    return script("train.py", root, "--comp", SLUG, "--data", str(root / "data"), "--fits", "2",
                   "--runs", str(root / "runs"), "--submissions", str(root / "subs"),
                   "--set", f"model.name={model}")
 

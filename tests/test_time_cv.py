@@ -294,7 +294,7 @@ def test_a_dated_run_prints_its_layout_and_scores_the_validated_rows(dated):
     oof = pd.read_parquet(run / "oof.parquet")
     assert len(oof) == 192 and set(oof["fold"]) == {0, 1, 2, 3}
     scores = json.loads((run / "scores.json").read_text())
-    assert scores["oof_rows"] == 192 and len(scores["folds"]) == 4
+    assert scores["oof_rows"] == 192 and len(scores["fold_scores"]) == 4
     assert "on 192 of 240 rows" in proc.stdout
     dates = pd.read_csv(root / "data" / "train.csv").set_index("id")["date"]
     for k in range(4):  # each fit trained on earlier days only, two days of gap
@@ -307,9 +307,9 @@ def test_a_dated_run_prints_its_layout_and_scores_the_validated_rows(dated):
 
 def test_a_dated_run_resumes_to_the_same_run_and_predicts_its_submission(dated):
     root, _, full = dated
-    proc, cut = train(root, "--folds", "2")
+    proc, cut = train(root, "--fits", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc, resumed = train(root, "--resume", cut["run_dir"], "--folds", "4")
+    proc, resumed = train(root, "--resume", cut["run_dir"], "--fits", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(full["run_dir"])
     pd.testing.assert_frame_equal(pd.read_parquet(Path(resumed["run_dir"]) / "oof.parquet"),

@@ -16,7 +16,7 @@ def train(tmp_path, data, *extra):
 
 @pytest.mark.parametrize("model", ["mlp", "gbdt"])
 def test_demo_run_writes_every_artifact(tmp_path, model):
-    proc, summary = train(tmp_path, tmp_path / "data", "--demo", "--folds", "2",
+    proc, summary = train(tmp_path, tmp_path / "data", "--demo", "--fits", "2",
                           "--set", f"model.name={model}", "--set", "train.epochs=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "DEMO DATA" in proc.stdout
@@ -34,13 +34,13 @@ def test_demo_run_writes_every_artifact(tmp_path, model):
     assert set(oof["fold"]) == {0, 1}
     scores = json.loads((run / "scores.json").read_text())
     baseline = majority_share(tmp_path / "data" / "train.csv", "Survived")  # 0.62 here
-    assert len(scores["folds"]) == 2 and scores["mean"] > baseline + 0.05  # signal learnt
+    assert len(scores["fold_scores"]) == 2 and scores["mean"] > baseline + 0.05  # signal learnt
     validate_file(summary["submission"], tmp_path / "data" / "gender_submission.csv")
     assert summary["cv"]["metric"] == "accuracy" and summary["submission"].endswith("_demo.csv")
 
 
 def test_same_seed_gives_identical_oof(tmp_path, titanic_demo):
-    args = ("--folds", "1", "--set", "model.name=mlp", "--set", "train.epochs=2", "--seed", "7")
+    args = ("--fits", "1", "--set", "model.name=mlp", "--set", "train.epochs=2", "--seed", "7")
     a = train(tmp_path / "a", titanic_demo, *args)[1]
     b = train(tmp_path / "b", titanic_demo, *args)[1]
     oof_a = pd.read_parquet(Path(a["run_dir"]) / "oof.parquet")
@@ -53,7 +53,7 @@ def test_device_data_run_trains_and_predict_reproduces_it(tmp_path, titanic_demo
     from kit.cli import train_main
     from kit.predict import predict_main
 
-    summary = train_main(["--comp", "titanic", "--data", str(titanic_demo), "--folds", "2",
+    summary = train_main(["--comp", "titanic", "--data", str(titanic_demo), "--fits", "2",
                           "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
                           "--set", "model.name=mlp", "--set", "train.device_data=true",
                           "--set", "train.epochs=3"])

@@ -19,7 +19,7 @@ from kit.submission import validate_file
 
 # Long enough that a run can be interrupted in the middle of a fold, short on 2 cores.
 MLP = ["--set", "model.name=mlp"]  # titanic's default is gbdt; these runs test the trainer
-SLOW_MLP = [*MLP, "--set", "train.epochs=12", "--set", "train.patience=12", "--folds", "2"]
+SLOW_MLP = [*MLP, "--set", "train.epochs=12", "--set", "train.patience=12", "--fits", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_full_disk_during_checkpoint_keeps_the_previous_one(tmp_path, monkeypatc
 @pytest.mark.parametrize("device_data", ["false", "true"])  # stream shards / TensorBatches shards
 def test_torchrun_two_ranks_gloo(tmp_path, demo, device_data):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           *train_cmd(tmp_path, demo, *MLP, "--folds", "2", "--set", "train.epochs=2",
+           *train_cmd(tmp_path, demo, *MLP, "--fits", "2", "--set", "train.epochs=2",
                       "--set", f"train.device_data={device_data}")[1:]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -170,7 +170,7 @@ def wandb_records(path: Path) -> list:
 
 
 def test_wandb_offline_runs_have_their_own_step_axes(tmp_path, demo):
-    proc, summary = run_train(tmp_path, demo, *MLP, "--wandb", "--folds", "2",
+    proc, summary = run_train(tmp_path, demo, *MLP, "--wandb", "--fits", "2",
                               "--set", "train.epochs=3",
                               env={"HOME": str(tmp_path), "WANDB_API_KEY": "",
                                    "WANDB_SILENT": "true"})
@@ -188,18 +188,18 @@ def test_wandb_offline_runs_have_their_own_step_axes(tmp_path, demo):
     records = by_job["fold"][0]
     metrics = {(m.metric.glob_name or m.metric.name): m.metric.step_metric for m in records
                if m.WhichOneof("record_type") == "metric"}
-    assert metrics["train/*"] == "train/step" and metrics["val/*"] == "epoch"
+    assert metrics["train/*"] == "train/step" and metrics["valid/*"] == "epoch"
     history = [{i.key or "/".join(i.nested_key): i.value_json for i in r.history.item}
                for r in records
                if r.WhichOneof("record_type") == "history"]
     train = [h for h in history if "train/loss" in h]
-    val = [h for h in history if "val/metric" in h]
+    val = [h for h in history if "valid/metric" in h]
     assert train and all("train/step" in h for h in train)
     assert [int(h["epoch"]) for h in val] == [0, 1, 2]
 
 
 def test_plots_are_written_as_pngs(tmp_path, demo):
-    proc, summary = run_train(tmp_path, demo, *MLP, "--folds", "1", "--set", "train.epochs=2")
+    proc, summary = run_train(tmp_path, demo, *MLP, "--fits", "1", "--set", "train.epochs=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(summary["run_dir"])
     for png in [run / "fold0" / "curves.png", run / "fold0" / "confusion.png",
@@ -213,7 +213,7 @@ def test_plots_are_written_as_pngs(tmp_path, demo):
     (["--set", "train.amp=bf16", "--device", "cpu"], "needs a CUDA device"),
 ])
 def test_bad_device_settings(tmp_path, demo, extra, message):
-    proc, _ = run_train(tmp_path, demo, *MLP, "--folds", "1", *extra)
+    proc, _ = run_train(tmp_path, demo, *MLP, "--fits", "1", *extra)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "subs").exists()
 

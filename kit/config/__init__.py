@@ -36,7 +36,6 @@ from kit.config.sections import (  # noqa: F401
     Config,
     CVConfig,
     DataConfig,
-    EnsembleConfig,
     FeaturesConfig,
     ImageConfig,
     ModelConfig,

@@ -7,6 +7,10 @@ from kit.config.sections import CHOICES, Config, CVConfig, ImageConfig
 from kit.errors import ConfigError
 from kit.paths import check_slug
 
+RENAMED_BLEND = ("the \"blend\" model kind is renamed \"voting\" (scikit-learn's "
+                 "VotingClassifier / VotingRegressor of kinds in one fold; ensemble.py blends "
+                 "runs): write model.name = \"voting\" and [model.params.voting]")
+
 
 def _dask_scheduler_ok(value: str) -> bool:
     if value.startswith("local:"):
@@ -53,9 +57,10 @@ def validate(cfg: Config, source: str) -> None:
          "set competition.problem = \"regression\" or data.target_transform = \"none\""),
         (cfg.competition.problem == "regression" or cfg.optim.loss != "huber",
          "optim.loss = \"huber\" is a regression loss; use \"auto\" for a classification"),
-        (cfg.competition.problem == "classification" or cfg.ensemble.fold_vote == "soft",
-         "ensemble.fold_vote = \"hard\" is a vote over classes; a regression averages its "
-         "folds: set ensemble.fold_vote = \"soft\""),
+        (cfg.competition.problem == "classification" or cfg.train.fold_vote == "soft",
+         "train.fold_vote = \"hard\" is a vote over classes; a regression averages its "
+         "folds: set train.fold_vote = \"soft\""),
+        (cfg.model.name != "blend" and "blend" not in cfg.model.params, RENAMED_BLEND),
         (_kind_fits(cfg),
          f"submission.kind = {cfg.submission.kind!r} does not fit competition.problem = "
          f"{cfg.competition.problem!r}; use \"auto\" (what the metric scores), or \"label\" / "

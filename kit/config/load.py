@@ -93,6 +93,9 @@ def _moved(section: str, key: str) -> str:
     if (section, key) == ("train", "tta"):
         return ("train.tta is gone: TTA runs when image.tta lists views, e.g. image.tta = "
                 "[\"hflip\"], and not when image.tta = []")
+    if (section, key) == ("ensemble", "fold_vote"):
+        return ("ensemble.fold_vote is renamed train.fold_vote (how a run combines its own "
+                "fold models; ensemble.py combines runs): write fold_vote under [train]")
     return ""
 
 
@@ -118,6 +121,8 @@ def _build(raw: dict, source: str) -> Config:
                 raise ConfigError(f"{source}: [{name}] must be a table of 'section.key' = value")
             sections[name] = dict(values)
             continue
+        if name == "ensemble":  # the section a renamed key lived in
+            raise ConfigError(f"{source}: " + _moved(name, "fold_vote"))
         if name not in types_:
             raise ConfigError(
                 f"{source}: unknown section [{name}]; valid sections: "
@@ -156,6 +161,8 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict, source: str = "--s
     for dotted, value in items:
         parts = dotted.split(".")
         section = parts[0]
+        if len(parts) == 2 and _moved(section, parts[1]):
+            raise ConfigError(f"{source} {dotted}: {_moved(section, parts[1])}")
         if section not in types_ or len(parts) < 2:
             raise ConfigError(
                 f"{source} {dotted}={value!r}: expected section.key with a section among "
@@ -246,9 +253,18 @@ def load_resolved(path: str | Path) -> Config:
 
 
 def _migrate(raw: dict) -> dict:
-    """A saved run's config from before [image]: `train.tta` (a bool) and an image task's
-    settings in data.params become the [image] section they mean. A competition's own
-    config.toml gets an error naming the new key instead (_moved, _check_image_params)."""
+    """A saved run's config in an older kit's names, read as it ran: [ensemble] fold_vote
+    (now train.fold_vote), the "blend" model kind (now "voting"), and from before [image],
+    `train.tta` (a bool) and an image task's settings in data.params. A competition's own
+    config.toml gets an error naming the new key instead (_moved, _check_image_params,
+    kit/config/checks.py)."""
+    if "fold_vote" in raw.get("ensemble", {}):
+        raw.setdefault("train", {})["fold_vote"] = raw.pop("ensemble")["fold_vote"]
+    model = raw.get("model", {})
+    if model.get("name") == "blend":
+        model["name"] = "voting"
+    if "blend" in model.get("params", {}):
+        model["params"]["voting"] = model["params"].pop("blend")
     tta_on = raw.get("train", {}).pop("tta", None)
     if raw.get("competition", {}).get("task") != "image" or "image" in raw:
         return raw

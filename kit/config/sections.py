@@ -28,7 +28,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("cv", "strategy"): ("stratified", "kfold", "group", "stratified_group", "hash", "time"),
     ("data", "out_of_core"): ("auto", "on", "off"),
     ("submission", "kind"): ("auto", "label", "proba", "value"),
-    ("ensemble", "fold_vote"): ("soft", "hard"),
+    ("train", "fold_vote"): ("soft", "hard"),
 }
 
 
@@ -60,7 +60,7 @@ class DataConfig:
     # a train.csv column of per-row weights (sample weights): the boosters and scikit-learn
     # kinds train on them and every fold and OOF score is the weighted one (scores.json
     # "weight"); "" = every row counts once. Never a feature; test rows need none. Not yet:
-    # networks, blend, cut-point metrics (qwk), out of core, ensembles of weighted runs
+    # networks, voting, cut-point metrics (qwk), out of core, ensembles of weighted runs
     weight: str = ""
     # tabular: column types where the first rows mislead ({"col": "float64"}; int64,
     # float64, string, bool), and the CSV size above which a CSV is converted once to a
@@ -166,6 +166,9 @@ class TrainConfig:
     # thread: the sync costs more than the math.
     num_threads: int = 0
     device_data: bool = False  # keep the whole tensor dataset on the device (small data)
+    # how a run combines its own fold models' test predictions: "soft" (their mean) or
+    # "hard" (a majority vote of their classes); ensemble.py combines runs, not this
+    fold_vote: str = "soft"
     # xgb on a Dask cluster (xgboost.dask over the out-of-core run's parquet): "local:N" for
     # a LocalCluster of N worker processes here, or a scheduler address ("tcp://host:8786");
     # "" = off. The run folder must be on a filesystem every worker reads (README)
@@ -254,11 +257,6 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
-class EnsembleConfig:
-    fold_vote: str = "soft"
-
-
-@dataclass(frozen=True)
 class Config:
     competition: CompetitionConfig = field(default_factory=CompetitionConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -270,7 +268,6 @@ class Config:
     image: ImageConfig = field(default_factory=ImageConfig)
     submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
-    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     # Overrides applied by --dry-run: {"model.name": "small_cnn", "train.epochs": 1, ...}
     dry_run: dict = field(default_factory=dict)
     # Overrides applied by --demo: a recipe for the small demo data on a CPU (a GPU-sized

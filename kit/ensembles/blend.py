@@ -99,7 +99,7 @@ def hard_vote(probas: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def fold_vote_hard(fold_test_probas: list[np.ndarray]) -> np.ndarray:
-    """Hard vote of the fold models' test probabilities (config: ensemble.fold_vote = "hard").
+    """Hard vote of the fold models' test probabilities (config: train.fold_vote = "hard").
 
     >>> folds = [np.array([[0.6, 0.4]]), np.array([[0.55, 0.45]]), np.array([[0.05, 0.95]])]
     >>> fold_vote_hard(folds)  # two folds of three vote class 0; their mean favours class 1

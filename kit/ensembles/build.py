@@ -87,7 +87,7 @@ def _align(frame: pd.DataFrame, order: pd.Index, what: str, run: Run, ref: Run) 
             f"run {run.path}: its {what} ids differ from those of run {ref.path}: missing "
             f"{len(missing)} id(s) {missing[:5].tolist()}, extra {len(extra)} id(s) "
             f"{extra[:5].tolist()}; ensemble runs trained on the same data and all folds "
-            "(a --folds K or --dry-run run covers part of the OOF rows)"
+            "(a --fits K or --dry-run run covers part of the OOF rows)"
         )
     return frame.loc[order]
 
@@ -151,7 +151,7 @@ def check_folds_shared(runs: list[Run], *, allow_different_folds: bool = False) 
         if run.missing_folds:
             raise DataError(
                 f"run {run.path} trained {run.scores.get('n_folds_trained')} of its "
-                f"{run.missing_folds + run.scores.get('n_folds_trained', 0)} fold fits (--folds "
+                f"{run.missing_folds + run.scores.get('n_folds_trained', 0)} fold fits (--fits "
                 "or --max-time), so its OOF misses rows; finish it with `python scripts/train.py "
                 f"--resume {run.path}` or leave it out")
     ref, warnings_ = runs[0], []

@@ -222,7 +222,8 @@ def _scores(stack: Stack, blend: Blend, metric: Metric, split: str,
     if cut is not None:
         argmax = _scores(stack, blend, metric, split)
         return scores_dict(metric, stack.problem, cut.fold_scores, cut.oof, stack.classes,
-                           split=split, folds_argmax=argmax["folds"], oof_argmax=argmax["oof"])
+                           split=split, fold_scores_argmax=argmax["fold_scores"],
+                           oof_argmax=argmax["oof"])
     folds = [
         metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])
         for k in np.unique(stack.folds)

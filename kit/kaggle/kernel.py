@@ -278,10 +278,10 @@ def build_kernel(
     if (mode == "predict") != (run is not None):
         raise KaggleError("--mode predict needs --run RUN_DIR, and --run needs --mode predict")
     if mode == "predict" and (overrides or folds):
-        raise KaggleError("--set and --folds change training; a predict kernel uses the run's "
+        raise KaggleError("--set and --fits change training; a predict kernel uses the run's "
                           "saved config and every fold it finished")
     if folds is not None and folds < 1:
-        raise KaggleError(f"--folds {folds}: train at least 1 fold (or leave it out for all)")
+        raise KaggleError(f"--fits {folds}: train at least 1 fold fit (or leave it out for all)")
     kaggle_config(slug)
     cfg = load_config(competition_dir(slug) / "config.toml", overrides=list(overrides))
     resolve_metric(cfg)  # fail here, not on Kaggle: a metric.py travels in the competition folder
@@ -305,7 +305,7 @@ def build_kernel(
                           "building a kernel (everything there is uploaded to Kaggle)")
     spec = {"slug": slug, "mode": mode, "title": title,
             "args": [a for o in overrides for a in ("--set", o)]
-            + (["--folds", str(folds)] if folds else []),
+            + (["--fits", str(folds)] if folds else []),
             "overrides": list(overrides),  # the kernel's final check reads the same config
             "dataset": summary.get("dataset_slug", "")}
     script = _script(spec, members)

@@ -1,5 +1,5 @@
 """Tabular model kinds: the torch networks (mlp, tabm) and the scikit-learn estimators
-(gbdt, linear, rf, extratrees, blend). LightGBM / XGBoost / CatBoost: kit/models/boosters/.
+(gbdt, linear, rf, extratrees, voting). LightGBM / XGBoost / CatBoost: kit/models/boosters/.
 
 A builder takes the data-derived arguments it names (kit.models.registry.DATA_ARGS) and
 `[model.params.<name>]` as keyword-only arguments.
@@ -183,8 +183,8 @@ def linear(n_numeric: int, cardinalities: list[int], problem: str, *,
     return Pipeline([("columns", columns), ("model", model)])
 
 
-@register("blend", kind="sklearn", task="tabular")
-def blend(n_numeric: int, cardinalities: list[int], problem: str, member_params: dict, *,
+@register("voting", kind="sklearn", task="tabular")
+def voting(n_numeric: int, cardinalities: list[int], problem: str, member_params: dict, *,
           members: list[str] = ("linear", "gbdt"), weights: list[float] | None = None,
           seed: int = 0):
     """A weighted average of scikit-learn kinds trained together in each fold (scikit-learn's
@@ -194,17 +194,17 @@ def blend(n_numeric: int, cardinalities: list[int], problem: str, member_params:
     from sklearn.ensemble import VotingClassifier, VotingRegressor
 
     if len(members) < 2 or len(set(members)) != len(members):
-        raise ConfigError(f"model.params.blend.members = {list(members)}: name two or more "
+        raise ConfigError(f"model.params.voting.members = {list(members)}: name two or more "
                           "different models, e.g. [\"linear\", \"gbdt\"]")
     if weights is not None and len(weights) != len(members):
-        raise ConfigError(f"model.params.blend.weights = {list(weights)} has {len(weights)} "
+        raise ConfigError(f"model.params.voting.weights = {list(weights)} has {len(weights)} "
                           f"values for {len(members)} members; give one per member")
     estimators = []
     for name in members:
         entry = get_entry(name, "tabular")
-        if entry.kind != "sklearn" or name == "blend":
-            raise ConfigError(f"model.params.blend.members: {name!r} is not a scikit-learn "
-                              "kind; blend linear and gbdt, or ensemble runs with ensemble.py")
+        if entry.kind != "sklearn" or name == "voting":
+            raise ConfigError(f"model.params.voting.members: {name!r} is not a scikit-learn "
+                              "kind; vote linear and gbdt, or ensemble runs with ensemble.py")
         params = {"seed": seed, **member_params.get(name, {})}
         estimators.append((name, build_model(name, task="tabular", n_numeric=n_numeric,
                                              cardinalities=cardinalities, problem=problem,
@@ -258,7 +258,7 @@ def extratrees(problem: str, *, n_estimators: int = 300, max_features: float | s
 
 def fit_sklearn(model, x, y, weight=None):
     """Fit a scikit-learn kind, with per-row weights (data.weight) when given: a Pipeline
-    (linear) passes them to its last step; blend's voting members cannot all take them."""
+    (linear) passes them to its last step; voting's members cannot all take them."""
     if weight is None:
         return model.fit(x, y)
     from sklearn.ensemble import VotingClassifier, VotingRegressor
@@ -267,7 +267,7 @@ def fit_sklearn(model, x, y, weight=None):
     if isinstance(model, Pipeline):
         return model.fit(x, y, **{f"{model.steps[-1][0]}__sample_weight": weight})
     if isinstance(model, (VotingClassifier, VotingRegressor)):
-        raise ConfigError("model.name = \"blend\" takes no data.weight (its linear member "
+        raise ConfigError("model.name = \"voting\" takes no data.weight (its linear member "
                           "cannot route the weights); train its members as separate runs "
                           "and blend them with scripts/ensemble.py")
     return model.fit(x, y, sample_weight=weight)

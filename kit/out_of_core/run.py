@@ -162,7 +162,7 @@ class OutOfCore:
         folds = [fold_dir(run_dir, k) for k in range(len(fold_scores))]
         oof = prediction_files([run_dir], "oof")
         _concat(prediction_files(folds, "oof"), oof[0])
-        _mean_test(prediction_files(folds, "test"), self.classes, self.cfg.ensemble.fold_vote,
+        _mean_test(prediction_files(folds, "test"), self.classes, self.cfg.train.fold_vote,
                    prediction_files([run_dir], "test")[0])
         return RunScores(fold_scores, _score(self.metric, oof, self.classes), [], self.split,
                          {"out_of_core": True})

@@ -141,12 +141,12 @@ class InMemory:
         oof = _mean_over_repeats(pd.concat(self.oof_parts, ignore_index=True), cols)
         labels, oof_pred = self.prep.y[oof["_row"].to_numpy()], oof[cols].to_numpy()
         oof_score = metric(labels, oof_pred, self._weight(oof["_row"]))
-        test = fold_mean(self.test_preds, cfg.ensemble.fold_vote)
+        test = fold_mean(self.test_preds, cfg.train.fold_vote)
         cut = _cut_scores(self.prep, metric, self.oof_parts, oof, labels,  # None unless qwk
                           forward=cfg.cv.strategy == "time")
         extra, self.plotted, self.submitted, self.test_mean = {}, oof_pred, test, test
         if cut is not None:  # report labels cut with cuts fitted on the other folds (no leak)
-            extra = {"folds_argmax": fold_scores, "oof_argmax": oof_score}
+            extra = {"fold_scores_argmax": fold_scores, "oof_argmax": oof_score}
             fold_scores, oof_score = cut.fold_scores, cut.oof
             self.plotted = cut_points.one_hot(cut.oof_labels, len(classes))
             self.cuts = cut.cuts  # the final cuts, from all OOF rows

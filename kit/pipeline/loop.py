@@ -42,7 +42,7 @@ class RunOptions:
     run_dir: Path
     submissions_dir: Path
     device: object  # torch.device
-    first_fits: int | None = None  # train only the first K fold fits (--folds K)
+    first_fits: int | None = None  # train only the first K fold fits (--fits K)
     resume: bool = False
     max_time: float | None = None  # seconds for the whole run
     label: str = ""  # "dryrun" / "demo": marks the submission file name
@@ -172,7 +172,7 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
                          split=run.split, fold_info=[out.info for out in folds.outputs],
                          **run.fields)
     scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
-    if run.oof_rows is not None:  # a time split's first block (and --folds K) is not in it
+    if run.oof_rows is not None:  # a time split's first block (and --fits K) is not in it
         scores["oof_rows"] = run.oof_rows
     if opts.submit and cfg.train.refit != "off":  # a tuning trial scores the folds only
         scores["refit"] = refit_run(path, cfg, opts, [out.info for out in folds.outputs],
@@ -191,7 +191,7 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
     return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
             "run_submission": submission and str(submission),
             "cv": {"metric": metric.name, "mean": scores["mean"], "std": scores["std"],
-                   "folds": scores["folds"], "oof": scores["oof"],
+                   "fold_scores": scores["fold_scores"], "oof": scores["oof"],
                    "repeat_means": run.repeat_means},
             "refit": scores.get("refit"), "seconds": seconds}
 

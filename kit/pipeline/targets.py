@@ -104,7 +104,7 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     _print_summary(scores, copy)
     return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
             "run_submission": str(opts.run_dir / SUBMISSION) if opts.submit else None,
-            "cv": {k: scores[k] for k in ("metric", "mean", "std", "folds", "oof")} |
+            "cv": {k: scores[k] for k in ("metric", "mean", "std", "fold_scores", "oof")} |
             {"repeat_means": []}, "refit": None, "seconds": scores["seconds"],
             "targets": summaries}
 

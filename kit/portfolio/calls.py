@@ -6,7 +6,7 @@ first line (`run: <folder>  device: ...`) as soon as it is printed, so a portfol
 mid-run still knows the folder to resume. Ctrl-C or SIGTERM stops the child first (it
 keeps its finished folds), then the portfolio.
 
-    outcome = call("train.py", ["--comp", "titanic", "--folds", "1"], summary_json,
+    outcome = call("train.py", ["--comp", "titanic", "--fits", "1"], summary_json,
                    on_run_dir=lambda path: ...)
 """
 

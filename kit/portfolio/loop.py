@@ -1,12 +1,12 @@
 """The portfolio's loop: each member probed, estimated, continued or skipped; extra seeds.
 
-A member's first run trains its first fold fit only (`train.py --folds 1`, the probe); no
+A member's first run trains its first fold fit only (`train.py --fits 1`, the probe); no
 probe starts when the time left is less than a whole run of the cheapest member probed so
 far (a probe that cannot be followed by its run only spends the budget). Its
 cost is then estimated without waste: the probe's own seconds (one fold, the data read)
 times the fold fits still to train, plus one process start (the probe's wall time less its
 own seconds). When that fits the budget left (less a reserve for the two blends), the same
-run continues (`train.py --resume RUN_DIR --folds <all>`); otherwise the member is skipped
+run continues (`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped
 with a line naming the estimate and the time left, and its probe folder is removed: a
 1-fold run is never blended (ensemble.py refuses it too). Every member trains on the
 competition's stored split (all members share the config's [cv]), so all can be blended.
@@ -161,7 +161,7 @@ class Portfolio:
 
     def finish_run(self, job: Job) -> None:
         """Train the rest of the job's run (train.py --resume), then read its scores."""
-        out = self.train(job, ["--resume", job.run_dir, "--folds", str(job.fits),
+        out = self.train(job, ["--resume", job.run_dir, "--fits", str(job.fits),
                                "--submissions", self.member_submissions], "run")
         if out.rc:
             self.failed(job, out)
@@ -170,7 +170,7 @@ class Portfolio:
 
     def record_scores(self, job: Job) -> None:
         scores = read_scores(Path(job.run_dir))
-        trained = len(scores.get("folds", []))
+        trained = len(scores.get("fold_scores", []))
         if trained != job.fits:
             why = f"{Path(job.run_dir).name} trained {trained} of {job.fits} fold fits"
             self.drop_run(job)
@@ -192,7 +192,7 @@ class Portfolio:
         args += ["--refit", options.refit] if options.refit != "off" else []
         for value in (*options.overrides, *member.overrides()):
             args += ["--set", value]
-        return args + ["--folds", str(folds)]  # always: --dry-run alone trains one
+        return args + ["--fits", str(folds)]  # always: --dry-run alone trains one
 
     def train(self, job: Job, args: list[str], what: str) -> Outcome:
         """scripts/train.py for `job`; the run folder and the seconds go to the manifest."""

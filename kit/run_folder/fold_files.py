@@ -13,7 +13,7 @@ import pandas as pd
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_csv, write_json, write_parquet
 from kit.run_folder.names import OOF, SUBMISSION, TEST_PRED
-from kit.training.track import HISTORY_FILE
+from kit.training.track import HISTORY_FILE, OLD_HISTORY
 
 CUT_POINTS = "cut_points.json"
 
@@ -69,9 +69,11 @@ def write_history(fold: Path, rows: list[dict]) -> None:
     write_csv(Path(fold) / HISTORY, pd.DataFrame(rows))
 
 def read_history(fold: Path) -> list[dict] | None:
-    """A finished fold's history.csv rows (a resumed run plots a fold it did not train)."""
+    """A finished fold's history.csv rows (a resumed run plots a fold it did not train); a
+    file an older kit wrote is read in today's column names."""
     path = Path(fold) / HISTORY
-    return pd.read_csv(path).to_dict("records") if path.exists() else None
+    return pd.read_csv(path).rename(columns=OLD_HISTORY).to_dict("records") \
+        if path.exists() else None
 
 def write_fold_importance(fold: Path, table: pd.DataFrame) -> None:
     """importance.csv of a fold: feature, importance, type."""
@@ -82,7 +84,7 @@ def read_fold_importance(fold: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 def write_run_importance(run_dir: Path, table: pd.DataFrame) -> Path:
-    """The run's importance.csv: feature, mean, std, folds, type."""
+    """The run's importance.csv: feature, mean, std, n_folds, type."""
     return write_csv(Path(run_dir) / IMPORTANCE, table)
 
 def submission_copy(run_dir: Path, submissions_dir: Path, slug: str, label: str) -> Path:

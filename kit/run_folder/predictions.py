@@ -15,7 +15,7 @@ from kit.errors import DataError
 from kit.io import write_csv, write_json, write_parquet
 from kit.run_folder.fold_files import read_done, write_done
 from kit.run_folder.names import OOF, RUN_FILES, RUN_INFO, SCORES, TEST_PRED, pred_columns
-from kit.run_folder.records import read_config, read_run_info, write_run_info
+from kit.run_folder.records import read_config, read_run_info, renamed_scores, write_run_info
 from kit.splits.folds import Split
 
 
@@ -49,7 +49,7 @@ def scores_dict(metric, problem: str, fold_scores: list[float], oof_score: float
                 classes: list, **extra) -> dict:
     return {"metric": metric.name, "mode": metric.mode, "problem": problem,
             "mean": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
-            "folds": [float(s) for s in fold_scores], "oof": float(oof_score),
+            "fold_scores": [float(s) for s in fold_scores], "oof": float(oof_score),
             "classes": [str(c) for c in classes], **extra}
 
 def fold_columns(repeats: int) -> list[str]:
@@ -125,7 +125,7 @@ class Run:
 
     @property
     def missing_folds(self) -> int:
-        """Fold fits the run did not train (--folds K, --max-time); 0 for an ensemble."""
+        """Fold fits the run did not train (--fits K, --max-time); 0 for an ensemble."""
         planned = self.scores.get("n_splits", 0) * self.scores.get("repeats", 1)
         return max(0, planned - self.scores.get("n_folds_trained", planned))
 
@@ -140,7 +140,7 @@ def load_run(run_dir: str | Path) -> Run:
         )
     cfg = read_config(path)
     try:
-        scores = json.loads((path / SCORES).read_text())
+        scores = renamed_scores(json.loads((path / SCORES).read_text()))
         classes = [str(c) for c in scores["classes"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"{path / 'scores.json'}: no readable 'classes' list ({exc!r})") from None

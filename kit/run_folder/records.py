@@ -155,8 +155,19 @@ def write_run_info(run: Path, info: dict) -> None:
     write_json(Path(run) / RUN_INFO, info)
 
 def read_scores(run: Path) -> dict:
-    """scores.json ({} for a folder without one: an unfinished run)."""
-    return _read_json(Path(run) / SCORES)
+    """scores.json ({} for a folder without one: an unfinished run), in today's key names."""
+    return renamed_scores(_read_json(Path(run) / SCORES))
+
+# scores.json keys an older kit wrote, and their names now ("folds" is the assignment only)
+OLD_SCORES = {"folds": "fold_scores", "folds_argmax": "fold_scores_argmax"}
+
+def renamed_scores(scores: dict) -> dict:
+    """A scores.json as read, its older key names (OLD_SCORES) renamed; each column's
+    scores of a run with several targets too."""
+    scores = {OLD_SCORES.get(k, k): v for k, v in scores.items()}
+    if isinstance(scores.get("targets"), dict):
+        scores["targets"] = {c: renamed_scores(s) for c, s in scores["targets"].items()}
+    return scores
 
 def read_ensemble_info(run: Path) -> dict:
     """ensemble.json ({} for a trained run)."""

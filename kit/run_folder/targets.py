@@ -33,14 +33,14 @@ def combined_scores(columns: dict[str, dict], **extra) -> dict:
     the mean over the columns of their fold scores (the folds every column finished), the
     mean of their OOF scores, and each column's scores under "targets"."""
     first = next(iter(columns.values()))
-    n = min(len(s["folds"]) for s in columns.values())
-    folds = np.mean([s["folds"][:n] for s in columns.values()], axis=0)
+    n = min(len(s["fold_scores"]) for s in columns.values())
+    folds = np.mean([s["fold_scores"][:n] for s in columns.values()], axis=0)
     return {"metric": first["metric"], "mode": first["mode"], "problem": first["problem"],
             "mean": float(np.mean(folds)), "std": float(np.std(folds)),
-            "folds": [float(f) for f in folds],
+            "fold_scores": [float(f) for f in folds],
             "oof": float(np.mean([s["oof"] for s in columns.values()])), "classes": [],
             "n_folds_trained": n, "split": first.get("split", ""),
-            "targets": {c: {k: s.get(k) for k in ("mean", "std", "folds", "oof", "classes")}
+            "targets": {c: {k: s.get(k) for k in ("mean", "std", "fold_scores", "oof", "classes")}
                         for c, s in columns.items()}, **extra}
 
 

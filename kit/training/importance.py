@@ -31,6 +31,6 @@ def run_importance(parts: Sequence[pd.DataFrame | None]) -> pd.DataFrame | None:
     wide = pd.concat([p.set_index("feature")["importance"].rename(i)
                       for i, p in enumerate(parts)], axis=1).fillna(0.0)
     table = pd.DataFrame({"feature": wide.index, "mean": wide.mean(axis=1).to_numpy(),
-                          "std": wide.std(axis=1, ddof=0).to_numpy(), "folds": len(parts),
+                          "std": wide.std(axis=1, ddof=0).to_numpy(), "n_folds": len(parts),
                           "type": parts[0]["type"].iloc[0]})
     return table.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)

@@ -60,16 +60,16 @@ def curves_figure(rows: Sequence[dict], *, metric: str, mode: str = "max",
     from matplotlib.ticker import MaxNLocator
 
     epoch = [r["epoch"] for r in rows]
-    values = np.array([r["val_metric"] for r in rows], dtype=float)
+    values = np.array([r["valid_metric"] for r in rows], dtype=float)
     best = best_epoch if best_epoch in epoch else epoch[_best_index(values, mode)]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     ax_loss.plot(epoch, [r["train_loss"] for r in rows], "o-", label="train loss", ms=3)
-    ax_loss.plot(epoch, [r["val_loss"] for r in rows], "o-", label="val loss", ms=3)
+    ax_loss.plot(epoch, [r["valid_loss"] for r in rows], "o-", label="valid loss", ms=3)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_lr = ax_loss.twinx()  # the LR on its own axis: it is orders of magnitude smaller
     ax_lr.plot(epoch, [r["lr"] for r in rows], ":", color="gray", label="learning rate")
     ax_lr.set_ylabel("learning rate", color="gray")
-    ax_metric.plot(epoch, values, "o-", color="C2", ms=3, label=f"val {metric}")
+    ax_metric.plot(epoch, values, "o-", color="C2", ms=3, label=f"valid {metric}")
     ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
     for ax in (ax_loss, ax_metric):
         ax.axvline(best, color="C3", alpha=0.4, label=f"best epoch {best}" if ax is ax_loss else None)
@@ -77,8 +77,8 @@ def curves_figure(rows: Sequence[dict], *, metric: str, mode: str = "max",
     handles = [*ax_loss.get_lines(), *ax_lr.get_lines(), *ax_metric.get_lines()[:1]]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     row = rows[epoch.index(best)]
-    fig.suptitle(f"{title}: best epoch {best}, val loss {row['val_loss']:.4f}, "
-                 f"val {metric} {row['val_metric']:.4f}".lstrip(": "))
+    fig.suptitle(f"{title}: best epoch {best}, valid loss {row['valid_loss']:.4f}, "
+                 f"valid {metric} {row['valid_metric']:.4f}".lstrip(": "))
     return fig
 
 

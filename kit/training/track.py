@@ -24,6 +24,10 @@ import pandas as pd
 from kit.io import write_csv
 
 HISTORY_FILE = "history.csv"  # a fold's rows (kit/run_folder/ reads and writes it for the run)
+# history.csv columns an older kit wrote for a network, and their names now (valid_, as the
+# boosters' rows: one prefix in every history.csv); read back in the new names
+OLD_HISTORY = {"val_loss": "valid_loss", "val_metric": "valid_metric",
+               "ema_val_metric": "ema_valid_metric"}
 
 
 class History:
@@ -91,16 +95,16 @@ class WandbTracker:
         self.run.define_metric("train/step")
         self.run.define_metric("train/*", step_metric="train/step")
         self.run.define_metric("epoch")
-        self.run.define_metric("val/*", step_metric="epoch")
+        self.run.define_metric("valid/*", step_metric="epoch")
         self.run.define_metric("lr", step_metric="epoch")
 
     def log_step(self, step: int, values: dict) -> None:
         self.run.log({"train/step": step, **{f"train/{k}": v for k, v in values.items()}})
 
     def log_epoch(self, row: dict) -> None:
-        self.run.log({"epoch": row["epoch"], "lr": row["lr"], "val/loss": row["val_loss"],
-                      "val/metric": row["val_metric"], "val/train_loss": row["train_loss"],
-                      **({"val/ema_metric": row["ema_val_metric"]} if "ema_val_metric" in row
+        self.run.log({"epoch": row["epoch"], "lr": row["lr"], "valid/loss": row["valid_loss"],
+                      "valid/metric": row["valid_metric"], "valid/train_loss": row["train_loss"],
+                      **({"valid/ema_metric": row["ema_valid_metric"]} if "ema_valid_metric" in row
                          else {})})
 
     def finish_fold(self, summary: dict | None = None) -> None:
@@ -113,7 +117,7 @@ class WandbTracker:
         run = self._init(f"{self.run_dir.name}-cv", "cv")
         run.summary.update({"cv/mean": scores["mean"], "cv/std": scores["std"],
                             "cv/oof": scores["oof"], "cv/metric": scores["metric"],
-                            **{f"cv/fold{i}": s for i, s in enumerate(scores["folds"])}})
+                            **{f"cv/fold{i}": s for i, s in enumerate(scores["fold_scores"])}})
         run.finish()
 
 

@@ -42,7 +42,7 @@ from kit.training.checkpoints import (
 )
 from kit.training.early_stopping import EarlyStopping
 from kit.training.schedule import lr_at, warn_if_frozen
-from kit.training.track import HISTORY_FILE, History, NullTracker
+from kit.training.track import HISTORY_FILE, OLD_HISTORY, History, NullTracker
 
 
 @dataclass
@@ -249,8 +249,8 @@ class Trainer:
         (class indices, or original-scale values)."""
         proba, idx, loss = self.predict(model, loader, with_loss=True)
         if not np.isfinite(proba).all():  # a diverged network: early stopping says so
-            return {"val_loss": loss, "val_metric": math.nan}
-        return {"val_loss": loss, "val_metric": self.metric(labels[idx], proba)}
+            return {"valid_loss": loss, "valid_metric": math.nan}
+        return {"valid_loss": loss, "valid_metric": self.metric(labels[idx], proba)}
 
     # --- the fold -------------------------------------------------------------------------
     def fit(self, model, train_loader, valid_loader, valid_labels: np.ndarray, *,
@@ -328,14 +328,14 @@ class Trainer:
         """(monitored value, metric, weights) of the epoch: with train.ema_decay both the raw
         and the EMA weights are validated and the better one counts (row["weights"])."""
         if self.ema is None:
-            return self._monitored(row), row["val_metric"], p.model
+            return self._monitored(row), row["valid_metric"], p.model
         ema_row = self.evaluate(self.ema.module, p.valid, p.labels)
         row.update({f"ema_{k}": v for k, v in ema_row.items()})
         row["weights"] = "raw"
         if p.stopper.is_better(self._monitored(ema_row), self._monitored(row)):
             row["weights"] = "ema"
-            return self._monitored(ema_row), ema_row["val_metric"], self.ema.module
-        return self._monitored(row), row["val_metric"], p.model
+            return self._monitored(ema_row), ema_row["valid_metric"], self.ema.module
+        return self._monitored(row), row["valid_metric"], p.model
 
     def _monitor(self) -> str:
         """train.monitor with "auto" resolved: a label metric (accuracy, f1) jumps with a few
@@ -345,7 +345,7 @@ class Trainer:
         return "loss" if self.metric.scores == "labels" else "metric"
 
     def _monitored(self, row: dict) -> float:
-        return row["val_metric"] if self._monitor() == "metric" else row["val_loss"]
+        return row["valid_metric"] if self._monitor() == "metric" else row["valid_loss"]
 
     def _monitor_mode(self) -> str:
         return self.metric.mode if self._monitor() == "metric" else "min"
@@ -357,10 +357,10 @@ class Trainer:
         if not self.main:
             return
         mark = " *" if stopper.best_epoch == row["epoch"] else ""
-        ema = (f"  ema {row['ema_val_metric']:.4f}" + (" (kept)" if row["weights"] == "ema" else "")
-               if "ema_val_metric" in row else "")
+        ema = (f"  ema {row['ema_valid_metric']:.4f}" + (" (kept)" if row["weights"] == "ema" else "")
+               if "ema_valid_metric" in row else "")
         tqdm.write(f"{self.desc} epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  "
-                   f"val_loss {row['val_loss']:.4f}  {self.metric.name} {row['val_metric']:.4f}"
+                   f"valid_loss {row['valid_loss']:.4f}  {self.metric.name} {row['valid_metric']:.4f}"
                    f"{ema}  lr {row['lr']:.2e}  {row['seconds']:.1f}s{mark}")
         if self.tracker:
             self.tracker.log_epoch(row)
@@ -396,7 +396,8 @@ class Trainer:
                           ema=self.ema, parts={"scaler": self.scaler, "plateau": plateau,
                                                "early_stopping": stopper})
         self.step = state["step"]
-        history.rows = list(state["history"])
+        history.rows = [{OLD_HISTORY.get(k, k): v for k, v in row.items()}  # an older kit's
+                        for row in state["history"]]
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
         if self.main:
             tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")

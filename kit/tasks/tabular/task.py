@@ -133,11 +133,6 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     lists = feature_lists(cfg, train, test.columns)
     numeric, categorical, text = lists["numeric"], lists["categorical"], lists["text"]
     columns = [*numeric, *categorical, *text]  # text stays raw in the tables: fitted per fold
-    if not columns:
-        raise ConfigError(f"{source}: no feature columns: features.numeric, .categorical and "
-                          ".text are all empty (the [features] defaults); set numeric = "
-                          "\"auto\" and categorical = \"auto\" in config.toml to take the "
-                          "columns train and test share, or list them")
     for name, frame in (("train", train), ("test", test)):
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -153,6 +148,11 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     groups = train[cfg.cv.group].to_numpy() if cfg.cv.group else None
     hook = load_hook(comp_dir, "features", "fold_features") if f.fold_hook else None
     fold_fns = fold_functions(cfg, hook)
+    if not columns and not fold_fns:  # fold-safe columns (target_encode, fold_features) count
+        raise ConfigError(f"{source}: no feature columns: features.numeric, .categorical and "
+                          ".text are all empty (the [features] defaults); set numeric = "
+                          "\"auto\" and categorical = \"auto\" in config.toml to take the "
+                          "columns train and test share, or list them")
     return Prepared(ids=train[d.id].to_numpy(), y=y, classes=classes, groups=groups,
                     test_ids=test[d.id].to_numpy(),
                     features=lists, times=times, weight=weight, strata=strata,
@@ -188,7 +188,7 @@ def _strata(cfg: Config, train: pd.DataFrame, source: str) -> np.ndarray | None:
 def _check_weighted_kind(cfg: Config) -> None:
     """data.weight trains the boosters and the scikit-learn kinds; the rest are refused."""
     entry = get_entry(cfg.model.name, "tabular")
-    if entry.kind == "torch" or entry.name == "blend":
+    if entry.kind == "torch" or entry.name == "voting":
         raise ConfigError(f"data.weight = {cfg.data.weight!r}: model.name = {entry.name!r} "
                           "does not train on row weights yet; use lgbm, xgb, catboost, gbdt, "
                           "linear, rf or extratrees, or unset data.weight")
