@@ -121,9 +121,16 @@ class Objective:
         """Binary: one logit (BCE); multi-class: one per class; regression: one value."""
         return 1 if self.regression or self.num_classes == 2 else self.num_classes
 
-    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor,
+             w: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch's mean loss; with `w` (data.weight per row) the weighted mean."""
         if outputs.dim() == 3:  # k members: every row counted once per member
-            return self.loss(outputs.flatten(0, 1), y.repeat_interleave(outputs.shape[1], dim=0))
+            k = outputs.shape[1]
+            return self.loss(outputs.flatten(0, 1), y.repeat_interleave(k, dim=0),
+                             None if w is None else w.repeat_interleave(k, dim=0))
+        if w is not None:
+            w = w.float()
+            return (self._per_row(outputs, y) * w).sum() / w.sum().clamp_min(1e-12)
         if self.regression:
             return self._loss(outputs.float().squeeze(1), y.float())
         if self.num_classes == 2:
@@ -134,6 +141,25 @@ class Objective:
         if y.is_floating_point():  # soft targets (N, C) from MixUp / CutMix, in float32
             return self._loss(outputs.float(), y.float())
         return self._loss(outputs, y.long())
+
+    def _per_row(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of each row (N,): the same losses as `loss`, unreduced."""
+        import torch.nn.functional as F
+
+        if self.regression:
+            out, target = outputs.float().squeeze(1), y.float()
+            if self.loss_name == "huber":
+                return F.huber_loss(out, target, delta=self.huber_delta, reduction="none")
+            return F.mse_loss(out, target, reduction="none")
+        if self.num_classes == 2:
+            target = y.float()
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return F.binary_cross_entropy_with_logits(outputs.squeeze(1).float(), target,
+                                                      reduction="none")
+        soft = y.is_floating_point()  # MixUp / CutMix soft targets (N, C)
+        return F.cross_entropy(outputs.float(), y.float() if soft else y.long(),
+                               label_smoothing=self.label_smoothing, reduction="none")
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Probabilities (N, C), or (N, 1) values in the model's space (a regression); for

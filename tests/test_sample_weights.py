@@ -1,7 +1,7 @@
 """Per-row weights (issue 30, item 6) where the kit already takes them: every built-in
 metric scores a weighted row as that many copies of it, a competition's metric.py gets the
-weights when its score() asks for them (and is refused them otherwise), and the tree
-libraries and scikit-learn kinds train on them."""
+weights when its score() asks for them (and is refused them otherwise), the tree
+libraries, scikit-learn kinds and networks train on them, and ensembles weigh their rows."""
 
 from __future__ import annotations
 
@@ -43,6 +43,46 @@ def test_an_integer_weight_counts_a_row_that_many_times(name):
     assert metric(labels, pred, weight) == pytest.approx(metric(labels[copies], pred[copies]))
     assert metric(labels, pred, np.ones(N)) == pytest.approx(metric(labels, pred))
     assert metric(labels, pred, weight) != pytest.approx(metric(labels, pred))  # it counts
+
+
+@pytest.mark.parametrize("problem, classes, loss", [
+    ("classification", 2, "auto"), ("classification", 3, "auto"), ("regression", 0, "auto"),
+    ("regression", 0, "huber")])
+def test_a_networks_loss_counts_an_integer_weighted_row_that_many_times(problem, classes,
+                                                                         loss):
+    import torch
+
+    from kit.objective import Objective
+
+    objective = Objective(problem, classes, loss, label_smoothing=0.1 if classes else 0.0)
+    outputs = torch.tensor(RNG.normal(size=(N, max(classes, 2) if classes > 2 else 1)))
+    y = torch.tensor(RNG.integers(0, classes, N) if classes else RNG.normal(size=N))
+    weight = RNG.integers(1, 4, N)
+    copies = torch.tensor(np.repeat(np.arange(N), weight))
+    weighted = objective.loss(outputs, y, torch.tensor(weight, dtype=torch.float32))
+    assert float(weighted) == pytest.approx(float(objective.loss(outputs[copies], y[copies])),
+                                            rel=1e-5)
+    members = outputs[:, None].repeat(1, 3, 1)  # TabM's k members: each row once per member
+    assert float(objective.loss(members, y, torch.tensor(weight, dtype=torch.float32))) == \
+        pytest.approx(float(weighted), rel=1e-5)
+
+
+def test_a_weighted_network_run_stops_early_on_the_weighted_metric(tmp_path):
+    train = weighted_world(tmp_path, model="mlp")
+    proc, summary = train_weighted(tmp_path, "--set", "train.epochs=4",
+                                   "--set", "train.monitor=metric")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = Path(summary["run_dir"])
+    oof = pd.read_parquet(run / "oof.parquet").merge(train[["id", "label", "w"]], on="id")
+    metric = get_metric("accuracy")
+    for k, score in enumerate(json.loads((run / "scores.json").read_text())["fold_scores"]):
+        part = oof[oof["fold"] == k]
+        best = json.loads((run / f"fold{k}" / "done.json").read_text())["best_epoch"]
+        history = pd.read_csv(run / f"fold{k}" / "history.csv").set_index("epoch")
+        # the epoch the trainer kept scored the fold's rows weighted, as the run scores them
+        assert history.loc[best, "valid_metric"] == pytest.approx(score)
+        assert score == pytest.approx(metric(part["label"].to_numpy(),
+                                             part[["p_0", "p_1"]].to_numpy(), part["w"]))
 
 
 def write_metric(folder, signature: str) -> None:
@@ -176,7 +216,7 @@ def test_a_weighted_run_scores_every_fold_and_the_oof_with_the_weights(tmp_path,
 
 
 @pytest.mark.parametrize(("metric", "model", "extra", "says"), [
-    ("accuracy", "mlp", (), "does not train on row weights"),
+    ("accuracy", "voting", (), "does not train on row weights"),
     ("qwk", "lgbm", (), "cut points"),
     ("accuracy", "lgbm", ("--set", "data.out_of_core=on"), "data.weight"),
 ])
@@ -187,11 +227,52 @@ def test_what_cannot_take_weights_yet_is_refused_by_name(tmp_path, metric, model
     assert not list((tmp_path / "subs").rglob("*.csv"))
 
 
-def test_an_ensemble_refuses_weighted_runs_naming_the_run(tmp_path):
-    weighted_world(tmp_path)
-    runs = [train_weighted(tmp_path, *seed)[1]["run_dir"] for seed in ((), ("--seed", "1"))]
-    proc = run_in_process("ensemble.py", "--comp", "weighted", *runs,
+def ensemble(tmp_path, *args):
+    summary = tmp_path / "ensemble.json"
+    summary.unlink(missing_ok=True)
+    proc = run_in_process("ensemble.py", "--comp", "weighted", *args,
                           "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
-                          "--data", tmp_path / "data",
+                          "--data", tmp_path / "data", "--summary-json", summary,
                           env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
-    assert proc.returncode == 2 and "data.weight" in proc.stderr and runs[0] in proc.stderr
+    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+
+
+@pytest.mark.parametrize("method", ["weighted", "hill", "stack"])
+def test_an_ensemble_of_weighted_runs_weighs_its_rows(tmp_path, method):
+    train = weighted_world(tmp_path)
+    runs = [train_weighted(tmp_path, *extra)[1]["run_dir"]
+            for extra in ((), ("--set", "model.name=linear"))]
+    proc, summary = ensemble(tmp_path, *runs, "--method", method)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folder = Path(summary["run_dir"])
+    scores = json.loads((folder / "scores.json").read_text())
+    assert scores["weight"] == "w"  # an ensemble of it blends weighted too
+    oof = pd.read_parquet(folder / "oof.parquet").merge(train[["id", "label"]], on="id")
+    assert (oof["weight"] == oof["id"].map(train.set_index("id")["w"])).all()
+    metric, proba = get_metric("accuracy"), oof[["p_0", "p_1"]].to_numpy()
+    assert scores["oof"] == pytest.approx(metric(oof["label"].to_numpy(), proba, oof["weight"]))
+    for member, run in zip(summary["members"], runs):  # each member scored as its run was
+        assert member["oof_score"] == pytest.approx(
+            json.loads((Path(run) / "scores.json").read_text())["oof"])
+
+
+def test_weights_move_the_fitted_blend_toward_the_heavy_rows():
+    from kit.ensembles.blend import fit_hill, fit_weights
+
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    right_first = np.array([[0.1, 0.9]] * 4 + [[0.4, 0.6]] * 4)  # sure on rows 0-3
+    right_last = np.array([[0.4, 0.6]] * 4 + [[0.9, 0.1]] * 4)  # sure on rows 4-7
+    heavy_first = np.array([10.0] * 4 + [0.1] * 4)
+    for fit in (fit_weights, lambda m, y, weight: fit_hill(m, y, metric="logloss",
+                                                           weight=weight)):
+        w = fit([right_first, right_last], labels, weight=heavy_first)
+        flipped = fit([right_first, right_last], labels, weight=heavy_first[::-1])
+        assert w[0] > 0.5 > flipped[0]
+
+
+def test_an_ensemble_of_weighted_and_unweighted_runs_is_refused(tmp_path):
+    weighted_world(tmp_path)
+    runs = [train_weighted(tmp_path, *extra)[1]["run_dir"]
+            for extra in ((), ("--set", "data.weight="))]
+    proc, _ = ensemble(tmp_path, *runs)
+    assert proc.returncode == 2 and "other row weights" in proc.stderr, proc.stderr[-2000:]

@@ -57,10 +57,10 @@ class DataConfig:
     # predictions are inverted to the original scale before anything is scored or written
     target_transform: str = "none"
     params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
-    # a train.csv column of per-row weights (sample weights): the boosters and scikit-learn
-    # kinds train on them and every fold and OOF score is the weighted one (scores.json
-    # "weight"); "" = every row counts once. Never a feature; test rows need none. Not yet:
-    # networks, voting, cut-point metrics (qwk), out of core, ensembles of weighted runs
+    # a train.csv column of per-row weights (sample weights): every tabular kind trains on
+    # them, every fold and OOF score is the weighted one (scores.json "weight") and
+    # ensembles weigh the rows alike; "" = every row counts once. Never a feature; test rows
+    # need none. Not yet: voting, cut-point metrics (qwk), out of core
     weight: str = ""
     # tabular: column types where the first rows mislead ({"col": "float64"}; int64,
     # float64, string, bool), and the CSV size above which a CSV is converted once to a

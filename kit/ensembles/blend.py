@@ -124,14 +124,17 @@ def check_method(method: str, problem: str) -> None:
 
 
 def fit_weights(members: Sequence[np.ndarray], labels: np.ndarray, *,
-                metric: str | Metric | None = None) -> np.ndarray:
+                metric: str | Metric | None = None, weight: np.ndarray | None = None
+                ) -> np.ndarray:
     """Weights on the simplex for the blend (module docstring): log loss of probabilities,
-    or, when `metric` is a regression metric, that metric's error in its space."""
+    or, when `metric` is a regression metric, that metric's error in its space; each row's
+    loss weighed by `weight` (data.weight) when given."""
     stack = _stack(members)
     if len(stack) == 1:
         return np.ones(1)
+    rows = _row_weights(weight, stack.shape[1])
     if metric is None or as_metric(metric).problem == "classification":
-        return _fit_log_loss(stack, np.asarray(labels, dtype=np.int64))
+        return _fit_log_loss(stack, np.asarray(labels, dtype=np.int64), rows)
     metric = as_metric(metric).name
     if metric not in REGRESSION_LOSS:
         raise ConfigError(
@@ -146,43 +149,51 @@ def fit_weights(members: Sequence[np.ndarray], labels: np.ndarray, *,
     z, target = to_space(stack[:, :, 0].T, metric), to_space(labels, metric)  # (N, M), (N,)
     if REGRESSION_LOSS[metric] == "relative":  # mape: |z w - y| / |y| (sklearn's epsilon)
         scale = np.maximum(np.abs(target), np.finfo(np.float64).eps)[:, None]
-        return _fit_absolute(z / scale, target / scale[:, 0])
+        return _fit_absolute(z / scale, target / scale[:, 0], rows)
     if REGRESSION_LOSS[metric] == "absolute":
-        return _fit_absolute(z, target)
-    return _fit_squared(z, target)
+        return _fit_absolute(z, target, rows)
+    return _fit_squared(z, target, rows)
 
 
-def _fit_log_loss(stack: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _row_weights(weight: np.ndarray | None, n: int) -> np.ndarray:
+    """Each row's share of a loss: data.weight normalised to sum 1, or 1 / N each."""
+    if weight is None:
+        return np.full(n, 1 / n)
+    weight = np.asarray(weight, dtype=np.float64)
+    return weight / weight.sum()
+
+
+def _fit_log_loss(stack: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> np.ndarray:
     # Only each row's true-class probability enters the log loss: (N, M).
     true = np.clip(stack[:, np.arange(stack.shape[1]), labels].T, 1e-15, 1.0)
 
     def loss(w: np.ndarray) -> float:
-        return float(-np.log(np.maximum(true @ w, 1e-15)).mean())
+        return float(-rows @ np.log(np.maximum(true @ w, 1e-15)))
 
     def grad(w: np.ndarray) -> np.ndarray:
-        return -(true / np.maximum(true @ w, 1e-15)[:, None]).mean(0)
+        return -(rows / np.maximum(true @ w, 1e-15)) @ true
 
     return _simplex_minimize(loss, grad, true.shape[1])
 
 
-def _fit_squared(z: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _fit_squared(z: np.ndarray, target: np.ndarray, rows: np.ndarray) -> np.ndarray:
     # Scaled so that equal weights have loss 1: SLSQP's tolerance (ftol 1e-6) is absolute,
     # and a SalePrice error squared is ~1e9 while a log1p-space one may be ~1e-3.
-    scale = float(np.sqrt(np.mean((z.mean(1) - target) ** 2))) or 1.0
+    scale = float(np.sqrt(rows @ (z.mean(1) - target) ** 2)) or 1.0
     z, target = z / scale, target / scale
 
     def loss(w: np.ndarray) -> float:
-        return float(np.mean((z @ w - target) ** 2))
+        return float(rows @ (z @ w - target) ** 2)
 
     def grad(w: np.ndarray) -> np.ndarray:
-        return 2 * z.T @ (z @ w - target) / len(target)
+        return 2 * z.T @ (rows * (z @ w - target))
 
     return _simplex_minimize(loss, grad, z.shape[1])
 
 
-def _fit_absolute(z: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _fit_absolute(z: np.ndarray, target: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Least absolute error on the simplex as a linear program: variables (w, e), minimise
-    mean(e) subject to -e <= z @ w - target <= e (SLSQP needs a smooth loss; this is not)."""
+    rows @ e subject to -e <= z @ w - target <= e (SLSQP needs a smooth loss; this is not)."""
     from scipy import sparse
     from scipy.optimize import linprog
 
@@ -191,7 +202,7 @@ def _fit_absolute(z: np.ndarray, target: np.ndarray) -> np.ndarray:
     a_ub = sparse.vstack([sparse.hstack([z, -eye]), sparse.hstack([-z, -eye])])
     b_ub = np.concatenate([target, -target])
     a_eq = np.concatenate([np.ones(m), np.zeros(n)])[None]
-    cost = np.concatenate([np.zeros(m), np.full(n, 1 / n)])
+    cost = np.concatenate([np.zeros(m), rows])
     result = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0],
                      bounds=[(0, None)] * (m + n), method="highs")
     start = np.full(m, 1 / m)
@@ -199,7 +210,7 @@ def _fit_absolute(z: np.ndarray, target: np.ndarray) -> np.ndarray:
         return start
 
     def loss(w: np.ndarray) -> float:
-        return float(np.abs(z @ w - target).mean())
+        return float(rows @ np.abs(z @ w - target))
 
     return _clean(result.x[:m], loss, start)
 
@@ -231,16 +242,18 @@ def hill_objective(metric: str | Metric) -> Metric:
 
 
 def fit_hill(members: Sequence[np.ndarray], labels: np.ndarray, *, metric: str | Metric,
-             settings: HillSettings = DEFAULT_HILL) -> np.ndarray:
-    """Hill-climbing weights (kit/ensembles/hill_climbing.py) for `metric`'s objective, in its space."""
+             settings: HillSettings = DEFAULT_HILL, weight: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Hill-climbing weights (kit/ensembles/hill_climbing.py) for `metric`'s objective, in
+    its space, scored with the rows' `weight` (data.weight) when given."""
     stack, target = _stack(members), hill_objective(metric)
     sign = -1.0 if target.mode == "max" else 1.0
     if target.problem == "regression":
         def loss(z: np.ndarray) -> float:
-            return sign * target(labels, from_space(z, metric))
+            return sign * target(labels, from_space(z, metric), weight)
     else:
         def loss(p: np.ndarray) -> float:
-            return sign * target(labels, proper(p))
+            return sign * target(labels, proper(p), weight)
     return bagged_hill_climb(to_space(stack, metric), loss, settings)
 
 
@@ -253,9 +266,10 @@ def proper(p: np.ndarray) -> np.ndarray:
 def cross_validated_blend(
     members: Sequence[np.ndarray], labels: np.ndarray, folds: np.ndarray, *,
     metric: str | Metric | None = None, fit: Callable | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """OOF blend where each fold's rows use weights fitted on the other folds only, by
-    `fit(members, labels)` (default: fit_weights).
+    `fit(members, labels, weight=)` (default: fit_weights), the rows weighed by `weight`.
 
     Returns the (N, C) blend and {fold: weights}; score it with the competition metric.
     """
@@ -270,7 +284,8 @@ def cross_validated_blend(
     fold_weights = {}
     for fold in np.unique(folds):
         held = folds == fold
-        w = fit(stack[:, ~held], labels[~held])
+        w = fit(stack[:, ~held], labels[~held],
+                weight=None if weight is None else np.asarray(weight)[~held])
         oof[held] = soft_vote(stack[:, held], w, metric=metric)
         fold_weights[int(fold)] = w
     return oof, fold_weights
@@ -313,6 +328,17 @@ class Stack:
     oof: np.ndarray
     test_ids: np.ndarray
     test: np.ndarray
+    # the OOF rows' data.weight (oof.parquet `weight`, the members' runs were weighted by
+    # it): every score, weight fit and level-2 model weighs its rows; None: unweighted
+    weight: np.ndarray | None = None
+    weight_name: str = ""  # the data.weight column the members were scored with
+
+    def score(self, metric: Metric, pred: np.ndarray, rows: np.ndarray | None = None) -> float:
+        """`metric` of `pred` against the labels (of the `rows` mask), weighted as the runs were."""
+        if rows is None:
+            return metric(self.labels, pred, self.weight)
+        return metric(self.labels[rows], pred[rows],
+                      None if self.weight is None else self.weight[rows])
 
     @property
     def target_classes(self) -> list:
@@ -353,35 +379,36 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     equal = np.full(n_members, 1 / n_members)
     if method == "hard":
         oof, test = hard_vote(stack.oof), hard_vote(stack.test)
-        return Blend(method, equal, "equal", oof, test, metric(labels, oof), None, {})
+        return Blend(method, equal, "equal", oof, test, stack.score(metric, oof), None, {})
     if method == "soft" or weights is not None:
         w = equal if weights is None else np.asarray(weights, float)
         oof, test = soft_vote(stack.oof, w, metric=metric), soft_vote(stack.test, w, metric=metric)
         source = "equal" if weights is None else "given"
-        return Blend(method, w, source, oof, test, metric(labels, oof), None, {})
+        return Blend(method, w, source, oof, test, stack.score(metric, oof), None, {})
     if method == "stack":
         return _stack_blend(stack, metric)
     if method == "hill":
         fit = functools.partial(fit_hill, metric=metric, settings=hill)
     else:
         fit = functools.partial(fit_weights, metric=metric)
-    w = fit(stack.oof, labels)
+    w = fit(stack.oof, labels, weight=stack.weight)
     fix = proper if stack.problem == "classification" else (lambda p: p)
-    in_sample = metric(labels, fix(soft_vote(stack.oof, w, metric=metric)))
+    in_sample = stack.score(metric, fix(soft_vote(stack.oof, w, metric=metric)))
     cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=metric,
-                                                 fit=fit)
+                                                 fit=fit, weight=stack.weight)
     cv_oof, test = fix(cv_oof), fix(soft_vote(stack.test, w, metric=metric))
     objective = hill_objective(metric) if method == "hill" else None
-    return Blend(method, w, "fitted", cv_oof, test, in_sample, metric(labels, cv_oof),
+    return Blend(method, w, "fitted", cv_oof, test, in_sample, stack.score(metric, cv_oof),
                  fold_weights, objective.name if objective else "",
-                 objective(labels, cv_oof) if objective else None,
+                 stack.score(objective, cv_oof) if objective else None,
                  settings=dataclasses.asdict(hill) if method == "hill" else None)
 
 
 def _stack_blend(stack: Stack, metric: Metric) -> Blend:
     """Level-2 model on the OOF predictions (kit/ensembles/stacking.py); its OOF is cross-validated."""
     oof, test, coefficients = level2(stack.oof, stack.test, stack.labels, stack.folds,
-                                     problem=stack.problem, metric=metric.name)
-    score = metric(stack.labels, oof)
+                                     problem=stack.problem, metric=metric.name,
+                                     weight=stack.weight)
+    score = stack.score(metric, oof)
     return Blend("stack", member_weights(coefficients, len(stack.oof)), "fitted", oof, test,
                  score, score, {}, coefficients=coefficients)

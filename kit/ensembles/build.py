@@ -182,8 +182,33 @@ def stack_runs(runs: list[Run], slug: str) -> Stack:
         problem=ref.problem, classes=ref.classes, oof_ids=ref.oof["id"].to_numpy(),
         folds=ref.oof["fold"].to_numpy(np.int64), targets=ref.oof["target"].to_numpy(),
         labels=_labels(ref), oof=np.stack(oofs), test_ids=ref.test["id"].to_numpy(),
-        test=np.stack(tests),
+        test=np.stack(tests), weight=_row_weights(runs), weight_name=_weight_name(ref),
     )
+
+
+def _weight_name(run: Run) -> str:
+    return str(run.scores.get("weight") or "")
+
+
+def _row_weights(runs: list[Run]) -> np.ndarray | None:
+    """The OOF rows' data.weight, in the first run's row order: every member weighted by
+    the same column with the same values (oof.parquet `weight`), or none weighted."""
+    ref = runs[0]
+    names = {_weight_name(run) for run in runs}
+    if len(names) > 1:
+        raise DataError(f"runs {ref.path} and others were scored with other row weights "
+                        f"(data.weight: {sorted(names)}); ensemble runs weighted alike")
+    if not _weight_name(ref):
+        return None
+    for run in runs:
+        if "weight" not in run.oof.columns:
+            raise DataError(f"{run.path / OOF} has no weight column though the run was scored "
+                            f"with data.weight = {_weight_name(run)!r} (an older kit's run); "
+                            f"train it again to blend it weighted")
+        if not np.allclose(run.oof["weight"].loc[ref.oof.index], ref.oof["weight"]):
+            raise DataError(f"{run.path / OOF}: its rows' weights differ from those of "
+                            f"{ref.path}; ensemble runs trained on the same data")
+    return ref.oof["weight"].to_numpy(np.float64)
 
 
 def ensemble_runs(
@@ -222,7 +247,6 @@ def ensemble_runs(
     if test_from == "refit":
         runs = with_refit_tests(runs)
     check_time_blend(runs, method, weights)
-    check_unweighted(runs)
     stack = stack_runs(runs, slug)
     split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
     for message in split_warnings:
@@ -345,17 +369,6 @@ def check_time_blend(runs: list[Run], method: str, weights: str | None) -> None:
                           f"{method} fits blend weights on all its validated folds, later "
                           "folds included (a leak from the future); use --method soft or "
                           "hard, or --method weighted with --weights w1,w2,...")
-
-
-def check_unweighted(runs: list[Run]) -> None:
-    """A run scored with data.weight (scores.json "weight") would be blended and scored
-    without its row weights: refused until the ensemble weighs rows too."""
-    weighted = [run for run in runs if run.scores.get("weight")]
-    if weighted:
-        raise ConfigError(f"run {weighted[0].path} was scored with data.weight = "
-                          f"{weighted[0].scores['weight']!r}, and ensembles do not weigh rows "
-                          "yet: their scores would be unweighted; submit the run itself, or "
-                          "train the members without data.weight")
 
 
 def check_direction(runs: list[Run], metric: Metric) -> None:

@@ -193,7 +193,8 @@ def write_ensemble_run(
     run_dir = folder or new_run_dir(runs_dir, *name)
     write_predictions(
         run_dir,
-        oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes),
+        oof_frame(stack.oof_ids, stack.folds, stack.targets, blend.oof, stack.classes,
+                  stack.weight),
         pred_frame(stack.test_ids, blend.test, stack.classes),
     )
     write_scores(run_dir, _scores(stack, blend, metric, split, cut))
@@ -224,12 +225,10 @@ def _scores(stack: Stack, blend: Blend, metric: Metric, split: str,
         return scores_dict(metric, stack.problem, cut.fold_scores, cut.oof, stack.classes,
                            split=split, fold_scores_argmax=argmax["fold_scores"],
                            oof_argmax=argmax["oof"])
-    folds = [
-        metric(stack.labels[stack.folds == k], blend.oof[stack.folds == k])
-        for k in np.unique(stack.folds)
-    ]
-    return scores_dict(metric, stack.problem, folds, metric(stack.labels, blend.oof),
-                       stack.classes, split=split)
+    folds = [stack.score(metric, blend.oof, stack.folds == k) for k in np.unique(stack.folds)]
+    weighted = {"weight": stack.weight_name} if stack.weight is not None else {}
+    return scores_dict(metric, stack.problem, folds, stack.score(metric, blend.oof),
+                       stack.classes, split=split, **weighted)
 
 
 def _cut_summary(summary: dict, stack: Stack, blend: Blend, metric: Metric,
@@ -246,7 +245,7 @@ def _cut_summary(summary: dict, stack: Stack, blend: Blend, metric: Metric,
 
 def _summary(runs, stack, blend, metric, run_dir, submission, heatmap, corr) -> dict:
     members = [
-        {"run_dir": str(run.path), "oof_score": metric(stack.labels, pred), "weight": float(w)}
+        {"run_dir": str(run.path), "oof_score": stack.score(metric, pred), "weight": float(w)}
         for run, pred, w in zip(runs, stack.oof, blend.weights)
     ]
     return {

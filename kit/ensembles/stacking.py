@@ -51,9 +51,9 @@ class TowardAverage:
 
         self.ridge = RidgeCV(alphas=RIDGE_ALPHAS) if strength is None else Ridge(alpha=strength)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> TowardAverage:
+    def fit(self, x: np.ndarray, y: np.ndarray, sample_weight=None) -> TowardAverage:
         base = x.mean(axis=1)
-        self.ridge.fit(x - base[:, None], y - base)
+        self.ridge.fit(x - base[:, None], y - base, sample_weight=sample_weight)
         c = self.ridge.coef_
         # (x - mean(x)) @ c = x @ (c - mean(c)): each row of x - mean(x) sums to 0
         self.coef_ = 1 / x.shape[1] + c - c.mean()
@@ -75,11 +75,12 @@ def _model(problem: str, strength: float | None):
 
 
 def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarray, *,
-          problem: str, metric: str | None = None, strength: float | None = None
-          ) -> tuple[np.ndarray, np.ndarray, dict]:
+          problem: str, metric: str | None = None, strength: float | None = None,
+          weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """(level-2 OOF (N, C), test (T, C), {"coef": .., "intercept": .., "penalty": [per fold]}) for
     (M, N, C) OOF and (M, T, C) test member predictions. `strength` is the ridge's alpha
-    (default: RidgeCV's choice per fold) or logistic regression's 1 / C (default 1)."""
+    (default: RidgeCV's choice per fold) or logistic regression's 1 / C (default 1);
+    `weight`: each row's data.weight, the level-2 model's sample_weight."""
     folds = np.asarray(folds)
     if len(np.unique(folds)) < 2:
         raise DataError("stacking needs OOF rows from two or more folds; train the members "
@@ -89,7 +90,8 @@ def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarr
     out, test_parts, coefs, intercepts, alphas = np.empty(oof.shape[1:]), [], [], [], []
     for k in np.unique(folds):
         held = folds == k
-        model = _model(problem, strength).fit(x[~held], y[~held])
+        rows = None if weight is None else np.asarray(weight)[~held]
+        model = _model(problem, strength).fit(x[~held], y[~held], sample_weight=rows)
         out[held] = _predict(model, x[held], problem, oof.shape[2])
         test_parts.append(_predict(model, x_test, problem, oof.shape[2]))
         coefs.append(np.atleast_2d(model.coef_))

@@ -217,7 +217,8 @@ def _oof_plot(folder: Path, labels, pred, classes, what: str) -> None:
 def _fold_frame(prep: Prepared, fold: int, repeat: int, valid_idx, valid_pred) -> pd.DataFrame:
     targets = prep.y[valid_idx] if not prep.classes else \
         np.asarray(prep.classes, dtype=object)[prep.y[valid_idx]]
-    frame = oof_frame(prep.ids[valid_idx], fold, targets, valid_pred, prep.classes)
+    weight = None if prep.weight is None else prep.weight[valid_idx]
+    frame = oof_frame(prep.ids[valid_idx], fold, targets, valid_pred, prep.classes, weight)
     frame.insert(2, "repeat", repeat)
     frame["_row"] = valid_idx
     return frame

@@ -19,8 +19,13 @@ from kit.run_folder.records import read_config, read_run_info, renamed_scores, w
 from kit.splits.folds import Split
 
 
-def oof_frame(ids, folds, targets, pred: np.ndarray, classes: list) -> pd.DataFrame:
+def oof_frame(ids, folds, targets, pred: np.ndarray, classes: list,
+              weight: np.ndarray | None = None) -> pd.DataFrame:
+    """oof.parquet's frame: id, fold, target, the row's data.weight in a weighted run (what
+    an ensemble weighs the row by), then the prediction columns."""
     frame = pd.DataFrame({"id": ids, "fold": folds, "target": targets})
+    if weight is not None:
+        frame["weight"] = np.asarray(weight, dtype=np.float64)
     frame[pred_columns(classes)] = pred
     return frame
 

@@ -67,6 +67,7 @@ class _Fit:
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
     stopper: EarlyStopping
     on_epoch_start: object = None  # (model, epoch) -> None
+    weight: np.ndarray | None = None  # data.weight by row position: the metric weighs rows
 
 
 # Progress bars: None shows them on a terminal only (tqdm's default), True always.
@@ -74,7 +75,8 @@ PROGRESS: bool | None = None
 
 
 def model_inputs(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k not in ("y", "index")}
+    """What the model reads: a batch less its targets, row positions and row weights."""
+    return {k: v for k, v in batch.items() if k not in ("y", "index", "w")}
 
 
 class Trainer:
@@ -148,7 +150,8 @@ class Trainer:
             sync = model.no_sync() if skip_sync and not last_micro else contextlib.nullcontext()
             with sync:
                 with self._autocast():
-                    loss = self.objective.loss(model(**model_inputs(batch)), batch["y"])
+                    loss = self.objective.loss(model(**model_inputs(batch)), batch["y"],
+                                               batch.get("w"))
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             pending += 1
             if last_micro:
@@ -218,10 +221,11 @@ class Trainer:
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
             with self._autocast():
                 logits = model(**model_inputs(batch))
-            if with_loss:
-                losses.append(self.objective.loss(logits.float(), batch["y"]).detach()
-                              * len(logits))
-                seen += len(logits)
+            if with_loss:  # weighted rows (batch "w"): their weights' share, else one each
+                share = batch["w"].sum() if "w" in batch else len(logits)
+                losses.append(self.objective.loss(logits.float(), batch["y"], batch.get("w"))
+                              .detach() * share)
+                seen += float(share)
             probas.append(self.objective.predict(logits))
             index.append(batch["index"])
         if not probas:
@@ -244,19 +248,25 @@ class Trainer:
                             f"{(order < 0).sum()} of {len(rows)} rows")
         return proba[order]
 
-    def evaluate(self, model, loader, labels: np.ndarray) -> dict:
+    def evaluate(self, model, loader, labels: np.ndarray, weight: np.ndarray | None = None
+                 ) -> dict:
         """Validation loss and metric; `labels` are the metric's targets by row position
-        (class indices, or original-scale values)."""
+        (class indices, or original-scale values), `weight` the rows' data.weight (the loss
+        weighs them through the batches' "w")."""
         proba, idx, loss = self.predict(model, loader, with_loss=True)
         if not np.isfinite(proba).all():  # a diverged network: early stopping says so
             return {"valid_loss": loss, "valid_metric": math.nan}
-        return {"valid_loss": loss, "valid_metric": self.metric(labels[idx], proba)}
+        rows = None if weight is None else weight[idx]
+        return {"valid_loss": loss, "valid_metric": self.metric(labels[idx], proba, rows)}
 
     # --- the fold -------------------------------------------------------------------------
     def fit(self, model, train_loader, valid_loader, valid_labels: np.ndarray, *,
-            resume: bool = False, on_epoch_start=None) -> FitResult:
-        """Train with early stopping; `model` (unwrapped) ends with the last epoch's weights."""
+            resume: bool = False, on_epoch_start=None,
+            valid_weight: np.ndarray | None = None) -> FitResult:
+        """Train with early stopping; `model` (unwrapped) ends with the last epoch's weights.
+        `valid_weight`: data.weight by row position, for the validation metric."""
         p = self._start(model, train_loader, valid_loader, valid_labels, on_epoch_start)
+        p.weight = valid_weight
         history = History(self.fold_dir / HISTORY_FILE, write=self.main)
         best_path, start_epoch = None, 0
         if resume and (self.fold_dir / "last.pt").exists():
@@ -313,7 +323,7 @@ class Trainer:
         if p.on_epoch_start:
             p.on_epoch_start(p.model, epoch)
         row = {"epoch": epoch, **self.train_one_epoch(p.net, p.train, p.opt, epoch)}
-        row.update(self.evaluate(p.net, p.valid, p.labels))
+        row.update(self.evaluate(p.net, p.valid, p.labels, p.weight))
         monitored, score, best_model = self._better_weights(row, p)
         if self.t.scheduler == "plateau":
             p.plateau.step(monitored)
@@ -329,7 +339,7 @@ class Trainer:
         and the EMA weights are validated and the better one counts (row["weights"])."""
         if self.ema is None:
             return self._monitored(row), row["valid_metric"], p.model
-        ema_row = self.evaluate(self.ema.module, p.valid, p.labels)
+        ema_row = self.evaluate(self.ema.module, p.valid, p.labels, p.weight)
         row.update({f"ema_{k}": v for k, v in ema_row.items()})
         row["weights"] = "raw"
         if p.stopper.is_better(self._monitored(ema_row), self._monitored(row)):

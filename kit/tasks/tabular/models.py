@@ -53,6 +53,8 @@ class TabularTransform:
                "index": frame[ROW].to_numpy(np.int64)}
         if self.objective is not None:
             out["y"] = self.objective.batch_target(frame["_y"].to_numpy())
+            if "_w" in frame.columns:  # data.weight: the loss weighs each row by it
+                out["w"] = frame["_w"].to_numpy(np.float32)
         return out
 
 

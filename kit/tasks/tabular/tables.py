@@ -57,6 +57,10 @@ class Tables:
 
 def make_tables(train: pd.DataFrame, test: pd.DataFrame, cache: Path, numeric, categorical,
                 y: np.ndarray, w: np.ndarray | None = None) -> Tables:
+    """The tables; with row weights, train's `_w` column holds each row's (what a network's
+    batches carry as "w")."""
+    if w is not None:
+        train = train.assign(_w=np.asarray(w, dtype=np.float64)[train.index.to_numpy()])
     return Tables(train, test, cache, list(numeric), list(categorical), y, w)
 
 
@@ -102,8 +106,9 @@ def fold_setup(prep: Prepared, cfg: Config, fold: int, train_idx: np.ndarray,
     if extra is not None:
         added, y_added = extra
         positions = added.index.to_numpy()
-        train = pd.concat([train, added.reindex(columns=train.columns.drop([ROW, "_y"])).assign(
-            **{ROW: positions, "_y": y_added})])
+        own = train.columns.drop([ROW, "_y", "_w"], errors="ignore")  # the fold sets these
+        train = pd.concat([train.drop(columns="_w", errors="ignore"),
+                           added.reindex(columns=own).assign(**{ROW: positions, "_y": y_added})])
         frame, y = pd.concat([frame, added]), np.concatenate([y, y_added])
         if w is not None:  # an added row weighs its data.weight column's value, else 1
             w = np.concatenate([w, _added_weights(cfg, added)])

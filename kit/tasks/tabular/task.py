@@ -186,12 +186,12 @@ def _strata(cfg: Config, train: pd.DataFrame, source: str) -> np.ndarray | None:
 
 
 def _check_weighted_kind(cfg: Config) -> None:
-    """data.weight trains the boosters and the scikit-learn kinds; the rest are refused."""
+    """data.weight trains every kind but voting (its members cannot all route weights)."""
     entry = get_entry(cfg.model.name, "tabular")
-    if entry.kind == "torch" or entry.name == "voting":
+    if entry.name == "voting":
         raise ConfigError(f"data.weight = {cfg.data.weight!r}: model.name = {entry.name!r} "
                           "does not train on row weights yet; use lgbm, xgb, catboost, gbdt, "
-                          "linear, rf or extratrees, or unset data.weight")
+                          "linear, rf, extratrees, mlp or tabm, or unset data.weight")
 
 
 def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
@@ -235,7 +235,7 @@ def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shu
             seed=0):
     columns = [ROW, *tables.numeric, *tables.categorical]
     if part == "train":
-        columns.append("_y")
+        columns += ["_y", *(["_w"] if tables.w is not None else [])]
     flt = pc.field(ROW).isin(np.sort(rows)) if rows is not None else None
     stream = TabularStream(tables.parquet(part), columns=columns,
                            transform=transform, batch_size=cfg.train.batch_size,
@@ -295,7 +295,8 @@ def _fit_network(model, f: _Fit) -> FoldOutput:
     valid = _batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
     train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
                      seed=cfg.train.seed + ctx.fold, device=ctx.device)
-    result = trainer.fit(model, train, valid, f.tables.y, resume=ctx.resume)
+    result = trainer.fit(model, train, valid, f.tables.y, resume=ctx.resume,
+                         valid_weight=f.tables.w)
     if result.best_path is None:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
     load_best(model, result.best_path)
