@@ -95,8 +95,8 @@ def test_jane_street_demo_weighs_rows_in_its_own_metric(tmp_path):
     scores = json.loads((run / "scores.json").read_text())
     assert scores["metric"] == "weighted_zero_mean_r2" and scores["weight"] == "weight"
     train = pd.read_csv(tmp_path / "data" / "train.csv")
-    oof = pd.read_parquet(run / "oof.parquet").merge(train[["row_id", "weight"]],
-                                                     left_on="id", right_on="row_id")
+    oof = pd.read_parquet(run / "oof.parquet")  # each row's weight beside its prediction
+    assert (oof["weight"] == oof["id"].map(train.set_index("row_id")["weight"])).all()
     y, p, w = oof["target"], oof["pred"], oof["weight"]
     assert scores["oof"] == pytest.approx(1 - (w * (y - p) ** 2).sum() / (w * y ** 2).sum())
     assert scores["oof"] != pytest.approx(1 - ((y - p) ** 2).sum() / (y ** 2).sum())
