@@ -7,7 +7,6 @@ import dataclasses
 import json
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -190,19 +189,33 @@ def test_out_of_core_refuses_a_time_split(tmp_path):
         check_supported(cfg, tmp_path, "data.out_of_core = \"on\"")
 
 
-@pytest.mark.parametrize("method, weights, refused", [
-    ("hill", None, True), ("stack", None, True), ("weighted", None, True),
-    ("weighted", "0.5,0.5", False), ("soft", None, False), ("hard", None, False)])
-def test_the_ensemble_refuses_weights_fitted_on_a_time_split(method, weights, refused):
-    from kit.ensembles.build import check_time_blend
+@pytest.mark.parametrize("method", ["weighted", "hill", "stack"])
+def test_blend_weights_on_a_time_split_are_fitted_on_earlier_folds_only(method):
+    """Fold k's blended rows never depend on a later fold's rows; the first fold's rows get
+    the members' plain average (nothing precedes them)."""
+    from kit.ensembles.blend import Stack, blend
+    from kit.metrics.registry import get_metric
 
-    runs = [SimpleNamespace(path=Path(f"r{i}"), cfg=SimpleNamespace(cv=time_cv()))
-            for i in range(2)]
-    if refused:
-        with pytest.raises(ConfigError, match="fits blend weights on all its validated folds"):
-            check_time_blend(runs, method, weights)
-    else:
-        check_time_blend(runs, method, weights)
+    rng = np.random.default_rng(0)
+    folds = np.repeat(np.arange(4), [50, 50, 50, 300])  # the last fold outweighs the rest
+    n = len(folds)
+    labels = rng.integers(0, 2, n)
+    good = np.clip(labels + rng.normal(0, 0.3, n), 0.01, 0.99)
+    noisy = rng.uniform(0.01, 0.99, n)
+    members = np.stack([np.stack([1 - p, p], 1) for p in (good, noisy)])
+
+    def blended(oof, forward=True):
+        stack = Stack("classification", ["0", "1"], np.arange(n), folds, labels, labels,
+                      oof, np.arange(3), oof[:, :3], forward=forward)
+        return blend(stack, method, get_metric("logloss")).oof
+
+    later = members.copy()  # in the last fold the good member goes wrong, the other right
+    later[0, folds == 3] = np.stack([labels, 1 - labels], 1)[folds == 3] * 0.98 + 0.01
+    later[1, folds == 3] = np.stack([1 - labels, labels], 1)[folds == 3] * 0.98 + 0.01
+    first, again = blended(members), blended(later)
+    np.testing.assert_allclose(first[folds < 3], again[folds < 3])  # the future chose nothing
+    np.testing.assert_allclose(first[folds == 0], members[:, folds == 0].mean(0))
+    assert not np.allclose(blended(members, False)[folds < 3], blended(later, False)[folds < 3])
 
 
 # --- fold features never see later rows ----------------------------------------------------
@@ -320,7 +333,7 @@ def test_a_dated_run_resumes_to_the_same_run_and_predicts_its_submission(dated):
                                   pd.read_csv(run / "submission.csv"))
 
 
-def test_an_ensemble_of_dated_runs_blends_softly_and_refuses_hill_climbing(dated):
+def test_an_ensemble_of_dated_runs_blends_and_hill_climbs_forward(dated):
     root, _, full = dated
     proc, other = train(root, "--set", "model.params.gbdt.max_iter=10")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -330,6 +343,7 @@ def test_an_ensemble_of_dated_runs_blends_softly_and_refuses_hill_climbing(dated
     proc, soft = script(root, "ensemble", *common, *members)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "192 OOF rows" in proc.stdout  # aligned on the validated rows
-    proc, _ = script(root, "ensemble", *common, "--method", "hill", *members)
-    assert proc.returncode == 2
-    assert 'cv.strategy = "time"' in proc.stderr and "--method soft" in proc.stderr
+    proc, hill = script(root, "ensemble", *common, "--method", "hill", *members)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = min(int(k) for k in hill["fold_weights"])  # the first validated block: equal
+    assert hill["fold_weights"][str(first)] == pytest.approx([0.5, 0.5])

@@ -266,10 +266,11 @@ def proper(p: np.ndarray) -> np.ndarray:
 def cross_validated_blend(
     members: Sequence[np.ndarray], labels: np.ndarray, folds: np.ndarray, *,
     metric: str | Metric | None = None, fit: Callable | None = None,
-    weight: np.ndarray | None = None,
+    weight: np.ndarray | None = None, forward: bool = False,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """OOF blend where each fold's rows use weights fitted on the other folds only, by
-    `fit(members, labels, weight=)` (default: fit_weights), the rows weighed by `weight`.
+    `fit(members, labels, weight=)` (default: fit_weights), the rows weighed by `weight`;
+    `forward` (a time split): on the earlier folds only, equal weights for the first.
 
     Returns the (N, C) blend and {fold: weights}; score it with the competition metric.
     """
@@ -284,8 +285,12 @@ def cross_validated_blend(
     fold_weights = {}
     for fold in np.unique(folds):
         held = folds == fold
-        w = fit(stack[:, ~held], labels[~held],
-                weight=None if weight is None else np.asarray(weight)[~held])
+        fit_on = folds < fold if forward else ~held
+        if not fit_on.any():  # a time split's first validated fold: nothing before it
+            w = np.full(len(stack), 1 / len(stack))
+        else:
+            w = fit(stack[:, fit_on], labels[fit_on],
+                    weight=None if weight is None else np.asarray(weight)[fit_on])
         oof[held] = soft_vote(stack[:, held], w, metric=metric)
         fold_weights[int(fold)] = w
     return oof, fold_weights
@@ -332,6 +337,8 @@ class Stack:
     # it): every score, weight fit and level-2 model weighs its rows; None: unweighted
     weight: np.ndarray | None = None
     weight_name: str = ""  # the data.weight column the members were scored with
+    # a time split's runs: fitted weights for a fold's rows come from earlier folds only
+    forward: bool = False
 
     def score(self, metric: Metric, pred: np.ndarray, rows: np.ndarray | None = None) -> float:
         """`metric` of `pred` against the labels (of the `rows` mask), weighted as the runs were."""
@@ -395,7 +402,8 @@ def blend(stack: Stack, method: str, metric: Metric, weights: np.ndarray | None 
     fix = proper if stack.problem == "classification" else (lambda p: p)
     in_sample = stack.score(metric, fix(soft_vote(stack.oof, w, metric=metric)))
     cv_oof, fold_weights = cross_validated_blend(stack.oof, labels, stack.folds, metric=metric,
-                                                 fit=fit, weight=stack.weight)
+                                                 fit=fit, weight=stack.weight,
+                                                 forward=stack.forward)
     cv_oof, test = fix(cv_oof), fix(soft_vote(stack.test, w, metric=metric))
     objective = hill_objective(metric) if method == "hill" else None
     return Blend(method, w, "fitted", cv_oof, test, in_sample, stack.score(metric, cv_oof),
@@ -408,7 +416,7 @@ def _stack_blend(stack: Stack, metric: Metric) -> Blend:
     """Level-2 model on the OOF predictions (kit/ensembles/stacking.py); its OOF is cross-validated."""
     oof, test, coefficients = level2(stack.oof, stack.test, stack.labels, stack.folds,
                                      problem=stack.problem, metric=metric.name,
-                                     weight=stack.weight)
+                                     weight=stack.weight, forward=stack.forward)
     score = stack.score(metric, oof)
     return Blend("stack", member_weights(coefficients, len(stack.oof)), "fitted", oof, test,
                  score, score, {}, coefficients=coefficients)

@@ -183,6 +183,7 @@ def stack_runs(runs: list[Run], slug: str) -> Stack:
         folds=ref.oof["fold"].to_numpy(np.int64), targets=ref.oof["target"].to_numpy(),
         labels=_labels(ref), oof=np.stack(oofs), test_ids=ref.test["id"].to_numpy(),
         test=np.stack(tests), weight=_row_weights(runs), weight_name=_weight_name(ref),
+        forward=any(run.cfg.cv.strategy == "time" for run in runs),
     )
 
 
@@ -246,7 +247,6 @@ def ensemble_runs(
     runs = [load_run(m) for m in members]
     if test_from == "refit":
         runs = with_refit_tests(runs)
-    check_time_blend(runs, method, weights)
     stack = stack_runs(runs, slug)
     split_warnings = check_folds_shared(runs, allow_different_folds=allow_different_folds)
     for message in split_warnings:
@@ -356,19 +356,6 @@ def check_options(method: str, weights: str | None, hill: HillSettings | None,
     if members < 2:
         raise ConfigError(f"an ensemble needs at least two run folders, got {members}")
     return hill
-
-
-def check_time_blend(runs: list[Run], method: str, weights: str | None) -> None:
-    """Refuse weights fitted on a time split's OOF rows: fitting them on every validated
-    fold, later ones included, lets the future choose the blend. Equal (soft, hard) and
-    given (--weights) weights blend forward-safe; members align on the validated rows."""
-    fitted = method in ("hill", "stack") or (method == "weighted" and weights is None)
-    timed = [run for run in runs if run.cfg.cv.strategy == "time"]
-    if fitted and timed:
-        raise ConfigError(f"run {timed[0].path} used cv.strategy = \"time\", and --method "
-                          f"{method} fits blend weights on all its validated folds, later "
-                          "folds included (a leak from the future); use --method soft or "
-                          "hard, or --method weighted with --weights w1,w2,...")
 
 
 def check_direction(runs: list[Run], metric: Metric) -> None:

@@ -76,11 +76,15 @@ def _model(problem: str, strength: float | None):
 
 def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarray, *,
           problem: str, metric: str | None = None, strength: float | None = None,
-          weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+          weight: np.ndarray | None = None, forward: bool = False
+          ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(level-2 OOF (N, C), test (T, C), {"coef": .., "intercept": .., "penalty": [per fold]}) for
     (M, N, C) OOF and (M, T, C) test member predictions. `strength` is the ridge's alpha
     (default: RidgeCV's choice per fold) or logistic regression's 1 / C (default 1);
-    `weight`: each row's data.weight, the level-2 model's sample_weight."""
+    `weight`: each row's data.weight, the level-2 model's sample_weight. `forward` (a time
+    split): fold k's model is fitted on the earlier folds only; the first fold's rows get
+    the members' plain average (nothing precedes them), and the test predictions come from
+    a model fitted on every OOF row (the test rows follow them all)."""
     folds = np.asarray(folds)
     if len(np.unique(folds)) < 2:
         raise DataError("stacking needs OOF rows from two or more folds; train the members "
@@ -88,12 +92,19 @@ def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarr
     x, x_test = features(oof, problem, metric), features(test, problem, metric)
     y = to_space(labels, metric) if problem == "regression" else labels  # fitted in one space
     out, test_parts, coefs, intercepts, alphas = np.empty(oof.shape[1:]), [], [], [], []
-    for k in np.unique(folds):
-        held = folds == k
-        rows = None if weight is None else np.asarray(weight)[~held]
-        model = _model(problem, strength).fit(x[~held], y[~held], sample_weight=rows)
-        out[held] = _predict(model, x[held], problem, oof.shape[2])
-        test_parts.append(_predict(model, x_test, problem, oof.shape[2]))
+    fits = [(folds == k, folds < k if forward else folds != k) for k in np.unique(folds)]
+    if forward:  # one more fit, on every row, for the test rows
+        fits.append((np.zeros(len(folds), dtype=bool), np.ones(len(folds), dtype=bool)))
+    for held, fit_on in fits:
+        if not fit_on.any():  # a time split's first fold: the members' plain average
+            out[held] = _average(oof[:, held], problem, metric)
+            continue
+        rows = None if weight is None else np.asarray(weight)[fit_on]
+        model = _model(problem, strength).fit(x[fit_on], y[fit_on], sample_weight=rows)
+        if held.any():
+            out[held] = _predict(model, x[held], problem, oof.shape[2])
+        if not forward or not held.any():  # forward: the test rows from the all-rows fit
+            test_parts.append(_predict(model, x_test, problem, oof.shape[2]))
         coefs.append(np.atleast_2d(model.coef_))
         intercepts.append(np.atleast_1d(model.intercept_))
         alphas.append(model.alpha_ if problem == "regression" else 1.0 / model.C)
@@ -103,6 +114,14 @@ def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarr
     return out, test_pred, {"coef": np.mean(coefs, axis=0).tolist(),
                             "intercept": np.mean(intercepts, axis=0).tolist(),
                             "penalty": alphas}
+
+
+def _average(members: np.ndarray, problem: str, metric: str | None) -> np.ndarray:
+    """The members' plain average (M, N, C) -> (N, C), a regression's in its metric's space
+    (as stacking fits it)."""
+    if problem == "regression":
+        return to_space(members, metric).mean(axis=0)
+    return members.mean(axis=0)
 
 
 def _predict(model, x: np.ndarray, problem: str, n_columns: int) -> np.ndarray:
