@@ -354,6 +354,16 @@ def validate_file(path: str | Path, sample_path: str | Path, *, metric: str | Me
     return frame
 
 
+def validate_run_file(path: str | Path, sample_path: str | Path, cfg,
+                      metric: Metric) -> pd.DataFrame:
+    """Check a run's submission on disk in the form its config wrote it (kind included):
+    the kernel's final check and submit.py's. Several targets: each column in its own."""
+    if len(cfg.data.targets) > 1:
+        return validate_targets_file(path, sample_path, cfg, metric)
+    form = form_for(cfg, read_sample(sample_path), metric, source=sample_path)
+    return validate_file(path, sample_path, form=form)
+
+
 def validate_targets_file(path: str | Path, sample_path: str | Path, cfg,
                           metric: Metric) -> pd.DataFrame:
     """Check a submission of several targets on disk: the sample's columns in its order,

@@ -16,6 +16,7 @@ from conftest import run_in_process
 
 from kit.config import Config, CVConfig, apply_overrides, load_config
 from kit.errors import ConfigError, DataError
+from kit.metrics.registry import get_metric
 from kit.run_folder import target_dirs
 from kit.splits.folds import make_split, split_key
 
@@ -287,3 +288,36 @@ def test_tuning_refuses_several_targets_naming_the_per_column_fix(tmp_path):
     assert proc.returncode == 2
     assert "tuning takes one target column yet" in proc.stderr
     assert "data.target=a" in proc.stderr
+
+
+def test_a_predict_kernel_submits_every_target_and_checks_each_column(tmp_path):
+    """The real kernel script, kit and predict.py, offline as Kaggle runs it, on a dry run
+    of the S3E18 demo: its final check validates each column in its own form."""
+    from test_kaggle import kaggle_tree, kernel_env, run_kernel
+
+    from kit.kaggle.kernel import build_kernel
+    from kit.submission import validate_run_file
+
+    slug = "playground-series-s3e18"
+    root = kaggle_tree(tmp_path, slug)
+    proc = run_in_process("train.py", "--comp", slug, "--dry-run", "--data",
+                          root / "input" / slug, "--runs", tmp_path / "runs", "--submissions",
+                          tmp_path / "subs", "--summary-json", tmp_path / "summary.json",
+                          env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    build = build_kernel(slug, user="me", mode="predict", run=summary["run_dir"],
+                         out=tmp_path / "k", dataset_out=tmp_path / "ds")
+    attached = root / "input" / build["dataset_slug"]
+    attached.parent.mkdir(parents=True, exist_ok=True)
+    Path(build["dataset_dir"]).rename(attached)
+    env = {k: v for k, v in kernel_env(tmp_path, root).items() if k != "KIT_COMPETITIONS_ROOT"}
+    done = run_kernel(build["script"], env, root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    final = root / "working" / "submission.csv"
+    assert list(pd.read_csv(final).columns) == ["id", "EC1", "EC2"]
+    pd.testing.assert_frame_equal(pd.read_csv(final),
+                                  pd.read_csv(Path(summary["run_dir"]) / "submission.csv"))
+    cfg = load_config(ROOT / "competitions" / slug / "config.toml")
+    sample = root / "input" / slug / "sample_submission.csv"
+    validate_run_file(final, sample, cfg, get_metric("auc"))

@@ -29,7 +29,7 @@ from kit.data.sources import source_exists
 from kit.errors import KaggleError
 from kit.metrics.competition import resolve_metric
 from kit.paths import competition_dir, data_root
-from kit.submission import form_for, read_sample, validate_file, validate_targets_file
+from kit.submission import validate_run_file
 
 TOKEN_HELP = (
     "create a token at https://www.kaggle.com/settings/api ('Generate New Token'), then "
@@ -329,11 +329,7 @@ def submit(
     if not message.strip():
         raise KaggleError("the submission message (-m) is empty; say what this submission is")
     sample_path = competition_data(slug, data) / cfg.data.sample_submission
-    if len(cfg.data.targets) > 1:  # each target column in the form its run wrote
-        validate_targets_file(file, sample_path, cfg, resolve_metric(cfg))
-    else:
-        form = form_for(cfg, read_sample(sample_path), resolve_metric(cfg), source=sample_path)
-        validate_file(file, sample_path, form=form)  # the form train.py wrote, kind included
+    validate_run_file(file, sample_path, cfg, resolve_metric(cfg))  # as train.py wrote it
     args = ["competitions", "submit", "-c", slug, "-f", str(file), "-m", message]
     summary = {"competition": slug, "file": str(file), "command": display(args)}
     if dry_run:
