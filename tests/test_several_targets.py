@@ -321,3 +321,19 @@ def test_a_predict_kernel_submits_every_target_and_checks_each_column(tmp_path):
     cfg = load_config(ROOT / "competitions" / slug / "config.toml")
     sample = root / "input" / slug / "sample_submission.csv"
     validate_run_file(final, sample, cfg, get_metric("auc"))
+
+
+def test_the_portfolio_blends_each_target_of_its_members(world, tmp_path):
+    """portfolio.py on several targets: its members are runs with several targets, its
+    blend one ensemble per column, its submission every target in the sample's order."""
+    root = world[0]
+    proc, summary = script(root, "portfolio.py", "--comp", SLUG, "--members", "linear,lgbm",
+                           "--seeds", "1", "--time-budget", "300", "--data", str(root / "data"),
+                           "--runs", str(tmp_path / "runs"),
+                           "--submissions", str(tmp_path / "subs"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    blend = Path(summary["blend"]["run_dir"])
+    assert sorted(p.name for p in (blend / "targets").iterdir()) == ["a", "b"]
+    assert list(pd.read_csv(summary["submission"]).columns) == ["id", "b", "a"]
+    assert set(summary["blend"]["weights"]) == {Path(j["run_dir"]).name
+                                                for j in summary["members"]}

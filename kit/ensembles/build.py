@@ -14,6 +14,7 @@ weight fitting are documented in kit/ensembles/blend.py; the files written in ki
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -236,14 +237,14 @@ def ensemble_runs(
     >>> ensemble_runs("titanic", ["runs/titanic/A_mlp_raw", "runs/titanic/B_gbdt_raw"],
     ...               method="weighted")["oof_score"]  # doctest: +SKIP
     """
-    hill = check_options(method, weights, hill, len(run_dirs), test_from)
+    given_hill, hill = hill, check_options(method, weights, hill, len(run_dirs), test_from)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_root()
     members = [resolve_run_dir(d, slug, runs_root) for d in run_dirs]
     if folder is None and any(has_targets(m) for m in members):
         return ensemble_targets(slug, members, method=method, weights=weights,
                                 runs_root=runs_root, submissions_root=submissions_root,
                                 data_dir=data_dir, allow_different_folds=allow_different_folds,
-                                hill=hill, test_from=test_from, log=log)
+                                hill=given_hill, test_from=test_from, log=log)
     runs = [load_run(m) for m in members]
     if test_from == "refit":
         runs = with_refit_tests(runs)
@@ -298,24 +299,50 @@ def ensemble_targets(slug: str, members: list[Path], *, runs_root: Path, submiss
     demo = "demo" if any(demo_trained(m) for m in members) else ""
     folder = new_run_dir(runs_root / slug, "ensemble", options["method"], demo)
     folders = target_dirs(folder, targets)
-    columns = {}
-    for column, sub in folders.items():
-        log(f"target {column!r}:")
-        columns[column] = ensemble_runs(
+    try:  # a column that cannot be blended leaves no half-made ensemble
+        columns = {column: ensemble_runs(
             slug, [target_dirs(m, targets)[column] for m in members], runs_root=runs_root,
-            data_dir=data_dir, log=log, folder=sub, **options)
-    write_config(folder, cfg.replace(model=dataclasses.replace(cfg.model, name="ensemble")))
-    scores = combined_scores({c: read_scores(f) for c, f in folders.items()})
-    write_scores(folder, scores)
-    sample = read_sample(sample_path(cfg, slug, data_dir))
-    merge_submissions(sample, folders, folder / SUBMISSION)
+            data_dir=data_dir, log=_titled(log, column), folder=sub, **options)
+            for column, sub in folders.items()}
+        write_config(folder, cfg.replace(model=dataclasses.replace(cfg.model, name="ensemble")))
+        scores = combined_scores({c: read_scores(f) for c, f in folders.items()})
+        write_scores(folder, scores)
+        merge_submissions(read_sample(sample_path(cfg, slug, data_dir)), folders,
+                          folder / SUBMISSION)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()
-    copy = submission_copy(folder, subs_root, slug, "")
-    summary = {"run_dir": str(folder), "submission": str(copy), "metric": scores["metric"],
+    summary = {**_over_columns(members, columns, options["method"]),
+               "run_dir": str(folder), "submission": str(submission_copy(folder, subs_root,
+                                                                          slug, "")),
+               "run_submission": str(folder / SUBMISSION), "metric": scores["metric"],
                "mode": scores["mode"], "oof_score": scores["oof"], "demo": bool(demo),
-               "members": [str(m) for m in members], "targets": columns, "warnings": []}
+               "targets": columns, "warnings": []}
     write_ensemble_info(folder, {k: v for k, v in summary.items() if k != "targets"})
     return summary
+
+
+def _titled(log, column: str):
+    """`log` with a line naming the column first, once."""
+    log(f"target {column!r}:")
+    return log
+
+
+def _over_columns(members: list[Path], columns: dict[str, dict], method: str) -> dict:
+    """The blend's summary over the columns, as one blend's reads: each member's weight and
+    OOF score (the mean over the columns), the cross-validated score's mean (None when a
+    column's blend fitted nothing)."""
+    parts = list(columns.values())
+    cv = [p.get("oof_score_cv") for p in parts]
+    return {"method": method, "oof_score_cv": None if None in cv else float(np.mean(cv)),
+            "members": [{"run_dir": str(m),
+                         "weight": float(np.mean([p["members"][i]["weight"] for p in parts])),
+                         "oof_score": float(np.mean([p["members"][i]["oof_score"]
+                                                     for p in parts]))}
+                        for i, m in enumerate(members)],
+            "weights": [float(np.mean([p["weights"][i] for p in parts]))
+                        for i in range(len(members))]}
 
 
 def with_refit_tests(runs: list[Run]) -> list[Run]:

@@ -21,7 +21,6 @@ from kit.config import load_config
 from kit.errors import ConfigError, KitError
 from kit.metrics.competition import resolve_metric
 from kit.paths import competition_dir, runs_root, submissions_root
-from kit.pipeline.targets import refuse_several_targets
 from kit.portfolio.blending import blend_members
 from kit.portfolio.loop import Portfolio
 from kit.portfolio.manifest import Manifest, Options
@@ -91,7 +90,6 @@ def competition_config(options: Options):
                       overrides=list(options.overrides), dry_run=options.dry_run,
                       demo=options.demo)
     resolve_metric(cfg)
-    refuse_several_targets(cfg, "the portfolio", f"--set 'data.target={cfg.data.targets[0]}'")
     return cfg
 
 
