@@ -281,14 +281,17 @@ def test_a_bad_target_list_exits_2_and_writes_nothing(tmp_path, change, message)
     assert not (root / "subs").exists()
 
 
-def test_tuning_refuses_several_targets_naming_the_per_column_fix(tmp_path):
+def test_tuning_scores_a_trial_by_the_mean_over_the_targets(tmp_path):
     root = make_world(tmp_path, rows=300)
-    proc, _ = script(root, "tune.py", "--comp", SLUG, "--model", "lgbm", "--trials", "1",
-                     "--data", str(root / "data"), "--runs", str(root / "runs"))
-    assert proc.returncode == 2
-    assert "tuning takes one target column yet" in proc.stderr
-    assert "data.target=a" in proc.stderr
-
+    proc, summary = script(root, "tune.py", "--comp", SLUG, "--model", "lgbm", "--trials", "2",
+                           "--data", str(root / "data"), "--runs", str(root / "runs"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trial = Path(summary["folder"]) / f"trial_{summary['best']['number']:04d}"
+    assert sorted(p.name for p in (trial / "targets").iterdir()) == ["a", "b"]
+    scores = json.loads((trial / "scores.json").read_text())
+    assert summary["best"]["value"] == pytest.approx(scores["mean"])
+    assert scores["mean"] == pytest.approx(np.mean([scores["targets"][c]["mean"]
+                                                    for c in ("a", "b")]))
 
 def test_a_predict_kernel_submits_every_target_and_checks_each_column(tmp_path):
     """The real kernel script, kit and predict.py, offline as Kaggle runs it, on a dry run

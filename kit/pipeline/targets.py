@@ -55,13 +55,6 @@ def column_config(cfg: Config, column: str) -> Config:
     return cfg.replace(data=data, cv=cv)
 
 
-def refuse_several_targets(cfg: Config, what: str, fix: str) -> None:
-    """A ConfigError for what does not take several targets yet (tuning, the portfolio)."""
-    if several(cfg):
-        raise ConfigError(f"data.target = {list(cfg.data.targets)}: {what} takes one target "
-                          f"column yet; run it per column, e.g. {fix}")
-
-
 def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
     """Refuse what a run with several targets cannot do yet, before any folder is made;
     the sample submission, checked to hold an id and the targets."""
@@ -118,7 +111,8 @@ def _column_options(opts, folder: Path, started: float, left: int, *, first: boo
     return dataclasses.replace(
         opts, run_dir=folder, resume=opts.resume and is_run_folder(folder), max_time=max_time,
         comp_runs=opts.comp_runs or opts.run_dir.parent, copy_submission=False,
-        on_start=opts.on_start if first else None)
+        on_start=opts.on_start if first else None,
+        on_fold=None)  # a tuning trial is not pruned by one column's folds
 
 
 def _start_column(cfg: Config, opts, folder: Path) -> None:

@@ -25,7 +25,6 @@ def run_study(args, command: list[str]) -> dict:
     from kit.errors import ConfigError
     from kit.io import write_json
     from kit.paths import competition_dir, runs_root
-    from kit.pipeline.targets import refuse_several_targets
     from kit.tuning.key import read_known, study_name, study_parts, study_seed
     from kit.tuning.study import best_trial, open_study, search_space
 
@@ -34,7 +33,6 @@ def run_study(args, command: list[str]) -> dict:
             raise ConfigError(f"{flag} {value}: give 1 or more")
     cfg = load_config(competition_dir(args.comp) / "config.toml", demo=args.demo,
                       overrides=[*args.overrides, f"model.name={args.model}"])
-    refuse_several_targets(cfg, "tuning", f"--set 'data.target={cfg.data.targets[0]}'")
     space = search_space(cfg, args.model)
     data_dir = resolve_data_dir(cfg, args.data, args.demo and not args.worker)
     comp_runs = (args.runs or runs_root()) / args.comp
