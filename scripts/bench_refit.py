@@ -44,7 +44,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_vs_autogluon import DATASETS, dataset  # noqa: E402
+from bench_vs_autogluon import DATASETS, dataset, dataset_names  # noqa: E402
 
 from kit.errors import ConfigError, KitError  # noqa: E402
 from kit.io import write_json  # noqa: E402
@@ -223,10 +223,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-        unknown = [n for n in names if n not in DATASETS]
-        if unknown or not names:
-            raise ConfigError(f"--datasets {args.datasets!r}: valid: {', '.join(DATASETS)}")
+        names = dataset_names(args.datasets)
         if args.holdouts < 2 or args.refit_seeds < 1:
             raise ConfigError("--holdouts must be 2 or more and --refit-seeds 1 or more")
         args.work_dir = args.work_dir.resolve()

@@ -315,14 +315,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def dataset_names(text: str) -> list[str]:
+    """--datasets as a list of DATASETS' names; an unknown or empty one is a ConfigError."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(n not in DATASETS for n in names):
+        raise ConfigError(f"--datasets {text!r}: valid: {', '.join(DATASETS)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         args.autogluon_python = autogluon_python(args.autogluon_python)
-        names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-        unknown = [n for n in names if n not in DATASETS]
-        if unknown or not names:
-            raise ConfigError(f"--datasets {args.datasets!r}: valid: {', '.join(DATASETS)}")
+        names = dataset_names(args.datasets)
         if args.quick:
             args.holdouts, args.min_budget = 1, max(args.min_budget, QUICK_BUDGET)
         if args.holdouts < 1 or not 0 < args.holdout_fraction < 1:

@@ -299,11 +299,13 @@ def ensemble_targets(slug: str, members: list[Path], *, runs_root: Path, submiss
     demo = "demo" if any(demo_trained(m) for m in members) else ""
     folder = new_run_dir(runs_root / slug, "ensemble", options["method"], demo)
     folders = target_dirs(folder, targets)
+    columns = {}
     try:  # a column that cannot be blended leaves no half-made ensemble
-        columns = {column: ensemble_runs(
-            slug, [target_dirs(m, targets)[column] for m in members], runs_root=runs_root,
-            data_dir=data_dir, log=_titled(log, column), folder=sub, **options)
-            for column, sub in folders.items()}
+        for column, sub in folders.items():
+            log(f"target {column!r}:")
+            columns[column] = ensemble_runs(
+                slug, [target_dirs(m, targets)[column] for m in members], runs_root=runs_root,
+                data_dir=data_dir, log=log, folder=sub, **options)
         write_config(folder, cfg.replace(model=dataclasses.replace(cfg.model, name="ensemble")))
         scores = combined_scores({c: read_scores(f) for c, f in folders.items()})
         write_scores(folder, scores)
@@ -321,12 +323,6 @@ def ensemble_targets(slug: str, members: list[Path], *, runs_root: Path, submiss
                "targets": columns, "warnings": []}
     write_ensemble_info(folder, {k: v for k, v in summary.items() if k != "targets"})
     return summary
-
-
-def _titled(log, column: str):
-    """`log` with a line naming the column first, once."""
-    log(f"target {column!r}:")
-    return log
 
 
 def _over_columns(members: list[Path], columns: dict[str, dict], method: str) -> dict:
