@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 
 from kit.errors import DataError
 
@@ -89,12 +89,6 @@ class Objective:
     def __post_init__(self) -> None:
         if self.problem == "regression":
             self.target = self.target or TargetTransform()
-            self._loss = (nn.HuberLoss(delta=self.huber_delta) if self.loss_name == "huber"
-                          else nn.MSELoss())
-        elif self.num_classes == 2:
-            self._loss = nn.BCEWithLogitsLoss()
-        else:
-            self._loss = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
 
     @classmethod
     def for_config(cls, cfg, classes: list, target: TargetTransform | None = None) -> Objective:
@@ -128,23 +122,16 @@ class Objective:
             k = outputs.shape[1]
             return self.loss(outputs.flatten(0, 1), y.repeat_interleave(k, dim=0),
                              None if w is None else w.repeat_interleave(k, dim=0))
-        if w is not None:
-            w = w.float()
-            return (self._per_row(outputs, y) * w).sum() / w.sum().clamp_min(1e-12)
-        if self.regression:
-            return self._loss(outputs.float().squeeze(1), y.float())
-        if self.num_classes == 2:
-            target = y.float()
-            if self.label_smoothing:
-                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-            return self._loss(outputs.squeeze(1), target)
-        if y.is_floating_point():  # soft targets (N, C) from MixUp / CutMix, in float32
-            return self._loss(outputs.float(), y.float())
-        return self._loss(outputs, y.long())
+        per_row = self._per_row(outputs, y)
+        if w is None:
+            return per_row.mean()
+        w = w.float()
+        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
 
     def _per_row(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss of each row (N,): the same losses as `loss`, unreduced."""
-        import torch.nn.functional as F
+        """The loss of each row (N,): MSE or Huber (a regression), BCE on one logit with
+        optional label smoothing toward 0.5 (two classes), cross-entropy (more classes, or
+        MixUp / CutMix's soft targets (N, C))."""
 
         if self.regression:
             out, target = outputs.float().squeeze(1), y.float()

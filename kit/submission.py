@@ -360,8 +360,10 @@ def validate_run_file(path: str | Path, sample_path: str | Path, cfg,
     the kernel's final check and submit.py's. Several targets: each column in its own."""
     if len(cfg.data.targets) > 1:
         return validate_targets_file(path, sample_path, cfg, metric)
-    form = form_for(cfg, read_sample(sample_path), metric, source=sample_path)
-    return validate_file(path, sample_path, form=form)
+    frame, sample = _read_file(path), read_sample(sample_path)  # each read once
+    validate_submission(frame, sample, source=str(path),
+                        form=form_for(cfg, sample, metric, source=sample_path))
+    return frame
 
 
 def validate_targets_file(path: str | Path, sample_path: str | Path, cfg,

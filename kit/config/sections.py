@@ -74,7 +74,7 @@ class DataConfig:
     # out of core, xgb: the memory its quantized training matrix may take before it goes to
     # XGBoost's external memory (0 = half the memory available at the fold's start). 1 GB:
     # on 20M rows external memory matched the in-memory matrix's AUC and time in 41 % of
-    # its peak memory (README: Tables larger than memory)
+    # its peak memory (docs/out-of-core.md)
     out_of_core_xgb_mb: float = 1024.0
 
     @property
@@ -154,7 +154,7 @@ class TrainConfig:
     # What early stopping, the plateau LR cut and the best checkpoint follow: "metric",
     # "loss" (the validation loss), or "auto": the loss when the metric scores labels
     # (accuracy, f1_macro: a step function of the argmax, noisy on a few hundred validation
-    # rows; README "Early stopping"), else the metric (logloss, auc, rmse: smooth)
+    # rows; docs/training.md "Early stopping"), else the metric (logloss, auc, rmse: smooth)
     monitor: str = "auto"
     amp: str = "auto"  # auto: bf16 on CUDA with support, fp16 + GradScaler on other CUDA, off on CPU
     clip_grad: float = 0.0  # max gradient norm; 0 = off
@@ -171,7 +171,7 @@ class TrainConfig:
     fold_vote: str = "soft"
     # xgb on a Dask cluster (xgboost.dask over the out-of-core run's parquet): "local:N" for
     # a LocalCluster of N worker processes here, or a scheduler address ("tcp://host:8786");
-    # "" = off. The run folder must be on a filesystem every worker reads (README)
+    # "" = off. The run folder must be on a filesystem every worker reads (docs/out-of-core.md)
     dask_scheduler: str = ""
     compile: bool = False
     channels_last: bool = False
@@ -188,7 +188,8 @@ class TrainConfig:
     seed: int = 42
     # Refit on all rows after the CV (--refit; kit/pipeline/refit.py): "off", "only" (the
     # submission is the refit models' mean) or "with_folds" (half the refit mean, half the
-    # folds' mean). Off by default until its gain is measured (README "Refit").
+    # folds' mean). Off by default: its measured gain is not a win everywhere
+    # (docs/benchmarks.md, "Refit on all rows")
     refit: str = "off"
     refit_seeds: int = 1  # refit models, model seeds train.seed + 0 .. refit_seeds - 1 (--seeds)
 

@@ -84,7 +84,8 @@ def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarr
     `weight`: each row's data.weight, the level-2 model's sample_weight. `forward` (a time
     split): fold k's model is fitted on the earlier folds only; the first fold's rows get
     the members' plain average (nothing precedes them), and the test predictions come from
-    a model fitted on every OOF row (the test rows follow them all)."""
+    a model fitted on every OOF row (the test rows follow them all), whose coefficients are
+    the ones reported ("penalty" then lists every fit's, that one last)."""
     folds = np.asarray(folds)
     if len(np.unique(folds)) < 2:
         raise DataError("stacking needs OOF rows from two or more folds; train the members "
@@ -109,6 +110,8 @@ def stack(oof: np.ndarray, test: np.ndarray, labels: np.ndarray, folds: np.ndarr
         intercepts.append(np.atleast_1d(model.intercept_))
         alphas.append(model.alpha_ if problem == "regression" else 1.0 / model.C)
     test_pred = np.mean(test_parts, axis=0)
+    if forward:  # the test rows' model is the all-rows fit: report its coefficients
+        coefs, intercepts = coefs[-1:], intercepts[-1:]
     if problem == "regression":  # averaged in the metric's space, like soft voting
         out, test_pred = from_space(out, metric), from_space(test_pred, metric)
     return out, test_pred, {"coef": np.mean(coefs, axis=0).tolist(),

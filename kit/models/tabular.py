@@ -101,7 +101,7 @@ def tabm(n_numeric: int, cardinalities: list[int], n_outputs: int, bins: list, *
     fits them with kit/data/bins.py, at most `n_bins` per column), `periodic`, or `none`;
     categorical columns one-hot up to `onehot_max` codes, through embeddings of at most
     `emb_dim` above (their unseen and missing indices included). The package's defaults
-    (k = 32, d_block = 512) are sized for a GPU; these for a CPU (README: how they were
+    (k = 32, d_block = 512) are sized for a GPU; these for a CPU (docs/models.md, TabM: how they were
     chosen)."""
     import rtdl_num_embeddings as rne
 

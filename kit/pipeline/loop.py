@@ -96,7 +96,7 @@ def run_cv(cfg: Config, opts: RunOptions) -> dict:
     if targets.several(cfg):
         return targets.run_targets(cfg, opts, run_cv)
     started = time.monotonic()
-    deadline = started + opts.max_time if opts.max_time else None
+    deadline = started + opts.max_time if opts.max_time is not None else None
     path, metric = _run_path(cfg, opts)
     main = dist.is_main()
     tracker = make_tracker(cfg, opts.run_dir, main=main)

@@ -12,7 +12,7 @@ length fixed by the folds, once per seed (model seed train.seed + i, i < train.r
   the batch size the folds used (train.batch_size = 0: the rule on the folds' mean training
   rows, so steps per epoch grow with the rows); no early stopping. train.scheduler =
   "plateau" has no length to copy: refused;
-- scikit-learn kinds (gbdt, rf, extratrees, linear, blend): no best round; their configured
+- scikit-learn kinds (gbdt, rf, extratrees, linear, voting): no best round; their configured
   settings (gbdt's own early stopping, when on, applies as in a fold);
 - time-ordered CV (cv.strategy = "time"): the last fit's best round / epoch, unscaled: it
   trained on the most and the latest rows; the folds' sizes differ, so K/(K-1) means nothing;

@@ -51,7 +51,7 @@ def several(cfg: Config) -> bool:
 def column_config(cfg: Config, column: str) -> Config:
     """The config of one target's run: data.target = `column`, the split on every target."""
     data = dataclasses.replace(cfg.data, target=column)
-    cv = dataclasses.replace(cfg.cv, stratify_on=cfg.cv.stratify_on or cfg.data.targets)
+    cv = dataclasses.replace(cfg.cv, stratify_on=cfg.data.targets)
     return cfg.replace(data=data, cv=cv)
 
 
@@ -62,6 +62,14 @@ def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
         raise ConfigError(f"data.target = {list(cfg.data.targets)}: competition.task = "
                           f"{cfg.competition.task!r}; several targets train a tabular task "
                           "only: give data.target one column")
+    if cfg.cv.stratify_on:
+        raise ConfigError(f"cv.stratify_on = {list(cfg.cv.stratify_on)} with data.target = "
+                          f"{list(cfg.data.targets)}: the kit stratifies on every target itself; "
+                          "unset cv.stratify_on")
+    if cfg.cv.strategy == "stratified_group":
+        raise ConfigError(f"cv.strategy = \"stratified_group\" stratifies on one column; with "
+                          f"data.target = {list(cfg.data.targets)} use cv.strategy = \"group\" "
+                          "(groups kept whole, not stratified)")
     why = out_of_core.reason(column_config(cfg, cfg.data.targets[0]), data_dir)
     if why:
         raise ConfigError(f"data.target = {list(cfg.data.targets)}: {why}, and several targets "
@@ -83,8 +91,9 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     for j, (column, folder) in enumerate(folders.items()):
         print(f"target {j + 1} of {len(folders)}: {column!r} -> {folder}")
         sub = _column_options(opts, folder, started, len(folders) - j, first=j == 0)
-        _start_column(column_config(cfg, column), opts, folder)
-        summaries[column] = run_one(column_config(cfg, column), sub)
+        column_cfg = column_config(cfg, column)
+        _start_column(column_cfg, opts, folder)
+        summaries[column] = run_one(column_cfg, sub)
     scores = combined_scores({c: read_scores(f) for c, f in folders.items()},
                              n_splits=cfg.cv.n_splits, repeats=cfg.cv.repeats,
                              seconds=time.monotonic() - started)
@@ -98,8 +107,15 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     return {"run_dir": str(opts.run_dir), "submission": copy and str(copy),
             "run_submission": str(opts.run_dir / SUBMISSION) if opts.submit else None,
             "cv": {k: scores[k] for k in ("metric", "mean", "std", "fold_scores", "oof")} |
-            {"repeat_means": []}, "refit": None, "seconds": scores["seconds"],
+            {"repeat_means": []}, "refit": _refits(summaries), "seconds": scores["seconds"],
             "targets": summaries}
+
+
+def _refits(summaries: dict[str, dict]) -> dict | None:
+    """The columns' refit models together (their "fits", what the portfolio times); None
+    when no column refitted."""
+    fits = [fit for s in summaries.values() for fit in (s.get("refit") or {}).get("fits", [])]
+    return {"fits": fits} if fits else None
 
 
 def _column_options(opts, folder: Path, started: float, left: int, *, first: bool):

@@ -2,8 +2,8 @@
 
 Hill climbing (Caruana selection on OOF, scripts/ensemble.py --method hill) over every
 finished member; stacking (--method stack) as well, and the stack is chosen only when its
-cross-validated score beats hill climbing's. A time-ordered split refuses fitted weights
-(they would learn from later folds), so there the blend is the plain average (soft). Both
+cross-validated score beats hill climbing's (on a time-ordered split both fit forward in
+time: a fold's blend from the earlier folds only, kit/ensembles/blend.py). Both
 ensembles write their submission inside the portfolio folder; the chosen one is copied,
 byte for byte (it was checked against the sample when written), to
 <submissions>/<slug>/<its run name>.csv: the only file the portfolio writes there.
@@ -11,7 +11,7 @@ With --refit the weights (fitted on the members' OOF, their fold models') are ap
 the members' refit test predictions (ensemble.py --test-from refit); one finished member
 submits its own run's submission, its refit's already.
 
-    blend = blend_members(manifest, cfg, log)   # {"method", "cv", "weights", "submission"...}
+    blend = blend_members(manifest, log)   # {"method", "cv", "weights", "submission"...}
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from kit.portfolio.calls import call
 from kit.portfolio.manifest import Manifest
 
 
-def blend_members(manifest: Manifest, cfg, log=print) -> dict:
+def blend_members(manifest: Manifest, log=print) -> dict:
     """Blend the finished jobs; write the chosen submission; the blend's facts."""
     done = manifest.done()
     if len(done) == 1:
@@ -33,8 +33,7 @@ def blend_members(manifest: Manifest, cfg, log=print) -> dict:
         return {"method": "single", "cv": done[0].cv, "weights": {only.name: 1.0},
                 "run_dir": str(only),
                 "submission": _publish(_member_submission(manifest, only), manifest)}
-    methods = ("soft",) if cfg.cv.strategy == "time" else ("hill", "stack")
-    tried = {m: _ensemble(manifest, m, done, log) for m in methods}
+    tried = {m: _ensemble(manifest, m, done, log) for m in ("hill", "stack")}
     scores = {m: s for m, s in tried.items() if s is not None}
     if not scores:
         raise KitError(f"every blend of {len(done)} members failed (see above); the members' "

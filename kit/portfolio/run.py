@@ -48,7 +48,7 @@ def run_portfolio(options: Options | None, *, resume: Path | None = None,
         raise
     if not manifest.done():
         raise budget_error(manifest, remove=resume is None)
-    manifest.blend = blend_members(manifest, cfg, log)
+    manifest.blend = blend_members(manifest, log)
     manifest.submission, manifest.state = manifest.blend["submission"], "done"
     manifest.save()
     summary = write_report(manifest)

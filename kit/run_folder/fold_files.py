@@ -13,7 +13,7 @@ import pandas as pd
 from kit.errors import CheckpointError
 from kit.io import atomic_path, write_csv, write_json, write_parquet
 from kit.run_folder.names import OOF, SUBMISSION, TEST_PRED
-from kit.training.track import HISTORY_FILE, OLD_HISTORY
+from kit.training.track import HISTORY_FILE, renamed_rows
 
 CUT_POINTS = "cut_points.json"
 
@@ -72,8 +72,7 @@ def read_history(fold: Path) -> list[dict] | None:
     """A finished fold's history.csv rows (a resumed run plots a fold it did not train); a
     file an older kit wrote is read in today's column names."""
     path = Path(fold) / HISTORY
-    return pd.read_csv(path).rename(columns=OLD_HISTORY).to_dict("records") \
-        if path.exists() else None
+    return renamed_rows(pd.read_csv(path).to_dict("records")) if path.exists() else None
 
 def write_fold_importance(fold: Path, table: pd.DataFrame) -> None:
     """importance.csv of a fold: feature, importance, type."""

@@ -30,6 +30,11 @@ OLD_HISTORY = {"val_loss": "valid_loss", "val_metric": "valid_metric",
                "ema_val_metric": "ema_valid_metric"}
 
 
+def renamed_rows(rows: list[dict]) -> list[dict]:
+    """History rows as read (history.csv, last.pt), an older kit's column names renamed."""
+    return [{OLD_HISTORY.get(k, k): v for k, v in row.items()} for row in rows]
+
+
 class History:
     """Per-epoch rows of one fold, rewritten atomically to history.csv after every epoch."""
 

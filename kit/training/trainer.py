@@ -42,7 +42,7 @@ from kit.training.checkpoints import (
 )
 from kit.training.early_stopping import EarlyStopping
 from kit.training.schedule import lr_at, warn_if_frozen
-from kit.training.track import HISTORY_FILE, OLD_HISTORY, History, NullTracker
+from kit.training.track import HISTORY_FILE, History, NullTracker, renamed_rows
 
 
 @dataclass
@@ -216,16 +216,17 @@ class Trainer:
         """Predictions (N, C) probabilities or (N, 1) original-scale values, and row
         positions (N,), for every batch of `loader`."""
         model.eval()
-        probas, index, losses, seen = [], [], [], 0
+        probas, index, losses, shares = [], [], [], []
         for batch in loader:
             batch = to_device(batch, self.device, channels_last=self.t.channels_last)
             with self._autocast():
                 logits = model(**model_inputs(batch))
             if with_loss:  # weighted rows (batch "w"): their weights' share, else one each
-                share = batch["w"].sum() if "w" in batch else len(logits)
+                share = batch["w"].sum() if "w" in batch else torch.tensor(
+                    float(len(logits)), device=logits.device)
                 losses.append(self.objective.loss(logits.float(), batch["y"], batch.get("w"))
                               .detach() * share)
-                seen += float(share)
+                shares.append(share)  # summed once after the loop: no sync per batch
             probas.append(self.objective.predict(logits))
             index.append(batch["index"])
         if not probas:
@@ -235,6 +236,7 @@ class Trainer:
         proba, idx = dist.gather_rows(proba, idx)  # every rank: all rows, each once
         if not with_loss:
             return proba, idx
+        seen = float(torch.stack(shares).sum()) if shares else 0.0
         loss = dist.mean_across_ranks(float(torch.stack(losses).sum()) / max(seen, 1), self.device)
         return proba, idx, loss
 
@@ -265,8 +267,8 @@ class Trainer:
             valid_weight: np.ndarray | None = None) -> FitResult:
         """Train with early stopping; `model` (unwrapped) ends with the last epoch's weights.
         `valid_weight`: data.weight by row position, for the validation metric."""
-        p = self._start(model, train_loader, valid_loader, valid_labels, on_epoch_start)
-        p.weight = valid_weight
+        p = self._start(model, train_loader, valid_loader, valid_labels, on_epoch_start,
+                        valid_weight)
         history = History(self.fold_dir / HISTORY_FILE, write=self.main)
         best_path, start_epoch = None, 0
         if resume and (self.fold_dir / "last.pt").exists():
@@ -298,7 +300,8 @@ class Trainer:
         best = p.stopper.best if p.stopper.best is not None else math.nan
         return FitResult(p.stopper.best_epoch, best, best_path, reason, history.rows)
 
-    def _start(self, model, train_loader, valid_loader, valid_labels, on_epoch_start) -> _Fit:
+    def _start(self, model, train_loader, valid_loader, valid_labels, on_epoch_start,
+               valid_weight=None) -> _Fit:
         """The model on the device, the optimizer, the plateau scheduler, early stopping and
         the EMA copy for one fit (`net` is set once a resume has loaded the weights)."""
         model.to(self.device)
@@ -313,7 +316,7 @@ class Trainer:
         self.ema = make_ema(model, self.t.ema_decay)
         self._ema_source = model  # the unwrapped model: every DDP rank holds the same weights
         return _Fit(model, None, train_loader, valid_loader, valid_labels, opt, plateau, stopper,
-                    on_epoch_start)
+                    on_epoch_start, valid_weight)
 
     def _epoch(self, p: _Fit, epoch: int, best_path: Path | None) -> tuple[dict, Path | None]:
         """One epoch: train, validate (raw and EMA weights), step the plateau scheduler and
@@ -406,8 +409,7 @@ class Trainer:
                           ema=self.ema, parts={"scaler": self.scaler, "plateau": plateau,
                                                "early_stopping": stopper})
         self.step = state["step"]
-        history.rows = [{OLD_HISTORY.get(k, k): v for k, v in row.items()}  # an older kit's
-                        for row in state["history"]]
+        history.rows = renamed_rows(state["history"])  # an older kit's names read as today's
         best = self.fold_dir / state["best_path"] if state["best_path"] else None
         if self.main:
             tqdm.write(f"{self.desc} resumed after epoch {state['epoch']}")

@@ -33,9 +33,11 @@ from kit.tasks.tabular.task import (
     _Fit,
     _predict_test,
     _sklearn_predict,
+    _weights,
     fit_on_rows,
     train_sklearn,
 )
+from kit.training.checkpoints import drop_stale_best
 
 
 def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
@@ -53,7 +55,7 @@ def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 def _booster(model, f: _Fit) -> FoldOutput:
     model.fit_rounds(booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
                      f.objective.batch_target(f.tables.y[f.rows]),
-                     weight=None if f.tables.w is None else f.tables.w[f.rows])
+                     weight=_weights(f.tables, f.rows))
     model.save(f.ctx.fold_dir / model.file_name)
     test = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat), f.objective)
     return FoldOutput(None, test, {"model_file": model.file_name, "rounds": model.rounds,
@@ -85,9 +87,9 @@ def _network(model, f: _Fit) -> FoldOutput:
                         f"{cfg.train.epochs} epochs ({result.stop_reason}); run it again with "
                         "train.py --resume RUN_DIR")
     last = cfg.train.epochs - 1
-    for path in ctx.fold_dir.glob("best_*.pt"):
-        path.unlink()
-    save_torch(ctx.fold_dir / f"best_e{last:03d}_refit.pt", {"model": model.state_dict()})
+    kept = ctx.fold_dir / f"best_e{last:03d}_refit.pt"
+    save_torch(kept, {"model": model.state_dict()})
+    drop_stale_best(ctx.fold_dir, kept)  # after the save: a kill never leaves none
     test = _predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
     return FoldOutput(None, test, {"epochs": cfg.train.epochs, "best_epoch": last},
                       history=result.history)

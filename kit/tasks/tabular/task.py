@@ -171,7 +171,7 @@ def _strata(cfg: Config, train: pd.DataFrame, source: str) -> np.ndarray | None:
     missing = [c for c in columns if c not in train.columns]
     if missing:
         raise DataError(f"{source}: cv.stratify_on lists {missing}, which train has not after "
-                        f"features.py; valid: the target columns {list(cfg.cv.stratify_on)}")
+                        f"features.py; train's columns: {list(train.columns)[:12]}")
     frame = train[columns]
     for column in columns:
         check_target(cfg.competition.problem, frame[column], column, source)
