@@ -154,11 +154,22 @@ def test_each_scikit_learn_kind_trains_on_the_weights(kind):
     assert acc(weighted) > acc(plain) + 0.02
 
 
-def test_blend_refuses_weights_naming_the_way_out():
-    model = build_model("voting", task="tabular", n_numeric=2, cardinalities=[],
-                        problem="classification", member_params={})
-    with pytest.raises(ConfigError, match="ensemble.py"):
-        fit_sklearn(model, np.zeros((4, 2)), np.array([0, 1, 0, 1]), np.ones(4))
+def test_voting_gives_the_weights_to_every_member():
+    x, y, y_seen, weight = noisy_table(2)
+    x = x.to_numpy()
+    args = {"task": "tabular", "n_numeric": 2, "cardinalities": [], "problem": "classification",
+            "seed": 0}
+    weighted = fit_sklearn(build_model("voting", member_params={}, **args), x[:600],
+                           y_seen[:600], weight[:600])
+    for name, member in weighted.named_estimators_.items():  # as if fitted alone, weighted
+        alone = fit_sklearn(build_model(name, **args), x[:600], y_seen[:600], weight[:600])
+        np.testing.assert_allclose(member.predict_proba(x[600:]), alone.predict_proba(x[600:]))
+    plain = fit_sklearn(build_model("voting", member_params={}, **args), x[:600], y_seen[:600])
+
+    def acc(model):
+        return (model.predict(x[600:]) == y[600:]).mean()
+
+    assert acc(weighted) > acc(plain) + 0.02
 
 
 # --- data.weight through a run ------------------------------------------------------------
@@ -194,29 +205,52 @@ def train_weighted(tmp_path, *extra):
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
 
 
+def check_weighted_scores(run: Path, train: pd.DataFrame, metric: str = "accuracy") -> None:
+    """scores.json says "weight", and its OOF and every fold score are the weighted metric
+    of oof.parquet's rows (not the unweighted one)."""
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["weight"] == "w"
+    oof = pd.read_parquet(run / "oof.parquet").merge(train[["id", "label", "w"]], on="id")
+    score = get_metric(metric)
+    proba = oof[["p_0", "p_1"]].to_numpy()
+    assert scores["oof"] == pytest.approx(score(oof["label"].to_numpy(), proba, oof["w"]))
+    assert scores["oof"] != pytest.approx(score(oof["label"].to_numpy(), proba))
+    for k, fold_score in enumerate(scores["fold_scores"]):
+        part = oof[oof["fold"] == k]
+        assert fold_score == pytest.approx(score(part["label"].to_numpy(),
+                                                 part[["p_0", "p_1"]].to_numpy(), part["w"]))
+
+
 @pytest.mark.parametrize("model", ["lgbm", "linear"])
 def test_a_weighted_run_scores_every_fold_and_the_oof_with_the_weights(tmp_path, model):
     train = weighted_world(tmp_path, model=model)
     proc, summary = train_weighted(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(summary["run_dir"])
-    scores = json.loads((run / "scores.json").read_text())
-    assert scores["weight"] == "w"
-    oof = pd.read_parquet(run / "oof.parquet").merge(train[["id", "label", "w"]], on="id")
-    metric = get_metric("accuracy")
-    proba = oof[["p_0", "p_1"]].to_numpy()
-    assert scores["oof"] == pytest.approx(metric(oof["label"].to_numpy(), proba, oof["w"]))
-    assert scores["oof"] != pytest.approx(metric(oof["label"].to_numpy(), proba))
-    for k, score in enumerate(scores["fold_scores"]):
-        part = oof[oof["fold"] == k]
-        assert score == pytest.approx(metric(part["label"].to_numpy(),
-                                             part[["p_0", "p_1"]].to_numpy(), part["w"]))
+    check_weighted_scores(run, train)
     features = load_resolved(run / "config.toml").features
     assert "w" not in (*features.numeric, *features.categorical)  # never a feature
 
 
+def test_a_weighted_voting_run_trains_and_scores_on_the_weights(tmp_path):
+    from kit.tasks.tabular.task import _load_sklearn
+
+    train = weighted_world(tmp_path, model="voting")
+    runs = []
+    for extra in ((), ("--set", "data.weight=")):
+        proc, summary = train_weighted(tmp_path, *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(Path(summary["run_dir"]))
+    check_weighted_scores(runs[0], train)
+    cols = ["p_0", "p_1"]
+    weighted, plain = (pd.read_parquet(run / "oof.parquet").sort_values("id") for run in runs)
+    assert (weighted["fold"].to_numpy() == plain["fold"].to_numpy()).all()  # one split
+    assert np.abs(weighted[cols].to_numpy() - plain[cols].to_numpy()).max() > 1e-3
+    model = _load_sklearn(runs[0] / "fold0" / "model.skops")  # skops trusts what it saved
+    assert type(model.named_estimators_["linear"]).__name__ == "WeightedPipeline"
+
+
 @pytest.mark.parametrize(("metric", "model", "extra", "says"), [
-    ("accuracy", "voting", (), "does not train on row weights"),
     ("qwk", "lgbm", (), "cut points"),
     ("accuracy", "lgbm", ("--set", "data.out_of_core=on"), "data.weight"),
 ])

@@ -8,6 +8,7 @@ A builder takes the data-derived arguments it names (kit.models.registry.DATA_AR
 from __future__ import annotations
 
 import torch
+from sklearn.pipeline import Pipeline
 from torch import nn
 
 from kit.errors import ConfigError
@@ -183,6 +184,17 @@ def linear(n_numeric: int, cardinalities: list[int], problem: str, *,
     return Pipeline([("columns", columns), ("model", model)])
 
 
+class WeightedPipeline(Pipeline):
+    """A Pipeline whose fit takes `sample_weight` for its last step: what VotingClassifier /
+    VotingRegressor pass every member. scikit-learn's metadata routing does the same, but
+    the requests it stores on the estimators make skops recurse when the model is saved."""
+
+    def fit(self, X, y=None, sample_weight=None, **params):
+        if sample_weight is not None:
+            params[f"{self.steps[-1][0]}__sample_weight"] = sample_weight
+        return super().fit(X, y, **params)
+
+
 @register("voting", kind="sklearn", task="tabular")
 def voting(n_numeric: int, cardinalities: list[int], problem: str, member_params: dict, *,
           members: list[str] = ("linear", "gbdt"), weights: list[float] | None = None,
@@ -206,9 +218,11 @@ def voting(n_numeric: int, cardinalities: list[int], problem: str, member_params
             raise ConfigError(f"model.params.voting.members: {name!r} is not a scikit-learn "
                               "kind; vote linear and gbdt, or ensemble runs with ensemble.py")
         params = {"seed": seed, **member_params.get(name, {})}
-        estimators.append((name, build_model(name, task="tabular", n_numeric=n_numeric,
-                                             cardinalities=cardinalities, problem=problem,
-                                             **params)))
+        member = build_model(name, task="tabular", n_numeric=n_numeric,
+                             cardinalities=cardinalities, problem=problem, **params)
+        if isinstance(member, Pipeline):  # linear: data.weight reaches its last step
+            member = WeightedPipeline(member.steps)
+        estimators.append((name, member))
     if problem == "regression":
         return VotingRegressor(estimators, weights=weights)
     return VotingClassifier(estimators, voting="soft", weights=weights)
@@ -258,16 +272,9 @@ def extratrees(problem: str, *, n_estimators: int = 300, max_features: float | s
 
 def fit_sklearn(model, x, y, weight=None):
     """Fit a scikit-learn kind, with per-row weights (data.weight) when given: a Pipeline
-    (linear) passes them to its last step; voting's members cannot all take them."""
+    (linear) passes them to its last step, voting to every member (WeightedPipeline)."""
     if weight is None:
         return model.fit(x, y)
-    from sklearn.ensemble import VotingClassifier, VotingRegressor
-    from sklearn.pipeline import Pipeline
-
     if isinstance(model, Pipeline):
         return model.fit(x, y, **{f"{model.steps[-1][0]}__sample_weight": weight})
-    if isinstance(model, (VotingClassifier, VotingRegressor)):
-        raise ConfigError("model.name = \"voting\" takes no data.weight (its linear member "
-                          "cannot route the weights); train its members as separate runs "
-                          "and blend them with scripts/ensemble.py")
     return model.fit(x, y, sample_weight=weight)
