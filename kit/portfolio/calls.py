@@ -1,10 +1,16 @@
-"""train.py and ensemble.py as subprocesses: their command lines, their output and their
---summary-json file are the portfolio's whole interface to training and blending.
+"""train.py and ensemble.py called in the portfolio's own process: their command lines,
+their output and their --summary-json file are the portfolio's whole interface to training
+and blending (kit.runtime.in_process runs each script's `__main__` as `python` would).
 
-Each call's output is passed through, indented; the run folder is taken from train.py's
-first line (`run: <folder>  device: ...`) as soon as it is printed, so a portfolio killed
-mid-run still knows the folder to resume. Ctrl-C or SIGTERM stops the child first (it
-keeps its finished folds), then the portfolio.
+In-process, not a subprocess a call: a new interpreter paid about 3.3 s of imports (torch,
+pandas, the boosters) on a 2-core machine, twice a member; here they are paid once. Each
+call's output is passed through, indented; the run folder is taken from train.py's first
+line (`run: <folder>  device: ...`) as soon as it is printed, so a portfolio killed mid-run
+still knows the folder to resume. Ctrl-C or SIGTERM reaches train.py's run_script, which
+keeps its finished folds and exits 130; the portfolio then stops too. A call that crashes
+(an exception, a sys.exit) is an exit status and an error line, never the portfolio's end.
+A native crash (a segfault in a library) ends the portfolio's process: `--resume` keeps its
+finished members.
 
     outcome = call("train.py", ["--comp", "titanic", "--fits", "1"], summary_json,
                    on_run_dir=lambda path: ...)
@@ -12,16 +18,16 @@ keeps its finished folds), then the portfolio.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kit.paths import ROOT
+from kit.runtime.in_process import run_file
 
 SCRIPTS = ROOT / "scripts"
 RUN_LINE = re.compile(r"^run: (.+?)  device: ")
@@ -41,32 +47,35 @@ class Outcome:
 
 def call(script: str, args: list[str], summary_json: Path, *, log=print,
          on_run_dir: Callable[[str], None] | None = None) -> Outcome:
-    """Run scripts/<script> with `args` and --summary-json in this Python; wait for it."""
+    """Run scripts/<script> with `args` and --summary-json in this process; its outcome."""
     summary_json.unlink(missing_ok=True)
-    cmd = [sys.executable, str(SCRIPTS / script), *args, "--summary-json", str(summary_json)]
+    seen = {"run_dir": "", "error": "", "last": ""}
+
+    def line(text: str) -> None:
+        log(f"    {text}")
+        seen["last"] = text or seen["last"]
+        seen["error"] = text if text.startswith("error:") else seen["error"]
+        found = RUN_LINE.match(text)
+        if found and not seen["run_dir"]:
+            seen["run_dir"] = found.group(1)
+            if on_run_dir:
+                on_run_dir(seen["run_dir"])
+
     start = time.monotonic()
-    run_dir, error, last = "", "", ""
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as proc:
-        try:
-            for line in proc.stdout:
-                line = line.rstrip()
-                log(f"    {line}")
-                last = line or last
-                error = line if line.startswith("error:") else error
-                found = RUN_LINE.match(line)
-                if found and not run_dir:
-                    run_dir = found.group(1)
-                    if on_run_dir:
-                        on_run_dir(run_dir)
-            rc = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()  # train.py takes SIGTERM as Ctrl-C: finished folds are kept
-            proc.wait()
-            raise
+    rc = run_file(SCRIPTS / script, [*args, "--summary-json", str(summary_json)], on_line=line)
+    gc.collect()  # a finished run's models and frames, before the next member's
     summary = _read(summary_json) if rc == 0 else None
-    return Outcome(rc, summary, time.monotonic() - start, error or (last if rc else ""),
+    run_dir = seen["run_dir"]
+    return Outcome(rc, summary, time.monotonic() - start,
+                   seen["error"] or (seen["last"] if rc else ""),
                    str(summary.get("run_dir", run_dir)) if summary else run_dir)
+
+
+def import_once() -> None:
+    """Import what every train.py call needs (torch, pandas, scikit-learn: kit.pipeline), once,
+    before the first probe: its overhead (wall less its own seconds) then measures a call, not
+    the imports, which no later call pays again."""
+    import kit.pipeline  # noqa: F401
 
 
 def _read(path: Path) -> dict | None:
@@ -74,4 +83,3 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
