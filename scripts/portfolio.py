@@ -6,7 +6,8 @@
     python scripts/portfolio.py --comp titanic --demo --dry-run     # every stage, in seconds
     python scripts/portfolio.py --resume runs/titanic/portfolios/20260101-120000
 
-Each member is an ordinary train.py run (one fold first, timed: the rest of the run only when
+Each member is an ordinary train.py run, called in this process (one interpreter, imports
+paid once: kit/portfolio/calls.py), one fold first, timed (the rest of the run only when
 its estimate fits the budget left), extra seeds where the budget allows, then hill climbing
 (stacking when its cross-validated score wins). The portfolio's folder
 (runs/<slug>/portfolios/<stamp>/) holds manifest.json, report.md and the members'
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+
+STARTED = time.monotonic()  # the budget counts this process's own imports too
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run without installing
 
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
             args.submissions and str(args.submissions), args.demo, args.dry_run,
             tuple(args.overrides), DEFAULT_REFIT if args.refit is None else args.refit)
     try:
-        summary = run_portfolio(options, resume=args.resume, budget=args.time_budget)
+        summary = run_portfolio(options, resume=args.resume, budget=args.time_budget,
+                                started=STARTED)
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # the resume command is printed already
     if args.summary_json:

@@ -1,6 +1,8 @@
 """scripts/portfolio.py: real members on the Titanic demo data (train.py --dry-run: two fold
-fits each, one thread), killed and resumed; the budget rule on a probe whose cost is given;
-bad input refused with exit status 2 before anything is written."""
+fits each, one thread), killed and resumed; a member that crashes is recorded and the rest
+goes on; the budget rule on a probe whose cost is given; bad input refused with exit status 2
+before anything is written; kit.runtime.in_process (the members' train.py calls) puts the
+process back as it was."""
 
 import importlib.util
 import json
@@ -25,7 +27,7 @@ def portfolio_args(tmp_path, *extra) -> list[str]:
 
 def portfolio(*args) -> subprocess.CompletedProcess:
     """scripts/portfolio.py in this process (conftest.run_in_process); its members' train.py
-    and ensemble.py calls are subprocesses, one thread each, as ever."""
+    and ensemble.py calls run in this process too (kit.portfolio.calls), one thread each."""
     return run_in_process(SCRIPT.name, *args, env={"OMP_NUM_THREADS": "1"})
 
 
@@ -71,8 +73,11 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
     kept = files_of(Path(linear["run_dir"]))
     assert not (tmp_path / "subs" / "titanic").exists()  # members' submissions stay inside
 
-    # a budget two seconds above what is spent: lgbm cannot fit, and the line says so
-    short = resume(folder, manifest["spent"] + 2)
+    # a budget two seconds above what is spent (or the least allowed): lgbm cannot fit, and
+    # the line says so
+    from kit.portfolio.members import MIN_BUDGET
+
+    short = resume(folder, max(manifest["spent"] + 2, MIN_BUDGET))
     assert short.returncode == 0, short.stderr
     assert "lgbm_s0: skipped:" in short.stdout and "budget left" in short.stdout
     assert "linear_s0: done in an earlier session, kept" in short.stdout
@@ -101,7 +106,8 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
 
 def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(tmp_path,
                                                                               monkeypatch):
-    """The probe's own seconds x the fits left + its start, against the budget left."""
+    """The probe's own seconds x the fits left + its call's overhead (wall - own seconds),
+    against the budget left."""
     from kit.config import load_config, to_toml
     from kit.portfolio import loop
     from kit.portfolio.calls import Outcome
@@ -126,7 +132,8 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(t
     loop.Portfolio(manifest, cfg, choose("rf"), log=lines.append).run()
     job = manifest.jobs[0]
     assert job.state == "skipped", lines
-    assert job.why.startswith("estimated 426 s for its other 14 fold fits (30.0 s a fold + 6 s")
+    assert job.why.startswith("estimated 426 s for its other 14 fold fits (30.0 s a fold + "
+                              "6.0 s a call)")
     assert not probe.exists() and job.run_dir == ""
     assert any(line.startswith("[1/1] rf_s0: skipped: estimated 426 s") for line in lines)
 
@@ -150,7 +157,7 @@ def test_no_probe_starts_when_even_the_cheapest_run_probed_would_not_fit(tmp_pat
                                              runs=str(runs), submissions=str(tmp_path / "s")))
     manifest.jobs[0] = Job("linear", state="done", cv=0.8, std=0.01, fits=15, fold_seconds=2.0,
                            start_seconds=6.0)
-    manifest.spent = 70.0  # left: 100 - 70 - 2 x 6 (the blends' starts) = 18 s < 6 + 15 x 2
+    manifest.spent = 70.0  # left: 100 - 70 - 3 (loop.BLEND_RESERVE) = 27 s < 6 + 15 x 2
     lines = []
     loop.Portfolio(manifest, cfg, choose("linear,rf"), log=lines.append).run()
     rf = manifest.jobs[1]
@@ -181,6 +188,77 @@ def test_refit_members_are_blended_on_their_refit_predictions(tmp_path, titanic_
     assert blend["test_from"] == "refit"
     report = (Path(summary["portfolio_dir"]) / "report.md").read_text()
     assert "Refit on all rows (--refit only)" in report
+
+
+def test_a_member_that_crashes_is_recorded_failed_and_the_portfolio_goes_on(tmp_path,
+                                                                           titanic_demo):
+    """lgbm raises inside train.py (LightGBM refuses num_leaves = -3): in this process that is
+    exit status 1 and its error line, the member failed, its run folder removed; linear is
+    the one finished member and submits alone."""
+    summary_path = tmp_path / "summary.json"
+    proc = portfolio(*portfolio_args(tmp_path, "--comp", "titanic", "--data", str(titanic_demo),
+                                     "--dry-run", "--members", "linear,lgbm", "--seeds", "1",
+                                     "--time-budget", "600", "--set",
+                                     "model.params.lgbm.num_leaves=-3",
+                                     "--summary-json", str(summary_path)))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    summary = json.loads(summary_path.read_text())
+    linear, lgbm = summary["members"]
+    assert linear["state"] == "done" and lgbm["state"] == "failed", summary["members"]
+    assert lgbm["why"].startswith("train.py exit 1: ") and "num_leaves" in lgbm["why"]
+    assert lgbm["run_dir"] == "" and len(list((tmp_path / "runs" / "titanic").glob("*_lgbm_*"))) == 0
+    assert summary["blend"]["method"] == "single"
+    assert "    Traceback (most recent call last):" in proc.stdout  # passed through, indented
+    assert Path(summary["submission"]).is_file()
+
+
+SCRIPT_THAT_CHANGES_THE_PROCESS = """
+import os, random, signal, sys, warnings
+import numpy as np, torch
+print("first line", flush=True)
+print("to stderr", file=sys.stderr)
+sys.stdout.write("a line written in two parts, ")
+sys.stdout.write("then its end\\n")
+torch.set_num_threads(1); np.random.seed(7); random.seed(7); torch.manual_seed(7)
+os.environ["KIT_IN_PROCESS_TEST"] = "1"; os.environ.pop("KIT_KEEP_ME")
+os.chdir(sys.argv[1]); signal.signal(signal.SIGTERM, signal.SIG_IGN)
+warnings.simplefilter("error")
+sys.exit(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("status, rc", [("3", 3), ("0", 0), ("a message", 1), ("raise", 1)])
+def test_a_script_run_in_process_gives_its_lines_and_status_and_leaves_the_process_as_it_was(
+        tmp_path, monkeypatch, status, rc):
+    import random
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from kit.runtime.in_process import run_file
+
+    script = tmp_path / "script.py"
+    body = SCRIPT_THAT_CHANGES_THE_PROCESS
+    script.write_text(body.replace("sys.exit(", "raise ValueError('boom')\nsys.exit(")
+                      if status == "raise" else body)
+    monkeypatch.setenv("KIT_KEEP_ME", "yes")
+    run_file(script, [tmp_path, "0"], on_line=lambda line: None)  # its first imports' filters
+    monkeypatch.setenv("KIT_KEEP_ME", "yes")
+    threads, cwd, handler = torch.get_num_threads(), os.getcwd(), signal.getsignal(signal.SIGTERM)
+    filters = list(warnings.filters)
+    np.random.seed(0), random.seed(0), torch.manual_seed(0)
+    expected = np.random.rand(), random.random(), torch.rand(1).item()
+    np.random.seed(0), random.seed(0), torch.manual_seed(0)
+    lines = []
+    assert run_file(script, [tmp_path, status], on_line=lines.append) == rc
+    assert lines[:3] == ["first line", "to stderr", "a line written in two parts, then its end"]
+    last = {"a message": "a message", "raise": "ValueError: boom"}.get(status)
+    assert last is None or lines[-1] == last, lines
+    assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
+    assert torch.get_num_threads() == threads and os.getcwd() == cwd
+    assert signal.getsignal(signal.SIGTERM) == handler and warnings.filters == filters
+    assert "KIT_IN_PROCESS_TEST" not in os.environ and os.environ["KIT_KEEP_ME"] == "yes"
 
 
 def _script():

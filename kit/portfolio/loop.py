@@ -2,14 +2,16 @@
 
 A member's first run trains its first fold fit only (`train.py --fits 1`, the probe); no
 probe starts when the time left is less than a whole run of the cheapest member probed so
-far (a probe that cannot be followed by its run only spends the budget). Its
-cost is then estimated without waste: the probe's own seconds (one fold, the data read)
-times the fold fits still to train, plus one process start (the probe's wall time less its
-own seconds). When that fits the budget left (less a reserve for the two blends), the same
-run continues (`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped
-with a line naming the estimate and the time left, and its probe folder is removed: a
-1-fold run is never blended (ensemble.py refuses it too). Every member trains on the
-competition's stored split (all members share the config's [cv]), so all can be blended.
+far (a probe that cannot be followed by its run only spends the budget). Its cost is then
+estimated without waste (run_cost, the one formula): the probe's own seconds (one fold, the
+data read) times the fold fits still to train, its refit, plus the call's overhead (the
+probe's wall time less its own seconds: the config, the hooks, a library imported on first
+use; train.py runs in this process, kit.portfolio.calls, so no interpreter starts). When
+that fits the budget left (less BLEND_RESERVE for the two blends), the same run continues
+(`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped with a line
+naming the estimate and the time left, and its probe folder is removed: a 1-fold run is
+never blended (ensemble.py refuses it too). Every member trains on the competition's stored
+split (all members share the config's [cv]), so all can be blended.
 
 With `--refit` every run also trains its refit on all rows (train.py --refit): the probe's
 refit is timed; the run's continuation (--resume) trains it again when all its folds give
@@ -29,21 +31,28 @@ import shutil
 import time
 from pathlib import Path
 
-from kit.portfolio.calls import Outcome, call
+from kit.portfolio.calls import Outcome, call, import_once
 from kit.portfolio.manifest import Job, Manifest
 from kit.portfolio.members import Member, not_applicable
 from kit.run_folder import is_run_folder, read_config, read_run_info, read_scores
 
 FINAL = ("done", "failed", "not applicable")
+# Seconds kept for the two blends (ensemble.py --method hill, then stack, in this process)
+# and the report: BLEND_RESERVE_NOTE
+BLEND_RESERVE = 3.0
 
 
 class Portfolio:
     """Runs a manifest's jobs within its budget; holds the clock and the last probe's cost."""
 
-    def __init__(self, manifest: Manifest, cfg, members: tuple[Member, ...], log=print):
+    def __init__(self, manifest: Manifest, cfg, members: tuple[Member, ...], log=print, *,
+                 started: float | None = None):
+        """`started`: the time.monotonic() this session's clock counts from (the script's
+        start, so its own imports are spent budget too); default now."""
         self.manifest, self.cfg, self.members, self.log = manifest, cfg, members, log
         self.options = manifest.options
-        self.start, self.spent_before = time.monotonic(), manifest.spent
+        self.start = time.monotonic() if started is None else started
+        self.spent_before = manifest.spent
         self.last_probe = 0.0  # wall seconds of the latest probe: the next one costs about as much
         self.metric = ""  # the members' metric, from their scores.json
 
@@ -51,15 +60,15 @@ class Portfolio:
         return self.spent_before + time.monotonic() - self.start
 
     def left(self) -> float:
-        """Seconds of the budget left for members: the two blends' process starts kept."""
-        starts = [j.start_seconds for j in self.manifest.jobs if j.start_seconds is not None]
-        return self.options.budget - self.spent() - 2 * (min(starts) if starts else 0.0)
+        """Seconds of the budget left for members: the blends' reserve kept."""
+        return self.options.budget - self.spent() - BLEND_RESERVE
 
     def save(self) -> None:
         self.manifest.spent = self.spent()
         self.manifest.save()
 
     def run(self) -> None:
+        import_once()
         for number, member in enumerate(self.members, 1):
             job = self.manifest.job(member.name, 0)
             self.step(member, job)
@@ -115,27 +124,27 @@ class Portfolio:
             job.refit_seconds = job.fold_seconds
         if job.fits == 1:
             return self.keep(job)
-        rest = job.fold_seconds * (job.fits - 1) + job.refit_seconds + job.start_seconds
+        rest = run_cost(job, job.fits - 1)
         if rest > self.left():
             refit = f" + {job.refit_seconds:.1f} s to refit" if job.refit_seconds else ""
             self.close(job, "skipped", f"estimated {rest:.0f} s for its other {job.fits - 1} "
                        f"fold fits ({job.fold_seconds:.1f} s a fold{refit} + "
-                       f"{job.start_seconds:.0f} s to start), {max(self.left(), 0):.0f} s of "
+                       f"{job.start_seconds:.1f} s a call), {max(self.left(), 0):.0f} s of "
                        "the budget left")
             self.drop_run(job)
             return False
         return self.keep(job)
 
     def cheapest_run(self) -> tuple[float, str] | None:
-        """(seconds, member) of the cheapest whole run probed so far: a process start, every
+        """(seconds, member) of the cheapest whole run probed so far: a call's overhead, every
         fold fit and the refit at that member's measured rates; None before any probe. A
         probe that could not be followed by its run even at that rate is not started: it
         would only spend the budget."""
         probed = [j for j in self.manifest.jobs if j.fold_seconds is not None and j.fits]
         if not probed:
             return None
-        best = min(probed, key=whole_run)
-        return whole_run(best), best.member
+        best = min(probed, key=run_cost)
+        return run_cost(best), best.member
 
     def keep(self, job: Job) -> bool:
         job.state = "training"
@@ -145,8 +154,7 @@ class Portfolio:
     def seed_run(self, member: Member, job: Job) -> None:
         """Another model seed of a finished member: a new run, when its cost fits."""
         first = self.manifest.job(member.name, 0)
-        cost = first.fold_seconds * first.fits + (first.refit_seconds or 0.0) + \
-            first.start_seconds
+        cost = run_cost(first)
         if cost > self.left():
             return self.close(job, "skipped", f"estimated {cost:.0f} s (seed 0's cost), "
                               f"{max(self.left(), 0):.0f} s of the budget left")
@@ -204,7 +212,7 @@ class Portfolio:
 
         out = call("train.py", args, self.manifest.folder / "summaries" / f"{job.key}_{what}.json",
                    log=self.log, on_run_dir=record)
-        if out.rc == 130:  # the child was interrupted with us (Ctrl-C to the process group)
+        if out.rc == 130:  # train.py was interrupted (Ctrl-C, SIGTERM): its folds are kept
             raise KeyboardInterrupt
         job.seconds += out.wall
         job.run_dir = out.run_dir or job.run_dir
@@ -243,9 +251,11 @@ class Portfolio:
                  f"of {self.options.budget:.0f} s{ahead}")
 
 
-def whole_run(job: Job) -> float:
-    """A probed job's measured cost of a whole run: one start, its fold fits, its refit."""
-    return job.start_seconds + job.fold_seconds * job.fits + (job.refit_seconds or 0.0)
+def run_cost(job: Job, fits: int | None = None) -> float:
+    """The seconds of one train.py call of a probed job: `fits` fold fits (default all the
+    run's) at its probe's rate, its refit, and the call's overhead outside the run's clock."""
+    fits = job.fits if fits is None else fits
+    return job.fold_seconds * fits + (job.refit_seconds or 0.0) + (job.start_seconds or 0.0)
 
 
 def refit_seconds(summary: dict) -> float:

@@ -52,10 +52,10 @@ class Job:
     why: str = ""  # why skipped / failed / not applicable
     cv: float | None = None  # scores.json mean over the fold fits
     std: float | None = None
-    seconds: float = 0.0  # wall seconds of its train.py processes, all tries together
+    seconds: float = 0.0  # wall seconds of its train.py calls, all tries together
     fits: int | None = None  # fold fits of the whole run (n_splits x repeats)
     fold_seconds: float | None = None  # the probe's own seconds (its one fold, data read)
-    start_seconds: float | None = None  # the probe's process start (wall - own seconds)
+    start_seconds: float | None = None  # the probe call's overhead (wall - own seconds)
     refit_seconds: float | None = None  # the probe's refit on all rows (none: 0)
 
     @property

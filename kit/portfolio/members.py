@@ -24,8 +24,8 @@ from kit.errors import ConfigError
 # and AMLB found little gain from 1 h to 4 h (tabular-practice.md, section 5). Members stop
 # being started when their estimate does not fit, so a small table ends far sooner.
 DEFAULT_BUDGET = 3600.0
-# Below this no member can finish: each member is two train.py processes (the probe and
-# its continuation), and one start (torch, the data) took 5-6 s on a busy 2-core machine.
+# Below this no member can finish: the portfolio's own imports (torch, pandas, the kit: about
+# 3.3 s on a 2-core machine) and the blends' reserve (loop.BLEND_RESERVE) come first.
 MIN_BUDGET = 10.0
 # train.py --refit for every member (kit/pipeline/refit.py): off, only, with_folds
 REFIT_MODES = ("off", "only", "with_folds")

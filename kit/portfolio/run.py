@@ -22,15 +22,16 @@ from kit.errors import ConfigError, KitError
 from kit.metrics.competition import resolve_metric
 from kit.paths import competition_dir, runs_root, submissions_root
 from kit.portfolio.blending import blend_members
-from kit.portfolio.loop import Portfolio
+from kit.portfolio.loop import Portfolio, run_cost
 from kit.portfolio.manifest import Manifest, Options
 from kit.portfolio.members import MIN_BUDGET, REFIT_MODES, choose, not_applicable
 from kit.portfolio.report import write_report
 
 
 def run_portfolio(options: Options | None, *, resume: Path | None = None,
-                  budget: float | None = None, log=print) -> dict:
-    """Train the portfolio (new, or the one in `resume`), blend it, write the report."""
+                  budget: float | None = None, log=print, started: float | None = None) -> dict:
+    """Train the portfolio (new, or the one in `resume`), blend it, write the report.
+    `started`: the time.monotonic() the budget counts from (default: the loop's start)."""
     manifest = Manifest.load(resume) if resume is not None else None
     if manifest and budget is not None:
         manifest.options = dataclasses.replace(manifest.options, budget=budget)
@@ -41,7 +42,7 @@ def run_portfolio(options: Options | None, *, resume: Path | None = None,
     log(f"portfolio: {manifest.folder}  budget {options.budget:.0f} s  members "
         f"{', '.join(m.name for m in members)}  seeds {options.seeds}")
     try:
-        Portfolio(manifest, cfg, members, log).run()
+        Portfolio(manifest, cfg, members, log, started=started).run()
     except KeyboardInterrupt:
         log(f"interrupted: finished members are kept; continue with python "
             f"scripts/portfolio.py --resume {manifest.folder}")
@@ -70,7 +71,7 @@ def check(options: Options) -> Options:
     """The request's own checks; runs and submissions roots made absolute."""
     if not options.budget >= MIN_BUDGET:  # also refuses nan
         raise ConfigError(f"--time-budget {options.budget:g}: no member can finish in under "
-                          f"{MIN_BUDGET:.0f} s (two train.py starts); give "
+                          f"{MIN_BUDGET:.0f} s (the imports and the blends' reserve); give "
                           f"--time-budget {MIN_BUDGET:.0f} or more (default 3600)")
     if options.refit not in REFIT_MODES:
         raise ConfigError(f"--refit {options.refit}: give one of {', '.join(REFIT_MODES)}")
@@ -102,16 +103,11 @@ def budget_error(manifest: Manifest, *, remove: bool) -> KitError:
     if not probed:
         reasons = "; ".join(f"{j.key}: {j.why}" for j in manifest.jobs if j.why)
         return KitError(f"no member finished ({reasons}); see the lines above")
-    cheapest = min(probed, key=_cost)
-    need = _cost(cheapest)
+    cheapest = min(probed, key=run_cost)
+    need = run_cost(cheapest)
     refit = f", {cheapest.refit_seconds:.1f} s to refit" if cheapest.refit_seconds else ""
     return ConfigError(f"--time-budget {budget:g}: no member fits it; the cheapest, "
                        f"{cheapest.member}, needs about {need:.0f} s here ({cheapest.fits} fold "
-                       f"fits of {cheapest.fold_seconds:.1f} s{refit}, two process starts of "
-                       f"{cheapest.start_seconds:.0f} s); give --time-budget "
-                       f"{math.ceil(need * 1.5)} or more")
-
-
-def _cost(job) -> float:
-    """A probed member's whole cost: its fold fits, its refit, two process starts."""
-    return job.fold_seconds * job.fits + (job.refit_seconds or 0.0) + 2 * job.start_seconds
+                       f"fits of {cheapest.fold_seconds:.1f} s{refit}, "
+                       f"{cheapest.start_seconds:.1f} s outside its fits: imports, the "
+                       f"config); give --time-budget {math.ceil(need * 1.5)} or more")
