@@ -21,7 +21,8 @@ folder with AutoGluon's measured wall time as --time-budget (at least --min-budg
 portfolio that finished no member in its budget has no score: the row then says "n/a
 (portfolio failed on a holdout)". Wall seconds are the bench's
 clock around each subprocess; CPU seconds its children's user + system time
-(getrusage), grandchildren included. Printed: one row per dataset, each score as mean ±
+(getrusage), grandchildren included; load the machine's 1-minute load average at each
+side's start and end (averaged; 2 cores here, other work shares them). Printed: one row per dataset, each score as mean ±
 standard error over the holdouts, and win / loss / tie for the portfolio, where a tie is a
 mean paired difference within its standard error (one holdout: no standard error, so the
 row says "n/a"). Everything goes under --work-dir (default runs/bench_vs_autogluon/).
@@ -133,16 +134,19 @@ def holdout_folder(cfg, rows: pd.DataFrame, k: int, args, name: str) -> tuple[Pa
     return folder, held[[cfg.data.id, cfg.data.target]]
 
 
-def timed(cmd: list[str], log_path: Path, env: dict | None = None) -> tuple[int, float, float]:
-    """(exit status, wall seconds, CPU seconds of the process and its descendants)."""
+def timed(cmd: list[str], log_path: Path, env: dict | None = None) -> dict:
+    """rc (exit status), wall seconds, cpu seconds of the process and its descendants, and
+    load: the machine's 1-minute load average before and after (other work shares it)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with open(log_path, "w") as out:
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})}).returncode
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return rc, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"rc": rc, "wall": wall, "load": [load, os.getloadavg()[0]],
+            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
 
 
 def run_autogluon(cfg, metric, folder: Path, args) -> dict:
@@ -159,13 +163,14 @@ def run_autogluon(cfg, metric, folder: Path, args) -> dict:
             "hyperparameters": {"GBM": {}} if args.quick else None}
     write_json(out / "spec.json", spec)
     write_text(out / "driver.py", DRIVER)
-    rc, wall, cpu = timed([args.autogluon_python, str(out / "driver.py"), str(out / "spec.json")],
-                          out / "log.txt")
+    times = timed([args.autogluon_python, str(out / "driver.py"), str(out / "spec.json")],
+                  out / "log.txt")
+    rc = times.pop("rc")
     if rc:
-        return {"error": f"AutoGluon exit {rc}: see {out / 'log.txt'}", "wall": wall, "cpu": cpu}
+        return {"error": f"AutoGluon exit {rc}: see {out / 'log.txt'}", **times}
     ids = pd.read_csv(data / cfg.data.test)[cfg.data.id]
     pred = pd.read_csv(out / "pred.csv")["pred"].to_numpy()
-    return {"pred": pd.Series(pred, index=ids.to_numpy()), "wall": wall, "cpu": cpu}
+    return {"pred": pd.Series(pred, index=ids.to_numpy()), **times}
 
 
 def problem_type(cfg, metric, data: Path) -> str:
@@ -185,15 +190,15 @@ def run_portfolio(slug: str, cfg, folder: Path, budget: float, env: dict | None,
            "--summary-json", str(summary)]
     if args.quick:
         cmd += ["--members", QUICK_MEMBERS, "--seeds", "1", "--dry-run"]
-    rc, wall, cpu = timed(cmd, folder / "portfolio.log", env)
-    if rc or not summary.exists():
+    times = timed(cmd, folder / "portfolio.log", env)
+    if times.pop("rc") or not summary.exists():
         tail = (folder / "portfolio.log").read_text(errors="replace").strip().splitlines()
-        return {"error": (tail or ["(no output)"])[-1], "wall": wall, "cpu": cpu}
+        return {"error": (tail or ["(no output)"])[-1], **times}
     facts = json.loads(summary.read_text())
     sub = pd.read_csv(facts["submission"])
     column = cfg.submission.target or cfg.data.target
     return {"pred": pd.Series(sub[column].to_numpy(), index=sub[cfg.data.id].to_numpy()),
-            "wall": wall, "cpu": cpu, "blend": (facts["blend"] or {}).get("method"),
+            **times, "blend": (facts["blend"] or {}).get("method"),
             "members": sum(m["state"] == "done" for m in facts["members"])}
 
 
@@ -255,7 +260,8 @@ def compare(holdouts: list[dict], mode: str) -> dict:
         out[who] = {"score": mean_se(scores) if scores else None,
                     "scored": len(scores),
                     "wall": float(np.mean([h[who]["wall"] for h in holdouts])),
-                    "cpu": float(np.mean([h[who]["cpu"] for h in holdouts]))}
+                    "cpu": float(np.mean([h[who]["cpu"] for h in holdouts])),
+                    "load": float(np.mean([np.mean(h[who]["load"]) for h in holdouts]))}
     both = [h for h in holdouts if "score" in h["autogluon"] and "score" in h["portfolio"]]
     sign = 1 if mode == "max" else -1
     diffs = [sign * (h["portfolio"]["score"] - h["autogluon"]["score"]) for h in both]
@@ -279,12 +285,14 @@ def table(results: list[dict]) -> str:
         return f"{mean:.4f}" if np.isnan(se) else f"{mean:.4f} ± {se:.4f}"
 
     lines = ["| dataset | metric | AutoGluon | portfolio | AutoGluon wall / CPU s | "
-             "portfolio wall / CPU s | portfolio |", "|---|---|---|---|---|---|---|"]
+             "portfolio wall / CPU s | load (AutoGluon / portfolio) | portfolio |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         ag, kit = r["autogluon"], r["portfolio"]
         lines.append(f"| {r['dataset']} | {r['metric']} ({r['mode']}) | {cell(ag)} | "
                      f"{cell(kit)} | {ag['wall']:.0f} / {ag['cpu']:.0f} | "
-                     f"{kit['wall']:.0f} / {kit['cpu']:.0f} | {r['result']} |")
+                     f"{kit['wall']:.0f} / {kit['cpu']:.0f} | "
+                     f"{ag['load']:.1f} / {kit['load']:.1f} | {r['result']} |")
     return "\n".join(lines)
 
 
