@@ -221,6 +221,63 @@ def test_a_binary_mcc_or_f1_threshold_is_fitted_the_same_way():
     assert not cp.applies(get_metric("accuracy"), [0, 1]) and cp.applies(QWK, [1, 2, 3])
 
 
+def test_weighted_quadratic_kappa_is_sklearns():
+    rng = np.random.default_rng(5)
+    labels, pred = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
+    weight = rng.uniform(0, 3, 300)
+    want = cohen_kappa_score(labels, pred, weights="quadratic", sample_weight=weight)
+    assert cp.quadratic_kappa(labels, pred, 4, weight) == pytest.approx(want, abs=1e-12)
+
+
+def test_repeated_quantiles_are_numpys_on_the_repeated_rows():
+    rng = np.random.default_rng(6)
+    q = np.linspace(0, 1, cp.GRID)
+    for n in (1, 2, 7, 50):
+        values = np.round(rng.normal(size=n), 1)  # ties too
+        copies = rng.integers(1, 5, n)
+        np.testing.assert_allclose(cp.repeated_quantiles(values, copies.astype(float), q),
+                                   np.quantile(np.repeat(values, copies), q), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["qwk", "mcc"])
+def test_a_row_of_integer_weight_w_fits_as_w_copies_of_it(name):
+    metric = get_metric(name)
+    proba, labels = ordinal_proba(600, seed=7)
+    if name == "mcc":  # two classes: one threshold on p_1
+        labels = (labels >= 2).astype(int)
+        proba = np.column_stack([proba[:, :2].sum(1), proba[:, 2:].sum(1)])
+    weight = np.random.default_rng(8).integers(0, 4, 600)  # 0: the row does not count
+    folds = np.arange(600) % 3
+    copies = np.repeat(np.arange(600), weight)
+    weighted = cp.score_cv(proba, labels, folds, metric, weight=weight.astype(float))
+    repeated = cp.score_cv(proba[copies], labels[copies], folds[copies], metric)
+    np.testing.assert_allclose(weighted.cuts, repeated.cuts, atol=1e-12)
+    assert weighted.oof == pytest.approx(repeated.oof, abs=1e-12)
+    assert weighted.fold_scores == pytest.approx(repeated.fold_scores, abs=1e-12)
+    assert weighted.in_sample == pytest.approx(repeated.in_sample, abs=1e-12)
+    assert (weighted.oof_labels[copies] == repeated.oof_labels).all()
+    plain = cp.score_cv(proba, labels, folds, metric)  # the weights move the cuts
+    assert np.abs(plain.cuts - weighted.cuts).max() > 1e-3
+
+
+def test_weighted_fold_fits_see_each_parts_weights():
+    proba, labels = ordinal_proba(400, seed=9)
+    weight = np.random.default_rng(10).uniform(0.1, 3, 400)
+    parts = [(proba[i::2], labels[i::2], 0) for i in range(2)]
+    scores = cp.fit_scores(parts, QWK, weights=[weight[0::2], weight[1::2]])
+    for i, (p, y, _) in enumerate(parts):
+        cuts = cp.fit(proba[1 - i::2], labels[1 - i::2], QWK, weight[1 - i::2])
+        assert scores[i] == pytest.approx(QWK(y, cp.apply(p, cuts), weight[i::2]), abs=1e-12)
+
+
+def test_small_weights_count_as_one_copy_at_the_least():
+    proba, labels = ordinal_proba(600, seed=11)
+    weight = np.random.default_rng(12).integers(1, 4, 600).astype(float)
+    # the same weights on another scale: the same grid, so the same cuts
+    np.testing.assert_allclose(cp.fit(proba, labels, QWK, weight / 1000),
+                               cp.fit(proba, labels, QWK, weight), atol=1e-12)
+
+
 # --- end to end: train, predict, ensemble ---------------------------------------------------
 
 

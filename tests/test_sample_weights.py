@@ -250,8 +250,28 @@ def test_a_weighted_voting_run_trains_and_scores_on_the_weights(tmp_path):
     assert type(model.named_estimators_["linear"]).__name__ == "WeightedPipeline"
 
 
+def test_a_weighted_qwk_run_fits_its_cut_points_on_the_weighted_rows(tmp_path):
+    from kit.metrics import cut_points as cp
+
+    train = weighted_world(tmp_path, metric="qwk")
+    proc, summary = train_weighted(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = Path(summary["run_dir"])
+    scores = json.loads((run / "scores.json").read_text())
+    oof = pd.read_parquet(run / "oof.parquet").merge(train[["id", "label", "w"]], on="id")
+    proba, labels, folds = oof[["p_0", "p_1"]].to_numpy(), oof["label"].to_numpy(), oof["fold"]
+    qwk = get_metric("qwk")
+    weighted = cp.score_cv(proba, labels, folds.to_numpy(), qwk, weight=oof["w"].to_numpy())
+    assert scores["weight"] == "w"
+    assert scores["oof"] == pytest.approx(weighted.oof, abs=1e-12)
+    assert scores["fold_scores"] == pytest.approx(weighted.fold_scores, abs=1e-12)
+    saved = json.loads((run / "cut_points.json").read_text())["cut_points"]
+    assert saved == pytest.approx(weighted.cuts.tolist(), abs=1e-12)
+    plain = cp.score_cv(proba, labels, folds.to_numpy(), qwk)
+    assert (plain.oof, plain.cuts.tolist()) != (weighted.oof, weighted.cuts.tolist())
+
+
 @pytest.mark.parametrize(("metric", "model", "extra", "says"), [
-    ("qwk", "lgbm", (), "cut points"),
     ("accuracy", "lgbm", ("--set", "data.out_of_core=on"), "data.weight"),
 ])
 def test_what_cannot_take_weights_yet_is_refused_by_name(tmp_path, metric, model, extra, says):
@@ -310,3 +330,24 @@ def test_an_ensemble_of_weighted_and_unweighted_runs_is_refused(tmp_path):
             for extra in ((), ("--set", "data.weight="))]
     proc, _ = ensemble(tmp_path, *runs)
     assert proc.returncode == 2 and "other row weights" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_an_ensemble_of_weighted_qwk_runs_refits_its_cut_points_weighted(tmp_path):
+    from kit.metrics import cut_points as cp
+
+    train = weighted_world(tmp_path, metric="qwk")
+    runs = [train_weighted(tmp_path, *extra)[1]["run_dir"]
+            for extra in ((), ("--set", "model.name=linear"))]
+    proc, summary = ensemble(tmp_path, *runs)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folder = Path(summary["run_dir"])
+    scores = json.loads((folder / "scores.json").read_text())
+    oof = pd.read_parquet(folder / "oof.parquet").merge(train[["id", "label"]], on="id")
+    weighted = cp.score_cv(oof[["p_0", "p_1"]].to_numpy(), oof["label"].to_numpy(),
+                           oof["fold"].to_numpy(), get_metric("qwk"), weight=oof["weight"])
+    assert scores["weight"] == "w"
+    assert scores["oof"] == pytest.approx(weighted.oof, abs=1e-12)
+    assert summary["cut_points"] == pytest.approx(weighted.cuts.tolist(), abs=1e-12)
+    for member, run in zip(summary["members"], runs):  # each member cut as its run was
+        assert member["oof_score"] == pytest.approx(
+            json.loads((Path(run) / "scores.json").read_text())["oof"])

@@ -268,7 +268,8 @@ def ensemble_runs(
     cut = None
     if applies(metric, stack.classes):  # qwk: cut points refitted on the blend, scored in-CV
         forward = any(run.cfg.cv.strategy == "time" for run in runs)  # earlier folds only
-        cut = score_cv(result.oof, stack.labels, stack.folds, metric, forward=forward)
+        cut = score_cv(result.oof, stack.labels, stack.folds, metric, forward=forward,
+                       weight=stack.weight)  # the members' data.weight, as they were cut
         log(f"cut points refitted on the blend: {[round(float(c), 4) for c in cut.cuts]}; OOF "
             f"{metric.name} {cut.oof:.5f} in-CV (argmax {result.score:.5f})")
     subs_root = Path(submissions_root) if submissions_root is not None else paths.submissions_root()

@@ -220,13 +220,13 @@ def _scores(stack: Stack, blend: Blend, metric: Metric, split: str,
             cut: CutScores | None = None) -> dict:
     """scores.json per the contract, on the ensemble's (cross-validated when fitted) OOF;
     with `cut`, its in-CV cut-point scores (the argmax ones kept beside them)."""
+    weighted = {"weight": stack.weight_name} if stack.weight is not None else {}
     if cut is not None:
         argmax = _scores(stack, blend, metric, split)
         return scores_dict(metric, stack.problem, cut.fold_scores, cut.oof, stack.classes,
                            split=split, fold_scores_argmax=argmax["fold_scores"],
-                           oof_argmax=argmax["oof"])
+                           oof_argmax=argmax["oof"], **weighted)
     folds = [stack.score(metric, blend.oof, stack.folds == k) for k in np.unique(stack.folds)]
-    weighted = {"weight": stack.weight_name} if stack.weight is not None else {}
     return scores_dict(metric, stack.problem, folds, stack.score(metric, blend.oof),
                        stack.classes, split=split, **weighted)
 
@@ -236,7 +236,8 @@ def _cut_summary(summary: dict, stack: Stack, blend: Blend, metric: Metric,
     """The summary's scores as the submission is scored: each member's OOF and the
     blend's, labels cut with cuts fitted on the other folds."""
     members = [{**m, "oof_score_argmax": m["oof_score"],
-                "oof_score": score_cv(pred, stack.labels, stack.folds, metric).oof}
+                "oof_score": score_cv(pred, stack.labels, stack.folds, metric,
+                                      weight=stack.weight).oof}
                for m, pred in zip(summary["members"], stack.oof)]
     return {**summary, "members": members, "oof_score": cut.oof,
             "oof_score_argmax": blend.score, "oof_score_cut_points": cut.oof,

@@ -13,6 +13,12 @@ function of the cuts, so a gradient-free simplex stalls on its plateaus): start 
 (plain rounding of s), move one cut at a time to the best of a grid of score quantiles
 between its neighbours, repeat until no cut moves.
 
+With row weights (data.weight) the cuts maximise the weighted metric, and the quantile grid
+counts a row of weight w as w copies of it (np.quantile's linear rule on the repeated
+rows), so a row of integer weight w fits the same cuts as w copies of the row. Weights below
+1 are scaled so that the smallest positive one counts one copy: the grid is only where the
+search looks, the weighted metric it maximises does not depend on the weights' scale.
+
 Fitting the cuts on all OOF rows and then scoring those rows is a leak (the cuts learnt the
 rows' labels). So the score a run reports is in-CV: each fold's rows are labelled with cuts
 fitted on the other folds' OOF rows (of the same repeat; under cv.strategy = "time" the
@@ -20,7 +26,7 @@ earlier folds' only, the first fold rounding at k + 0.5). The cuts for the test 
 are fitted on all OOF rows and saved in the run folder (cut_points.json, kit/run_folder/).
 
     fit = score_cv(oof_proba, labels, folds, get_metric("qwk"))
-    fit.oof, fit.fold_scores    # the honest scores
+    fit.oof, fit.fold_scores    # the honest scores (weight=: data.weight's, weighted)
     apply(test_proba, fit.cuts)  # one-hot labels: the argmax-based submission writes them
 """
 
@@ -83,45 +89,51 @@ def apply(proba: np.ndarray, cuts: np.ndarray) -> np.ndarray:
 # --- fitting -------------------------------------------------------------------------------
 
 
-def quadratic_kappa(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """QWK from the confusion matrix (sklearn's cohen_kappa_score(weights="quadratic"), ~50x
-    faster: the search scores it a few hundred times a fit)."""
-    observed = np.bincount(labels * n_classes + pred, minlength=n_classes ** 2)
+def quadratic_kappa(labels: np.ndarray, pred: np.ndarray, n_classes: int,
+                    weight: np.ndarray | None = None) -> float:
+    """QWK from the confusion matrix, its cells summing the rows' weights when given
+    (sklearn's cohen_kappa_score(weights="quadratic", sample_weight=weight), ~50x faster:
+    the search scores it a few hundred times a fit)."""
+    observed = np.bincount(labels * n_classes + pred, weights=weight, minlength=n_classes ** 2)
     observed = observed.reshape(n_classes, n_classes).astype(np.float64)
-    expected = np.outer(observed.sum(1), observed.sum(0)) / max(len(labels), 1)
+    total = observed.sum()
+    expected = np.outer(observed.sum(1), observed.sum(0)) / (total if total > 0 else 1.0)
     index = np.arange(n_classes)
     weights = (index[:, None] - index[None, :]) ** 2
     denominator = (weights * expected).sum()
     return 1.0 - (weights * observed).sum() / denominator if denominator else 0.0
 
 
-def _objective(metric: Metric, n_classes: int):
-    """(labels, predicted labels) -> score, higher better."""
+def _objective(metric: Metric, n_classes: int, weight: np.ndarray | None):
+    """(labels, predicted labels) -> score, higher better, the rows weighted by `weight`."""
     if metric.name == "qwk":
-        return lambda labels, pred: quadratic_kappa(labels, pred, n_classes)
-    return lambda labels, pred: metric(labels, one_hot(pred, n_classes))
+        return lambda labels, pred: quadratic_kappa(labels, pred, n_classes, weight)
+    return lambda labels, pred: metric(labels, one_hot(pred, n_classes), weight)
 
 
-def fit(proba: np.ndarray, labels: np.ndarray, metric: Metric) -> np.ndarray:
-    """Cuts maximising `metric` on these rows, by coordinate search from k + 0.5."""
+def fit(proba: np.ndarray, labels: np.ndarray, metric: Metric,
+        weight: np.ndarray | None = None) -> np.ndarray:
+    """Cuts maximising `metric` on these rows (weighted by `weight`), by coordinate search
+    from k + 0.5."""
     proba = np.asarray(proba, dtype=np.float64)
-    return fit_scores_cuts(expected_index(proba), labels, proba.shape[1], metric)
+    return fit_scores_cuts(expected_index(proba), labels, proba.shape[1], metric, weight)
 
 
 def fit_scores_cuts(scores: np.ndarray, labels: np.ndarray, n_classes: int,
-                    metric: Metric) -> np.ndarray:
+                    metric: Metric, weight: np.ndarray | None = None) -> np.ndarray:
     """`fit` on one score per row on the class-index scale (e.g. a regression on the index)."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     cuts = default_cuts(n_classes)
     if not len(scores):
         return cuts
-    score = _objective(metric, n_classes)
+    score = _objective(metric, n_classes, weight)
+    copies = _copies(weight, len(scores))
     best = score(labels, cut(scores, cuts))
     for _ in range(MAX_PASSES):
         moved = False
         for j in range(len(cuts)):
-            for candidate in _candidates(scores, cuts, j):
+            for candidate in _candidates(scores, copies, cuts, j):
                 trial = cuts.copy()
                 trial[j] = candidate
                 value = score(labels, cut(scores, trial))
@@ -132,24 +144,55 @@ def fit_scores_cuts(scores: np.ndarray, labels: np.ndarray, n_classes: int,
     return cuts
 
 
-def _candidates(scores: np.ndarray, cuts: np.ndarray, j: int) -> np.ndarray:
-    """Quantiles of the scores strictly between cut j's neighbours (the cuts stay ordered)."""
+def _copies(weight: np.ndarray | None, n: int) -> np.ndarray:
+    """How many copies of each row the quantile grid counts (module doc): the weights,
+    scaled up when the smallest positive one is below 1; one each without weights."""
+    if weight is None:
+        return np.ones(n)
+    weight = np.asarray(weight, dtype=np.float64)
+    positive = weight[weight > 0]
+    return weight / min(positive.min(), 1.0) if len(positive) else weight
+
+
+def _candidates(scores: np.ndarray, copies: np.ndarray, cuts: np.ndarray,
+                j: int) -> np.ndarray:
+    """Quantiles of the scores strictly between cut j's neighbours (the cuts stay ordered),
+    each row counted `copies` times."""
     low = cuts[j - 1] if j > 0 else -np.inf
     high = cuts[j + 1] if j + 1 < len(cuts) else np.inf
-    inside = scores[(scores > low) & (scores < high)]
-    if not len(inside):
-        return inside
-    return np.unique(np.quantile(inside, np.linspace(0, 1, GRID)))
+    inside = (scores > low) & (scores < high) & (copies > 0)
+    if not inside.any():
+        return scores[inside]
+    return np.unique(repeated_quantiles(scores[inside], copies[inside],
+                                        np.linspace(0, 1, GRID)))
+
+
+def repeated_quantiles(values: np.ndarray, copies: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """np.quantile(values repeated `copies` times, q) (its default linear rule), without
+    repeating them; `copies` may be fractional (> 0).
+
+    >>> repeated_quantiles(np.array([1.0, 2.0]), np.array([1.0, 3.0]), np.array([0, 0.5, 1]))
+    array([1., 2., 2.])
+    """
+    order = np.argsort(values, kind="stable")
+    values, ends = values[order], np.cumsum(copies[order])  # a value's copies end at `ends`
+    position = q * (ends[-1] - 1)  # in the repeated rows
+    low = np.floor(position)
+    below = values[np.minimum(np.searchsorted(ends, low, side="right"), len(values) - 1)]
+    above = values[np.minimum(np.searchsorted(ends, low + 1, side="right"), len(values) - 1)]
+    return below + (position - low) * (above - below)
 
 
 # --- in-CV scores --------------------------------------------------------------------------
 
 
 def in_cv_labels(proba: np.ndarray, labels: np.ndarray, groups: np.ndarray, metric: Metric,
-                 within: np.ndarray | None = None, *, forward: bool = False) -> np.ndarray:
+                 within: np.ndarray | None = None, *, forward: bool = False,
+                 weight: np.ndarray | None = None) -> np.ndarray:
     """(N,) each row's label cut with cuts fitted on the rows of the other `groups` (folds)
     only, and of the same `within` (repeat) when given; `forward` (time-ordered folds, ids
-    in time order): of the earlier folds only. A group with no such rows gets k + 0.5."""
+    in time order): of the earlier folds only. A group with no such rows gets k + 0.5.
+    `weight`: the rows' data.weight, which the fits weigh them by."""
     proba, labels, groups = np.asarray(proba), np.asarray(labels), np.asarray(groups)
     within = np.zeros(len(groups), np.int64) if within is None else np.asarray(within)
     out = np.empty(len(groups), dtype=np.int64)
@@ -158,7 +201,8 @@ def in_cv_labels(proba: np.ndarray, labels: np.ndarray, groups: np.ndarray, metr
         others = ~rows & (within == within[rows][0])
         if forward:  # a time split: cuts never learn from later rows
             others &= groups < group
-        cuts = fit(proba[others], labels[others], metric) if others.any() else \
+        cuts = fit(proba[others], labels[others], metric,
+                   None if weight is None else weight[others]) if others.any() else \
             default_cuts(proba.shape[1])
         out[rows] = cut(expected_index(proba[rows]), cuts)
     return out
@@ -176,29 +220,35 @@ class CutScores:
 
 
 def score_cv(proba: np.ndarray, labels: np.ndarray, folds: np.ndarray, metric: Metric, *,
-             forward: bool = False) -> CutScores:
-    """In-CV scores of OOF probabilities with fold ids `folds`, and the final cuts."""
+             forward: bool = False, weight: np.ndarray | None = None) -> CutScores:
+    """In-CV scores of OOF probabilities with fold ids `folds`, and the final cuts; with
+    `weight` (data.weight) every fit and score weighs the rows by it."""
     proba, labels, folds = np.asarray(proba), np.asarray(labels), np.asarray(folds)
     n_classes = proba.shape[1]
-    oof_labels = in_cv_labels(proba, labels, folds, metric, forward=forward)
-    fold_scores = [metric(labels[folds == f], one_hot(oof_labels[folds == f], n_classes))
-                   for f in np.unique(folds)]
-    cuts = fit(proba, labels, metric)
-    return CutScores(cuts, fold_scores, metric(labels, one_hot(oof_labels, n_classes)),
-                     oof_labels, metric(labels, apply(proba, cuts)))
+    w = (lambda rows: None) if weight is None else (lambda rows: np.asarray(weight)[rows])
+    oof_labels = in_cv_labels(proba, labels, folds, metric, forward=forward, weight=weight)
+    fold_scores = [metric(labels[folds == f], one_hot(oof_labels[folds == f], n_classes),
+                          w(folds == f)) for f in np.unique(folds)]
+    cuts = fit(proba, labels, metric, weight)
+    return CutScores(cuts, fold_scores, metric(labels, one_hot(oof_labels, n_classes), weight),
+                     oof_labels, metric(labels, apply(proba, cuts), weight))
 
 
 def fit_scores(parts: list[tuple[np.ndarray, np.ndarray, int]], metric: Metric, *,
-               forward: bool = False) -> list[float]:
+               forward: bool = False, weights: list[np.ndarray] | None = None) -> list[float]:
     """Each fold fit's score, its rows cut with cuts fitted on the other fits of its repeat;
-    `parts`: (proba, labels, repeat) per fit, as the pipeline holds them."""
+    `parts`: (proba, labels, repeat) per fit, as the pipeline holds them; `weights`: the
+    data.weight of each part's rows."""
     proba = np.concatenate([p for p, _, _ in parts])
     labels = np.concatenate([y for _, y, _ in parts])
     fit_id = np.concatenate([np.full(len(y), i) for i, (_, y, _) in enumerate(parts)])
     repeat = np.concatenate([np.full(len(y), r) for _, y, r in parts])
-    cut_labels = in_cv_labels(proba, labels, fit_id, metric, within=repeat, forward=forward)
+    weight = None if weights is None else np.concatenate(weights)
+    cut_labels = in_cv_labels(proba, labels, fit_id, metric, within=repeat, forward=forward,
+                              weight=weight)
     n_classes = proba.shape[1]
-    return [metric(labels[fit_id == i], one_hot(cut_labels[fit_id == i], n_classes))
+    return [metric(labels[fit_id == i], one_hot(cut_labels[fit_id == i], n_classes),
+                   None if weight is None else weight[fit_id == i])
             for i in range(len(parts))]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kit.config import Config
 from kit.ensembles.blend import fold_vote_hard
-from kit.errors import ConfigError, DataError
+from kit.errors import DataError
 from kit.io import write_csv
 from kit.metrics import cut_points
 from kit.metrics.registry import Metric
@@ -60,7 +60,6 @@ class InMemory:
                  run_dir: Path, resume: bool, comp_runs: Path):
         self.cfg, self.metric, self.task = cfg, metric, get_task(cfg.competition.task)
         self.prep = prep = self.task.prepare(cfg, comp_dir, data_dir, run_dir / "cache")
-        _check_weighted_metric(cfg, prep, metric)
         if dist.is_main() and not resume and prep.features:
             _store_feature_lists(cfg, prep.features, run_dir)
         self.sample_path = data_dir / cfg.data.sample_submission  # checked now, not after training
@@ -296,27 +295,23 @@ def _mean_over_repeats(oof: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return first.reset_index().drop(columns="repeat")[[*oof.columns.drop("repeat")]]
 
 
-def _check_weighted_metric(cfg: Config, prep: Prepared, metric: Metric) -> None:
-    """Cut points are fitted unweighted: data.weight is refused where the run fits them."""
-    if prep.weight is not None and cut_points.applies(metric, prep.classes):
-        raise ConfigError(f"data.weight = {cfg.data.weight!r} with competition.metric = "
-                          f"{metric.name!r}: its labels come from cut points, which are fitted "
-                          "without row weights yet; unset data.weight or use another metric")
-
-
 def _cut_scores(prep, metric, oof_parts, oof, labels, *, forward: bool):
     """Under qwk (mcc / f1_macro on two classes): the OOF's CutScores, its `folds` one score
     per fold fit (repeats too), each row's labels cut with cuts fitted on the other folds of
-    its repeat (`forward`: a time split's earlier folds); None for another metric."""
+    its repeat (`forward`: a time split's earlier folds); None for another metric. With
+    data.weight every cut is fitted, and every score taken, on the weighted rows."""
     if not cut_points.applies(metric, prep.classes):
         return None
     cols = pred_columns(prep.classes)
     parts = [(p[cols].to_numpy(), prep.y[p["_row"].to_numpy()], int(p["repeat"].iloc[0]))
              for p in oof_parts]
+    weights = None if prep.weight is None else \
+        [prep.weight[p["_row"].to_numpy()] for p in oof_parts]
+    weight = None if prep.weight is None else prep.weight[oof["_row"].to_numpy()]
     scored = cut_points.score_cv(oof[cols].to_numpy(), labels, oof["fold"].to_numpy(), metric,
-                                 forward=forward)
-    return dataclasses.replace(scored, fold_scores=cut_points.fit_scores(parts, metric,
-                                                                   forward=forward))
+                                 forward=forward, weight=weight)
+    return dataclasses.replace(scored, fold_scores=cut_points.fit_scores(
+        parts, metric, forward=forward, weights=weights))
 
 
 def _repeat_means(fold_scores: list[float], n_splits: int) -> list[float]:
