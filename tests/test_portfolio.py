@@ -104,10 +104,17 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
     assert "| lgbm | 0 | done |" in report and "Chosen: " in report
 
 
-def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(tmp_path,
-                                                                              monkeypatch):
-    """The probe's own seconds x the fits left + its call's overhead (wall - own seconds),
-    against the budget left."""
+@pytest.mark.parametrize("fold_info, budget, why", [
+    (None, 100.0, "estimated 426 s for its other 14 fold fits (30.0 s a fold + 6.0 s a call)"),
+    # the fit's own clock (scores.json fold_info): the rest of the 30 s was the data read,
+    # the predictions and the submission, paid once a call, not once a fold
+    ([{"seconds": 2.0}], 60.0, "estimated 62 s for its other 14 fold fits (2.0 s a fold + "
+                               "34.0 s a call)"),
+])
+def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(
+        tmp_path, monkeypatch, fold_info, budget, why):
+    """The probe's fold fit x the fits left + what its call spent outside the fit, against
+    the budget left."""
     from kit.config import load_config, to_toml
     from kit.portfolio import loop
     from kit.portfolio.calls import Outcome
@@ -122,20 +129,21 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(t
         assert args[-2:] == ["--fits", "1"]
         probe.mkdir(parents=True)
         (probe / "config.toml").write_text(to_toml(cfg))
+        if fold_info:
+            (probe / "scores.json").write_text(json.dumps({"fold_info": fold_info}))
         on_run_dir(str(probe))
         return Outcome(0, {"seconds": 30.0, "run_dir": str(probe)}, 36.0, "", str(probe))
 
     monkeypatch.setattr(loop, "call", fake_train)
-    manifest = Manifest.create(runs, Options("titanic", 100.0, 1, ("rf",), runs=str(runs),
+    manifest = Manifest.create(runs, Options("titanic", budget, 1, ("rf",), runs=str(runs),
                                              submissions=str(tmp_path / "subs")))
     lines = []
     loop.Portfolio(manifest, cfg, choose("rf"), log=lines.append).run()
     job = manifest.jobs[0]
     assert job.state == "skipped", lines
-    assert job.why.startswith("estimated 426 s for its other 14 fold fits (30.0 s a fold + "
-                              "6.0 s a call)")
+    assert job.why.startswith(why), job.why
     assert not probe.exists() and job.run_dir == ""
-    assert any(line.startswith("[1/1] rf_s0: skipped: estimated 426 s") for line in lines)
+    assert any(line.startswith(f"[1/1] rf_s0: skipped: {why}") for line in lines)
 
 
 def test_no_probe_starts_when_even_the_cheapest_run_probed_would_not_fit(tmp_path,

@@ -3,10 +3,12 @@
 A member's first run trains its first fold fit only (`train.py --fits 1`, the probe); no
 probe starts when the time left is less than a whole run of the cheapest member probed so
 far (a probe that cannot be followed by its run only spends the budget). Its cost is then
-estimated without waste (run_cost, the one formula): the probe's own seconds (one fold, the
-data read) times the fold fits still to train, its refit, plus the call's overhead (the
-probe's wall time less its own seconds: the config, the hooks, a library imported on first
-use; train.py runs in this process, kit.portfolio.calls, so no interpreter starts). When
+estimated without waste (run_cost, the one formula): the probe's fold fit (its own clock,
+scores.json fold_info) times the fold fits still to train, its refit, plus what a call
+spends outside them (the probe's wall time less its fit and refit: the config, the data
+read, the predictions and the submission, a library imported on first use; train.py runs in
+this process, kit.portfolio.calls, so no interpreter starts). A finished run's rate is then
+the mean of all its fits (seed runs and the cheapest-run floor use it). When
 that fits the budget left (less BLEND_RESERVE for the two blends), the same run continues
 (`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped with a line
 naming the estimate and the time left, and its probe folder is removed: a 1-fold run is
@@ -116,10 +118,10 @@ class Portfolio:
             return self.failed(job, out)
         self.last_probe = out.wall
         job.fits = fold_fits(job.run_dir)
-        own = float(out.summary.get("seconds", out.wall))
-        job.start_seconds = max(out.wall - own, 0.0)
         job.refit_seconds = refit_seconds(out.summary)
-        job.fold_seconds = own - job.refit_seconds
+        own = float(out.summary.get("seconds", out.wall)) - job.refit_seconds
+        job.fold_seconds = fold_seconds(job.run_dir) or own
+        job.start_seconds = max(out.wall - job.fold_seconds - job.refit_seconds, 0.0)
         if self.options.refit != "off" and not job.refit_seconds:  # no refit timed: a fold's
             job.refit_seconds = job.fold_seconds
         if job.fits == 1:
@@ -184,6 +186,7 @@ class Portfolio:
             self.drop_run(job)
             return self.close(job, "failed", why)
         job.cv, job.std, self.metric = scores["mean"], scores["std"], scores["metric"]
+        job.fold_seconds = fold_seconds(job.run_dir) or job.fold_seconds  # every fit's, now
         self.close(job, "done", "")
 
     @property
@@ -253,9 +256,17 @@ class Portfolio:
 
 def run_cost(job: Job, fits: int | None = None) -> float:
     """The seconds of one train.py call of a probed job: `fits` fold fits (default all the
-    run's) at its probe's rate, its refit, and the call's overhead outside the run's clock."""
+    run's) at its measured rate, its refit, and what a call spends outside them (the
+    config, the data read, the predictions, the submission, a library's first import)."""
     fits = job.fits if fits is None else fits
     return job.fold_seconds * fits + (job.refit_seconds or 0.0) + (job.start_seconds or 0.0)
+
+
+def fold_seconds(run_dir: str) -> float | None:
+    """The mean seconds of the run's fold fits (scores.json fold_info: each fit's own clock,
+    without the data read, the predictions or the submission); None when not recorded."""
+    seconds = [info.get("seconds") for info in read_scores(Path(run_dir)).get("fold_info") or []]
+    return sum(seconds) / len(seconds) if seconds and None not in seconds else None
 
 
 def refit_seconds(summary: dict) -> float:

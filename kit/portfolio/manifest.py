@@ -54,8 +54,8 @@ class Job:
     std: float | None = None
     seconds: float = 0.0  # wall seconds of its train.py calls, all tries together
     fits: int | None = None  # fold fits of the whole run (n_splits x repeats)
-    fold_seconds: float | None = None  # the probe's own seconds (its one fold, data read)
-    start_seconds: float | None = None  # the probe call's overhead (wall - own seconds)
+    fold_seconds: float | None = None  # a fold fit's own seconds (the probe's; then the mean)
+    start_seconds: float | None = None  # the probe call's seconds outside its fit and refit
     refit_seconds: float | None = None  # the probe's refit on all rows (none: 0)
 
     @property

@@ -109,5 +109,5 @@ def budget_error(manifest: Manifest, *, remove: bool) -> KitError:
     return ConfigError(f"--time-budget {budget:g}: no member fits it; the cheapest, "
                        f"{cheapest.member}, needs about {need:.0f} s here ({cheapest.fits} fold "
                        f"fits of {cheapest.fold_seconds:.1f} s{refit}, "
-                       f"{cheapest.start_seconds:.1f} s outside its fits: imports, the "
-                       f"config); give --time-budget {math.ceil(need * 1.5)} or more")
+                       f"{cheapest.start_seconds:.1f} s a call outside its fits: the data "
+                       f"read, the predictions); give --time-budget {math.ceil(need * 1.5)} or more")
