@@ -16,6 +16,10 @@ probabilities (or values).
 Regression: `y` is the fold's transformed target (log1p if asked, then standardized with
 the fold's training rows for networks); predictions are (N, 1) values on the original
 scale, so metrics and prediction files never see the model's space.
+Several targets in one network (`n_targets` T > 1, model.joint_targets; kit/tasks/joint.py):
+`y` is (N, T), one output per target: binary columns get a sigmoid each (BCE, mean over the
+T), numbers a value each (MSE / Huber, mean over the T, each column standardized on its
+own); predictions are (N, T): each column's probability of class 1, or its value.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ class TargetTransform:
         self.mean, self.std = 0.0, 1.0
 
     def fit(self, y: np.ndarray) -> TargetTransform:
+        """Fitted on (N,) values, or (N, T): each column its own mean and std."""
         t = self._forward(np.asarray(y, np.float64))
         if self.standardize and len(t):
-            self.mean, std = float(t.mean()), float(t.std())
-            self.std = std if std > 1e-12 else 1.0
+            mean, std = t.mean(0), t.std(0)
+            std = np.where(std > 1e-12, std, 1.0)
+            self.mean, self.std = (float(mean), float(std)) if t.ndim == 1 else (mean, std)
         return self
 
     def _forward(self, y: np.ndarray) -> np.ndarray:
@@ -65,13 +71,15 @@ class TargetTransform:
         return t
 
     def state_dict(self) -> dict:
-        return {"kind": self.kind, "standardize": self.standardize, "mean": self.mean,
-                "std": self.std}
+        return {"kind": self.kind, "standardize": self.standardize,
+                "mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> TargetTransform:
         obj = cls(state["kind"], standardize=state["standardize"])
-        obj.mean, obj.std = float(state["mean"]), float(state["std"])
+        mean, std = state["mean"], state["std"]  # lists: one per column of several targets
+        obj.mean, obj.std = ((np.asarray(mean, np.float64), np.asarray(std, np.float64))
+                             if isinstance(mean, list) else (float(mean), float(std)))
         return obj
 
 
@@ -85,6 +93,7 @@ class Objective:
     label_smoothing: float = 0.0
     huber_delta: float = 1.0
     target: TargetTransform | None = None  # regression only
+    n_targets: int = 1  # outputs of one network trained on several targets (binary or values)
 
     def __post_init__(self) -> None:
         if self.problem == "regression":
@@ -93,7 +102,8 @@ class Objective:
     @classmethod
     def for_config(cls, cfg, classes: list, target: TargetTransform | None = None) -> Objective:
         return cls(cfg.competition.problem, len(classes), cfg.optim.loss,
-                   cfg.optim.label_smoothing, cfg.optim.huber_delta, target)
+                   cfg.optim.label_smoothing, cfg.optim.huber_delta, target,
+                   max(len(cfg.model.joint_targets), 1))
 
     @classmethod
     def for_fold(cls, cfg, classes: list, y_fit: np.ndarray, *, standardize: bool) -> Objective:
@@ -112,7 +122,10 @@ class Objective:
 
     @property
     def n_outputs(self) -> int:
-        """Binary: one logit (BCE); multi-class: one per class; regression: one value."""
+        """Binary: one logit (BCE); multi-class: one per class; regression: one value;
+        several targets: one each."""
+        if self.n_targets > 1:
+            return self.n_targets
         return 1 if self.regression or self.num_classes == 2 else self.num_classes
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor,
@@ -131,22 +144,25 @@ class Objective:
     def _per_row(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss of each row (N,): MSE or Huber (a regression), BCE on one logit with
         optional label smoothing toward 0.5 (two classes), cross-entropy (more classes, or
-        MixUp / CutMix's soft targets (N, C))."""
-
-        if self.regression:
-            out, target = outputs.float().squeeze(1), y.float()
-            if self.loss_name == "huber":
-                return F.huber_loss(out, target, delta=self.huber_delta, reduction="none")
-            return F.mse_loss(out, target, reduction="none")
-        if self.num_classes == 2:
-            target = y.float()
-            if self.label_smoothing:
-                target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-            return F.binary_cross_entropy_with_logits(outputs.squeeze(1).float(), target,
-                                                      reduction="none")
+        MixUp / CutMix's soft targets (N, C)); several targets: the mean of theirs."""
+        if self.n_targets > 1:  # (N, T) outputs and targets: the mean over the T per row
+            return self._elementwise(outputs.float(), y.float()).mean(1)
+        if self.regression or self.num_classes == 2:
+            return self._elementwise(outputs.float().squeeze(1), y.float())
         soft = y.is_floating_point()  # MixUp / CutMix soft targets (N, C)
         return F.cross_entropy(outputs.float(), y.float() if soft else y.long(),
                                label_smoothing=self.label_smoothing, reduction="none")
+
+    def _elementwise(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One loss per output value: MSE or Huber (a regression), BCE on a logit with
+        optional label smoothing toward 0.5 (a binary target)."""
+        if self.regression:
+            if self.loss_name == "huber":
+                return F.huber_loss(out, target, delta=self.huber_delta, reduction="none")
+            return F.mse_loss(out, target, reduction="none")
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return F.binary_cross_entropy_with_logits(out, target, reduction="none")
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """Probabilities (N, C), or (N, 1) values in the model's space (a regression); for
@@ -156,7 +172,9 @@ class Objective:
             return self.predict(outputs.flatten(0, 1)).view(n, k, -1).mean(1)
         outputs = outputs.float()
         if self.regression:
-            return outputs[:, :1]
+            return outputs[:, :self.n_targets]
+        if self.n_targets > 1:  # each column's probability of class 1
+            return torch.sigmoid(outputs)
         if self.num_classes == 2:
             p = torch.sigmoid(outputs.squeeze(1))
             return torch.stack([1 - p, p], dim=1)
@@ -170,6 +188,8 @@ class Objective:
         """The `y` a loader yields: class indices, or the transformed regression target."""
         if self.regression:
             return self.target.transform(y).astype(np.float32)
+        if self.n_targets > 1:  # (N, T) 0/1 labels, BCE's float targets
+            return np.asarray(y, np.float32)
         return np.asarray(y, np.int64)
 
 

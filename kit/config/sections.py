@@ -119,6 +119,12 @@ class ModelConfig:
     # Keyword arguments of the model builder: shared keys, plus one table per model name
     # ([model.params.gbdt]) so `--set model.name=gbdt` picks up that model's own settings.
     params: dict = field(default_factory=dict)
+    # several targets (data.target a list) and a network kind (mlp, tabm): one network with
+    # an output per target, trained once per fold (true), or one network per column (false)
+    multi_output: bool = True
+    # written by the kit into each column's run of such a network (targets/<column>/
+    # config.toml): every target, in the network's output order; leave it unset
+    joint_targets: tuple[str, ...] = ()
 
     def params_for(self, name: str | None = None) -> dict:
         name = name or self.name

@@ -12,7 +12,11 @@ each column's score, and each column's under "targets") and submission.csv (ever
 the sample's order).
 
 One model per column: every kind trains on several targets this way, and fold-safe target
-features (features.target_encode) encode each column's run with its own target.
+features (features.target_encode) encode each column's run with its own target. A network
+kind (mlp, tabm) with model.multi_output (the default) instead trains one network per fold
+with an output per target, shared by the columns' runs (kit/tasks/joint.py), unless the
+columns' inputs differ (target_encode, a fold_features or extra_train_rows hook: each
+column's rows or features are its own): the run prints which it chose.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ import pandas as pd
 from kit import out_of_core
 from kit.config import Config
 from kit.errors import ConfigError
+from kit.hooks import load_hook
+from kit.models import get_entry
+from kit.paths import competition_dir
 from kit.run_folder import (
     SUBMISSION,
     combined_scores,
@@ -48,11 +55,30 @@ def several(cfg: Config) -> bool:
     return len(cfg.data.targets) > 1
 
 
-def column_config(cfg: Config, column: str) -> Config:
-    """The config of one target's run: data.target = `column`, the split on every target."""
+def column_config(cfg: Config, column: str, *, joint: bool = False) -> Config:
+    """The config of one target's run: data.target = `column`, the split on every target;
+    with `joint`, the network it shares with the other columns (model.joint_targets)."""
     data = dataclasses.replace(cfg.data, target=column)
     cv = dataclasses.replace(cfg.cv, stratify_on=cfg.data.targets)
-    return cfg.replace(data=data, cv=cv)
+    model = dataclasses.replace(cfg.model, joint_targets=cfg.data.targets if joint else ())
+    return cfg.replace(data=data, cv=cv, model=model)
+
+
+def per_column_reason(cfg: Config) -> str | None:
+    """None when one network with an output per target trains the run (a network kind,
+    model.multi_output); else why each column trains its own model."""
+    if get_entry(cfg.model.name, "tabular").kind != "torch":
+        return f"model.name = {cfg.model.name!r} trains a model per column"
+    if not cfg.model.multi_output:
+        return "model.multi_output = false"
+    if cfg.features.target_encode:
+        return "features.target_encode encodes each column's run with its own target"
+    hooks = [name for name in ("fold_features", "extra_train_rows")
+             if (name != "fold_features" or cfg.features.fold_hook)
+             and load_hook(competition_dir(cfg.competition.slug), "features", name)]
+    if hooks:
+        return f"features.py's {' and '.join(hooks)} may differ per target"
+    return None
 
 
 def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
@@ -87,11 +113,17 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     started = time.monotonic()
     sample = check_several(cfg, opts.data_dir)
     folders = target_dirs(opts.run_dir, cfg.data.targets)
+    why = per_column_reason(cfg)
+    print(f"several targets: one network with {len(folders)} outputs, trained by the first "
+          "column's folds (kit/tasks/joint.py)" if why is None else
+          f"several targets: a model per column ({why})")
     summaries = {}
     for j, (column, folder) in enumerate(folders.items()):
         print(f"target {j + 1} of {len(folders)}: {column!r} -> {folder}")
-        sub = _column_options(opts, folder, started, len(folders) - j, first=j == 0)
-        column_cfg = column_config(cfg, column)
+        # a shared network trains in the first column's folds: it gets the time left whole
+        left = 1 if why is None else len(folders) - j
+        sub = _column_options(opts, folder, started, left, first=j == 0)
+        column_cfg = column_config(cfg, column, joint=why is None)
         _start_column(column_cfg, opts, folder)
         summaries[column] = run_one(column_cfg, sub)
     scores = combined_scores({c: read_scores(f) for c, f in folders.items()},

@@ -42,17 +42,20 @@ def sized(cfg: Config, rows: int) -> Config:
 
 class TabularTransform:
     """Fitted preprocessors applied to one chunk (a DataFrame) at a time; picklable.
-    With an objective, `y` is the target in the model's space (kit/objective.py)."""
+    With an objective, `y` is the target in the model's space (kit/objective.py): the
+    chunk's `_y`, or its rows of `labels` (a network's (N, T) targets, by row position)."""
 
     def __init__(self, num: NumericPreprocessor, cat: CategoricalPreprocessor,
-                 objective: Objective | None = None):
-        self.num, self.cat, self.objective = num, cat, objective
+                 objective: Objective | None = None, labels: np.ndarray | None = None):
+        self.num, self.cat, self.objective, self.labels = num, cat, objective, labels
 
     def __call__(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         out = {"x_num": self.num.transform(frame), "x_cat": self.cat.transform(frame),
                "index": frame[ROW].to_numpy(np.int64)}
         if self.objective is not None:
-            out["y"] = self.objective.batch_target(frame["_y"].to_numpy())
+            y = (frame["_y"].to_numpy() if self.labels is None else
+                 self.labels[frame[ROW].to_numpy()])
+            out["y"] = self.objective.batch_target(y)
             if "_w" in frame.columns:  # data.weight: the loss weighs each row by it
                 out["w"] = frame["_w"].to_numpy(np.float32)
         return out

@@ -21,8 +21,8 @@ import time
 from kit.errors import DataError
 from kit.io import save_torch
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.tasks.joint import shared_fit
 from kit.tasks.tabular.models import (
-    TabularTransform,
     booster_frame,
     booster_predict,
 )
@@ -75,13 +75,16 @@ def _network(model, f: _Fit) -> FoldOutput:
     training rows themselves, with patience past the last epoch (the pipeline set it), so
     nothing stops early; the last epoch's raw weights are kept as best_e<last>_refit.pt (the
     checkpoint predict.py loads), the Trainer's own best_*.pt removed."""
-    ctx, cfg = f.ctx, f.cfg
-    transform = TabularTransform(f.num, f.cat, f.objective)
+    return shared_fit(f.cfg, f.ctx, lambda ctx: _train_network(model, f, ctx))
+
+
+def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
+    cfg, transform = f.cfg, f.transform()
     trainer = ctx.trainer(cfg, f.objective)
     train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
                      seed=cfg.train.seed + ctx.fold, device=ctx.device)
     seen = _batches(f.tables, cfg, transform, "train", f.rows, device=ctx.device)
-    result = trainer.fit(model, train, seen, f.tables.y, resume=ctx.resume)
+    result = trainer.fit(model, train, seen, f.labels, resume=ctx.resume)
     if len(result.history) < cfg.train.epochs:
         raise DataError(f"refit {ctx.fold_dir.name}: {len(result.history)} of "
                         f"{cfg.train.epochs} epochs ({result.stop_reason}); run it again with "

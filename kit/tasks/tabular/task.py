@@ -58,6 +58,7 @@ from kit.runtime.threads import fit_threads
 from kit.splits.folds import fold_rows
 from kit.splits.time import read_times
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.tasks.joint import column_pred, joint_for, joint_labels, network_folder, shared_fit
 from kit.tasks.tabular.fold_features import fold_functions
 from kit.tasks.tabular.models import (
     TabularTransform,
@@ -257,6 +258,14 @@ class _Fit:
     cat: CategoricalPreprocessor
     objective: Objective
     text: object = None  # kit.data.text.TextFeatures, or None
+    # what a network learns and is scored on by row position: tables.y, or under
+    # model.joint_targets every target's (N, T) (kit/tasks/joint.py)
+    labels: np.ndarray | None = None
+
+    def transform(self) -> TabularTransform:
+        """The network's batches: features, and `y` in the model's space."""
+        joint = self.labels if self.cfg.model.joint_targets else None
+        return TabularTransform(self.num, self.cat, self.objective, labels=joint)
 
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
@@ -278,24 +287,36 @@ def fit_on_rows(prep: Prepared, ctx: FoldContext, cfg, tables: Tables, rows: np.
     tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
                                  cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
     num, cat = _fit_preprocessors(tables, cfg, rows)
-    objective = Objective.for_fold(cfg, prep.classes, tables.y[rows],
+    labels = network_labels(prep, cfg, tables)
+    objective = Objective.for_fold(cfg, prep.classes, labels[rows],
                                    standardize=entry.kind == "torch")
     bins = fit_bins(cfg, entry, num, tables.train.iloc[rows])
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
     model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
     fit = fits.get(entry.kind, fits["torch"])
-    return fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text))
+    return fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text, labels))
+
+
+def network_labels(prep: Prepared, cfg: Config, tables: Tables) -> np.ndarray:
+    """tables.y; a network shared by several targets (model.joint_targets): every target's."""
+    if not cfg.model.joint_targets:
+        return tables.y
+    return joint_labels(cfg, prep.strata, cfg.data.train)
 
 
 def _fit_network(model, f: _Fit) -> FoldOutput:
-    """Epochs with early stopping on the fold's validation rows (kit/training/trainer.py)."""
-    ctx, cfg = f.ctx, f.cfg
-    transform = TabularTransform(f.num, f.cat, f.objective)
+    """Epochs with early stopping on the fold's validation rows (kit/training/trainer.py);
+    a network shared by several targets is trained by the first column's fold only."""
+    return shared_fit(f.cfg, f.ctx, lambda ctx: _train_network(model, f, ctx))
+
+
+def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
+    cfg, transform = f.cfg, f.transform()
     trainer = ctx.trainer(cfg, f.objective)
     valid = _batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
     train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
                      seed=cfg.train.seed + ctx.fold, device=ctx.device)
-    result = trainer.fit(model, train, valid, f.tables.y, resume=ctx.resume,
+    result = trainer.fit(model, train, valid, f.labels, resume=ctx.resume,
                          valid_weight=f.tables.w)
     if result.best_path is None:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
@@ -434,10 +455,13 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
                                   f"model.name = {entry.name!r}?")
         return booster_predict(model.load(path), booster_frame(tables.test, num, cat),
                                 objective)
-    load_best(model, best_checkpoint(fold_dir))
-    trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
+    folder = network_folder(cfg, fold_dir)  # a shared network's: <run>/network/<fold>
+    load_best(model, best_checkpoint(folder))
+    trainer = Trainer(cfg, folder, device, resolve_metric(cfg), objective)
     model.to(device)
-    return _predict_test(trainer, model, tables, cfg, num, cat)
+    pred = _predict_test(trainer, model, tables, cfg, num, cat)
+    joint = joint_for(cfg, fold_dir)
+    return pred if joint is None else column_pred(pred, joint.column, joint.regression)
 
 
 def _predict_tables(prep: Prepared, cfg: Config, fold_dir: Path) -> Tables:
