@@ -157,3 +157,20 @@ def test_a_column_of_more_than_two_classes_is_refused_with_the_fix(tmp_path):
 def test_joint_targets_is_the_kits_key():
     cfg = apply_overrides(Config(), ['data.target=["a", "b"]'])
     assert cfg.model.multi_output and cfg.model.joint_targets == ()
+
+
+def test_a_resume_keeps_the_choice_the_run_began_with(tmp_path):
+    """A run begun with a network per column (as every run before model.multi_output did)
+    resumes with a network per column, whatever the default says now."""
+    root = make_world(tmp_path)
+    _, first = train(root, *MLP, "--set", "model.multi_output=false", "--fits", "1")
+    run = _run_dir(first)
+    config = run / "config.toml"  # as before the key existed: the default (true) applies
+    text = config.read_text()
+    assert "multi_output = false" in text
+    config.write_text(text.replace("multi_output = false\n", ""))
+    proc, summary = train(root, "--resume", str(run), "--fits", "3")
+    assert "a model per column (as the run began" in proc.stdout
+    assert not (run / "network").exists() and len(summary["cv"]["fold_scores"]) == 3
+    proc, _ = script(root, "predict.py", "--run", str(run), "--data", str(root / "data"))
+    assert proc.returncode == 0, proc.stderr[-2000:]

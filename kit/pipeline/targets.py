@@ -39,6 +39,7 @@ from kit.run_folder import (
     combined_scores,
     is_run_folder,
     merge_submissions,
+    read_config,
     read_run_info,
     read_scores,
     submission_copy,
@@ -113,17 +114,18 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     started = time.monotonic()
     sample = check_several(cfg, opts.data_dir)
     folders = target_dirs(opts.run_dir, cfg.data.targets)
-    why = per_column_reason(cfg)
+    why = _stored_choice(folders) if opts.resume else None
+    why = why if why is not None else per_column_reason(cfg)
     print(f"several targets: one network with {len(folders)} outputs, trained by the first "
-          "column's folds (kit/tasks/joint.py)" if why is None else
+          "column's folds (kit/tasks/joint.py)" if not why else
           f"several targets: a model per column ({why})")
     summaries = {}
     for j, (column, folder) in enumerate(folders.items()):
         print(f"target {j + 1} of {len(folders)}: {column!r} -> {folder}")
         # a shared network trains in the first column's folds: it gets the time left whole
-        left = 1 if why is None else len(folders) - j
+        left = 1 if not why else len(folders) - j
         sub = _column_options(opts, folder, started, left, first=j == 0)
-        column_cfg = column_config(cfg, column, joint=why is None)
+        column_cfg = column_config(cfg, column, joint=not why)
         _start_column(column_cfg, opts, folder)
         summaries[column] = run_one(column_cfg, sub)
     scores = combined_scores({c: read_scores(f) for c, f in folders.items()},
@@ -141,6 +143,16 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
             "cv": {k: scores[k] for k in ("metric", "mean", "std", "fold_scores", "oof")} |
             {"repeat_means": []}, "refit": _refits(summaries), "seconds": scores["seconds"],
             "targets": summaries}
+
+
+def _stored_choice(folders: dict[str, Path]) -> str | None:
+    """A resumed run keeps the choice its first start wrote into the columns' config.toml:
+    "" (one shared network), a reason (a model per column), None (no column started yet)."""
+    for folder in folders.values():
+        if is_run_folder(folder):
+            shared = read_config(folder).model.joint_targets
+            return "" if shared else "as the run began: its columns' config.toml"
+    return None
 
 
 def _refits(summaries: dict[str, dict]) -> dict | None:
