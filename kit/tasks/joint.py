@@ -18,6 +18,7 @@ predict.py loads the network from the run's network/ folder (copy the run folder
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,6 @@ def _save(joint: Joint, key: dict, out: FoldOutput) -> None:
 
 
 def _read(joint: Joint, key: dict) -> FoldOutput | None:
-    import json
-
     record, saved = joint.folder / "joint.json", joint.folder / SAVED
     if not (record.is_file() and saved.is_file()):
         return None
