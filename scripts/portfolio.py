@@ -7,7 +7,7 @@
     python scripts/portfolio.py --resume runs/titanic/portfolios/20260101-120000
 
 Each member is an ordinary train.py run, called in this process (one interpreter, imports
-paid once: kit/portfolio/calls.py), one fold first, timed (the rest of the run only when
+paid once: kit/portfolio/calls.py), two fold fits first, timed (the rest only when
 its estimate fits the budget left), extra seeds where the budget allows, then hill climbing
 (stacking when its cross-validated score wins). The portfolio's folder
 (runs/<slug>/portfolios/<stamp>/) holds manifest.json, report.md and the members'

@@ -104,17 +104,18 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
     assert "| lgbm | 0 | done |" in report and "Chosen: " in report
 
 
-@pytest.mark.parametrize("fold_info, budget, why", [
-    (None, 100.0, "estimated 426 s for its other 14 fold fits (30.0 s a fold + 6.0 s a call)"),
-    # the fit's own clock (scores.json fold_info): the rest of the 30 s was the data read,
-    # the predictions and the submission, paid once a call, not once a fold
-    ([{"seconds": 2.0}], 60.0, "estimated 62 s for its other 14 fold fits (2.0 s a fold + "
-                               "34.0 s a call)"),
+@pytest.mark.parametrize("fold_times, budget, why", [
+    # no `fold k` lines: the probe's own 30 s are two fits of 15 s; 36 - 2 x 15 = 6 s a call
+    ((), 100.0, "estimated 201 s for its other 13 fold fits (15.0 s a fold + 6.0 s a call)"),
+    # fold 0 printed at 25 s, fold 1 at 27 s: a fold costs 2 s, the rest of the call
+    # (36 - 2 x 2 = 32 s: the data read, the first fit's first use) is paid once
+    ((25.0, 27.0), 50.0, "estimated 58 s for its other 13 fold fits (2.0 s a fold + "
+                         "32.0 s a call)"),
 ])
 def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(
-        tmp_path, monkeypatch, fold_info, budget, why):
-    """The probe's fold fit x the fits left + what its call spent outside the fit, against
-    the budget left."""
+        tmp_path, monkeypatch, fold_times, budget, why):
+    """The probe's fold rate x the fits left + what its call spent besides, against the
+    budget left."""
     from kit.config import load_config, to_toml
     from kit.portfolio import loop
     from kit.portfolio.calls import Outcome
@@ -126,13 +127,12 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(
     probe = runs / "titanic" / "20260101-000000_rf_wcg"
 
     def fake_train(script, args, summary_json, *, log=print, on_run_dir=None):
-        assert args[-2:] == ["--fits", "1"]
+        assert args[-2:] == ["--fits", "2"]
         probe.mkdir(parents=True)
         (probe / "config.toml").write_text(to_toml(cfg))
-        if fold_info:
-            (probe / "scores.json").write_text(json.dumps({"fold_info": fold_info}))
         on_run_dir(str(probe))
-        return Outcome(0, {"seconds": 30.0, "run_dir": str(probe)}, 36.0, "", str(probe))
+        return Outcome(0, {"seconds": 30.0, "run_dir": str(probe)}, 36.0, "", str(probe),
+                       fold_times)
 
     monkeypatch.setattr(loop, "call", fake_train)
     manifest = Manifest.create(runs, Options("titanic", budget, 1, ("rf",), runs=str(runs),
@@ -217,6 +217,9 @@ def test_a_member_that_crashes_is_recorded_failed_and_the_portfolio_goes_on(tmp_
     assert lgbm["run_dir"] == "" and len(list((tmp_path / "runs" / "titanic").glob("*_lgbm_*"))) == 0
     assert summary["blend"]["method"] == "single"
     assert "    Traceback (most recent call last):" in proc.stdout  # passed through, indented
+    from kit.portfolio.calls import FOLD_LINE  # the probe's rate: linear's two `fold k` lines
+
+    assert sum(bool(FOLD_LINE.match(line.strip())) for line in proc.stdout.splitlines()) == 2
     assert Path(summary["submission"]).is_file()
 
 

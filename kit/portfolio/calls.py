@@ -31,27 +31,34 @@ from kit.runtime.in_process import run_file
 
 SCRIPTS = ROOT / "scripts"
 RUN_LINE = re.compile(r"^run: (.+?)  device: ")
+FOLD_LINE = re.compile(r"^fold \d+(?: \(repeat \d+\))?: ")  # kit.pipeline.loop, a fold scored
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How a script call ended: exit status, its summary (None unless it wrote one), wall
-    seconds, its last `error:` line (or the last line when it crashed), the run folder."""
+    seconds, its last `error:` line (or the last line when it crashed), the run folder, and
+    the seconds into the call at which each `fold k: <score>` line was printed (a fold fit
+    with everything after it: scoring, plots, its files)."""
 
     rc: int
     summary: dict | None
     wall: float
     error: str
     run_dir: str
+    fold_times: tuple[float, ...] = ()
 
 
 def call(script: str, args: list[str], summary_json: Path, *, log=print,
          on_run_dir: Callable[[str], None] | None = None) -> Outcome:
     """Run scripts/<script> with `args` and --summary-json in this process; its outcome."""
     summary_json.unlink(missing_ok=True)
-    seen = {"run_dir": "", "error": "", "last": ""}
+    start = time.monotonic()
+    seen = {"run_dir": "", "error": "", "last": "", "folds": []}
 
     def line(text: str) -> None:
+        if FOLD_LINE.match(text):
+            seen["folds"].append(time.monotonic() - start)
         log(f"    {text}")
         seen["last"] = text or seen["last"]
         seen["error"] = text if text.startswith("error:") else seen["error"]
@@ -61,14 +68,14 @@ def call(script: str, args: list[str], summary_json: Path, *, log=print,
             if on_run_dir:
                 on_run_dir(seen["run_dir"])
 
-    start = time.monotonic()
     rc = run_file(SCRIPTS / script, [*args, "--summary-json", str(summary_json)], on_line=line)
     gc.collect()  # a finished run's models and frames, before the next member's
     summary = _read(summary_json) if rc == 0 else None
     run_dir = seen["run_dir"]
     return Outcome(rc, summary, time.monotonic() - start,
                    seen["error"] or (seen["last"] if rc else ""),
-                   str(summary.get("run_dir", run_dir)) if summary else run_dir)
+                   str(summary.get("run_dir", run_dir)) if summary else run_dir,
+                   tuple(seen["folds"]))
 
 
 def import_once() -> None:

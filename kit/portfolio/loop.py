@@ -1,19 +1,20 @@
 """The portfolio's loop: each member probed, estimated, continued or skipped; extra seeds.
 
-A member's first run trains its first fold fit only (`train.py --fits 1`, the probe); no
-probe starts when the time left is less than a whole run of the cheapest member probed so
+A member's first run trains its first two fold fits only (`train.py --fits 2`, the probe);
+no probe starts when the time left is less than a whole run of the cheapest member probed so
 far (a probe that cannot be followed by its run only spends the budget). Its cost is then
-estimated without waste (run_cost, the one formula): the probe's fold fit (its own clock,
-scores.json fold_info) times the fold fits still to train, its refit, plus what a call
-spends outside them (the probe's wall time less its fit and refit: the config, the data
-read, the predictions and the submission, a library imported on first use; train.py runs in
-this process, kit.portfolio.calls, so no interpreter starts). A finished run's rate is then
-the mean of all its fits (seed runs and the cheapest-run floor use it). When
-that fits the budget left (less BLEND_RESERVE for the two blends), the same run continues
-(`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped with a line
-naming the estimate and the time left, and its probe folder is removed: a 1-fold run is
-never blended (ensemble.py refuses it too). Every member trains on the competition's stored
-split (all members share the config's [cv]), so all can be blended.
+estimated (run_cost, the one formula): the fold rate (the seconds from the probe's first
+`fold k` line to its second: a fit with its scoring, plots and files; without two lines,
+the probe's own seconds per fit) times the fold fits still to train, its refit, plus what
+the probe's call spent besides (its wall time less its fits and refit at that rate: the
+config, the data read, the first fold's first use of a library, the predictions and the
+submission). train.py runs in this process (kit.portfolio.calls), so no interpreter starts.
+When the estimate fits the budget left (less BLEND_RESERVE for the two blends), the same run
+continues (`train.py --resume RUN_DIR --fits <all>`); otherwise the member is skipped with a
+line naming the estimate and the time left, and its probe folder is removed: a run with
+folds missing is never blended (ensemble.py refuses it too). A probe that trained every fit
+(a --dry-run) is the member's run. Every member trains on the competition's stored split
+(all members share the config's [cv]), so all can be blended.
 
 With `--refit` every run also trains its refit on all rows (train.py --refit): the probe's
 refit is timed; the run's continuation (--resume) trains it again when all its folds give
@@ -39,8 +40,13 @@ from kit.portfolio.members import Member, not_applicable
 from kit.run_folder import is_run_folder, read_config, read_run_info, read_scores
 
 FINAL = ("done", "failed", "not applicable")
+# The probe's fold fits: the second one's time (from its `fold k` line to the next) is the
+# rate, free of the first fold's costs paid once a call (the data read, a library's first
+# use: a Titanic linear fit took 2.2 s first and 0.1 s after, measured in this process)
+PROBE_FITS = 2
 # Seconds kept for the two blends (ensemble.py --method hill, then stack, in this process)
-# and the report: BLEND_RESERVE_NOTE
+# and the report: 0.5 s each on the Titanic demo with two members (measured); more members
+# and rows cost more
 BLEND_RESERVE = 3.0
 
 
@@ -102,7 +108,8 @@ class Portfolio:
             self.finish_run(job)
 
     def probe(self, member: Member, job: Job) -> bool:
-        """Train the first fold fit; True when the rest of the run fits the budget left."""
+        """Train the first PROBE_FITS fold fits; True when the rest of the run fits the budget
+        left (False: skipped, failed, or the probe was the whole run)."""
         left, floor = self.left(), self.cheapest_run()
         if left <= self.last_probe:
             self.close(job, "skipped", f"{left:.0f} s of the budget left, less than a probe "
@@ -113,23 +120,26 @@ class Portfolio:
                        f"run at the cheapest rate probed so far ({floor[1]}: {floor[0]:.0f} s)")
             return False
         job.state = "probing"
-        out = self.train(job, self.new_run_args(member, job, folds=1), "probe")
+        out = self.train(job, self.new_run_args(member, job, folds=PROBE_FITS), "probe")
         if out.rc:
             return self.failed(job, out)
         self.last_probe = out.wall
         job.fits = fold_fits(job.run_dir)
+        trained = min(PROBE_FITS, job.fits)
         job.refit_seconds = refit_seconds(out.summary)
         own = float(out.summary.get("seconds", out.wall)) - job.refit_seconds
-        job.fold_seconds = fold_seconds(job.run_dir) or own
-        job.start_seconds = max(out.wall - job.fold_seconds - job.refit_seconds, 0.0)
+        job.fold_seconds = fold_rate(out.fold_times) or own / trained
+        job.start_seconds = max(out.wall - job.fold_seconds * trained - job.refit_seconds, 0.0)
         if self.options.refit != "off" and not job.refit_seconds:  # no refit timed: a fold's
             job.refit_seconds = job.fold_seconds
-        if job.fits == 1:
-            return self.keep(job)
-        rest = run_cost(job, job.fits - 1)
+        if job.fits <= trained:  # the probe was the whole run
+            self.record_scores(job)
+            return False
+        rest = run_cost(job, job.fits - trained)
         if rest > self.left():
             refit = f" + {job.refit_seconds:.1f} s to refit" if job.refit_seconds else ""
-            self.close(job, "skipped", f"estimated {rest:.0f} s for its other {job.fits - 1} "
+            self.close(job, "skipped", f"estimated {rest:.0f} s for its other "
+                       f"{job.fits - trained} "
                        f"fold fits ({job.fold_seconds:.1f} s a fold{refit} + "
                        f"{job.start_seconds:.1f} s a call), {max(self.left(), 0):.0f} s of "
                        "the budget left")
@@ -186,7 +196,6 @@ class Portfolio:
             self.drop_run(job)
             return self.close(job, "failed", why)
         job.cv, job.std, self.metric = scores["mean"], scores["std"], scores["metric"]
-        job.fold_seconds = fold_seconds(job.run_dir) or job.fold_seconds  # every fit's, now
         self.close(job, "done", "")
 
     @property
@@ -262,11 +271,11 @@ def run_cost(job: Job, fits: int | None = None) -> float:
     return job.fold_seconds * fits + (job.refit_seconds or 0.0) + (job.start_seconds or 0.0)
 
 
-def fold_seconds(run_dir: str) -> float | None:
-    """The mean seconds of the run's fold fits (scores.json fold_info: each fit's own clock,
-    without the data read, the predictions or the submission); None when not recorded."""
-    seconds = [info.get("seconds") for info in read_scores(Path(run_dir)).get("fold_info") or []]
-    return sum(seconds) / len(seconds) if seconds and None not in seconds else None
+def fold_rate(fold_times: tuple[float, ...]) -> float | None:
+    """Seconds from one `fold k` line to the next: a fold fit with its scoring, plots and
+    files, after the first fold paid the data read and each library's first use; None
+    with fewer than two folds printed."""
+    return fold_times[1] - fold_times[0] if len(fold_times) >= 2 else None
 
 
 def refit_seconds(summary: dict) -> float:

@@ -19,7 +19,7 @@ from kit.errors import ConfigError
 from kit.io import write_json
 from kit.run_folder import new_run_dir
 
-# pending -> probing (1 fold) -> training (the rest) -> done; or skipped (budget, may be
+# pending -> probing (2 fold fits) -> training (the rest) -> done; or skipped (budget, may be
 # retried by a resume), failed (train.py refused or crashed), not applicable
 STATES = ("pending", "probing", "training", "done", "skipped", "failed", "not applicable")
 
@@ -54,8 +54,8 @@ class Job:
     std: float | None = None
     seconds: float = 0.0  # wall seconds of its train.py calls, all tries together
     fits: int | None = None  # fold fits of the whole run (n_splits x repeats)
-    fold_seconds: float | None = None  # a fold fit's own seconds (the probe's; then the mean)
-    start_seconds: float | None = None  # the probe call's seconds outside its fit and refit
+    fold_seconds: float | None = None  # a fold fit with its scoring and files (the probe's 2nd)
+    start_seconds: float | None = None  # the probe call's seconds besides its fits and refit
     refit_seconds: float | None = None  # the probe's refit on all rows (none: 0)
 
     @property
