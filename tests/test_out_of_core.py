@@ -247,3 +247,97 @@ def test_predict_py_refuses_an_out_of_core_run(comp, capsys):
     summary = train_main(argv(comp, "data.out_of_core=on", "model.name=xgb", folds=1))
     code = run_script(predict_main, ["--run", summary["run_dir"], "--data", str(comp / "data")])
     assert code == 2 and "trained out of core" in capsys.readouterr().err
+
+
+# --- row weights (data.weight) out of core ------------------------------------------------
+
+
+def weighted(comp) -> pd.DataFrame:
+    """train.csv with a weight column `w` (0.5, 1 or 3; the test file has none)."""
+    train = pd.read_csv(comp / "data" / "train.csv")
+    train["w"] = np.random.default_rng(3).choice([0.5, 1.0, 3.0], len(train))
+    train.to_csv(comp / "data" / "train.csv", index=False)
+    return train
+
+
+@pytest.mark.parametrize("kind,folds", [("xgb", None), ("lgbm", None), ("mlp", 1)])
+def test_a_weighted_streamed_run_trains_and_scores_as_the_in_memory_one(comp, kind, folds):
+    """The weights stream with the rows: the boosters and the network train on them (the
+    same OOF as the in-memory weighted run on the same folds), and every score is the
+    weighted metric of oof.parquet, whose `weight` is each row's."""
+    import json
+
+    from kit.metrics.registry import get_metric
+
+    train = weighted(comp)
+    same = [f"model.name={kind}", "cv.strategy=hash", "cv.repeats=1", "train.device_data=false",
+            "data.weight=w"]
+    streamed = train_main(argv(comp, "data.out_of_core=on", *same, folds=folds))
+    memory = train_main(argv(comp, "data.out_of_core=off", *same, folds=folds))
+    plain = train_main(argv(comp, "data.out_of_core=on", *same, "data.weight=", folds=folds))
+    a, b, c = oof(streamed), oof(memory), oof(plain)
+    np.testing.assert_array_equal(a["id"], b["id"])
+    np.testing.assert_allclose(a[["p_0", "p_1"]], b[["p_0", "p_1"]], rtol=1e-6, atol=1e-7)
+    assert np.abs(a[["p_0", "p_1"]].to_numpy() - c[["p_0", "p_1"]].to_numpy()).max() > 1e-3
+    np.testing.assert_array_equal(a["weight"], a["id"].map(train.set_index("id")["w"]))
+    scores = json.loads((Path(streamed["run_dir"]) / "scores.json").read_text())
+    assert scores["weight"] == "w" and scores["out_of_core"]
+    auc, labels = get_metric("auc"), a["target"].to_numpy()
+    proba, w = a[["p_0", "p_1"]].to_numpy(), a["weight"].to_numpy()
+    # auc is counted in bins out of core: within 1e-4 (the run prints the bound past it)
+    assert scores["oof"] == pytest.approx(auc(labels, proba, w), abs=1e-4)
+    assert scores["oof"] != pytest.approx(auc(labels, proba), abs=1e-3)
+    for k, score in enumerate(scores["fold_scores"]):
+        part = a["fold"].to_numpy() == k
+        assert score == pytest.approx(auc(labels[part], proba[part], w[part]), abs=1e-4)
+    assert scores["fold_scores"] == pytest.approx(memory["cv"]["fold_scores"], abs=1e-4)
+
+
+@pytest.mark.parametrize("name,k", [(name, k) for name in ("accuracy", "logloss", "f1_macro",
+                                                            "auc") for k in (2, 4)]
+                         + [(name, 0) for name in ("rmse", "rmsle", "mae", "r2")])
+def test_weighted_metric_sums_are_the_registrys_weighted_metrics(name, k):
+    """k classes, or a regression (k = 0)."""
+    from kit.metrics.registry import get_metric
+    from kit.out_of_core.metrics import MetricSums
+
+    metric = get_metric(name)
+    rng = np.random.default_rng(k)
+    weight = rng.uniform(0, 3, 5000)
+    if k:
+        y = rng.integers(0, k, 5000)
+        pred = rng.dirichlet(np.ones(k), 5000)
+        pred[np.arange(5000), y] += 0.3
+        pred /= pred.sum(axis=1, keepdims=True)
+    else:
+        y = rng.gamma(2.0, size=5000)
+        pred = (y + rng.normal(0, 0.5, 5000))[:, None]
+    sums = MetricSums(metric, k)
+    for start in range(0, 5000, 700):
+        sums.add(y[start:start + 700], pred[start:start + 700], weight[start:start + 700])
+    value = sums.value()
+    if name == "auc":
+        assert abs(value - metric(y, pred, weight)) <= sums.bound * (1 + 1e-9)
+    else:
+        assert value == pytest.approx(metric(y, pred, weight), rel=1e-10)
+    assert value != pytest.approx(metric(y, pred), rel=1e-6)  # the weights count
+
+
+def test_dask_refuses_row_weights_naming_the_way_out(comp, capsys):
+    weighted(comp)
+    code = run_script(train_main, argv(comp, "model.name=xgb", "train.dask_scheduler=local:2",
+                                       "data.weight=w"))
+    err = capsys.readouterr().err
+    assert code == 2 and "trains without row weights" in err and "data.weight = 'w'" in err
+    assert not (comp / "subs").exists()
+
+
+def test_a_bad_weight_is_named_with_its_row_before_training(comp, capsys):
+    train = weighted(comp)
+    train.loc[1500, "w"] = -1.0  # in the first batch: row 1500 of the file
+    train.to_csv(comp / "data" / "train.csv", index=False)
+    code = run_script(train_main, argv(comp, "data.out_of_core=on", "model.name=xgb",
+                                       "data.weight=w"))
+    err = capsys.readouterr().err
+    assert code == 2 and "data.weight column 'w' holds -1.0 in row 1500" in err, err[-2000:]
+    assert not list((comp / "runs").rglob("done.json"))

@@ -1,7 +1,8 @@
-"""Per-row weights (issue 30, item 6) where the kit already takes them: every built-in
-metric scores a weighted row as that many copies of it, a competition's metric.py gets the
-weights when its score() asks for them (and is refused them otherwise), the tree
-libraries, scikit-learn kinds and networks train on them, and ensembles weigh their rows."""
+"""Per-row weights (issue 30, item 6): every built-in metric scores a weighted row as that
+many copies of it, a competition's metric.py gets the weights when its score() asks for
+them (and is refused them otherwise), the tree libraries, scikit-learn kinds (voting's
+members too) and networks train on them, cut points are fitted on them, out-of-core runs
+stream them, and ensembles weigh their rows."""
 
 from __future__ import annotations
 
@@ -271,14 +272,13 @@ def test_a_weighted_qwk_run_fits_its_cut_points_on_the_weighted_rows(tmp_path):
     assert (plain.oof, plain.cuts.tolist()) != (weighted.oof, weighted.cuts.tolist())
 
 
-@pytest.mark.parametrize(("metric", "model", "extra", "says"), [
-    ("accuracy", "lgbm", ("--set", "data.out_of_core=on"), "data.weight"),
-])
-def test_what_cannot_take_weights_yet_is_refused_by_name(tmp_path, metric, model, extra, says):
-    weighted_world(tmp_path, metric=metric, model=model)
-    proc, _ = train_weighted(tmp_path, *extra)
-    assert proc.returncode == 2 and says in proc.stderr, proc.stderr[-2000:]
-    assert not list((tmp_path / "subs").rglob("*.csv"))
+def test_a_weighted_run_out_of_core_scores_with_the_weights(tmp_path):
+    """The streamed path (kit/out_of_core/, tests/test_out_of_core.py) sums its scores
+    batch by batch: weighted as the in-memory path's."""
+    train = weighted_world(tmp_path)
+    proc, summary = train_weighted(tmp_path, "--set", "data.out_of_core=on")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check_weighted_scores(Path(summary["run_dir"]), train)
 
 
 def ensemble(tmp_path, *args):

@@ -11,7 +11,8 @@ Once per run (`prepare`): the source files (a CSV converted once to parquet,
 kit/data/sources.py) are read in record batches of BATCH_ROWS; features.py
 transform_batch runs on each (target hidden); the target becomes `_y` (a class index, or
 the value), the fold `_fold` (a stable hash of the id, or of cv.group: kit/splits/folds.py
-hash_folds, the in-memory path's cv.strategy = "hash"), the row number `_row`; the
+hash_folds, the in-memory path's cv.strategy = "hash"), the row number `_row`, data.weight's
+column `_w` (which the boosters, the networks' batches and every score weigh rows by); the
 batches land in one parquet file in the run's cache. Per fold: the preprocessors are
 fitted in one pass (kit/data/stream_fit.py); a network (mlp, tabm) trains through
 TabularStream filtered on `_fold`; XGBoost trains on a QuantileDMatrix built from a
@@ -26,12 +27,13 @@ valid) into a temporary file, then renamed.
 What stays in memory, by design: per fold, the validation rows' labels and a network's
 validation predictions (the metric each epoch), a sample of at most SAMPLE_ROWS training
 rows (tabm's bins, a regression's target scaling), XGBoost's labels, gradients and
-quantized matrix, LightGBM's labels and binned Dataset.
+quantized matrix, LightGBM's labels (and weights) and binned Dataset.
 
 Refused here, each with its reason (they need the whole table): features.py build(),
 fold_features, keep_train_rows and extra_train_rows, features.target_encode, quantile
 scaling, cv.repeats > 1, more than one process (torchrun), and model kinds outside
-STREAMING_KINDS (run.py).
+STREAMING_KINDS (run.py); data.weight with train.dask_scheduler (xgboost.dask trains
+unweighted here).
 
 The package, in import order: prepared.py (the one pass, and the prepared table read back
 by fold), dask_xgb.py (xgboost.dask on a cluster), fit.py (one fold, per model kind),

@@ -29,6 +29,7 @@ from kit.out_of_core.prepared import (
     FOLD,
     PART,
     Streamed,
+    W,
     Y,
     pq_batches,
     rows_mask,
@@ -74,7 +75,8 @@ class _Sample:
 
 
 class _ByRow:
-    """Labels of the validation rows looked up by row number (`index` in the batches)."""
+    """Labels (or weights) of the validation rows looked up by row number (`index` in the
+    batches)."""
 
     def __init__(self, rows: np.ndarray, labels: np.ndarray):
         self.rows, self.labels = rows, labels
@@ -109,9 +111,9 @@ def fit_fold(st: Streamed, ctx: FoldContext, client=None) -> FoldOutput:
         fit = {"xgb": _fit_xgb, "lgbm": _fit_lgbm}[entry.name] if client is None \
             else fit_xgb_dask
         predict, out = fit(cfg, model, st, fold, fold_dir, num, cat, objective, client)
-    _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y], fold,
-                                                valid=True), predict, st.classes, fold=fold,
-                 id_col=cfg.data.id)
+    _write_preds(fold_dir / "oof.parquet", scan(st.train, [cfg.data.id, *features, Y,
+                                                       *_weighted(cfg)], fold, valid=True),
+                 predict, st.classes, fold=fold, id_col=cfg.data.id)
     _write_preds(fold_dir / "test_pred.parquet",
                  (b.to_pandas() for b in pq_batches([st.test], [cfg.data.id, *features])),
                  predict, st.classes, id_col=cfg.data.id)
@@ -119,11 +121,16 @@ def fit_fold(st: Streamed, ctx: FoldContext, client=None) -> FoldOutput:
     return out
 
 
+def _weighted(cfg: Config) -> list[str]:
+    """The weight column to read with the rows: [W] under data.weight, else none."""
+    return [W] if cfg.data.weight else []
+
+
 def _fit_network(model, st: Streamed, ctx: FoldContext, cfg: Config, num, cat, objective):
     import torch
 
     fold, device = ctx.fold, ctx.device
-    columns = [ROW, *st.numeric, *st.categorical, Y]
+    columns = [ROW, *st.numeric, *st.categorical, Y, *_weighted(cfg)]  # W: batches' "w"
     transform = TabularTransform(num, cat, objective)
 
     parts = valid_parts(st, fold)
@@ -134,13 +141,16 @@ def _fit_network(model, st: Streamed, ctx: FoldContext, cfg: Config, num, cat, o
     flt = (pc.field(FOLD) == fold) & (pc.field(PART) < parts)
     valid = stream_loader(TabularStream(st.train, columns=columns, transform=transform,
                                         batch_size=cfg.train.batch_size, filter=flt))
-    rows, labels = [], []
-    for frame in scan(st.train, [ROW, Y], fold, valid=True, parts=parts):
+    rows, labels, weights = [], [], []
+    for frame in scan(st.train, [ROW, Y, *_weighted(cfg)], fold, valid=True, parts=parts):
         rows.append(frame[ROW].to_numpy())
         labels.append(frame[Y].to_numpy())
-    by_row = _ByRow(np.concatenate(rows), np.concatenate(labels))
+        weights.append(frame[W].to_numpy() if cfg.data.weight else None)
+    rows = np.concatenate(rows)
+    by_row = _ByRow(rows, np.concatenate(labels))
+    valid_weight = _ByRow(rows, np.concatenate(weights)) if cfg.data.weight else None
     trainer = ctx.trainer(cfg, objective)
-    result = trainer.fit(model, train, valid, by_row)
+    result = trainer.fit(model, train, valid, by_row, valid_weight=valid_weight)
     if result.best_path is None:
         raise DataError(f"fold {fold}: no epoch finished ({result.stop_reason})")
     load_best(model, result.best_path)
@@ -178,13 +188,15 @@ def _fit_xgb(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, c
 
         def next(self, input_data) -> bool:
             if self.frames is None:
-                self.frames = scan(st.train, [*features, Y], fold, valid=self.valid,
+                self.frames = scan(st.train, [*features, Y, *_weighted(cfg)], fold,
+                                   valid=self.valid,
                                    parts=valid_parts(st, fold) if self.valid else 100)
             frame = next(self.frames, None)
             if frame is None:
                 return False
+            weight = {"weight": frame[W].to_numpy()} if cfg.data.weight else {}
             input_data(data=booster_frame(frame, num, cat),
-                       label=objective.batch_target(frame[Y].to_numpy()))
+                       label=objective.batch_target(frame[Y].to_numpy()), **weight)
             return True
 
     threads = model.num_threads
@@ -228,18 +240,20 @@ def _fit_lgbm(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, num, 
         return np.hstack([num.values(frame), cat.transform(frame).astype(np.float64)])
 
     def dataset(valid: bool, reference=None):
-        seqs, labels = [], []
+        seqs, labels, weights = [], [], []
         file = pq.ParquetFile(st.train)
         parts = valid_parts(st, fold) if valid else 100
         for group in range(file.num_row_groups):
-            table = file.read_row_group(group, columns=[FOLD, PART, Y])
-            y = table.filter(rows_mask(table, fold, valid, parts))[Y].to_numpy()
-            if len(y):
-                seqs.append(_GroupRows(st.train, group, len(y), (fold, valid, parts), features,
-                                       matrix))
-                labels.append(y)
+            table = file.read_row_group(group, columns=[FOLD, PART, Y, *_weighted(cfg)])
+            rows = table.filter(rows_mask(table, fold, valid, parts))
+            if rows.num_rows:
+                seqs.append(_GroupRows(st.train, group, rows.num_rows, (fold, valid, parts),
+                                       features, matrix))
+                labels.append(rows[Y].to_numpy())
+                weights.append(rows[W].to_numpy() if cfg.data.weight else None)
+        weight = np.concatenate(weights) if cfg.data.weight else None  # held, as the labels
         return lgb.Dataset(seqs, label=objective.batch_target(np.concatenate(labels)),
-                           feature_name=names, categorical_feature=categorical,
+                           weight=weight, feature_name=names, categorical_feature=categorical,
                            reference=reference, free_raw_data=True)
 
     data = dataset(False)
@@ -288,8 +302,8 @@ def xgb_memory_budget(cfg: Config) -> int:
 
 def _write_preds(dest: Path, frames: Iterator[pd.DataFrame], predict, classes: list, *,
                  id_col: str, fold: int | None = None) -> None:
-    """Predictions of `frames` written batch by batch: oof.parquet's columns with a fold,
-    test_pred.parquet's without."""
+    """Predictions of `frames` written batch by batch: oof.parquet's columns with a fold
+    (and each row's `weight` when `frames` hold W), test_pred.parquet's without."""
     writer = None
     with atomic_path(dest) as tmp:
         try:
@@ -300,7 +314,9 @@ def _write_preds(dest: Path, frames: Iterator[pd.DataFrame], predict, classes: l
                 else:
                     y = frame[Y].to_numpy()
                     targets = np.asarray(classes, dtype=object)[y] if classes else y
-                    out = oof_frame(frame[id_col].to_numpy(), fold, targets, pred, classes)
+                    weight = frame[W].to_numpy() if W in frame.columns else None
+                    out = oof_frame(frame[id_col].to_numpy(), fold, targets, pred, classes,
+                                    weight)
                     out.insert(2, "repeat", 0)
                 table = pa.Table.from_pandas(out, preserve_index=False)
                 if writer is None:

@@ -28,13 +28,14 @@ from kit.tasks.tabular.tables import ROW, check_classes
 BATCH_ROWS = 65_536  # rows per record batch read, transformed, predicted and written
 VALID_ROWS = 500_000  # at most this many validation rows watched for early stopping
 FOLD, Y, PART = "_fold", "_y", "_part"  # PART: 0..99 from a hash of the row number
+W = "_w"  # data.weight's values (a weighted run only): what TabularTransform batches as "w"
 
 
 @dataclass
 class Streamed:
     """The prepared parquet files of an out-of-core run and what one pass learned."""
 
-    train: Path  # id, features, _row, _y, _fold
+    train: Path  # id, features, _row, _y, _fold, _part, and _w under data.weight
     test: Path  # id, features, _row
     numeric: list[str]
     categorical: list[str]
@@ -145,6 +146,7 @@ class _Prepared:
         self.sources = sources  # the train and test files' columns, before the batch hook
         k = cfg.cv.n_splits
         self.fold_rows = np.zeros(k, dtype=np.int64)
+        self.weight_total = 0.0  # data.weight's sum: all zero is refused
         self.counts = np.zeros((k, max(len(classes), 1)))  # rows per fold and class, or sums
 
     def write(self, files: list[Path], dest: Path, hook, where: str):
@@ -173,6 +175,9 @@ class _Prepared:
                     writer.close()
             if writer is None:
                 raise DataError(f"{files[0]} has no rows")
+            if self.train and self.cfg.data.weight and not self.weight_total:
+                raise DataError(f"{files[0].parent}: every data.weight "
+                                f"({self.cfg.data.weight!r}) is 0: no row would count")
         return self.columns
 
     def _columns(self, frame: pd.DataFrame, path: Path, offset: int) -> pd.DataFrame:
@@ -192,6 +197,8 @@ class _Prepared:
         if not self.train:
             return out
         out[Y] = self._target(frame[d.target], path, offset)
+        if d.weight:
+            out[W] = self._weight(frame, path, offset)
         keys = frame[cv.group] if cv.group else frame[d.id]
         out[FOLD] = hash_folds(keys.to_numpy(), cv.n_splits, cv.seed).astype(np.int8)
         out[PART] = (out[ROW].to_numpy().astype(np.uint64) * np.uint64(2654435761)
@@ -214,6 +221,23 @@ class _Prepared:
             raise DataError(f"{path}: target {name!r} is missing or not a number in row {row} "
                             f"({target.iloc[int(np.flatnonzero(bad)[0])]!r}); fix or drop it")
         return y
+
+    def _weight(self, frame: pd.DataFrame, path: Path, offset: int) -> np.ndarray:
+        """data.weight's column of a batch, checked as kit/data/weights.py checks a table."""
+        column = self.cfg.data.weight
+        if column not in frame.columns:
+            raise DataError(f"{path}: no column data.weight = {column!r} (columns: "
+                            f"{list(frame.columns)[:12]}...); fix data.weight in config.toml")
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            value = frame[column].iloc[first:first + 1].tolist()[0]  # a Python value
+            raise DataError(f"{path}: data.weight column {column!r} holds {value!r} in row "
+                            f"{offset + first}, not a finite number >= 0; fix it or unset "
+                            "data.weight")
+        self.weight_total += float(values.sum())
+        return values
 
     def balance(self) -> pd.DataFrame:
         rows = self.fold_rows

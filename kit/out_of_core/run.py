@@ -75,6 +75,11 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
         raise ConfigError(f"train.dask_scheduler = {cfg.train.dask_scheduler!r} trains xgb "
                           f"(xgboost.dask), not model.name = {entry.name!r}; set "
                           "model.name = \"xgb\" or train.dask_scheduler = \"\"")
+    if cfg.train.dask_scheduler and cfg.data.weight:  # XGBoost.fit_dask takes no weights
+        raise ConfigError(f"train.dask_scheduler = {cfg.train.dask_scheduler!r} trains without "
+                          f"row weights, and data.weight = {cfg.data.weight!r}: set "
+                          "train.dask_scheduler = \"\" (xgb streamed on this machine takes "
+                          "them) or unset data.weight")
     needs = [f"features.py {name}()" for name in WHOLE_TABLE_HOOKS
              if (name != "fold_features" or cfg.features.fold_hook)
              and load_hook(comp_dir, "features", name) is not None]
@@ -83,8 +88,7 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
         ("features.text", cfg.features.text not in ((), ("auto",))),  # TF-IDF fits in memory
         ("features.scaling = \"quantile\"", cfg.features.scaling == "quantile"),
         (f"cv.repeats = {cfg.cv.repeats}", cfg.cv.repeats > 1),
-        ("cv.strategy = \"time\"", cfg.cv.strategy == "time"),
-        (f"data.weight = {cfg.data.weight!r}", bool(cfg.data.weight))) if used]
+        ("cv.strategy = \"time\"", cfg.cv.strategy == "time")) if used]
     if needs:
         raise ConfigError(f"{why}, and {', '.join(needs)} need(s) the whole table in memory; "
                           "move row-local features to features.py transform_batch(frame), drop "
@@ -151,21 +155,25 @@ class OutOfCore:
         return out
 
     def score_fold(self, k: int, fold: Path) -> float:
-        return _score(self.metric, prediction_files([fold], "oof"), self.classes)
+        return _score(self.metric, prediction_files([fold], "oof"), self.classes,
+                      bool(self.cfg.data.weight))
 
     def plot_fold(self, k: int, fold: Path, out: FoldOutput) -> None:
         """Nothing: the plots need every OOF row in memory."""
 
     def finish(self, run_dir: Path, fold_scores: list[float]) -> RunScores:
         """The run's oof.parquet (the folds' one after the other) and test_pred.parquet
-        (their mean, or vote), both as streams."""
+        (their mean, or vote), both as streams; under data.weight every score weighs the
+        rows by oof.parquet's `weight`, as the in-memory path's."""
         folds = [fold_dir(run_dir, k) for k in range(len(fold_scores))]
         oof = prediction_files([run_dir], "oof")
         _concat(prediction_files(folds, "oof"), oof[0])
         _mean_test(prediction_files(folds, "test"), self.classes, self.cfg.train.fold_vote,
                    prediction_files([run_dir], "test")[0])
-        return RunScores(fold_scores, _score(self.metric, oof, self.classes), [], self.split,
-                         {"out_of_core": True})
+        weight = self.cfg.data.weight
+        extra = {"out_of_core": True, **({"weight": weight} if weight else {})}
+        return RunScores(fold_scores, _score(self.metric, oof, self.classes, bool(weight)), [],
+                         self.split, extra)
 
     def report(self, run_dir: Path, scores: RunScores, folds: list[FoldOutput]) -> None:
         """Nothing: no plot or run importance out of core."""
@@ -193,14 +201,16 @@ def _check_version(fold: Path, st, run_dir: Path) -> None:
                         f"--resume {run_dir}")
 
 
-def _score(metric, files: list[Path], classes: list) -> float:
-    """The metric over prediction files, summed batch by batch (kit/out_of_core/metrics.py)."""
+def _score(metric, files: list[Path], classes: list, weighted: bool = False) -> float:
+    """The metric over prediction files, summed batch by batch (kit/out_of_core/metrics.py);
+    `weighted`: each row weighed by the files' `weight` column (data.weight)."""
     cols = pred_columns(classes)
     sums = MetricSums(metric, len(classes))
-    for batch in pq_batches(files, ["target", *cols]):
-        target = batch.column(0).to_pandas()
+    for batch in pq_batches(files, ["target", *(["weight"] if weighted else []), *cols]):
+        target = batch.column("target").to_pandas()
         y = pd.Index(classes).get_indexer(target) if classes else target.to_numpy(np.float64)
-        sums.add(y, np.column_stack([batch.column(c).to_numpy() for c in cols]))
+        sums.add(y, np.column_stack([batch.column(c).to_numpy() for c in cols]),
+                 batch.column("weight").to_numpy() if weighted else None)
     score = sums.value()
     if sums.bound > 1e-4:
         print(f"{metric.name} from binned predictions: within {sums.bound:.1e} of the exact value")
