@@ -133,7 +133,10 @@ def process_kept(env: dict | None = None) -> Iterator[None]:
         threadpool_limits(limits=pools)
         pa.set_cpu_count(arrow[0])
         pa.set_io_thread_count(arrow[1])
-        torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
+        if determinism[:2] != (torch.are_deterministic_algorithms_enabled(),
+                               torch.is_deterministic_algorithms_warn_only_enabled()):
+            # only when changed: the call imports torch._dynamo (seconds, measured) once
+            torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = determinism[2:]
         random.setstate(rngs[0])
         np.random.set_state(rngs[1])
