@@ -59,12 +59,25 @@ def train_cmd(tmp_path, data, *extra) -> list[str]:
 
 
 def run_train(tmp_path, data, *extra, env=None, timeout=300):
-    """scripts/train.py in a subprocess; returns (process, summary dict or None)."""
-    summary = tmp_path / "summary.json"
+    """scripts/train.py on Titanic's layout in a subprocess; (process, summary or None)."""
+    return run_script("train.py", *train_cmd(tmp_path, data, *extra)[2:],
+                      summary=tmp_path / "summary.json", env=env, fresh=True, timeout=timeout)
+
+
+def run_script(name: str, *args, summary: Path, env: dict | None = None, fresh: bool = False,
+               timeout: int = 300) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`python scripts/<name> args --summary-json summary`: in this process (run_in_process),
+    or in a new interpreter (one OpenMP thread) when `fresh`, where the exit status a shell
+    sees is the point; (its outcome, the summary it wrote or None)."""
+    summary = Path(summary)
     summary.unlink(missing_ok=True)
-    proc = subprocess.run([*train_cmd(tmp_path, data, *extra), "--summary-json", str(summary)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    argv = [*map(str, args), "--summary-json", str(summary)]
+    if fresh:
+        proc = subprocess.run([sys.executable, str(SCRIPTS / name), *argv], capture_output=True,
+                              text=True, timeout=timeout,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    else:
+        proc = run_in_process(name, *argv, env=env)
     return proc, (json.loads(summary.read_text()) if summary.exists() else None)
 
 

@@ -4,16 +4,13 @@ direction, the submission's form (ranked guesses under map@k), hill climbing, tu
 direction, runs.py and the kernel's archive. Real runs in tmp folders (issue 30, items 1-2)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_in_process
+from conftest import run_script
 
 from kit.config import load_config
 from kit.errors import ConfigError
@@ -61,17 +58,8 @@ def make_competition(root: Path, metric_file: str | None, metric: str = "my_map3
 def script(name: str, tmp_path: Path, *args, fresh: bool = False):
     """scripts/<name> with --summary-json: in this process (conftest.run_in_process), or in
     a new interpreter when `fresh`; (its outcome, the summary or None)."""
-    summary = tmp_path / f"{name}-summary.json"
-    summary.unlink(missing_ok=True)
-    env = {"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")}
-    if fresh:
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / name), *args, "--summary-json", str(summary)],
-            capture_output=True, text=True, timeout=300,
-            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
-    else:
-        proc = run_in_process(name, *args, "--summary-json", summary, env=env)
-    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+    return run_script(name, *args, summary=tmp_path / f"{name}-summary.json", fresh=fresh,
+                      env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
 
 
 def train(tmp_path: Path, *extra, fresh: bool = False):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_in_process, write_config
+from conftest import run_script, write_config
 
 from kit.config import CVConfig
 from kit.splits.folds import make_split
@@ -55,13 +55,11 @@ def competition(root: Path, name: str, *, numeric=(), encode=(), repeats=1, feat
 
 def train(tmp_path: Path, comp: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     """scripts/train.py in this process (conftest.run_in_process): (its outcome, summary)."""
-    summary = tmp_path / f"{comp}.json"
-    summary.unlink(missing_ok=True)
-    proc = run_in_process("train.py", "--comp", comp, "--data", tmp_path / "data",
-                          "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
-                          "--summary-json", summary, *extra,
-                          env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
-    return proc, (json.loads(summary.read_text()) if summary.exists() else {})
+    proc, summary = run_script("train.py", "--comp", comp, "--data", tmp_path / "data",
+                               "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
+                               *extra, summary=tmp_path / f"{comp}.json",
+                               env={"KIT_COMPETITIONS_ROOT": str(tmp_path / "comps")})
+    return proc, summary or {}
 
 
 @pytest.fixture

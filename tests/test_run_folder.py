@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 from kit.hooks import load_hook
 from kit.run_folder import new_run_dir
@@ -48,11 +48,11 @@ def script(world: Path, name: str, *args: str):
 
 
 def train(world: Path, tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
-    summary = tmp / "summary.json"
-    summary.unlink(missing_ok=True)
-    proc = script(world, "train.py", "--data", str(world / "data"), "--runs", str(tmp / "runs"),
-                  "--submissions", str(tmp / "subs"), "--summary-json", str(summary), *extra)
-    return proc, (json.loads(summary.read_text()) if summary.exists() else {})
+    proc, summary = run_script("train.py", "--data", world / "data", "--runs", tmp / "runs",
+                               "--submissions", tmp / "subs", *extra,
+                               summary=tmp / "summary.json", fresh=True,
+                               env={"KIT_COMPETITIONS_ROOT": str(world / "comps")})
+    return proc, summary or {}
 
 
 @pytest.fixture(scope="module")

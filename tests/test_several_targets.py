@@ -4,15 +4,12 @@ target in the sample's order; predict, resume, ensemble, the kernel's dataset an
 check take the columns one by one. Real runs on small tables in tmp folders."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_in_process
+from conftest import run_in_process, run_script
 
 from kit.config import Config, CVConfig, apply_overrides, load_config
 from kit.errors import ConfigError, DataError
@@ -76,17 +73,8 @@ def make_world(root: Path, *, problem: str = "classification", metric: str = "au
 def script(root: Path, name: str, *args, subprocess_: bool = False):
     """A script run in this process (conftest.run_in_process), or in a new interpreter where
     the exit status a shell sees is the point; (the process, its --summary-json)."""
-    summary = root / f"{name}-summary.json"
-    summary.unlink(missing_ok=True)
-    env = {"KIT_COMPETITIONS_ROOT": str(root / "comps")}
-    argv = [*args, "--summary-json", str(summary)]
-    if subprocess_:  # a new interpreter: its OpenMP pool starts at one thread
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / name), *argv],
-                              capture_output=True, text=True, timeout=300,
-                              env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
-    else:
-        proc = run_in_process(name, *argv, env=env)
-    return proc, (json.loads(summary.read_text()) if summary.exists() else None)
+    return run_script(name, *args, summary=root / f"{name}-summary.json", fresh=subprocess_,
+                      env={"KIT_COMPETITIONS_ROOT": str(root / "comps")})
 
 
 def train(root: Path, *extra):
