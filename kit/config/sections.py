@@ -58,9 +58,10 @@ class DataConfig:
     target_transform: str = "none"
     params: dict = field(default_factory=dict)  # keyword arguments for the layout.py hook
     # a train.csv column of per-row weights (sample weights): every tabular kind trains on
-    # them, every fold and OOF score is the weighted one (scores.json "weight") and
-    # ensembles weigh the rows alike; "" = every row counts once. Never a feature; test rows
-    # need none. Not yet: voting, cut-point metrics (qwk), out of core
+    # them, every fold and OOF score is the weighted one (scores.json "weight"), cut points
+    # (qwk, mcc / f1_macro thresholds) are fitted on them, ensembles weigh the rows alike and
+    # out-of-core runs stream them; "" = every row counts once. Never a feature; test rows
+    # need none. Refused only with train.dask_scheduler (xgboost.dask trains unweighted here)
     weight: str = ""
     # tabular: column types where the first rows mislead ({"col": "float64"}; int64,
     # float64, string, bool), and the CSV size above which a CSV is converted once to a

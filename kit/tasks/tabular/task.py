@@ -117,9 +117,7 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
         test = map_batches(batch_hook, test, where=where)
     source = str(data_dir / d.train)
     times = read_times(train, cfg.cv, source)  # None unless cv.strategy = "time"
-    weight = read_weights(train, d.weight, source)  # None unless data.weight is set
-    if weight is not None:
-        _check_weighted_kind(cfg)
+    weight = read_weights(train, d.weight, source)  # None unless data.weight is set: every kind
     check_target(cfg.competition.problem, train[d.target], d.target, source)
     if cfg.competition.problem == "regression":
         y, classes = _regression_target(cfg, train[d.target], source), []
@@ -184,15 +182,6 @@ def _strata(cfg: Config, train: pd.DataFrame, source: str) -> np.ndarray | None:
     else:
         values = np.column_stack([pd.factorize(frame[c], sort=True)[0] for c in columns])
     return values[:, 0] if len(columns) == 1 else values
-
-
-def _check_weighted_kind(cfg: Config) -> None:
-    """data.weight trains every kind but voting (its members cannot all route weights)."""
-    entry = get_entry(cfg.model.name, "tabular")
-    if entry.name == "voting":
-        raise ConfigError(f"data.weight = {cfg.data.weight!r}: model.name = {entry.name!r} "
-                          "does not train on row weights yet; use lgbm, xgb, catboost, gbdt, "
-                          "linear, rf, extratrees, mlp or tabm, or unset data.weight")
 
 
 def _check_target_encode(cfg: Config, train: pd.DataFrame, test: pd.DataFrame) -> None:
@@ -356,6 +345,7 @@ SKOPS_TRUSTED = ["functools.partial", "sklearn.utils.validation.check_array",
                  "sklearn.linear_model._logistic.LogisticRegression",
                  "sklearn.ensemble._voting.VotingRegressor",
                  "sklearn.ensemble._voting.VotingClassifier",
+                 "kit.models.tabular.WeightedPipeline",  # voting's linear member
                  "sklearn.preprocessing._label.LabelEncoder", "sklearn.utils._bunch.Bunch",
                  "sklearn.tree._tree.Tree", *TEXT_TRUSTED]
 
