@@ -28,13 +28,13 @@ from kit.tasks.tabular.models import (
 )
 from kit.tasks.tabular.tables import all_rows_setup
 from kit.tasks.tabular.task import (
-    _arrays,
-    _batches,
-    _Fit,
-    _predict_test,
-    _sklearn_predict,
-    _weights,
+    FoldFit,
     fit_on_rows,
+    network_batches,
+    predict_test,
+    row_weights,
+    sklearn_arrays,
+    sklearn_predict,
     train_sklearn,
 )
 from kit.training.checkpoints import drop_stale_best
@@ -52,25 +52,25 @@ def refit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     return out
 
 
-def _booster(model, f: _Fit) -> FoldOutput:
+def _booster(model, f: FoldFit) -> FoldOutput:
     model.fit_rounds(booster_frame(f.tables.train.iloc[f.rows], f.num, f.cat),
                      f.objective.batch_target(f.tables.y[f.rows]),
-                     weight=_weights(f.tables, f.rows))
+                     weight=row_weights(f.tables, f.rows))
     model.save(f.ctx.fold_dir / model.file_name)
     test = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat), f.objective)
     return FoldOutput(None, test, {"model_file": model.file_name, "rounds": model.rounds,
                                    "threads": model.library_threads()})
 
 
-def _sklearn(model, f: _Fit) -> FoldOutput:
+def _sklearn(model, f: FoldFit) -> FoldOutput:
     """Fitted with the configured settings (a scikit-learn kind has no best round)."""
     model, _ = train_sklearn(model, f)
-    test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
+    test = sklearn_predict(model, sklearn_arrays(f.tables, "test", None, f.num, f.cat, f.text),
                             f.objective)
     return FoldOutput(None, test, {"model_file": "model.skops"})
 
 
-def _network(model, f: _Fit) -> FoldOutput:
+def _network(model, f: FoldFit) -> FoldOutput:
     """`train.epochs` epochs on all rows. The Trainer validates each epoch: here on the
     training rows themselves, with patience past the last epoch (the pipeline set it), so
     nothing stops early; the last epoch's raw weights are kept as best_e<last>_refit.pt (the
@@ -78,12 +78,12 @@ def _network(model, f: _Fit) -> FoldOutput:
     return shared_fit(f.cfg, f.ctx, lambda ctx: _train_network(model, f, ctx))
 
 
-def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
+def _train_network(model, f: FoldFit, ctx: FoldContext) -> FoldOutput:
     cfg, transform = f.cfg, f.transform()
     trainer = ctx.trainer(cfg, f.objective)
-    train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
+    train = network_batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
                      seed=cfg.train.seed + ctx.fold, device=ctx.device)
-    seen = _batches(f.tables, cfg, transform, "train", f.rows, device=ctx.device)
+    seen = network_batches(f.tables, cfg, transform, "train", f.rows, device=ctx.device)
     result = trainer.fit(model, train, seen, f.labels, resume=ctx.resume)
     if len(result.history) < cfg.train.epochs:
         raise DataError(f"refit {ctx.fold_dir.name}: {len(result.history)} of "
@@ -93,6 +93,6 @@ def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
     kept = ctx.fold_dir / f"best_e{last:03d}_refit.pt"
     save_torch(kept, {"model": model.state_dict()})
     drop_stale_best(ctx.fold_dir, kept)  # after the save: a kill never leaves none
-    test = _predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
+    test = predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
     return FoldOutput(None, test, {"epochs": cfg.train.epochs, "best_epoch": last},
                       history=result.history)

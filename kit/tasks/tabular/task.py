@@ -210,8 +210,8 @@ def _fit_preprocessors(tables: Tables, cfg: Config, rows: np.ndarray):
     return num, cat
 
 
-def _batches(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shuffle=False,
-             seed=0, device="cpu"):
+def network_batches(tables: Tables, cfg: Config, transform, part: str, rows=None, *,
+                    shuffle=False, seed=0, device="cpu"):
     """The rows' batches: streamed from the parquet cache, or with `train.device_data`
     transformed once and sliced from tensors on the device (small tables like Titanic)."""
     if not cfg.train.device_data:
@@ -235,7 +235,7 @@ def _stream(tables: Tables, cfg: Config, transform, part: str, rows=None, *, shu
 
 
 @dataclass
-class _Fit:
+class FoldFit:
     """One fold fit's pieces: what the run handed it, the config sized for its rows, its
     tables and training rows, the fitted preprocessors, objective and text features."""
 
@@ -271,7 +271,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 def fit_on_rows(prep: Prepared, ctx: FoldContext, cfg, tables: Tables, rows: np.ndarray,
                 cache: Path, fits: dict) -> FoldOutput:
     """The text features, preprocessors, objective and model of `rows` (saved in the fold's
-    folder), then `fits[kind](model, _Fit)`: the fold fit's, or a refit's."""
+    folder), then `fits[kind](model, FoldFit)`: the fold fit's, or a refit's."""
     entry = get_entry(cfg.model.name, "tabular")
     tables, text = fit_fold_text(prep.features.get("text", []), tables, rows, ctx.fold_dir,
                                  cache, model=entry.name, seed=cfg.train.seed + ctx.fold)
@@ -283,7 +283,7 @@ def fit_on_rows(prep: Prepared, ctx: FoldContext, cfg, tables: Tables, rows: np.
     save_preprocessors(ctx.fold_dir / "preprocessors.json", num, cat, objective.target, bins)
     model = build_fold_model(cfg, entry, num, cat, objective, ctx.device, bins)
     fit = fits.get(entry.kind, fits["torch"])
-    return fit(model, _Fit(ctx, cfg, tables, rows, num, cat, objective, text, labels))
+    return fit(model, FoldFit(ctx, cfg, tables, rows, num, cat, objective, text, labels))
 
 
 def network_labels(prep: Prepared, cfg: Config, tables: Tables) -> np.ndarray:
@@ -293,17 +293,17 @@ def network_labels(prep: Prepared, cfg: Config, tables: Tables) -> np.ndarray:
     return joint_labels(cfg, prep.strata, cfg.data.train)
 
 
-def _fit_network(model, f: _Fit) -> FoldOutput:
+def _fit_network(model, f: FoldFit) -> FoldOutput:
     """Epochs with early stopping on the fold's validation rows (kit/training/trainer.py);
     a network shared by several targets is trained by the first column's fold only."""
     return shared_fit(f.cfg, f.ctx, lambda ctx: _train_network(model, f, ctx))
 
 
-def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
+def _train_network(model, f: FoldFit, ctx: FoldContext) -> FoldOutput:
     cfg, transform = f.cfg, f.transform()
     trainer = ctx.trainer(cfg, f.objective)
-    valid = _batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
-    train = _batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
+    valid = network_batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
+    train = network_batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
                      seed=cfg.train.seed + ctx.fold, device=ctx.device)
     result = trainer.fit(model, train, valid, f.labels, resume=ctx.resume,
                          valid_weight=f.tables.w)
@@ -311,18 +311,18 @@ def _train_network(model, f: _Fit, ctx: FoldContext) -> FoldOutput:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
     load_best(model, result.best_path)
     valid_pred = trainer.predict_rows(model, valid, ctx.valid_idx)
-    test_pred = _predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
+    test_pred = predict_test(trainer, model, f.tables, cfg, f.num, f.cat)
     info = {"best_epoch": result.best_epoch, "stop_reason": result.stop_reason}
     return FoldOutput(valid_pred, test_pred, info, history=result.history)
 
 
-def _predict_test(trainer: Trainer, model, tables: Tables, cfg: Config, num, cat) -> np.ndarray:
+def predict_test(trainer: Trainer, model, tables: Tables, cfg: Config, num, cat) -> np.ndarray:
     """A network's test predictions in test row order: the fold fit's and predict.py's."""
-    loader = _batches(tables, cfg, TabularTransform(num, cat), "test", device=trainer.device)
+    loader = network_batches(tables, cfg, TabularTransform(num, cat), "test", device=trainer.device)
     return trainer.predict_rows(model, loader, np.arange(len(tables.test)))
 
 
-def _arrays(tables: Tables, part: str, rows, num, cat, text=None):
+def sklearn_arrays(tables: Tables, part: str, rows, num, cat, text=None):
     """The rows as a scikit-learn kind reads them; with the TF-IDF joined (CSR) for linear."""
     frame = _part(tables, part, rows)
     x = np.hstack([num.transform(frame), cat.transform(frame).astype(np.float32)])
@@ -354,7 +354,7 @@ def _part(tables: Tables, part: str, rows) -> pd.DataFrame:
     return getattr(tables, part) if rows is None else getattr(tables, part).iloc[rows]
 
 
-def _fit_booster(model, f: _Fit) -> FoldOutput:
+def _fit_booster(model, f: FoldFit) -> FoldOutput:
     """Early stopping on the fold's validation rows; the model in its library's format;
     history.csv (the validation loss per round) and importance.csv beside it."""
     valid_idx = f.ctx.valid_idx
@@ -362,7 +362,7 @@ def _fit_booster(model, f: _Fit) -> FoldOutput:
     valid = booster_frame(_part(f.tables, "train", valid_idx), f.num, f.cat)
     y_valid = f.objective.batch_target(f.tables.y[valid_idx])
     model.fit(train, f.objective.batch_target(f.tables.y[f.rows]), valid, y_valid,
-              weight=_weights(f.tables, f.rows), valid_weight=_weights(f.tables, valid_idx))
+              weight=row_weights(f.tables, f.rows), valid_weight=row_weights(f.tables, valid_idx))
     out = save_booster(model, f.ctx.fold_dir, f.num, f.cat)
     out.valid_pred = booster_predict(model, valid, f.objective)
     out.test_pred = booster_predict(model, booster_frame(f.tables.test, f.num, f.cat),
@@ -370,41 +370,41 @@ def _fit_booster(model, f: _Fit) -> FoldOutput:
     return out
 
 
-def _weights(tables: Tables, rows: np.ndarray) -> np.ndarray | None:
+def row_weights(tables: Tables, rows: np.ndarray) -> np.ndarray | None:
     """data.weight of `rows` (None: unweighted)."""
     return None if tables.w is None else tables.w[rows]
 
 
-def _sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
+def sklearn_predict(model, x: np.ndarray, objective: Objective) -> np.ndarray:
     if objective.regression:
         return objective.to_original(model.predict(x).astype(np.float64)[:, None])
     return model.predict_proba(x).astype(np.float64)
 
 
-def train_sklearn(model, f: _Fit):
+def train_sklearn(model, f: FoldFit):
     """A scikit-learn kind fitted on `f.rows` (linear with the TF-IDF beside its columns)
     and saved as model.skops: (the fitted model, the OpenMP threads it was given)."""
     import skops.io as sio
 
     if f.text is not None and not f.text.svds:  # linear: one fit over its columns + TF-IDF
         model = TextJoined(model, len(f.num.columns) + len(f.cat.columns))
-    x = _arrays(f.tables, "train", f.rows, f.num, f.cat, f.text)
+    x = sklearn_arrays(f.tables, "train", f.rows, f.num, f.cat, f.text)
     # HistGradientBoosting's OpenMP pool has no n_jobs: the fit's share comes from the
     # thread rule (kit.runtime.threads.fit_threads), as the boosters' does
     threads = fit_threads(f.cfg.model.name, *x.shape, num_threads=f.cfg.train.num_threads)
     with threadpool_limits(limits=threads, user_api="openmp"):
         fit_sklearn(model, x, f.objective.batch_target(f.tables.y[f.rows]),
-                    _weights(f.tables, f.rows))
+                    row_weights(f.tables, f.rows))
     with atomic_path(f.ctx.fold_dir / "model.skops") as tmp:
         sio.dump(model, tmp)
     return model, threads
 
 
-def _fit_sklearn(model, f: _Fit) -> FoldOutput:
+def _fit_sklearn(model, f: FoldFit) -> FoldOutput:
     model, threads = train_sklearn(model, f)
-    valid = _sklearn_predict(model, _arrays(f.tables, "train", f.ctx.valid_idx, f.num, f.cat,
+    valid = sklearn_predict(model, sklearn_arrays(f.tables, "train", f.ctx.valid_idx, f.num, f.cat,
                                             f.text), f.objective)
-    test = _sklearn_predict(model, _arrays(f.tables, "test", None, f.num, f.cat, f.text),
+    test = sklearn_predict(model, sklearn_arrays(f.tables, "test", None, f.num, f.cat, f.text),
                             f.objective)
     info = {"model_file": "model.skops"}
     if f.cfg.model.name == "gbdt":  # HistGradientBoosting: the OpenMP threads it was given
@@ -436,7 +436,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
                                   prep.state["tables"].cache / Path(fold_dir).name)
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
-        return _sklearn_predict(model, _arrays(tables, "test", None, num, cat, text), objective)
+        return sklearn_predict(model, sklearn_arrays(tables, "test", None, num, cat, text), objective)
     model = build_fold_model(cfg, entry, num, cat, objective, device, bins)
     if entry.kind == "booster":
         path = fold_dir / model.file_name
@@ -449,7 +449,7 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
     load_best(model, best_checkpoint(folder))
     trainer = Trainer(cfg, folder, device, resolve_metric(cfg), objective)
     model.to(device)
-    pred = _predict_test(trainer, model, tables, cfg, num, cat)
+    pred = predict_test(trainer, model, tables, cfg, num, cat)
     joint = joint_for(cfg, fold_dir)
     return pred if joint is None else column_pred(pred, joint.column, joint.regression)
 
