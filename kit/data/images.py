@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +29,7 @@ from kit.data.batches import target_array
 from kit.data.pixels import DeviceBatches, RandomAffine, cache_root, match_channels, read_pixel_csv, save_npy  # noqa: F401
 from kit.errors import ConfigError, DataError
 from kit.io import file_stamp
+from kit.objective import check_target
 
 # OpenCV's own thread pool does not survive fork(): a DataLoader worker forked after the
 # parent resized an image in parallel can hang forever in its first cv2 call. Parallelism
@@ -265,30 +267,46 @@ def _shifter(dx: int, dy: int, s: int) -> Callable:
     return shift
 
 
-def _proba(logits: torch.Tensor) -> torch.Tensor:
-    """Sigmoid for one logit (binary, BCE), softmax otherwise: what kit.training.trainer predicts."""
+TTA_OUTPUTS = ("classes", "labels", "values")
+
+
+def _proba(logits: torch.Tensor, outputs: str = "classes") -> torch.Tensor:
+    """What kit.objective predicts from a head's outputs: "classes" a sigmoid for one logit
+    (binary, BCE), else a softmax; "labels" a sigmoid per output (several 0/1 targets);
+    "values" the outputs as they are (several numbers)."""
     logits = logits.float()
-    return logits.sigmoid() if logits.shape[1] == 1 else logits.softmax(1)
+    if outputs == "values":
+        return logits
+    if outputs == "labels" or logits.shape[1] == 1:
+        return logits.sigmoid()
+    return logits.softmax(1)
 
 
 @torch.no_grad()
-def tta_predict(model: torch.nn.Module, x: torch.Tensor, transforms: Sequence[Callable]) -> torch.Tensor:
-    """Mean probability over the views: (N, C), or (N, 1) positive-class for one logit."""
-    return torch.stack([_proba(model(t(x))) for t in transforms]).mean(0)
+def tta_predict(model: torch.nn.Module, x: torch.Tensor, transforms: Sequence[Callable],
+                outputs: str = "classes") -> torch.Tensor:
+    """Mean probability over the views: (N, C), or (N, 1) positive-class for one logit
+    (`outputs`: see _proba)."""
+    return torch.stack([_proba(model(t(x)), outputs) for t in transforms]).mean(0)
 
 
 class TTAModel(torch.nn.Module):
     """Wraps a model so forward returns logits of the mean TTA probability (log p for
-    softmax heads, logit p for one-logit heads): kit.training.trainer.Trainer.predict then yields
-    the averaged probabilities unchanged."""
+    softmax heads, logit p for sigmoid outputs, the mean itself for "values"):
+    kit.training.trainer.Trainer.predict then yields the averaged probabilities unchanged."""
 
-    def __init__(self, model: torch.nn.Module, transforms: Sequence[Callable]):
+    def __init__(self, model: torch.nn.Module, transforms: Sequence[Callable],
+                 outputs: str = "classes"):
         super().__init__()
-        self.model, self.transforms = model, list(transforms)
+        if outputs not in TTA_OUTPUTS:
+            raise ValueError(f"outputs = {outputs!r}; valid: {', '.join(TTA_OUTPUTS)}")
+        self.model, self.transforms, self.outputs = model, list(transforms), outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = tta_predict(self.model, x, self.transforms)
-        if p.shape[1] == 1:
+        p = tta_predict(self.model, x, self.transforms, self.outputs)
+        if self.outputs == "values":
+            return p
+        if self.outputs == "labels" or p.shape[1] == 1:
             return torch.logit(p, eps=1e-7)
         return p.clamp_min(1e-12).log()
 
@@ -301,7 +319,10 @@ class ImageSet:
     """One split: ids, and either image file paths or uint8 N x C x H x W pixels."""
 
     ids: np.ndarray
-    labels: np.ndarray | None = None  # class index or regression value (train), None (test)
+    # train: a class index or regression value per image, or a DataFrame of label columns
+    # (the kit takes data.target's, and every target's under several targets: label_columns);
+    # None (test)
+    labels: np.ndarray | pd.DataFrame | None = None
     groups: np.ndarray | None = None  # e.g. person id: folds never split a group
     paths: np.ndarray | None = None
     pixels: np.ndarray | None = None
@@ -314,4 +335,29 @@ class ImageSet:
 class ImageData:
     train: ImageSet
     test: ImageSet
-    classes: list  # class index -> original label (what the submission writes)
+    classes: list  # class index -> original label (what the submission writes); labels in a
+    # DataFrame bring their own (each column's sorted values)
+
+
+def label_columns(labels: pd.DataFrame, columns: Sequence[str], problem: str,
+                  source: str) -> tuple[np.ndarray, list[list]]:
+    """`columns` of a labels DataFrame as (N, T) class codes (each column's sorted values:
+    0/1 stay 0/1), or float64 values under a regression; and each column's classes.
+
+        y, classes = label_columns(frame, ["cat", "dog"], "classification", "layout.py")"""
+    missing = [c for c in columns if c not in labels.columns]
+    if missing:
+        raise DataError(f"{source}: the train labels load() returned have no column(s) "
+                        f"{missing} (data.target); their columns: {list(labels.columns)[:12]}: "
+                        "fix data.target in config.toml, or the labels CSV")
+    for column in columns:
+        check_target(problem, labels[column], column, source)
+        if labels[column].isna().any():
+            rows = np.flatnonzero(labels[column].isna())[:5].tolist()
+            raise DataError(f"{source}: label {column!r} is missing in rows {rows}; fill or "
+                            "drop those rows in the labels CSV")
+    if problem == "regression":
+        return labels[list(columns)].to_numpy(np.float64), [[] for _ in columns]
+    coded = [pd.factorize(labels[c], sort=True) for c in columns]
+    return (np.column_stack([codes for codes, _ in coded]).astype(np.int64),
+            [list(np.asarray(uniques).tolist()) for _, uniques in coded])
