@@ -70,8 +70,12 @@ def validate(cfg: Config, source: str) -> None:
             f"cv.strategy = {cfg.cv.strategy!r} needs cv.group (the column holding group ids)",
         ),
         *_time_checks(cfg.cv),
-        (cfg.competition.task == "tabular" or not cfg.cv.stratify_on,
-         f"cv.stratify_on = {list(cfg.cv.stratify_on)}: a tabular task's split only; unset it"),
+        # an image task's only where the kit sets it: a column's run of several targets
+        (cfg.competition.task == "tabular" or not cfg.cv.stratify_on
+         or (cfg.competition.task == "image" and len(cfg.cv.stratify_on) > 1
+             and cfg.data.target in cfg.cv.stratify_on),
+         f"cv.stratify_on = {list(cfg.cv.stratify_on)}: a tabular task's split, or the one the "
+         "kit sets in a column's run of an image task's several targets; unset it"),
     ]
     for ok, message in checks:
         if not ok:

@@ -66,8 +66,10 @@ def column_config(cfg: Config, column: str, *, joint: bool = False) -> Config:
 
 
 def per_column_reason(cfg: Config) -> str | None:
-    """None when one network with an output per target trains the run (a network kind,
-    model.multi_output); else why each column trains its own model."""
+    """None when one network with an output per target trains the run (a network kind, or
+    any image model, and model.multi_output); else why each column trains its own model."""
+    if cfg.competition.task == "image":  # every image model is a network; no feature hooks
+        return None if cfg.model.multi_output else "model.multi_output = false"
     if get_entry(cfg.model.name, "tabular").kind != "torch":
         return f"model.name = {cfg.model.name!r} trains a model per column"
     if not cfg.model.multi_output:
@@ -84,11 +86,13 @@ def per_column_reason(cfg: Config) -> str | None:
 
 def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
     """Refuse what a run with several targets cannot do yet, before any folder is made;
-    the sample submission, checked to hold an id and the targets."""
-    if cfg.competition.task != "tabular":
-        raise ConfigError(f"data.target = {list(cfg.data.targets)}: competition.task = "
-                          f"{cfg.competition.task!r}; several targets train a tabular task "
-                          "only: give data.target one column")
+    the sample submission, checked to hold an id and the targets. Tabular and image tasks
+    both train them (an image's MixUp / CutMix mix class indices: refused)."""
+    if cfg.competition.task == "image" and (cfg.image.mixup or cfg.image.cutmix):
+        raise ConfigError(f"image.mixup = {cfg.image.mixup:g}, image.cutmix = "
+                          f"{cfg.image.cutmix:g} with data.target = {list(cfg.data.targets)}: "
+                          "MixUp and CutMix mix one class per image, not several labels; set "
+                          "both to 0")
     if cfg.cv.stratify_on:
         raise ConfigError(f"cv.stratify_on = {list(cfg.cv.stratify_on)} with data.target = "
                           f"{list(cfg.data.targets)}: the kit stratifies on every target itself; "

@@ -22,6 +22,13 @@ sample grid. Fine-tuning: `train.freeze_epochs` trains only the head (and norm l
 for the first N epochs; `optim.backbone_lr_mult` scales the backbone's LR
 (kit.models.heads.param_groups).
 
+Several targets (data.target a list, multi-label): the hook returns the labels as a
+DataFrame with a column per target (ImageSet.labels) and is handed data.target as every
+target's list; each column's run (kit/pipeline/targets.py) takes its own column as `y` and
+all of them as `strata` (the split), and one CNN per fold with a sigmoid per target (a value
+per number) serves every column's run (kit/tasks/joint.py): the first column's fold trains
+it in `<run>/network/fold<k>/`, the others read their output from there.
+
     python scripts/train.py --comp mask --demo --dry-run
 """
 
@@ -34,6 +41,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from kit.config import Config, ImageConfig
@@ -48,6 +56,7 @@ from kit.data.images import (
     cache_root,
     check_images,
     decode_all,
+    label_columns,
     match_channels,
     reduce_factor,
     tta_transforms,
@@ -64,6 +73,7 @@ from kit.objective import Objective, TargetTransform, check_target
 from kit.runtime import distributed as dist
 from kit.runtime.seed import worker_init_fn
 from kit.tasks import FoldContext, FoldOutput, Prepared
+from kit.tasks.joint import column_pred, joint_for, joint_labels, network_folder, shared_fit
 from kit.training.checkpoints import best_checkpoint, load_checkpoint
 from kit.training.trainer import Trainer
 
@@ -87,10 +97,13 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     if "problem" in inspect.signature(load).parameters:  # a hook that serves both kinds
         hook_params = {**hook_params, "problem": cfg.competition.problem}
     cache = cache_root(data_dir, cache_dir)
-    data: ImageData = call_with_params(load, hook_params, "data.params", cfg.data, data_dir, cache)
+    source = str(comp_dir / "layout.py")
+    data: ImageData = call_with_params(load, hook_params, "data.params", _hook_data(cfg),
+                                       data_dir, cache)
     train, test = data.train, data.test
     if train.labels is None or len(train) == 0:
-        raise DataError(f"{comp_dir / 'layout.py'}: load() returned no labelled train images")
+        raise DataError(f"{source}: load() returned no labelled train images")
+    train, classes = _labelled(cfg, train, data.classes, source)
     if train.paths is not None:  # skip unreadable train images; blanks stand in for test ones
         ok = check_images(train.paths, max_bad_fraction=image.max_bad_fraction, what="train")
         train = _subset(train, ok)
@@ -106,13 +119,50 @@ def prepare(cfg: Config, comp_dir: Path, data_dir: Path, cache_dir: Path) -> Pre
     else:  # gray pixels for an RGB backbone (or the reverse): convert once, vectorized
         state["x_train"] = match_channels(train.pixels, image.channels, "train pixels")
         state["x_test"] = match_channels(test.pixels, image.channels, "test pixels")
+    y, strata = train.labels, None
+    if cfg.cv.stratify_on:  # (N, T): every target's codes, the split's; y is data.target's
+        strata, y = y, y[:, list(cfg.cv.stratify_on).index(cfg.data.target)]
     if cfg.competition.problem == "regression":
-        check_target("regression", train.labels, cfg.data.target, str(comp_dir / "layout.py"))
-        y, classes = np.asarray(train.labels, dtype=np.float64), []
+        check_target("regression", y, cfg.data.target, source)
+        y = np.asarray(y, dtype=np.float64)
     else:
-        y, classes = np.asarray(train.labels, dtype=np.int64), list(data.classes)
-    return Prepared(ids=np.asarray(train.ids), y=y, classes=classes, groups=train.groups,
-                    test_ids=np.asarray(test.ids), state=state)
+        y = np.asarray(y, dtype=np.int64)
+    prep = Prepared(ids=np.asarray(train.ids), y=y, classes=classes, groups=train.groups,
+                    test_ids=np.asarray(test.ids), state=state, strata=strata)
+    # what the network learns per row: y, or every target's (N, T) (model.joint_targets)
+    state["labels"] = joint_labels(cfg, strata, source) if cfg.model.joint_targets else y
+    return prep
+
+
+def _hook_data(cfg: Config):
+    """cfg.data as layout.py's load() gets it: under several targets data.target lists every
+    target (a column's run holds its own in data.target, all of them in cv.stratify_on)."""
+    from dataclasses import replace
+
+    if not cfg.cv.stratify_on:
+        return cfg.data
+    return replace(cfg.data, target=tuple(cfg.cv.stratify_on))
+
+
+def _labelled(cfg: Config, train, classes: list, source: str):
+    """The train split with its labels as one array: (N,) as the hook gave them, or from a
+    labels DataFrame data.target's codes (N,), or (N, T) of cv.stratify_on's columns; and
+    data.target's classes."""
+    from dataclasses import replace
+
+    columns = list(cfg.cv.stratify_on) or [cfg.data.target]
+    if isinstance(train.labels, pd.DataFrame):
+        codes, each = label_columns(train.labels, columns, cfg.competition.problem, source)
+        j = columns.index(cfg.data.target)
+        if cfg.competition.problem == "classification" and len(each[j]) < 2:
+            raise DataError(f"{source}: label {cfg.data.target!r} has one value {each[j]}; "
+                            "nothing to learn")
+        return replace(train, labels=codes if cfg.cv.stratify_on else codes[:, 0]), each[j]
+    if cfg.cv.stratify_on:
+        raise DataError(f"{source}: load() returned one label per image; data.target = "
+                        f"{columns} needs the labels as a DataFrame with a column per target "
+                        "(ImageSet.labels, docs/images.md: several targets)")
+    return train, ([] if cfg.competition.problem == "regression" else list(classes))
 
 
 def _subset(split, ok: np.ndarray):
@@ -154,7 +204,7 @@ def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, devi
     image, st, t = cfg.image, prep.state, cfg.train
     split = st[part]
     rows = np.arange(len(split)) if rows is None else rows
-    labels = objective.batch_target(prep.y[rows]) if part == "train" else None
+    labels = objective.batch_target(prep.state["labels"][rows]) if part == "train" else None
     x = st.get(f"x_{part}")
     if x is not None:  # pixels / predecoded images: slices of one uint8 tensor
         where = device if t.device_data else "cpu"
@@ -177,7 +227,10 @@ def loader(prep: Prepared, cfg: Config, part: str, rows: np.ndarray | None, devi
 def _predict(trainer, model, batches, rows: np.ndarray, cfg: Config) -> np.ndarray:
     """Probabilities in `rows` order, averaged over image.tta's views (and identity)."""
     if cfg.image.tta:
-        model = TTAModel(model, tta_transforms(cfg.image.tta, cfg.image.tta_shift))
+        outputs = "classes"  # one target: as every run before several targets predicted
+        if cfg.model.joint_targets:
+            outputs = "values" if cfg.competition.problem == "regression" else "labels"
+        model = TTAModel(model, tta_transforms(cfg.image.tta, cfg.image.tta_shift), outputs)
     return trainer.predict_rows(model, batches, rows)
 
 
@@ -195,6 +248,16 @@ def sample_batch(batches, image: ImageConfig) -> dict:
     mean = torch.tensor(image.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(image.std, dtype=torch.float32).view(1, -1, 1, 1)
     return {"x": (x * std + mean).clamp(0, 1), "y": batch["y"][:SAMPLE_IMAGES].cpu()}
+
+
+def _column_sample(shown: dict, cfg: Config) -> dict:
+    """A sample batch of several targets' (N, T) labels titled with the run's column: its
+    0/1 as class indices (a value as it is)."""
+    targets = list(cfg.model.joint_targets)
+    if not targets:
+        return shown
+    y = shown["y"][:, targets.index(cfg.data.target)]
+    return {**shown, "y": y if cfg.competition.problem == "regression" else y.round().long()}
 
 
 def fine_tuning_config(cfg: Config, *, quiet: bool = False) -> Config:
@@ -215,18 +278,27 @@ def fine_tuning_config(cfg: Config, *, quiet: bool = False) -> Config:
 
 
 def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
+    """The fold's network, trained here; or, for one column of several targets, its output
+    of the run's shared network (kit/tasks/joint.py: trained by the first column's fold)."""
+    return shared_fit(ctx.cfg, ctx, lambda ctx: _fit(prep, ctx))
+
+
+def _fit(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     cfg = fine_tuning_config(ctx.cfg, quiet=ctx.fold > 0)
     started = time.monotonic()
     seed = cfg.train.seed * 1000 + ctx.fold
     torch.manual_seed(seed)  # same fold, same initial weights
-    objective = Objective.for_fold(cfg, prep.classes, prep.y[ctx.train_idx], standardize=True)
+    labels = prep.state["labels"]  # (N,), or (N, T) for a network of several targets
+    objective = Objective.for_fold(cfg, prep.classes, labels[ctx.train_idx], standardize=True)
     if objective.regression:  # predict_fold inverts with the same fitted transform
         write_json(ctx.fold_dir / "target.json", objective.target.state_dict())
     model = build(cfg, prep, objective)
     train_b = loader(prep, cfg, "train", ctx.train_idx, ctx.device, objective=objective,
                      train=True, seed=seed)
     valid_b = loader(prep, cfg, "train", ctx.valid_idx, ctx.device, objective=objective)
-    shown = sample_batch(train_b, cfg.image) if ctx.fold == 0 else None  # the run's grid
+    shown = None  # fold 0's first batch: the run's sample grid
+    if ctx.fold == 0:
+        shown = _column_sample(sample_batch(train_b, cfg.image), cfg)
 
     def on_epoch_start(model, epoch: int) -> None:  # the trainer sets the loader's epoch
         if cfg.train.freeze_epochs:
@@ -235,7 +307,7 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
     trainer = ctx.trainer(cfg, objective)
     trainer.train_batch_transform = batch_mix(cfg.image, len(prep.classes),
                                              objective.problem)
-    result = trainer.fit(model, train_b, valid_b, prep.y, resume=ctx.resume,
+    result = trainer.fit(model, train_b, valid_b, labels, resume=ctx.resume,
                          on_epoch_start=on_epoch_start)
     if result.best_path is None:
         raise DataError(f"fold {ctx.fold}: no epoch finished ({result.stop_reason})")
@@ -250,17 +322,21 @@ def fit_fold(prep: Prepared, ctx: FoldContext) -> FoldOutput:
 
 
 def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndarray:
-    """Test predictions from a finished fold's best checkpoint (TTA as configured)."""
-    best = best_checkpoint(fold_dir)
+    """Test predictions from a finished fold's best checkpoint (TTA as configured); a column
+    of several targets: its output of the shared network (in the run's network/ folder)."""
+    folder = network_folder(cfg, fold_dir)
+    best = best_checkpoint(folder)
     target = None
     if cfg.competition.problem == "regression":
-        target = TargetTransform.from_state(json.loads((Path(fold_dir) / "target.json").read_text()))
+        target = TargetTransform.from_state(json.loads((folder / "target.json").read_text()))
     objective = Objective.for_config(cfg, prep.classes, target)
     model = build(cfg.replace(model=_no_download(cfg)), prep, objective)
     model.load_state_dict(load_checkpoint(best, cfg.model.name)["model"])
-    trainer = Trainer(cfg, fold_dir, device, resolve_metric(cfg), objective)
+    trainer = Trainer(cfg, folder, device, resolve_metric(cfg), objective)
     model.to(device)
-    return _predict_test(trainer, model, prep, cfg, objective).astype(np.float64)
+    pred = _predict_test(trainer, model, prep, cfg, objective).astype(np.float64)
+    joint = joint_for(cfg, fold_dir)
+    return pred if joint is None else column_pred(pred, joint.column, joint.regression)
 
 
 def _no_download(cfg: Config):

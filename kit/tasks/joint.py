@@ -132,7 +132,8 @@ def shared_fit(cfg, ctx: FoldContext, train: Callable[[FoldContext], FoldOutput]
     return FoldOutput(None if out.valid_pred is None else
                       column_pred(out.valid_pred, joint.column, joint.regression),
                       column_pred(out.test_pred, joint.column, joint.regression),
-                      {**out.info, "network": str(joint.folder)}, history=out.history)
+                      {**out.info, "network": str(joint.folder)}, history=out.history,
+                      sample_batch=out.sample_batch)  # an image network's, where it trained
 
 
 def network_folder(cfg, fold_dir: Path) -> Path:
