@@ -66,7 +66,7 @@ def _sklearn(model, f: FoldFit) -> FoldOutput:
     """Fitted with the configured settings (a scikit-learn kind has no best round)."""
     model, _ = train_sklearn(model, f)
     test = sklearn_predict(model, sklearn_arrays(f.tables, "test", None, f.num, f.cat, f.text),
-                            f.objective)
+                           f.objective)
     return FoldOutput(None, test, {"model_file": "model.skops"})
 
 
@@ -82,7 +82,7 @@ def _train_network(model, f: FoldFit, ctx: FoldContext) -> FoldOutput:
     cfg, transform = f.cfg, f.transform()
     trainer = ctx.trainer(cfg, f.objective)
     train = network_batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
-                     seed=cfg.train.seed + ctx.fold, device=ctx.device)
+                            seed=cfg.train.seed + ctx.fold, device=ctx.device)
     seen = network_batches(f.tables, cfg, transform, "train", f.rows, device=ctx.device)
     result = trainer.fit(model, train, seen, f.labels, resume=ctx.resume)
     if len(result.history) < cfg.train.epochs:

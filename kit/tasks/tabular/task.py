@@ -304,7 +304,7 @@ def _train_network(model, f: FoldFit, ctx: FoldContext) -> FoldOutput:
     trainer = ctx.trainer(cfg, f.objective)
     valid = network_batches(f.tables, cfg, transform, "train", ctx.valid_idx, device=ctx.device)
     train = network_batches(f.tables, cfg, transform, "train", f.rows, shuffle=True,
-                     seed=cfg.train.seed + ctx.fold, device=ctx.device)
+                            seed=cfg.train.seed + ctx.fold, device=ctx.device)
     result = trainer.fit(model, train, valid, f.labels, resume=ctx.resume,
                          valid_weight=f.tables.w)
     if result.best_path is None:
@@ -402,10 +402,10 @@ def train_sklearn(model, f: FoldFit):
 
 def _fit_sklearn(model, f: FoldFit) -> FoldOutput:
     model, threads = train_sklearn(model, f)
-    valid = sklearn_predict(model, sklearn_arrays(f.tables, "train", f.ctx.valid_idx, f.num, f.cat,
-                                            f.text), f.objective)
+    valid = sklearn_predict(model, sklearn_arrays(f.tables, "train", f.ctx.valid_idx, f.num,
+                                                  f.cat, f.text), f.objective)
     test = sklearn_predict(model, sklearn_arrays(f.tables, "test", None, f.num, f.cat, f.text),
-                            f.objective)
+                           f.objective)
     info = {"model_file": "model.skops"}
     if f.cfg.model.name == "gbdt":  # HistGradientBoosting: the OpenMP threads it was given
         info["threads"] = {"openmp": threads}
@@ -436,7 +436,8 @@ def predict_fold(prep: Prepared, cfg: Config, fold_dir: Path, device) -> np.ndar
                                   prep.state["tables"].cache / Path(fold_dir).name)
     if entry.kind == "sklearn":
         model = _load_sklearn(fold_dir / "model.skops")
-        return sklearn_predict(model, sklearn_arrays(tables, "test", None, num, cat, text), objective)
+        x = sklearn_arrays(tables, "test", None, num, cat, text)
+        return sklearn_predict(model, x, objective)
     model = build_fold_model(cfg, entry, num, cat, objective, device, bins)
     if entry.kind == "booster":
         path = fold_dir / model.file_name
