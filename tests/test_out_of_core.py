@@ -323,13 +323,29 @@ def test_weighted_metric_sums_are_the_registrys_weighted_metrics(name, k):
     assert value != pytest.approx(metric(y, pred), rel=1e-6)  # the weights count
 
 
-def test_dask_refuses_row_weights_naming_the_way_out(comp, capsys):
-    weighted(comp)
-    code = run_script(train_main, argv(comp, "model.name=xgb", "train.dask_scheduler=local:2",
-                                       "data.weight=w"))
-    err = capsys.readouterr().err
-    assert code == 2 and "trains without row weights" in err and "data.weight = 'w'" in err
-    assert not (comp / "subs").exists()
+def test_xgboost_on_dask_trains_on_row_weights(comp, monkeypatch):
+    """Weights of 0 on most positive rows: a model that trained on them predicts far fewer
+    positives than the labels hold; every score is the weighted one."""
+    import json
+
+    from kit.metrics.registry import get_metric
+    from kit.out_of_core import prepared as layout
+
+    monkeypatch.setattr(layout, "BATCH_ROWS", 500)
+    train = pd.read_csv(comp / "data" / "train.csv")
+    rng = np.random.default_rng(5)
+    train["w"] = np.where((train["target"] == 1) & (rng.random(len(train)) < 0.9), 0.0, 1.0)
+    train.to_csv(comp / "data" / "train.csv", index=False)
+    summary = train_main(argv(comp, "model.name=xgb", "train.dask_scheduler=local:2",
+                              "data.weight=w", folds=1))
+    frame = oof(summary)
+    assert frame["p_1"].mean() < 0.5 * train["target"].mean()
+    scores = json.loads((Path(summary["run_dir"]) / "scores.json").read_text())
+    assert scores["weight"] == "w"
+    auc = get_metric("auc")
+    expected = auc(frame["target"].to_numpy(), frame[["p_0", "p_1"]].to_numpy(),
+                   frame["weight"].to_numpy())
+    assert scores["fold_scores"][0] == pytest.approx(expected, abs=1e-3)
 
 
 def test_a_bad_weight_is_named_with_its_row_before_training(comp, capsys):

@@ -60,8 +60,8 @@ class DataConfig:
     # a train.csv column of per-row weights (sample weights): every tabular kind trains on
     # them, every fold and OOF score is the weighted one (scores.json "weight"), cut points
     # (qwk, mcc / f1_macro thresholds) are fitted on them, ensembles weigh the rows alike and
-    # out-of-core runs stream them; "" = every row counts once. Never a feature; test rows
-    # need none. Refused only with train.dask_scheduler (xgboost.dask trains unweighted here)
+    # out-of-core runs (XGBoost on Dask too) stream them; "" = every row counts once. Never a
+    # feature; test rows need none
     weight: str = ""
     # tabular: column types where the first rows mislead ({"col": "float64"}; int64,
     # float64, string, bool), and the CSV size above which a CSV is converted once to a

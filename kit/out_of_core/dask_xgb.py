@@ -1,5 +1,6 @@
 """XGBoost on a Dask cluster (train.dask_scheduler): one booster per fold trained with
-xgboost.dask over the prepared parquet, which the workers read with dask.dataframe."""
+xgboost.dask over the prepared parquet, which the workers read with dask.dataframe (with
+data.weight, each row's weight read beside it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from kit.config import Config
 from kit.errors import ConfigError
-from kit.out_of_core.prepared import FOLD, Streamed, Y
+from kit.out_of_core.prepared import FOLD, Streamed, W, Y
 from kit.tasks.tabular.models import booster_frame, booster_predict, save_booster
 
 
@@ -20,23 +21,28 @@ def fit_xgb_dask(cfg: Config, model, st: Streamed, fold: int, fold_dir: Path, nu
     batch."""
     import dask.dataframe as dd
 
-    features = [*st.numeric, *st.categorical]
-    frame = dd.read_parquet(str(st.train), columns=[*features, Y, FOLD], split_row_groups=True)
+    features, weighted = [*st.numeric, *st.categorical], [W] if cfg.data.weight else []
+    frame = dd.read_parquet(str(st.train), columns=[*features, Y, *weighted, FOLD],
+                            split_row_groups=True)
 
     def with_label(rows: pd.DataFrame) -> pd.DataFrame:
         out = booster_frame(rows, num, cat)
         out[Y] = objective.batch_target(rows[Y].to_numpy()).astype(np.float64)
+        for column in weighted:  # data.weight: the rows' weights travel with them
+            out[column] = rows[column].to_numpy(np.float64)
         return out
 
     meta = with_label(frame._meta)
-    names = [c for c in meta.columns if c != Y]
+    names = [c for c in meta.columns if c not in (Y, *weighted)]
 
     def part(valid: bool):
         rows = frame[(frame[FOLD] == fold) if valid else (frame[FOLD] != fold)]
         placed = spread(client, rows.map_partitions(with_label, meta=meta))
-        return placed[names], placed[Y]  # one partition each per placed partition
+        # one partition each per placed partition: rows, labels and weights stay aligned
+        return placed[names], placed[Y], placed[W] if weighted else None
 
-    holding = model.fit_dask(client, *part(False), *part(True))
+    (train, y, w), (valid, y_valid, w_valid) = part(False), part(True)
+    holding = model.fit_dask(client, train, y, valid, y_valid, weight=w, valid_weight=w_valid)
     out = save_booster(model, fold_dir, num, cat)
     out.info.update(dask_scheduler=str(client.scheduler.address), dask_workers=holding)
     return (lambda rows: booster_predict(model, booster_frame(rows, num, cat), objective)), out

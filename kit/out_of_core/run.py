@@ -75,11 +75,6 @@ def check_supported(cfg: Config, comp_dir: Path, why: str) -> None:
         raise ConfigError(f"train.dask_scheduler = {cfg.train.dask_scheduler!r} trains xgb "
                           f"(xgboost.dask), not model.name = {entry.name!r}; set "
                           "model.name = \"xgb\" or train.dask_scheduler = \"\"")
-    if cfg.train.dask_scheduler and cfg.data.weight:  # XGBoost.fit_dask takes no weights
-        raise ConfigError(f"train.dask_scheduler = {cfg.train.dask_scheduler!r} trains without "
-                          f"row weights, and data.weight = {cfg.data.weight!r}: set "
-                          "train.dask_scheduler = \"\" (xgb streamed on this machine takes "
-                          "them) or unset data.weight")
     needs = [f"features.py {name}()" for name in WHOLE_TABLE_HOOKS
              if (name != "fold_features" or cfg.features.fold_hook)
              and load_hook(comp_dir, "features", name) is not None]

@@ -101,14 +101,15 @@ class XGBoost(Booster):
         self._stopped(record["valid"][self.loss_name], model.best_iteration + 1)
         self.model = model[:self.best_iteration]  # the trees up to the best round
 
-    def fit_dask(self, client, train, y, valid, y_valid) -> int:
+    def fit_dask(self, client, train, y, valid, y_valid, weight=None, valid_weight=None) -> int:
         """Train with xgboost.dask on Dask collections (one booster, rows spread over the
-        cluster's workers), early stopping on `valid`. Returns how many workers held
-        training rows."""
+        cluster's workers), early stopping on `valid`; `weight` / `valid_weight`: the rows'
+        data.weight (Dask series partitioned as the rows), or None. Returns how many workers
+        held training rows."""
         from xgboost import dask as dxgb
 
-        data = dxgb.DaskQuantileDMatrix(client, train, y, enable_categorical=True)
-        held = dxgb.DaskQuantileDMatrix(client, valid, y_valid, ref=data,
+        data = dxgb.DaskQuantileDMatrix(client, train, y, weight=weight, enable_categorical=True)
+        held = dxgb.DaskQuantileDMatrix(client, valid, y_valid, weight=valid_weight, ref=data,
                                         enable_categorical=True)
         params = {k: v for k, v in self._library_params().items() if k != "nthread"}
         out = dxgb.train(client, params, data, num_boost_round=self.rounds,
