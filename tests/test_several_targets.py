@@ -327,3 +327,45 @@ def test_the_portfolio_blends_each_target_of_its_members(world, tmp_path):
     assert list(pd.read_csv(summary["submission"]).columns) == ["id", "b", "a"]
     assert set(summary["blend"]["weights"]) == {Path(j["run_dir"]).name
                                                 for j in summary["members"]}
+
+
+def test_several_targets_stream_out_of_core_a_model_per_column(tmp_path, monkeypatch):
+    """A table that streams: each column's run streams it (hashed folds on the id, the same
+    for every column), writes its submission chunk by chunk against the sample's id and its
+    own column, and the run merges them in the sample's order."""
+    from kit.cli import train_main
+    from kit.data.synthetic import write_competition
+
+    comps, data = tmp_path / "comps", tmp_path / "data"
+    monkeypatch.setenv("KIT_COMPETITIONS_ROOT", str(comps))
+    write_competition(data, 1200, seed=1, competitions=comps)
+    train_rows = pd.read_csv(data / "train.csv")
+    noise = np.random.default_rng(0).normal(size=len(train_rows))
+    train_rows.assign(second=(train_rows["num_00"] + noise > 0).astype(int)).to_csv(
+        data / "train.csv", index=False)
+    sample = pd.read_csv(data / "sample_submission.csv")
+    sample.insert(1, "second", 0.5)  # the sample's order: second, then target
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    summary = train_main(["--comp", "synthetic-tabular", "--data", str(data),
+                          "--runs", str(tmp_path / "runs"), "--submissions", str(tmp_path / "subs"),
+                          "--set", "cv.n_splits=3", "--set", "model.params.xgb.rounds=20",
+                          "--set", 'data.target=["target", "second"]',
+                          "--set", "data.out_of_core=on", "--set", "model.name=xgb"])
+    run = Path(summary["run_dir"])
+    for column in ("target", "second"):
+        scores = json.loads((run / "targets" / column / "scores.json").read_text())
+        assert scores["out_of_core"] and scores["oof"] > 0.6
+    submission = pd.read_csv(summary["submission"])
+    assert list(submission.columns) == ["id", "second", "target"]
+    assert submission["id"].tolist() == sample["id"].tolist()
+    column_sub = pd.read_csv(run / "targets" / "second" / "submission.csv")
+    assert np.allclose(submission["second"], column_sub["second"])
+
+
+def test_a_network_on_a_streamed_table_trains_per_column_and_says_why(tmp_path):
+    from kit.pipeline.targets import per_column_reason
+
+    cfg = apply_overrides(Config(), ['data.target=["a", "b"]', "model.name=mlp",
+                                     "data.out_of_core=on"])
+    assert per_column_reason(cfg, tmp_path) == ('out of core (data.out_of_core = "on"): a '
+                                                "network per column")

@@ -36,6 +36,7 @@ from kit.run_folder import (
     write_done,
 )
 from kit.runtime import distributed as dist
+from kit.submission import target_sample
 from kit.tasks import FoldContext, FoldOutput, RunScores
 
 STREAMING_KINDS = ("mlp", "tabm", "xgb", "lgbm")
@@ -107,7 +108,8 @@ class OutOfCore:
                  run_dir: Path, resume: bool):
         self.cfg, self.metric = cfg, metric
         self.sample_path = data_dir / cfg.data.sample_submission
-        self.sample = sample_head(self.sample_path)  # the rest is read chunk by chunk
+        # the rest is read chunk by chunk; one target's run of several: its id and column
+        self.sample = target_sample(sample_head(self.sample_path), cfg)
         key = cfg.cv.group or cfg.data.id
         print(f"out of core ({why}): streamed from parquet in batches of {BATCH_ROWS:,} rows; "
               f"folds by a hash of {key!r} (cv.strategy = \"hash\", not stratified)")

@@ -28,7 +28,8 @@ def write_streamed_submission(batches, classes: list, sample_path: Path, head: p
     a temporary file, renamed when every row matched."""
     dtypes = {c: head[c].dtype for c in head.columns}
     id_col = head.columns[0]
-    sample = pd.read_csv(sample_path, chunksize=CHUNK_ROWS, dtype=dtypes)
+    # head's columns only: one target's run of several reads the id and its own column
+    sample = pd.read_csv(sample_path, chunksize=CHUNK_ROWS, dtype=dtypes, usecols=list(head.columns))
     buffered = head.iloc[:0]
     done = 0
     with atomic_path(dest) as tmp, open(tmp, "w", newline="") as out:

@@ -15,8 +15,11 @@ One model per column: every kind trains on several targets this way, and fold-sa
 features (features.target_encode) encode each column's run with its own target. A network
 kind (mlp, tabm) with model.multi_output (the default) instead trains one network per fold
 with an output per target, shared by the columns' runs (kit/tasks/joint.py), unless the
-columns' inputs differ (target_encode, a fold_features or extra_train_rows hook: each
-column's rows or features are its own): the run prints which it chose.
+columns' inputs differ (target_encode, a fold_features, keep_train_rows or
+extra_train_rows hook: each column's rows or features are its own) or the table streams out
+of core: the run prints which it chose. An image task with several label columns goes the
+same way (one CNN per fold with a sigmoid per label, kit/tasks/image.py). Out of core, each
+column's run streams the table itself (hashed folds on the id: the same for every column).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def column_config(cfg: Config, column: str, *, joint: bool = False) -> Config:
     return cfg.replace(data=data, cv=cv, model=model)
 
 
-def per_column_reason(cfg: Config) -> str | None:
+def per_column_reason(cfg: Config, data_dir: Path) -> str | None:
     """None when one network with an output per target trains the run (a network kind, or
     any image model, and model.multi_output); else why each column trains its own model."""
     if cfg.competition.task == "image":  # every image model is a network; no feature hooks
@@ -76,7 +79,10 @@ def per_column_reason(cfg: Config) -> str | None:
         return "model.multi_output = false"
     if cfg.features.target_encode:
         return "features.target_encode encodes each column's run with its own target"
-    hooks = [name for name in ("fold_features", "extra_train_rows")
+    streams = out_of_core.reason(column_config(cfg, cfg.data.targets[0]), data_dir)
+    if streams:  # a streamed column's rows are read by its own run
+        return f"out of core ({streams}): a network per column"
+    hooks = [name for name in ("fold_features", "keep_train_rows", "extra_train_rows")
              if (name != "fold_features" or cfg.features.fold_hook)
              and load_hook(competition_dir(cfg.competition.slug), "features", name)]
     if hooks:
@@ -101,10 +107,6 @@ def check_several(cfg: Config, data_dir: Path) -> pd.DataFrame:
         raise ConfigError(f"cv.strategy = \"stratified_group\" stratifies on one column; with "
                           f"data.target = {list(cfg.data.targets)} use cv.strategy = \"group\" "
                           "(groups kept whole, not stratified)")
-    why = out_of_core.reason(column_config(cfg, cfg.data.targets[0]), data_dir)
-    if why:
-        raise ConfigError(f"data.target = {list(cfg.data.targets)}: {why}, and several targets "
-                          "train in memory only; give data.target one column")
     path = data_dir / cfg.data.sample_submission
     sample = read_sample(path)
     check_target_columns(sample, cfg.data.targets, str(path))
@@ -119,7 +121,7 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
     sample = check_several(cfg, opts.data_dir)
     folders = target_dirs(opts.run_dir, cfg.data.targets)
     why = _stored_choice(folders) if opts.resume else None
-    why = why if why is not None else per_column_reason(cfg)
+    why = why if why is not None else per_column_reason(cfg, opts.data_dir)
     print(f"several targets: one network with {len(folders)} outputs, trained by the first "
           "column's folds (kit/tasks/joint.py)" if not why else
           f"several targets: a model per column ({why})")
