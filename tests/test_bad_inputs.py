@@ -638,3 +638,27 @@ def test_targets_the_sample_cannot_hold_and_no_features(world, capsys, settings,
                                                         fragments):
     args = [a for s in settings for a in ("--set", s)]
     fails(world, capsys, argv(world, *args), error, *fragments)
+
+
+# --- row weights (data.weight) -------------------------------------------------------------
+
+def weights(values):
+    return lambda frame: frame.assign(w=np.resize(np.asarray(values, dtype=object), len(frame)))
+
+
+@pytest.mark.parametrize("values, fragments", [
+    ([1.0, 2.0, -1.0], ("train.csv: data.weight column 'w' holds -1.0 in row 2",
+                        "not a finite number >= 0", "unset data.weight")),
+    ([1.0, None, 2.0], ("train.csv: data.weight column 'w' holds nan in row 1",
+                        "fix it or unset data.weight")),
+    ([1.0, "heavy", 2.0], ("holds 'heavy' in row 1",)),
+    ([0.0], ("every data.weight ('w') is 0: no row would count",)),
+])
+def test_weights_that_are_negative_missing_or_all_zero(world, capsys, values, fragments):
+    edit(world / "data" / "train.csv", weights(values))
+    fails(world, capsys, argv(world, "--set", "data.weight=w"), DataError, *fragments)
+
+
+def test_a_weight_column_train_lacks(world, capsys):
+    fails(world, capsys, argv(world, "--set", "data.weight=w"), DataError,
+          "train.csv: no column data.weight = 'w'", "fix data.weight in config.toml")

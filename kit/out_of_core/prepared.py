@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from kit.config import Config
 from kit.data.columns import check_target_column, feature_columns
 from kit.data.sources import parquet_sources
+from kit.data.weights import weight_values
 from kit.errors import DataError
 from kit.hooks import load_hook, map_batches
 from kit.io import atomic_path, file_stamp, write_json
@@ -224,18 +225,7 @@ class _Prepared:
 
     def _weight(self, frame: pd.DataFrame, path: Path, offset: int) -> np.ndarray:
         """data.weight's column of a batch, checked as kit/data/weights.py checks a table."""
-        column = self.cfg.data.weight
-        if column not in frame.columns:
-            raise DataError(f"{path}: no column data.weight = {column!r} (columns: "
-                            f"{list(frame.columns)[:12]}...); fix data.weight in config.toml")
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
-        bad = ~np.isfinite(values) | (values < 0)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            value = frame[column].iloc[first:first + 1].tolist()[0]  # a Python value
-            raise DataError(f"{path}: data.weight column {column!r} holds {value!r} in row "
-                            f"{offset + first}, not a finite number >= 0; fix it or unset "
-                            "data.weight")
+        values = weight_values(frame, self.cfg.data.weight, str(path), offset)
         self.weight_total += float(values.sum())
         return values
 
