@@ -3,8 +3,9 @@ end to end, and the demo competitions for the shapes beyond one class or one num
 show theirs (issue 30, item 8): PetFinder (an ordinal target scored by qwk, labels cut
 with cut points fitted in the CV, a text column, folds grouped by rescuer), Bike
 Sharing Demand (time-ordered rows: forward-only CV on cv.time, RMSLE), Playground S3E18
-(two binary targets, the mean column AUC) and Jane Street 2024 (row weights, the
-competition's own weighted metric, days in time order)."""
+(two binary targets, the mean column AUC), Jane Street 2024 (row weights, the
+competition's own weighted metric, days in time order) and Tabular Playground July 2021
+(three numeric targets a row, hours in time order, the mean column RMSLE)."""
 
 import json
 import os
@@ -105,3 +106,31 @@ def test_jane_street_demo_weighs_rows_in_its_own_metric(tmp_path):
     for fit in sorted(set(folds["fold"]) - {-1}):  # later days validate
         assert folds.loc[folds["train_from"] <= fit, "date_id"].max() < \
             folds.loc[folds["fold"] == fit, "date_id"].min()
+
+
+def test_tps_jul_2021_demo_predicts_three_numbers_forward_in_time(tmp_path):
+    proc, summary = demo_run(tmp_path, "tabular-playground-series-jul-2021")
+    targets = ["target_carbon_monoxide", "target_benzene", "target_nitrogen_oxides"]
+    run = Path(summary["run_dir"])
+    submission = pd.read_csv(summary["submission"])
+    sample = pd.read_csv(tmp_path / "data" / "sample_submission.csv")
+    assert list(submission.columns) == list(sample.columns) == ["date_time", *targets]
+    assert submission["date_time"].tolist() == sample["date_time"].tolist()  # the id: a string
+    assert (submission[targets] >= 0).all().all()
+    folds = [pd.read_csv(run / "targets" / c / "folds.csv") for c in targets]
+    for other in folds[1:]:
+        pd.testing.assert_frame_equal(folds[0], other)  # one split for the three columns
+    times = pd.to_datetime(folds[0]["id"])
+    for fit in sorted(set(folds[0]["fold"]) - {-1}):  # each validation block after its training
+        assert times[folds[0]["train_from"] <= fit].max() < times[folds[0]["fold"] == fit].min()
+    scores = json.loads((run / "scores.json").read_text())
+    for c in targets:  # each column's OOF is its RMSLE on the validated hours
+        oof = pd.read_parquet(run / "targets" / c / "oof.parquet")
+        rmsle = np.sqrt(np.mean((np.log1p(oof["pred"]) - np.log1p(oof["target"])) ** 2))
+        assert scores["targets"][c]["oof"] == pytest.approx(rmsle)
+        column = json.loads((run / "targets" / c / "scores.json").read_text())
+        assert len(oof) == column["oof_rows"] < len(folds[0])  # the first block trains only
+    assert scores["oof"] == pytest.approx(np.mean([scores["targets"][c]["oof"] for c in targets]))
+    lists = load_config(run / "targets" / targets[0] / "config.toml").features.numeric
+    assert "date_time" not in lists and {"hour", "weekday"} <= set(lists)  # "auto", features.py
+    assert "expanding-window fits" in proc.stdout and "mean over 3 targets" in proc.stdout
