@@ -173,7 +173,7 @@ def _finish(path: RunPath, cfg: Config, opts: RunOptions, metric: Metric, folds:
                          **run.fields)
     scores["seconds"] = time.monotonic() - started  # training and predictions, not the plots
     if run.oof_rows is not None:  # a time split's first block (and --fits K) is not in it
-        scores["oof_rows"] = run.oof_rows
+        scores["oof_rows"], scores["rows"] = run.oof_rows, run.rows
     if opts.submit and cfg.train.refit != "off":  # a tuning trial scores the folds only
         scores["refit"] = refit_run(path, cfg, opts, [out.info for out in folds.outputs],
                                     deadline)

@@ -195,8 +195,10 @@ def _print_summary(scores: dict, copy: Path | None) -> None:
     for column, s in scores["targets"].items():
         print(f"  {column}: CV {scores['metric']} {s['mean']:.4f} ± {s['std']:.4f} "
               f"(OOF {s['oof']:.4f})")
+    rows = scores.get("oof_rows"), scores.get("rows")
+    covered = "" if rows[0] in (None, rows[1]) else f" on {rows[0]} of {rows[1]} rows"
     print(f"CV {scores['metric']} (mean over {len(scores['targets'])} targets): "
           f"{scores['mean']:.4f} ± {scores['std']:.4f} over {scores['n_folds_trained']} folds "
-          f"(OOF {scores['oof']:.4f}) in {scores['seconds']:.1f}s")
+          f"(OOF {scores['oof']:.4f}{covered}) in {scores['seconds']:.1f}s")
     if copy is not None:
         print(f"submission: {copy}")

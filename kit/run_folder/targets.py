@@ -35,13 +35,15 @@ def combined_scores(columns: dict[str, dict], **extra) -> dict:
     first = next(iter(columns.values()))
     n = min(len(s["fold_scores"]) for s in columns.values())
     folds = np.mean([s["fold_scores"][:n] for s in columns.values()], axis=0)
+    keys = ("mean", "std", "fold_scores", "oof", "classes", "oof_rows")
+    covered = {k: first[k] for k in ("oof_rows", "rows") if k in first}  # one split: alike
     return {"metric": first["metric"], "mode": first["mode"], "problem": first["problem"],
             "mean": float(np.mean(folds)), "std": float(np.std(folds)),
             "fold_scores": [float(f) for f in folds],
             "oof": float(np.mean([s["oof"] for s in columns.values()])), "classes": [],
-            "n_folds_trained": n, "split": first.get("split", ""),
-            "targets": {c: {k: s.get(k) for k in ("mean", "std", "fold_scores", "oof", "classes")}
-                        for c, s in columns.items()}, **extra}
+            "n_folds_trained": n, "split": first.get("split", ""), **covered,
+            "targets": {c: {k: s[k] for k in keys if k in s} for c, s in columns.items()},
+            **extra}
 
 
 def merge_submissions(sample: pd.DataFrame, folders: dict[str, Path], dest: Path, *,
