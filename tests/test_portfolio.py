@@ -111,6 +111,8 @@ def test_a_killed_portfolio_resumes_skips_what_does_not_fit_then_blends(tmp_path
     # (36 - 2 x 2 = 32 s: the data read, the first fit's first use) is paid once
     ((25.0, 27.0), 50.0, "estimated 58 s for its other 13 fold fits (2.0 s a fold + "
                          "32.0 s a call)"),
+    # --max-time stopped the probe after one fold fit: the budget, not the member
+    ((25.0,), 30.0, "the budget ran out during its probe (1 fold fit in 36 s)"),
 ])
 def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(
         tmp_path, monkeypatch, fold_times, budget, why):
@@ -127,9 +129,12 @@ def test_a_member_whose_estimate_does_not_fit_is_skipped_and_its_probe_removed(
     probe = runs / "titanic" / "20260101-000000_rf_wcg"
 
     def fake_train(script, args, summary_json, *, log=print, on_run_dir=None):
-        assert args[-2:] == ["--fits", "2"]
+        assert args[-2:] == ["--fits", "2"] and args[0] == "--max-time"
+        assert 0 < float(args[1]) <= budget
         probe.mkdir(parents=True)
         (probe / "config.toml").write_text(to_toml(cfg))
+        trained = 1 if len(fold_times) == 1 else 2  # one `fold k` line: stopped after one
+        (probe / "scores.json").write_text(json.dumps({"fold_scores": [0.8] * trained}))
         on_run_dir(str(probe))
         return Outcome(0, {"seconds": 30.0, "run_dir": str(probe)}, 36.0, "", str(probe),
                        fold_times)

@@ -125,7 +125,12 @@ class Portfolio:
             return self.failed(job, out)
         self.last_probe = out.wall
         job.fits = fold_fits(job.run_dir)
-        trained = min(PROBE_FITS, job.fits)
+        trained = len(read_scores(Path(job.run_dir)).get("fold_scores", []))
+        if trained < min(PROBE_FITS, job.fits):
+            self.close(job, "skipped", f"the budget ran out during its probe ({trained} fold fit "
+                       f"in {out.wall:.0f} s)")
+            self.drop_run(job)
+            return False
         job.refit_seconds = refit_seconds(out.summary)
         own = float(out.summary.get("seconds", out.wall)) - job.refit_seconds
         job.fold_seconds = fold_rate(out.fold_times) or own / trained
@@ -191,10 +196,11 @@ class Portfolio:
     def record_scores(self, job: Job) -> None:
         scores = read_scores(Path(job.run_dir))
         trained = len(scores.get("fold_scores", []))
-        if trained != job.fits:
-            why = f"{Path(job.run_dir).name} trained {trained} of {job.fits} fold fits"
+        if trained != job.fits:  # --max-time stopped it: the budget, not the member
+            why = f"the budget ran out: {Path(job.run_dir).name} trained {trained} of " \
+                  f"{job.fits} fold fits"
             self.drop_run(job)
-            return self.close(job, "failed", why)
+            return self.close(job, "skipped", why)
         job.cv, job.std, self.metric = scores["mean"], scores["std"], scores["metric"]
         self.close(job, "done", "")
 
@@ -222,6 +228,9 @@ class Portfolio:
             job.run_dir = run_dir
             self.save()
 
+        # the run stops before a fold that would start past the budget (a fold in progress
+        # finishes: boosters take no deadline), so an estimate that was low costs one fold
+        args = ["--max-time", f"{max(self.left(), 1.0):.1f}", *args]
         out = call("train.py", args, self.manifest.folder / "summaries" / f"{job.key}_{what}.json",
                    log=self.log, on_run_dir=record)
         if out.rc == 130:  # train.py was interrupted (Ctrl-C, SIGTERM): its folds are kept
