@@ -29,6 +29,7 @@ from kit.errors import CheckpointError, DataError
 from kit.io import atomic_path, write_json
 from kit.metrics.registry import Metric
 from kit.run_folder import TARGETS, read_history
+from kit.runtime import distributed as dist
 from kit.tasks import FoldContext, FoldOutput
 
 NETWORK = "network"  # <run>/network/: the shared network's fold and refit folders
@@ -125,7 +126,9 @@ def shared_fit(cfg, ctx: FoldContext, train: Callable[[FoldContext], FoldOutput]
               "over the targets)")
         out = train(dataclasses.replace(ctx, fold_dir=joint.folder,
                                         metric=joint_metric(ctx.metric, joint)))
-        _save(joint, key, out)
+        if dist.is_main():  # under torchrun every rank holds the same gathered predictions
+            _save(joint, key, out)
+        dist.barrier()
     else:
         print(f"{name}: {joint.targets[joint.column]!r} "
               f"takes its output of the network in {joint.folder}")
