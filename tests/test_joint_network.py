@@ -174,3 +174,29 @@ def test_a_resume_keeps_the_choice_the_run_began_with(tmp_path):
     assert not (run / "network").exists() and len(summary["cv"]["fold_scores"]) == 3
     proc, _ = script(root, "predict.py", "--run", str(run), "--data", str(root / "data"))
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_two_ranks_train_the_shared_network_and_write_the_run_once(tmp_path):
+    """torchrun with 2 gloo ranks: the first column's fold trains the network on both ranks,
+    rank 0 writes it, the second column reads it on both; rank 0 alone writes the run."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SCRIPTS
+
+    root = make_world(tmp_path)
+    summary = root / "summary.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(SCRIPTS / "train.py"), "--comp", SLUG, "--data", str(root / "data"),
+           "--runs", str(root / "runs"), "--submissions", str(root / "subs"), *MLP,
+           "--set", "train.epochs=2", "--fits", "1", "--summary-json", str(summary)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "KIT_COMPETITIONS_ROOT": str(root / "comps")})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert proc.stdout.count("fold 0: one network for 2 targets") == 1
+    run = _run_dir(json.loads(summary.read_text()))
+    assert (run / "network" / "fold0" / "joint.npz").is_file()
+    submission = pd.read_csv(run / "submission.csv")
+    assert list(submission.columns) == ["id", "b", "a"]  # the sample's order

@@ -51,6 +51,7 @@ from kit.run_folder import (
     write_run_info,
     write_scores,
 )
+from kit.runtime import distributed as dist
 from kit.submission import check_target_columns, read_sample
 
 
@@ -134,6 +135,8 @@ def run_targets(cfg: Config, opts, run_one: Callable) -> dict:
         column_cfg = column_config(cfg, column, joint=not why)
         _start_column(column_cfg, opts, folder)
         summaries[column] = run_one(column_cfg, sub)
+    if not dist.is_main():  # rank 0 writes the run's files (each column's too); the others are done
+        return {"run_dir": str(opts.run_dir), "rank": dist.info().rank}
     scores = combined_scores({c: read_scores(f) for c, f in folders.items()},
                              n_splits=cfg.cv.n_splits, repeats=cfg.cv.repeats,
                              seconds=time.monotonic() - started)

@@ -121,15 +121,15 @@ def shared_fit(cfg, ctx: FoldContext, train: Callable[[FoldContext], FoldOutput]
     out = _read(joint, key)
     if out is None:
         joint.folder.mkdir(parents=True, exist_ok=True)
-        print(f"{name}: one network for "
-              f"{len(joint.targets)} targets in {joint.folder} (its {ctx.metric.name}: the mean "
-              "over the targets)")
+        if dist.is_main():
+            print(f"{name}: one network for {len(joint.targets)} targets in {joint.folder} "
+                  f"(its {ctx.metric.name}: the mean over the targets)")
         out = train(dataclasses.replace(ctx, fold_dir=joint.folder,
                                         metric=joint_metric(ctx.metric, joint)))
         if dist.is_main():  # under torchrun every rank holds the same gathered predictions
             _save(joint, key, out)
         dist.barrier()
-    else:
+    elif dist.is_main():
         print(f"{name}: {joint.targets[joint.column]!r} "
               f"takes its output of the network in {joint.folder}")
     return FoldOutput(None if out.valid_pred is None else
