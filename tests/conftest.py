@@ -3,14 +3,9 @@
 import io
 import json
 import os
-import random
-import runpy
-import signal
 import subprocess
 import sys
-import traceback
-import warnings
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -19,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SCRIPTS = ROOT / "scripts"
 
+from kit.runtime.in_process import exit_status, process_kept  # noqa: E402 (after sys.path)
 
 # The small tabular competitions tests write: write_config's defaults, section by section
 TABULAR = {"competition": {"task": "tabular", "metric": "accuracy"},
@@ -106,7 +102,8 @@ def run_in_process(script: str, *args, env: dict | None = None) -> subprocess.Co
     under its sys.argv, with its exit status, stdout and stderr, without the seconds of
     imports a new interpreter pays (torch, pandas, the boosters). `env` is added to the
     environment for the call. What a run changes in the process (threads, RNGs, the SIGTERM
-    handler, warnings, environment, sys.path, cwd) is put back afterwards. Not as in a new
+    handler, warnings, environment, sys.path, cwd) is put back afterwards
+    (kit.runtime.in_process, as the portfolio runs its members). Not as in a new
     interpreter: modules imported stay imported (the kit loads a hook file afresh when its
     path, size or mtime differ), and torch's inter-op pool keeps the size it first had.
 
@@ -114,74 +111,7 @@ def run_in_process(script: str, *args, env: dict | None = None) -> subprocess.Co
     """
     argv = [str(SCRIPTS / script), *map(str, args)]
     out, err = io.StringIO(), io.StringIO()
-    with _process_kept(env), redirect_stdout(out), redirect_stderr(err):
+    with process_kept(env), redirect_stdout(out), redirect_stderr(err):
         sys.argv = argv
-        rc = _exit_status(argv[0])
+        rc = exit_status(argv[0])
     return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
-
-
-def _exit_status(path: str) -> int:
-    """The status `python path` exits with: sys.exit's code, 1 and the traceback on stderr
-    for an uncaught exception."""
-    try:
-        runpy.run_path(path, run_name="__main__")
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
-        return 1
-    except Exception:
-        traceback.print_exc()
-        return 1
-    return 0
-
-
-@contextmanager
-def _process_kept(env: dict | None):
-    """A fresh interpreter's warnings (printed to stderr, Python's default filters) inside;
-    the process-wide settings a run sets, restored on the way out."""
-    import numpy as np
-    import pyarrow as pa
-    import torch
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    environ, argv, path, cwd = dict(os.environ), sys.argv, list(sys.path), os.getcwd()
-    sigterm, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
-    threads, pools = torch.get_num_threads(), threadpool_info()
-    arrow = pa.cpu_count(), pa.io_thread_count()
-    rngs = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    os.environ.update(env or {})
-    try:
-        with warnings.catch_warnings():
-            _fresh_warnings()
-            yield
-    finally:
-        for key in set(os.environ) - set(environ):
-            del os.environ[key]
-        os.environ.update(environ)
-        sys.argv, sys.path[:] = argv, path
-        os.chdir(cwd)
-        signal.signal(signal.SIGTERM, sigterm)
-        warnings.formatwarning = formatwarning
-        torch.set_num_threads(threads)
-        threadpool_limits(limits=pools)
-        pa.set_cpu_count(arrow[0])
-        pa.set_io_thread_count(arrow[1])
-        random.setstate(rngs[0])
-        np.random.set_state(rngs[1])
-        torch.set_rng_state(rngs[2])
-
-
-def _fresh_warnings() -> None:
-    """Warnings as `python script.py` shows them: on stderr, formatted by
-    warnings.formatwarning (the kit's one-line form once run_script set it), filtered as a
-    new interpreter filters them (pytest's recorder and filters set aside)."""
-    warnings.resetwarnings()
-    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
-                     ResourceWarning):
-        warnings.simplefilter("ignore", category)
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-    warnings.showwarning = show

@@ -42,12 +42,12 @@ def run_file(path: Path, args: Sequence[str], *, on_line: Callable[[str], None],
     try:
         with process_kept(env), redirect_stdout(out), redirect_stderr(out):
             sys.argv = [str(path), *map(str, args)]
-            return _exit_status(str(path))
+            return exit_status(str(path))
     finally:
         out.flush_rest()
 
 
-def _exit_status(path: str) -> int:
+def exit_status(path: str) -> int:
     """The status `python path` exits with: sys.exit's code (a message: printed, 1), 1 and
     the traceback for an uncaught exception."""
     try:
