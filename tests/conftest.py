@@ -54,10 +54,11 @@ def train_cmd(tmp_path, data, *extra) -> list[str]:
             "--submissions", str(tmp_path / "subs"), *extra]
 
 
-def run_train(tmp_path, data, *extra, env=None, timeout=300):
-    """scripts/train.py on Titanic's layout in a subprocess; (process, summary or None)."""
+def run_train(tmp_path, data, *extra, env=None, timeout=300, fresh=True):
+    """scripts/train.py on Titanic's layout, in a subprocess (or in this process unless
+    `fresh`: run_script); (process, summary or None)."""
     return run_script("train.py", *train_cmd(tmp_path, data, *extra)[2:],
-                      summary=tmp_path / "summary.json", env=env, fresh=True, timeout=timeout)
+                      summary=tmp_path / "summary.json", env=env, fresh=fresh, timeout=timeout)
 
 
 def run_script(name: str, *args, summary: Path, env: dict | None = None, fresh: bool = False,

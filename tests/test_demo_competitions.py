@@ -8,14 +8,13 @@ competition's own weighted metric, days in time order) and Tabular Playground Ju
 (three numeric targets a row, hours in time order, the mean column RMSLE)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_script
 
 from kit.config import load_config
 
@@ -32,14 +31,12 @@ def test_every_competition_config_loads_and_has_demo_data(slug):
 
 
 def demo_run(tmp_path: Path, slug: str) -> tuple[subprocess.CompletedProcess, dict]:
-    summary = tmp_path / "summary.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", slug, "--demo",
-         "--dry-run", "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
-         "--submissions", str(tmp_path / "subs"), "--summary-json", str(summary)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """`train.py --comp SLUG --demo --dry-run` in this process (conftest.run_script)."""
+    proc, summary = run_script("train.py", "--comp", slug, "--demo", "--dry-run", "--data",
+                               tmp_path / "data", "--runs", tmp_path / "runs", "--submissions",
+                               tmp_path / "subs", summary=tmp_path / "summary.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, json.loads(summary.read_text())
+    return proc, summary
 
 
 def test_petfinder_demo_submits_ordinal_labels_from_cut_points_with_text_and_groups(tmp_path):

@@ -1,22 +1,18 @@
 """A competition created from templates/ trains with only its config edited; dry runs."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, run_train
+from conftest import run_in_process, run_train
 
 from kit.submission import validate_file
 
 
 def script(name, *args, env=None):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    """scripts/<name> in this process (conftest.run_in_process)."""
+    return run_in_process(name, *args, env=env)
 
 
 def make_tabular_dataset(folder: Path, seed: int = 0) -> None:
@@ -68,7 +64,7 @@ def test_template_competition_trains_with_only_its_config_edited(tmp_path, comps
     # run_train passes --comp titanic first; the later --comp wins in argparse
     proc, summary = run_train(tmp_path, data, "--comp", "churn-demo",
                               "--set", f"model.name={model}", "--set", "train.epochs=5",
-                              env=comps)
+                              env=comps, fresh=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert summary["cv"]["mean"] > 0.6
     frame = validate_file(summary["submission"], data / "sample_submission.csv")
@@ -111,7 +107,8 @@ def test_regression_template_trains_with_auto_features(tmp_path, comps, model):
     data = tmp_path / "data"
     make_regression_dataset(data)
     proc, summary = run_train(tmp_path, data, "--comp", "prices-demo", "--set",
-                              f"model.name={model}", "--set", "train.epochs=30", env=comps)
+                              f"model.name={model}", "--set", "train.epochs=30", env=comps,
+                              fresh=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'features.numeric = "auto": 2 columns [\'area\', \'rooms\']' in proc.stdout
     # the noise is 0.1 in log space; predicting the mean price scores ~0.3
@@ -138,7 +135,7 @@ def test_new_competition_refuses_to_overwrite_and_bad_task(comps):
 
 def test_titanic_dry_run_writes_a_marked_valid_submission(tmp_path):
     proc, summary = run_train(tmp_path, tmp_path / "data", "--demo", "--dry-run",
-                              "--set", "model.name=mlp")  # the trainer's files too
+                              "--set", "model.name=mlp", fresh=False)  # the trainer's files too
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = Path(summary["run_dir"])
     assert run.name.endswith("_dryrun") and Path(summary["submission"]).stem.endswith("_dryrun")
@@ -184,7 +181,7 @@ def test_image_template_applies_its_cpu_profile_and_names_the_sample_classes(tmp
     make_image_dataset(data)
     proc, summary = run_train(tmp_path, data, "--comp", "digit-words", "--fits", "1",
                               "--set", "train.epochs=2", "--set", "train.num_workers=0",
-                              env=comps)
+                              env=comps, fresh=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "device profile [cpu]" in proc.stdout and "small_cnn" in proc.stdout
     run = Path(summary["run_dir"])

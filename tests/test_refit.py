@@ -80,7 +80,7 @@ def refit_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("refit")
     proc, summary = run_train(tmp, tmp / "data", "--demo", "--fits", "2", "--set",
                               "model.name=lgbm", "--set", "model.params.lgbm.rounds=20",
-                              "--refit", "--seeds", "2")
+                              "--refit", "--seeds", "2", fresh=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, proc, Path(summary["run_dir"]), summary
 
@@ -122,7 +122,7 @@ def test_resume_trains_a_missing_refit_model_and_keeps_a_finished_one(refit_run)
     before = (run / "submission.csv").read_bytes()
     kept = (run / "refit" / "seed0" / "model.txt").stat().st_mtime_ns
     (run / "refit" / "seed1" / "done.json").unlink()  # interrupted before its done.json
-    proc, _ = run_train(tmp, tmp / "data", "--resume", str(run))
+    proc, _ = run_train(tmp, tmp / "data", "--resume", str(run), fresh=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "refit" / "seed1" / "done.json").is_file()
     assert (run / "refit" / "seed0" / "model.txt").stat().st_mtime_ns == kept
@@ -150,11 +150,13 @@ def test_a_refit_after_fewer_folds_is_trained_again_when_the_run_resumes_with_mo
     """--fits 1 --refit refits from one fold's best round; the resumed run's folds give
     another length (here 54 rounds, then 61), so its refit is trained again."""
     args = ["--set", "model.name=lgbm", "--set", "model.params.lgbm.rounds=400", "--refit"]
-    proc, cut = run_train(tmp_path, tmp_path / "data", "--demo", "--fits", "1", *args)
+    proc, cut = run_train(tmp_path, tmp_path / "data", "--demo", "--fits", "1", *args,
+                          fresh=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(cut["run_dir"])
     first = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]
-    proc, _ = run_train(tmp_path, tmp_path / "data", "--resume", str(run), "--fits", "2")
+    proc, _ = run_train(tmp_path, tmp_path / "data", "--resume", str(run), "--fits", "2",
+                        fresh=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     length = json.loads((run / "scores.json").read_text())["refit"]["length"]
     again = json.loads((run / "refit" / "seed0" / "done.json").read_text())["rounds"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, run_in_process, run_script
 
 from kit.hooks import load_hook
 from kit.run_folder import new_run_dir
@@ -42,15 +42,17 @@ def world(tmp_path_factory) -> Path:
 
 
 def script(world: Path, name: str, *args: str):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(world / "comps")}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    """scripts/<name> in this process (conftest.run_in_process): its exit status, output."""
+    return run_in_process(name, *args, env={"KIT_COMPETITIONS_ROOT": str(world / "comps")})
 
 
-def train(world: Path, tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+def train(world: Path, tmp: Path, *extra: str, fresh: bool = False
+          ) -> tuple[subprocess.CompletedProcess, dict]:
+    """train.py in this process, or in a new interpreter when `fresh` (its thread pools as a
+    shell's run starts them)."""
     proc, summary = run_script("train.py", "--data", world / "data", "--runs", tmp / "runs",
                                "--submissions", tmp / "subs", *extra,
-                               summary=tmp / "summary.json", fresh=True,
+                               summary=tmp / "summary.json", fresh=fresh,
                                env={"KIT_COMPETITIONS_ROOT": str(world / "comps")})
     return proc, summary or {}
 
@@ -241,11 +243,9 @@ def test_an_edited_hook_is_refused_by_predict_and_resume(world, finished, tmp_pa
     assert json.loads((run / "run.json").read_text())["hooks"]["features.py"]
     with open(comps / "titanic" / "features.py", "a") as fh:
         fh.write("\n# edited after the run\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(comps)}
     for argv in (["predict.py", "--run", str(run), "--data", str(world / "data")],
                  ["train.py", "--resume", str(run)]):
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / argv[0]), *argv[1:]],
-                              capture_output=True, text=True, env=env, timeout=300)
+        proc = run_in_process(*argv, env={"KIT_COMPETITIONS_ROOT": str(comps)})
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert "features.py changed since the run trained" in proc.stderr
 
@@ -302,24 +302,19 @@ def test_a_run_keeps_the_feature_lists_auto_resolved(tmp_path):
     comps.mkdir(parents=True)
     (comps / "config.toml").write_text(AUTO_CONFIG)
     _auto_world(tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KIT_COMPETITIONS_ROOT": str(comps.parent)}
-    summary = tmp_path / "s.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "--comp", "auto-lists",
-         "--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--submissions",
-         str(tmp_path / "subs"), "--fits", "2", "--summary-json", str(summary)],
-        capture_output=True, text=True, env=env, timeout=300)
+    env = {"KIT_COMPETITIONS_ROOT": str(comps.parent)}
+    proc, summary = run_script("train.py", "--comp", "auto-lists", "--data", tmp_path / "data",
+                               "--runs", tmp_path / "runs", "--submissions", tmp_path / "subs",
+                               "--fits", "2", summary=tmp_path / "s.json", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    run = Path(json.loads(summary.read_text())["run_dir"])
+    run = Path(summary["run_dir"])
     saved = (run / "config.toml").read_text()
     assert 'numeric = ["a", "b"]' in saved and 'categorical = ["c"]' in saved
     _auto_world(tmp_path / "later", extra_column=True)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), "--run", str(run), "--data",
-         str(tmp_path / "later" / "data"), "--summary-json", str(summary)],
-        capture_output=True, text=True, env=env, timeout=300)
+    proc, summary = run_script("predict.py", "--run", run, "--data", tmp_path / "later" / "data",
+                               summary=tmp_path / "s.json", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(summary.read_text())["max_abs_diff_vs_run"] < 1e-9
+    assert summary["max_abs_diff_vs_run"] < 1e-9
 
 
 @pytest.mark.parametrize("model, used", [("lgbm", {"lightgbm": 1}), ("gbdt", {"openmp": 1})])
@@ -327,7 +322,7 @@ def test_run_json_records_the_threads_the_fits_used(world, tmp_path, model, used
     """Before: run.json said num_threads 1 (torch's budget) while LightGBM took every core;
     HistGradientBoosting (gbdt) now takes the same rule through threadpoolctl."""
     proc, summary = train(world, tmp_path, "--comp", "titanic", "--fits", "2",
-                          "--set", f"model.name={model}")
+                          "--set", f"model.name={model}", fresh=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
     assert info["threads"]["libraries"] == [used, used]  # a Titanic fold: one thread

@@ -27,11 +27,11 @@ def world(tmp_path_factory):
     runs = []
     for model in ("gbdt", "linear"):
         proc, summary = run_train(tmp, tmp / "data", "--set", f"model.name={model}",
-                                  "--set", "cv.repeats=1")
+                                  "--set", "cv.repeats=1", fresh=False)
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(summary)
     proc, demo = run_train(tmp, tmp / "demo_data", "--demo", "--set", "model.name=linear",
-                           "--set", "cv.repeats=1")
+                           "--set", "cv.repeats=1", fresh=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return tmp, runs, demo
 

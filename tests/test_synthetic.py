@@ -146,7 +146,7 @@ def test_train_py_accepts_the_competition(tmp_path, competition):
     levels = pd.read_csv(data / "train.csv", usecols=["cat_9"])["cat_9"].value_counts()
     assert (levels >= 2).sum() > 255
     proc, summary = run_train(tmp_path, data, "--comp", SLUG, "--set", "model.name=gbdt",
-                              "--fits", "1")
+                              "--fits", "1", fresh=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert summary["cv"]["metric"] == "auc" and summary["cv"]["mean"] > 0.75  # measured 0.79
     submission = pd.read_csv(summary["submission"])

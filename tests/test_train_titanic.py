@@ -11,7 +11,7 @@ from kit.submission import validate_file
 
 
 def train(tmp_path, data, *extra):
-    return run_train(tmp_path, data, *extra)
+    return run_train(tmp_path, data, *extra, fresh=False)
 
 
 @pytest.mark.parametrize("model", ["mlp", "gbdt"])
