@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from test_several_targets import SLUG, make_world, script, train
 
-from kit.config import Config, apply_overrides
 from kit.kaggle.kernel import build_run_dataset
 from kit.objective import Objective, TargetTransform
 from kit.run_folder import target_dirs
@@ -152,11 +151,6 @@ def test_a_column_of_more_than_two_classes_is_refused_with_the_fix(tmp_path):
     assert "model.multi_output = false" in proc.stderr
     assert not (root / "subs").exists()
     assert not list((root / "runs" / SLUG).glob("*_mlp_*")), "no run folder left behind"
-
-
-def test_joint_targets_is_the_kits_key():
-    cfg = apply_overrides(Config(), ['data.target=["a", "b"]'])
-    assert cfg.model.multi_output and cfg.model.joint_targets == ()
 
 
 def test_a_resume_keeps_the_choice_the_run_began_with(tmp_path):

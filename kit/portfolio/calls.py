@@ -85,9 +85,9 @@ def import_once() -> None:
     A kind's own library (lightgbm, skops for the scikit-learn kinds: 1.7 s) is imported by
     its first probe and counted in that member's estimate."""
     import kit.pipeline  # noqa: F401
-    from kit.training.plots import _pyplot
+    from kit.training.plots import pyplot
 
-    _pyplot()  # Agg unless a backend was chosen, as train.py's plots do
+    pyplot()  # Agg unless a backend was chosen, as train.py's plots do
 
 
 def _read(path: Path) -> dict | None:

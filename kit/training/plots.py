@@ -21,7 +21,8 @@ import numpy as np
 from kit.io import atomic_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot, on the Agg backend unless one was chosen (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -36,7 +37,7 @@ def _save(fig, path: str | Path, *, title: str = "", description: str = "") -> P
     metadata = {k: v for k, v in (("Title", title), ("Description", description)) if v}
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=metadata)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
@@ -56,7 +57,7 @@ def learning_curves(rows: Sequence[dict], path: str | Path, *, metric: str,
 def curves_figure(rows: Sequence[dict], *, metric: str, mode: str = "max",
                   best_epoch: int | None = None, title: str = ""):
     """The Figure behind curves.png; its legend sits below the panels, covering no line."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epoch = [r["epoch"] for r in rows]
@@ -93,7 +94,7 @@ def boosting_curve(history, path: str | Path, *, best: int | None = None) -> Pat
     with the best round marked."""
     if history is None or not len(history):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     loss = [c for c in history.columns if c != "round"][0]
     values = history[loss].to_numpy(float)
     best = best or int(np.nanargmin(values)) + 1
@@ -110,7 +111,7 @@ def boosting_curve(history, path: str | Path, *, best: int | None = None) -> Pat
 
 def importance_bars(table, path: str | Path, *, kind: str, top: int = 30) -> Path:
     """The `top` features by mean importance over folds, with their std as error bars."""
-    plt = _pyplot()
+    plt = pyplot()
     table = table.head(top).iloc[::-1]  # the largest on top
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(table)))
     ax.barh(table["feature"].astype(str), table["mean"], xerr=table["std"], color="C0",
@@ -123,7 +124,7 @@ def importance_bars(table, path: str | Path, *, kind: str, top: int = 30) -> Pat
 def confusion(labels: np.ndarray, predicted: np.ndarray, classes: Sequence, path: str | Path,
               *, title: str = "") -> Path:
     """Row-normalized confusion matrix with the counts written in the cells (<= 30 classes)."""
-    plt = _pyplot()
+    plt = pyplot()
     k = len(classes)
     counts = np.zeros((k, k), dtype=np.int64)
     np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
@@ -151,7 +152,7 @@ def residuals(truth: np.ndarray, pred: np.ndarray, path: str | Path, *, title: s
     """A regression's OOF picture: predictions against truth with the y = x line (left) and
     the residual histogram (right). Log axes by default when every value is positive and
     they span two orders of magnitude (prices, counts)."""
-    plt = _pyplot()
+    plt = pyplot()
     truth, pred = np.asarray(truth, float), np.asarray(pred, float)
     if log is None:
         both = np.concatenate([truth, pred])
@@ -194,7 +195,7 @@ def sample_grid_figure(x, *, labels: Sequence | None = None, ncol: int = 8, limi
     x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).clamp(0, 1)
     images = x.permute(0, 2, 3, 1).numpy()  # N, H, W, C for imshow
     nrow = -(-len(images) // ncol)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 1.1, nrow * 1.25 + 0.3),
                              squeeze=False, layout="constrained")
     names = [_label_text(v) for v in labels][:len(images)] if labels is not None else []
